@@ -1,0 +1,16 @@
+"""Neo4j: the embedded default, connections, the schema and the Cypher RingScope runs."""
+
+from graph.connection import Graph, Target, connect, resolve_target
+from graph.embedded import EmbeddedNeo4j, Instance
+from graph.schema import counts, init_schema
+
+__all__ = [
+    "EmbeddedNeo4j",
+    "Graph",
+    "Instance",
+    "Target",
+    "connect",
+    "counts",
+    "init_schema",
+    "resolve_target",
+]

@@ -1,0 +1,117 @@
+"""Reaching Neo4j: the external server named by NEO4J_URI, or else the embedded default.
+
+Everything that needs the graph goes through :func:`connect`; it is the only place that decides
+whether to launch anything. The driver it returns is injected into the code that uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+import neo4j
+from neo4j.exceptions import AuthError, ServiceUnavailable
+
+from graph.embedded import EmbeddedNeo4j
+from ringscope.errors import Neo4jAuthError, Neo4jUnavailableError
+from ringscope.settings import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect and as whom. ``embedded`` says whether RingScope owns the server."""
+
+    uri: str
+    user: str
+    password: str | None
+    database: str
+    embedded: bool
+
+
+def resolve_target(settings: Settings, *, start: bool = True) -> Target:
+    """NEO4J_URI when set (nothing is launched), else the embedded instance (started if needed)."""
+    if settings.neo4j_uri:
+        password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+        return Target(
+            settings.neo4j_uri, settings.neo4j_user, password, settings.neo4j_database, False
+        )
+    embedded = EmbeddedNeo4j(settings)
+    instance = embedded.start()[0] if start else embedded.status()
+    if instance is None:
+        raise Neo4jUnavailableError(
+            "The embedded Neo4j is not running; start it with `ringscope neo4j start`."
+        )
+    return Target(instance.uri, instance.user, instance.password, settings.neo4j_database, True)
+
+
+class Graph:
+    """A driver plus the database name, so no query forgets which database it is for."""
+
+    def __init__(self, driver: neo4j.Driver, database: str, query_timeout: float) -> None:
+        self.driver = driver
+        self.database = database
+        self.query_timeout = query_timeout
+
+    def query(self, text: LiteralString) -> neo4j.Query:
+        """Wrap a Cypher constant with the configured server-side timeout."""
+        return neo4j.Query(text, timeout=self.query_timeout)
+
+    def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None
+    ) -> list[neo4j.Record]:
+        """Run a read query (routed to a reader on a cluster) and return its records."""
+        records, _, _ = self.driver.execute_query(
+            self.query(text),
+            dict(params or {}),
+            database_=self.database,
+            routing_=neo4j.RoutingControl.READ,
+        )
+        return records
+
+    def write(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None
+    ) -> neo4j.ResultSummary:
+        """Run a write query in a managed (retried) transaction and return its summary."""
+        _, summary, _ = self.driver.execute_query(
+            self.query(text),
+            dict(params or {}),
+            database_=self.database,
+            routing_=neo4j.RoutingControl.WRITE,
+        )
+        return summary
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> Graph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(settings: Settings, *, start: bool = True) -> Graph:
+    """Open a verified connection, translating driver errors into ones that say what to do."""
+    target = resolve_target(settings, start=start)
+    auth = (target.user, target.password) if target.password is not None else None
+    # Notifications (e.g. "relationship type does not exist yet") are noise for generated queries.
+    driver = neo4j.GraphDatabase.driver(
+        target.uri, auth=auth, notifications_min_severity="OFF"
+    )
+    try:
+        driver.verify_connectivity()
+    except AuthError:
+        driver.close()
+        source = "the embedded instance's password file" if target.embedded else "NEO4J_PASSWORD"
+        raise Neo4jAuthError(
+            f"Neo4j at {target.uri} rejected the credentials of user {target.user!r}. "
+            f"Check NEO4J_USER and {source}."
+        ) from None
+    except (ServiceUnavailable, OSError, ValueError) as exc:
+        driver.close()
+        raise Neo4jUnavailableError(
+            f"Cannot reach Neo4j at {target.uri}: {exc}. Check that the server runs and that "
+            "NEO4J_URI is right (bolt://, neo4j:// or neo4j+s://)."
+        ) from None
+    return Graph(driver, target.database, settings.neo4j_query_timeout)

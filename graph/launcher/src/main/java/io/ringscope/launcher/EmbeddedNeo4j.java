@@ -1,0 +1,149 @@
+package io.ringscope.launcher;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.HttpConnector;
+import org.neo4j.configuration.connectors.HttpsConnector;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.GraphDatabaseService;
+import org.neo4j.io.ByteUnit;
+
+/**
+ * Runs Neo4j Community embedded, with one Bolt connector bound to 127.0.0.1 only.
+ *
+ * <p>Arguments: {@code --home DIR --port N --pagecache SIZE --password-file FILE}. Auth is on: on
+ * the first start the built-in {@code neo4j} user gets the password read from the file, which the
+ * Python side generated with mode 0600. The password never appears on the command line.
+ *
+ * <p>Protocol with the Python side, on stdout: one line {@code RINGSCOPE-READY <uri>} once the
+ * default database is available. On failure, one line {@code RINGSCOPE-ERROR <kind>: <message>} on
+ * stderr and a non-zero exit: 3 = the store could not be opened, 4 = the port is taken, 2 = bad
+ * arguments, 1 = anything else. SIGTERM shuts the DBMS down cleanly so the store survives.
+ */
+public final class EmbeddedNeo4j {
+  private EmbeddedNeo4j() {}
+
+  public static void main(String[] args) throws Exception {
+    Map<String, String> opts = parse(args);
+    Path home = Path.of(require(opts, "--home")).toAbsolutePath();
+    int port = Integer.parseInt(require(opts, "--port"));
+    String pagecache = opts.getOrDefault("--pagecache", "512m");
+    String password =
+        Files.readString(Path.of(require(opts, "--password-file")), StandardCharsets.UTF_8).strip();
+
+    DatabaseManagementService dbms;
+    try {
+      dbms =
+          new DatabaseManagementServiceBuilder(home)
+              .setConfig(BoltConnector.enabled, true)
+              .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
+              .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
+              .setConfig(HttpConnector.enabled, false)
+              .setConfig(HttpsConnector.enabled, false)
+              .setConfig(GraphDatabaseSettings.auth_enabled, true)
+              .setConfig(GraphDatabaseSettings.udc_enabled, false)
+              .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache))
+              .build();
+    } catch (Throwable e) {
+      fail(isPortClash(e) ? 4 : 1, isPortClash(e) ? "port" : "start", describe(e));
+      return;
+    }
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  dbms.shutdown();
+                  stopped.countDown();
+                },
+                "ringscope-shutdown"));
+
+    GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
+    if (!db.isAvailable(120_000)) {
+      fail(
+          3,
+          "store",
+          "database '"
+              + GraphDatabaseSettings.DEFAULT_DATABASE_NAME
+              + "' in "
+              + home
+              + " did not come online; the store may be corrupt (see logs/debug.log there)");
+      return;
+    }
+    setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
+    System.out.println("RINGSCOPE-READY bolt://127.0.0.1:" + port);
+    System.out.flush();
+    stopped.await();
+  }
+
+  /** Sets the password once: only while the built-in user still has to change its default. */
+  private static void setInitialPassword(GraphDatabaseService system, String password) {
+    boolean mustChange =
+        system.executeTransactionally(
+            "SHOW USERS YIELD user, passwordChangeRequired WHERE user = 'neo4j' "
+                + "RETURN passwordChangeRequired",
+            Map.of(),
+            result -> result.hasNext() && Boolean.TRUE.equals(result.next().get("passwordChangeRequired")));
+    if (mustChange) {
+      system.executeTransactionally(
+          "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED", Map.of("password", password));
+    }
+  }
+
+  private static boolean isPortClash(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof java.net.BindException) {
+        return true;
+      }
+      String msg = String.valueOf(t.getMessage());
+      if (msg.contains("Address already in use") || msg.contains("already in use")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static String describe(Throwable e) {
+    StringBuilder sb = new StringBuilder();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (sb.length() > 0) {
+        sb.append(" <- ");
+      }
+      sb.append(t.getClass().getSimpleName()).append(": ").append(t.getMessage());
+    }
+    return sb.toString().replace('\n', ' ');
+  }
+
+  private static void fail(int code, String kind, String message) {
+    System.err.println("RINGSCOPE-ERROR " + kind + ": " + message);
+    System.err.flush();
+    Runtime.getRuntime().halt(code);
+  }
+
+  private static Map<String, String> parse(String[] args) {
+    Map<String, String> opts = new HashMap<>();
+    List<String> list = List.of(args);
+    for (int i = 0; i + 1 < list.size(); i += 2) {
+      opts.put(list.get(i), list.get(i + 1));
+    }
+    return opts;
+  }
+
+  private static String require(Map<String, String> opts, String key) {
+    String value = opts.get(key);
+    if (value == null) {
+      System.err.println("RINGSCOPE-ERROR args: missing " + key);
+      System.exit(2);
+    }
+    return value;
+  }
+}

@@ -1,0 +1,135 @@
+"""The ``ringscope`` command line. Each command is a thin shell over one package's public API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from graph import EmbeddedNeo4j, connect, counts, init_schema
+from ringscope.errors import RingScopeError
+from ringscope.settings import Settings
+
+err = Console(stderr=True)
+out = Console()
+
+cli = typer.Typer(help="RingScope: graph-based fraud ring detection.", no_args_is_help=True)
+neo4j_cli = typer.Typer(help="The embedded Neo4j (ignored when NEO4J_URI is set).")
+graph_cli = typer.Typer(help="The graph schema and contents.")
+cli.add_typer(neo4j_cli, name="neo4j")
+cli.add_typer(graph_cli, name="graph")
+
+
+@neo4j_cli.command("start")
+def neo4j_start() -> None:
+    """Start the embedded Neo4j (or find the running one) and print its Bolt URI."""
+    settings = Settings()
+    if settings.neo4j_uri:
+        err.print(f"NEO4J_URI is set ({settings.neo4j_uri}): nothing to start.")
+        return
+    t0 = time.monotonic()
+    instance, started = EmbeddedNeo4j(settings).start()
+    if started:
+        err.print(f"Neo4j started in {time.monotonic() - t0:.1f} s (pid {instance.pid}).")
+    else:
+        err.print(f"Neo4j already running (pid {instance.pid}).")
+    print(instance.uri)
+
+
+@neo4j_cli.command("stop")
+def neo4j_stop() -> None:
+    """Stop the embedded Neo4j cleanly; its data stays for the next start."""
+    if EmbeddedNeo4j(Settings()).stop():
+        err.print("Neo4j stopped.")
+    else:
+        err.print("Neo4j was not running.")
+
+
+@neo4j_cli.command("status")
+def neo4j_status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """Say whether the embedded Neo4j runs, where, and how to reach it. Exit 1 if it does not."""
+    settings = Settings()
+    embedded = EmbeddedNeo4j(settings)
+    instance = None if settings.neo4j_uri else embedded.status()
+    if settings.neo4j_uri:
+        report: dict[str, object] = {
+            "running": None,
+            "embedded": False,
+            "uri": settings.neo4j_uri,
+            "user": settings.neo4j_user,
+            "password": None,
+            "pid": None,
+            "data_dir": None,
+            "log_file": None,
+        }
+    elif instance is None:
+        report = {
+            "running": False,
+            "embedded": True,
+            "uri": None,
+            "user": "neo4j",
+            "password": None,
+            "pid": None,
+            "data_dir": str(embedded.root),
+            "log_file": str(embedded.log_file),
+        }
+    else:
+        report = {"running": True, "embedded": True, **instance.to_json()}
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            if key != "password":
+                print(f"{key:>10}: {value}")
+    if report["running"] is False:
+        raise typer.Exit(1)
+
+
+@graph_cli.command("init")
+def graph_init() -> None:
+    """Create the constraints and indexes (idempotent)."""
+    with connect(Settings()) as graph:
+        names = init_schema(graph)
+    err.print(f"Schema ready: {len(names)} constraints.")
+    for name in names:
+        print(name)
+
+
+@graph_cli.command("counts")
+def graph_counts() -> None:
+    """Print node counts by label and relationship counts by type."""
+    with connect(Settings()) as graph:
+        nodes, rels = counts(graph)
+    table = Table("kind", "name", "count")
+    for label, n in nodes.items():
+        table.add_row("node", label, f"{n:,}")
+    for rel, n in rels.items():
+        table.add_row("relationship", rel, f"{n:,}")
+    out.print(table)
+
+
+def app() -> None:
+    """Entry point: run the CLI, printing RingScope errors as one clear line, exit code 2."""
+    try:
+        cli(standalone_mode=False)
+    except RingScopeError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

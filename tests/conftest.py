@@ -1,0 +1,66 @@
+"""Shared fixtures. Integration tests talk to a real Neo4j: the embedded launcher on a free port
+in a temporary directory, or the server named by NEO4J_URI when that is set."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema
+from ringscope.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings that reach the test Neo4j; starts the embedded one for the session if needed."""
+    if os.environ.get("NEO4J_URI"):
+        yield Settings()
+        return
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("ringscope-data"),
+        neo4j_port=free_port(),
+        neo4j_heap="1g",
+        neo4j_pagecache="512m",
+    )
+    embedded = EmbeddedNeo4j(settings)
+    embedded.start()
+    try:
+        yield settings
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_env(neo4j_settings: Settings) -> dict[str, str]:
+    """Environment for running the `ringscope` CLI against the test Neo4j in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
+    if neo4j_settings.neo4j_uri:
+        env.update({k: v for k, v in os.environ.items() if k.startswith("NEO4J_")})
+    env["RINGSCOPE_DATA_DIR"] = str(neo4j_settings.data_dir)
+    env["RINGSCOPE_CACHE_DIR"] = str(neo4j_settings.cache_dir)
+    env["RINGSCOPE_NEO4J_PORT"] = str(neo4j_settings.neo4j_port)
+    return env
+
+
+@pytest.fixture
+def graph(neo4j_settings: Settings) -> Iterator[Graph]:
+    """A connection to an empty graph with the schema in place."""
+    with connect(neo4j_settings) as g:
+        g.write(cypher.DELETE_ALL)
+        init_schema(g)
+        yield g
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path

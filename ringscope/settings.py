@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     java: str = "java"
     mvn: str = "mvn"
 
+    # Ingest: the region phone numbers without a country code are read in, and the UNWIND batch
+    # size (5k-50k rows per transaction is the published sweet spot).
+    default_region: str = "CN"
+    ingest_batch_size: int = 10_000
+
     @property
     def neo4j_home(self) -> Path:
         """The embedded instance's directory: store, password file, state file and logs."""

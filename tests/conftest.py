@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -59,8 +58,3 @@ def graph(neo4j_settings: Settings) -> Iterator[Graph]:
         g.write(cypher.DELETE_ALL)
         init_schema(g)
         yield g
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from graph import EmbeddedNeo4j, connect, counts, init_schema
+from graph.embedded import build_launcher, check_java
 from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
@@ -39,6 +40,16 @@ def neo4j_start() -> None:
     else:
         err.print(f"Neo4j already running (pid {instance.pid}).")
     print(instance.uri)
+
+
+@neo4j_cli.command("build")
+def neo4j_build() -> None:
+    """Resolve Neo4j from Maven Central and compile the launcher (done by `start` if needed)."""
+    settings = Settings()
+    check_java(settings.java)
+    t0 = time.monotonic()
+    classpath = build_launcher(settings)
+    err.print(f"Launcher ready in {time.monotonic() - t0:.1f} s ({classpath.count(':') + 1} jars).")
 
 
 @neo4j_cli.command("stop")
@@ -118,9 +129,9 @@ def graph_counts() -> None:
 def app() -> None:
     """Entry point: run the CLI, printing RingScope errors as one clear line, exit code 2."""
     try:
-        cli(standalone_mode=False)
+        code = cli(standalone_mode=False)  # returns the exit code of typer.Exit
     except RingScopeError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -133,3 +144,4 @@ def app() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

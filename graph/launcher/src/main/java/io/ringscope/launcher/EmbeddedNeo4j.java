@@ -67,8 +67,9 @@ public final class EmbeddedNeo4j {
                 },
                 "ringscope-shutdown"));
 
-    GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
-    if (!db.isAvailable(120_000)) {
+    GraphDatabaseService system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
+    String problem = awaitDefaultDatabase(dbms, system);
+    if (problem != null) {
       fail(
           3,
           "store",
@@ -76,13 +77,48 @@ public final class EmbeddedNeo4j {
               + GraphDatabaseSettings.DEFAULT_DATABASE_NAME
               + "' in "
               + home
-              + " did not come online; the store may be corrupt (see logs/debug.log there)");
+              + " did not come online; the store may be corrupt: "
+              + problem
+              + " (see logs/debug.log there)");
       return;
     }
-    setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
+    setInitialPassword(system, password);
     System.out.println("RINGSCOPE-READY bolt://127.0.0.1:" + port);
     System.out.flush();
     stopped.await();
+  }
+
+  /**
+   * Waits until the default database is online. Returns null when it is, or the reason it failed:
+   * a database that cannot start (a corrupt store) fails fast instead of waiting out a timeout.
+   */
+  private static String awaitDefaultDatabase(
+      DatabaseManagementService dbms, GraphDatabaseService system) throws InterruptedException {
+    GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
+    long deadline = System.currentTimeMillis() + 600_000;
+    while (System.currentTimeMillis() < deadline) {
+      if (db.isAvailable(500)) {
+        return null;
+      }
+      String[] status =
+          system.executeTransactionally(
+              "SHOW DATABASE $name YIELD currentStatus, statusMessage "
+                  + "RETURN currentStatus, statusMessage",
+              Map.of("name", GraphDatabaseSettings.DEFAULT_DATABASE_NAME),
+              result -> {
+                if (!result.hasNext()) {
+                  return new String[] {"absent", "the database does not exist"};
+                }
+                Map<String, Object> row = result.next();
+                return new String[] {
+                  String.valueOf(row.get("currentStatus")), String.valueOf(row.get("statusMessage"))
+                };
+              });
+      if (!"starting".equals(status[0]) && !"online".equals(status[0])) {
+        return status[0] + ": " + status[1];
+      }
+    }
+    return "timed out waiting for it to come online";
   }
 
   /** Sets the password once: only while the built-in user still has to change its default. */

@@ -96,9 +96,7 @@ def connect(settings: Settings, *, start: bool = True) -> Graph:
     target = resolve_target(settings, start=start)
     auth = (target.user, target.password) if target.password is not None else None
     # Notifications (e.g. "relationship type does not exist yet") are noise for generated queries.
-    driver = neo4j.GraphDatabase.driver(
-        target.uri, auth=auth, notifications_min_severity="OFF"
-    )
+    driver = neo4j.GraphDatabase.driver(target.uri, auth=auth, notifications_min_severity="OFF")
     try:
         driver.verify_connectivity()
     except AuthError:

@@ -266,8 +266,16 @@ def build_launcher(settings: Settings) -> str:
             fcntl.flock(fh, fcntl.LOCK_EX)
             if not done.exists():
                 proc = subprocess.run(
-                    [mvn, "-B", "-q", "-f", str(LAUNCHER_SRC / "pom.xml"), "package",
-                     "dependency:build-classpath", f"-Dlauncher.build.dir={out}"],
+                    [
+                        mvn,
+                        "-B",
+                        "-q",
+                        "-f",
+                        str(LAUNCHER_SRC / "pom.xml"),
+                        "package",
+                        "dependency:build-classpath",
+                        f"-Dlauncher.build.dir={out}",
+                    ],
                     capture_output=True,
                     text=True,
                     check=False,
@@ -306,6 +314,8 @@ def check_java(java: str) -> str:
 
 def _check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As a server does: connections of a previous run in TIME_WAIT must not count as in use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -28,7 +28,9 @@ def own_env(neo4j_env: dict[str, str], data_dir: Path, port: int) -> dict[str, s
     return env
 
 
-def external_env(neo4j_env: dict[str, str], neo4j_settings: Settings, password: str) -> dict[str, str]:
+def external_env(
+    neo4j_env: dict[str, str], neo4j_settings: Settings, password: str
+) -> dict[str, str]:
     """Environment that points NEO4J_URI at the session's running instance."""
     status = ringscope("neo4j", "status", "--json", env=neo4j_env)
     uri = json.loads(status.stdout)["uri"] if status.returncode == 0 else os.environ["NEO4J_URI"]
@@ -73,8 +75,9 @@ def test_start_status_stop_start_keeps_data(tmp_path: Path, neo4j_env: dict[str,
 
         again = ringscope("neo4j", "start", env=env)
         assert again.returncode == 0 and "already running" in again.stderr
-        assert json.loads(ringscope("neo4j", "status", "--json", env=env).stdout)["pid"] == (
-            status["pid"]
+        assert (
+            json.loads(ringscope("neo4j", "status", "--json", env=env).stdout)["pid"]
+            == (status["pid"])
         )
 
         auth = (status["user"], status["password"])
@@ -158,7 +161,7 @@ def test_missing_java(tmp_path: Path, neo4j_env: dict[str, str]) -> None:
 
 def test_java_too_old(tmp_path: Path, neo4j_env: dict[str, str]) -> None:
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(0o755)
     env = dict(own_env(neo4j_env, tmp_path, free_port()), RINGSCOPE_JAVA=str(fake))
     result = ringscope("neo4j", "start", env=env)

@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import org.neo4j.configuration.GraphDatabaseInternalSettings;
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
 import org.neo4j.configuration.connectors.HttpConnector;
@@ -51,6 +52,9 @@ public final class EmbeddedNeo4j {
               .setConfig(HttpsConnector.enabled, false)
               .setConfig(GraphDatabaseSettings.auth_enabled, true)
               .setConfig(GraphDatabaseSettings.udc_enabled, false)
+              // Netty waits a 5 s quiet period per event loop group on shutdown; nothing is in
+              // flight after the databases have stopped, so one second is plenty.
+              .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 1)
               .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache))
               .build();
     } catch (Throwable e) {

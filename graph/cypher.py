@@ -8,20 +8,36 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-from graph.model import ACCOUNT, KINDS
+from graph.model import ACCOUNT, DEVICE, KINDS
 
 # --- schema -----------------------------------------------------------------------------------
 
 
 def _unique_id(label: str) -> LiteralString:
     name = label.lower() + "_id_unique"
-    return f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"  # type: ignore[return-value]
+    return f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
 
 
 SCHEMA: tuple[LiteralString, ...] = (
     *(_unique_id(k.label) for k in KINDS),
-    f"CREATE INDEX account_label IF NOT EXISTS FOR (n:{ACCOUNT.label}) ON (n.label)",  # type: ignore[misc]
-    f"CREATE INDEX account_created_at IF NOT EXISTS FOR (n:{ACCOUNT.label}) ON (n.created_at)",  # type: ignore[misc]
+    f"CREATE INDEX account_label IF NOT EXISTS FOR (n:{ACCOUNT.label}) ON (n.label)",
+    f"CREATE INDEX account_created_at IF NOT EXISTS FOR (n:{ACCOUNT.label}) ON (n.created_at)",
+    # The ingest ledger (see the ingest section below).
+    "CREATE CONSTRAINT ingestbatch_id_unique IF NOT EXISTS "
+    "FOR (n:IngestBatch) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT ingestfile_id_unique IF NOT EXISTS "
+    "FOR (n:IngestFile) REQUIRE n.id IS UNIQUE",
+    # Ring-detection builds (see the builds section below).
+    "CREATE CONSTRAINT build_id_unique IF NOT EXISTS FOR (n:Build) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT cluster_id_unique IF NOT EXISTS FOR (n:Cluster) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT scorechunk_id_unique IF NOT EXISTS "
+    "FOR (n:ScoreChunk) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT currentbuild_id_unique IF NOT EXISTS "
+    "FOR (n:CurrentBuild) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT buildlock_id_unique IF NOT EXISTS FOR (n:BuildLock) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX cluster_build_score IF NOT EXISTS FOR (n:Cluster) ON (n.build_id, n.score)",
+    "CREATE INDEX cluster_ring_id IF NOT EXISTS FOR (n:Cluster) ON (n.ring_id)",
+    "CREATE INDEX scorechunk_build IF NOT EXISTS FOR (n:ScoreChunk) ON (n.build_id)",
 )
 
 SHOW_CONSTRAINTS: LiteralString = (
@@ -32,10 +48,10 @@ SHOW_INDEXES: LiteralString = "SHOW INDEXES YIELD name, state RETURN name, state
 # --- counts -----------------------------------------------------------------------------------
 # One MATCH per label/type so Neo4j answers each from its count store, without a scan.
 
-COUNT_NODES: LiteralString = "\nUNION ALL\n".join(  # type: ignore[assignment]
+COUNT_NODES: LiteralString = "\nUNION ALL\n".join(
     f"MATCH (n:{k.label}) RETURN '{k.label}' AS label, count(n) AS n" for k in KINDS
 )
-COUNT_RELS: LiteralString = "\nUNION ALL\n".join(  # type: ignore[assignment]
+COUNT_RELS: LiteralString = "\nUNION ALL\n".join(
     f"MATCH ()-[r:{k.rel}]->() RETURN '{k.rel}' AS type, count(r) AS n"
     for k in KINDS
     if k.rel is not None
@@ -43,3 +59,304 @@ COUNT_RELS: LiteralString = "\nUNION ALL\n".join(  # type: ignore[assignment]
 
 DELETE_ALL: LiteralString = "MATCH (n) DETACH DELETE n"
 AWAIT_INDEXES: LiteralString = "CALL db.awaitIndexes(300)"
+
+# --- ingest -----------------------------------------------------------------------------------
+# The loader (ingest/loader.py). Every batch query starts with the ledger guard: it records the
+# batch as an (:IngestBatch) node in the same transaction as the batch's writes, and does nothing
+# at all when that batch was committed before. That makes re-runs and resumed runs idempotent.
+
+INGEST_BATCH_CONSTRAINT: LiteralString = (
+    "CREATE CONSTRAINT ingestbatch_id_unique IF NOT EXISTS "
+    "FOR (n:IngestBatch) REQUIRE n.id IS UNIQUE"
+)
+INGEST_FILE_CONSTRAINT: LiteralString = (
+    "CREATE CONSTRAINT ingestfile_id_unique IF NOT EXISTS FOR (n:IngestFile) REQUIRE n.id IS UNIQUE"
+)
+INGEST_SCHEMA: tuple[LiteralString, ...] = (INGEST_BATCH_CONSTRAINT, INGEST_FILE_CONSTRAINT)
+
+# The batch size a file was first sliced with wins, so a resumed run slices it the same way.
+INGEST_FILE_START: LiteralString = (
+    "MERGE (f:IngestFile {id: $file_id}) "
+    "ON CREATE SET f.file = $file, f.table = $table, f.sha256 = $sha256, "
+    "f.batch_size = $batch_size, f.batches = $batches, f.started_at = datetime() "
+    "RETURN f.batch_size AS batch_size"
+)
+INGEST_FILE_DONE: LiteralString = (
+    "MATCH (f:IngestFile {id: $file_id}) "
+    "SET f.batches = $batches, f.completed_at = coalesce(f.completed_at, datetime())"
+)
+INGEST_COMMITTED: LiteralString = (
+    "MATCH (b:IngestBatch) WHERE b.id STARTS WITH $prefix RETURN b.batch AS batch"
+)
+INGEST_KNOWN_ACCOUNTS: LiteralString = (
+    f"UNWIND $ids AS id MATCH (a:{ACCOUNT.label} {{id: id}}) RETURN a.id AS id"
+)
+# Properties the guard sets on each IngestBatch node (subtracted from the reported counters).
+INGEST_LEDGER_PROPERTIES = 5
+_GUARD = (
+    "OPTIONAL MATCH (done:IngestBatch {id: $batch_id}) WITH done WHERE done IS NULL "
+    "CREATE (:IngestBatch {id: $batch_id, file: $file_id, batch: $batch_no, rows: size($rows), "
+    "committed_at: datetime()}) "
+    "WITH 1 AS ignored UNWIND $rows AS raw "
+    # Timestamps arrive as epoch milliseconds (see ingest.loader._rows_for).
+    "WITH raw {.*, "
+    + ", ".join(
+        f"{k}: CASE WHEN raw.{k} IS NULL THEN null ELSE datetime({{epochMillis: raw.{k}}}) END"
+        for k in ("first_seen", "last_seen", "labelled_at")
+    )
+    + "} AS row "
+)
+# Entity nodes: one MERGE per key; properties absent from the row are left as they are.
+INGEST_NODES: dict[str, LiteralString] = {
+    k.label: _GUARD
+    + f"MERGE (n:{k.label} {{id: row.id}}) SET n += row.props "
+    + "FOREACH (key IN keys(row.ts) | SET n[key] = datetime({epochMillis: row.ts[key]}))"
+    for k in KINDS
+}
+# Labels: the latest labelled_at wins; at equal times, fraud wins over legit.
+INGEST_LABELS: LiteralString = _GUARD + (
+    f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
+    "WITH a, row WHERE a.label IS NULL OR a.labelled_at IS NULL "
+    "OR row.labelled_at > a.labelled_at "
+    "OR (row.labelled_at = a.labelled_at AND row.label = 'fraud') "
+    "SET a.label = row.label, a.labelled_at = row.labelled_at"
+)
+_SEEN = (
+    "r.first_seen = CASE WHEN r.first_seen IS NULL OR row.first_seen < r.first_seen "
+    "THEN coalesce(row.first_seen, r.first_seen) ELSE r.first_seen END, "
+    "r.last_seen = CASE WHEN r.last_seen IS NULL OR row.last_seen > r.last_seen "
+    "THEN coalesce(row.last_seen, r.last_seen) ELSE r.last_seen END"
+)
+# Observed links (devices, phones, identifiers): one relationship per pair, pre-aggregated.
+INGEST_LINKS: dict[str, LiteralString] = {
+    k.rel: _GUARD
+    + f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
+    + f"MERGE (x:{k.label} {{id: row.target}}) "
+    + f"MERGE (a)-[r:{k.rel}]->(x) "
+    + "ON CREATE SET r.count = 0 "
+    + "SET r.count = r.count + row.count, "
+    + _SEEN
+    for k in KINDS
+    if k.rel is not None
+}
+# Payments: one PAID relationship per (account, payee, currency). Money is kept exactly as
+# integers of 1/10 000 unit (*_e4) and rendered as decimal text (total_amount, max_amount).
+_DECIMAL = "toString({0} / 10000) + '.' + substring(toString(10000 + {0} % 10000), 1)"
+INGEST_PAYMENTS: LiteralString = _GUARD + (
+    f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
+    "MERGE (p:Payee {id: row.target}) "
+    "MERGE (a)-[r:PAID {currency: row.currency}]->(p) "
+    "ON CREATE SET r.count = 0, r.total_amount_e4 = 0, r.max_amount_e4 = 0, r.round_count = 0 "
+    "SET r.count = r.count + row.count, "
+    "r.total_amount_e4 = r.total_amount_e4 + row.total_e4, "
+    "r.max_amount_e4 = CASE WHEN row.max_e4 > r.max_amount_e4 THEN row.max_e4 "
+    "ELSE r.max_amount_e4 END, "
+    "r.round_count = r.round_count + row.round_count, " + _SEEN + " "
+    "WITH r SET r.total_amount = " + _DECIMAL.format("r.total_amount_e4") + ", "
+    "r.max_amount = " + _DECIMAL.format("r.max_amount_e4")
+)
+
+# --- detection --------------------------------------------------------------------------------
+# The ring detector's projection (models/projection.py). Internal node ids (``id()``) are only
+# used within one read of the graph, never stored. Relationships are read per account chunk: the
+# chunk's internal ids travel as a parameter, each is found by id seek, and one record per chunk
+# carries the chunk's edges as parallel lists, so no per-edge record is ever built.
+
+DETECT_ACCOUNTS: LiteralString = (
+    f"MATCH (a:{ACCOUNT.label}) "
+    "RETURN id(a) AS node, a.id AS id, "
+    "coalesce(a.created_at.epochSeconds, -1) AS created, "
+    "coalesce(toInteger(a.kyc_level), -1) AS kyc, "
+    "CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END AS label"
+)
+_DETECT_CHUNK = (
+    "UNWIND range(0, size($nodes) - 1) AS k WITH k, $nodes[k] AS node "
+    f"MATCH (a:{ACCOUNT.label}) WHERE id(a) = node "
+)
+_DETECT_SEEN = (
+    "collect(coalesce(r.first_seen.epochSeconds, -1)) AS first, "
+    "collect(coalesce(r.last_seen.epochSeconds, -1)) AS last, "
+    "collect(coalesce(toInteger(r.count), 1)) AS count"
+)
+# Per relationship type: positions in the chunk, identifier internal ids, first/last seen, count.
+DETECT_LINKS: dict[str, LiteralString] = {
+    k.rel: _DETECT_CHUNK
+    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
+    + "RETURN collect(k) AS acc, collect(id(x)) AS ident, "
+    + _DETECT_SEEN
+    + (
+        ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
+        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4"
+        if k.rel == "PAID"
+        else ""
+    )
+    for k in KINDS
+    if k.rel is not None
+}
+DETECT_EMULATOR_DEVICES: LiteralString = (
+    "MATCH (x:Device) WHERE x.is_emulator = true RETURN collect(id(x)) AS nodes"
+)
+DETECT_VIRTUAL_PHONES: LiteralString = (
+    "MATCH (x:Phone) WHERE x.is_virtual = true RETURN collect(id(x)) AS nodes"
+)
+DETECT_MERCHANT_PAYEES: LiteralString = (
+    "MATCH (x:Payee) WHERE x.kind = 'merchant' RETURN collect(id(x)) AS nodes"
+)
+# Business ids of a few identifiers (the ones named in a cluster's reasons).
+DETECT_IDENTIFIER_IDS: LiteralString = (
+    "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node RETURN node, x.id AS id"
+)
+
+# Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),
+# and the naive baseline loader's one-row-one-transaction statement.
+INGEST_CLEAR_IN_BATCHES: LiteralString = (
+    "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+)
+INGEST_NAIVE_DEVICE_ROW: LiteralString = (
+    f"MERGE (a:{ACCOUNT.label} {{id: $account}}) "
+    f"MERGE (d:{DEVICE.label} {{id: $device}}) "
+    f"MERGE (a)-[r:{DEVICE.rel}]->(d) "
+    "SET r.count = coalesce(r.count, 0) + 1, r.last_seen = $seen_at"
+)
+
+# --- builds -----------------------------------------------------------------------------------
+# Versioned ring-detection results (models/builds.py, docs/builds.md). Every query that reads a
+# build's clusters filters on `build_id` and a score predicate, so it is answered from the
+# composite index (build_id, score). Readers resolve the (:CurrentBuild) pointer first.
+
+BUILD_LOCK: LiteralString = (
+    # A write lock on one singleton node serialises build starts (held until the commit).
+    "MERGE (l:BuildLock {id: 'builds'}) SET l.locked_at = datetime()"
+)
+BUILD_RUNNING: LiteralString = (
+    "MATCH (b:Build) WHERE b.status = 'running' "
+    "RETURN b.id AS id, "
+    "duration.inSeconds(coalesce(b.heartbeat_at, b.started_at), datetime()).seconds AS idle_s"
+)
+BUILD_MARK_FAILED: LiteralString = (
+    "MATCH (b:Build) WHERE b.id IN $ids AND b.status <> 'complete' "
+    "SET b.status = 'failed', b.failed_at = datetime(), b.error = $error"
+)
+BUILD_CREATE: LiteralString = (
+    "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(prev:Build) "
+    "CREATE (b:Build {id: $build_id, status: 'running', started_at: datetime(), "
+    "heartbeat_at: datetime(), model_version: $model_version, previous_build: prev.id}) "
+    "RETURN b.previous_build AS previous_build, b.started_at AS started_at"
+)
+BUILD_HEARTBEAT: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' SET b.heartbeat_at = datetime() "
+    "RETURN b.id AS id"
+)
+# Clusters with their memberships, one UNWIND batch (rows grouped by cluster).
+BUILD_WRITE_CLUSTERS: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
+    "UNWIND $rows AS r "
+    "CREATE (c:Cluster {id: r.id, ring_id: r.ring_id, build_id: $build_id, score: r.score, "
+    "size: r.size, density: r.density, reasons: r.reasons, features: r.features, "
+    "key_identifiers: r.key_identifiers, members: r.members, "
+    "first_seen_build: r.first_seen_build, "
+    "first_seen_at: coalesce(r.first_seen_at, b.started_at)})-[:IN_BUILD]->(b) "
+    "WITH c, r "
+    "UNWIND range(0, size(r.members) - 1) AS i "
+    f"MATCH (a:{ACCOUNT.label} {{id: r.members[i]}}) "
+    "CREATE (a)-[:MEMBER_OF {build_id: $build_id, score: r.member_scores[i]}]->(c) "
+    "RETURN count(*) AS members"
+)
+# Account risk scores: sorted runs of accounts, one node per run (see docs/builds.md).
+BUILD_WRITE_SCORES: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
+    "UNWIND $rows AS r "
+    "CREATE (:ScoreChunk {id: $build_id + '/' + toString(r.chunk), build_id: $build_id, "
+    "chunk: r.chunk, lo: r.lo, hi: r.hi, accounts: r.accounts, scores: r.scores}) "
+    "RETURN count(*) AS chunks"
+)
+BUILD_COUNT_CLUSTERS: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL RETURN count(c) AS n"
+)
+BUILD_COUNT_CHUNKS: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id RETURN count(s) AS n"
+)
+# The switch: the build is marked complete and the pointer moved in one transaction.
+BUILD_FINISH: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
+    "SET b.status = 'complete', b.finished_at = datetime(), b.heartbeat_at = null, b += $props "
+    "MERGE (p:CurrentBuild {id: 'current'}) "
+    "WITH b, p "
+    "OPTIONAL MATCH (p)-[old:POINTS_TO]->() "
+    "DELETE old "
+    "WITH DISTINCT b, p "
+    "CREATE (p)-[:POINTS_TO]->(b) "
+    "SET p.build_id = b.id, p.switched_at = b.finished_at "
+    "RETURN b.id AS id"
+)
+BUILD_MARK_DELETING: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) "
+    "WHERE NOT EXISTS { MATCH (:CurrentBuild)-[:POINTS_TO]->(b) } "
+    "SET b.status = 'deleting' RETURN b.id AS id"
+)
+# Batched deletes: memberships first, then clusters, then score runs, then the build node.
+BUILD_DELETE_MEMBERSHIPS: LiteralString = (
+    "MATCH (c:Cluster)<-[m:MEMBER_OF]-() WHERE c.build_id = $build_id AND c.score IS NOT NULL "
+    "WITH m LIMIT $limit DELETE m RETURN count(*) AS n"
+)
+BUILD_DELETE_CLUSTERS: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL "
+    "WITH c LIMIT $limit DETACH DELETE c RETURN count(*) AS n"
+)
+BUILD_DELETE_CHUNKS: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id "
+    "WITH s LIMIT $limit DELETE s RETURN count(*) AS n"
+)
+BUILD_DELETE_NODE: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status <> 'complete' "
+    "AND NOT EXISTS { MATCH (b)<-[:IN_BUILD]-() } DETACH DELETE b RETURN count(*) AS n"
+)
+BUILD_CURRENT: LiteralString = (
+    "MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) RETURN b {.*} AS build"
+)
+BUILD_GET: LiteralString = "MATCH (b:Build {id: $build_id}) RETURN b {.*} AS build"
+BUILD_ALL: LiteralString = (
+    "MATCH (b:Build) "
+    "OPTIONAL MATCH (p:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b) "
+    "RETURN b {.*} AS build, p IS NOT NULL AS current "
+    "ORDER BY b.started_at DESC, b.id DESC"
+)
+BUILD_STATUS: LiteralString = "MATCH (b:Build {id: $build_id}) RETURN b.status AS status"
+# Previous build's memberships for stable ring ids: one streamed read of the cluster nodes.
+BUILD_MEMBERSHIPS: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL "
+    "RETURN c.ring_id AS ring_id, c.members AS members, "
+    "c.first_seen_build AS first_seen_build, c.first_seen_at AS first_seen_at"
+)
+BUILD_RING_IDS_TAKEN: LiteralString = (
+    "UNWIND $ring_ids AS rid MATCH (c:Cluster {ring_id: rid}) RETURN DISTINCT rid AS ring_id"
+)
+BUILD_CLUSTER_PAGE: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score >= $min_score "
+    "AND ($after_score IS NULL OR c.score < $after_score "
+    "OR (c.score = $after_score AND c.id > $after_id)) "
+    "WITH c ORDER BY c.score DESC, c.id LIMIT $limit "
+    "RETURN c {.*} AS cluster"
+)
+BUILD_CLUSTER_TOTAL: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score >= $min_score RETURN count(c) AS n"
+)
+BUILD_CLUSTER_BY_ID: LiteralString = "MATCH (c:Cluster {id: $cluster_id}) RETURN c {.*} AS cluster"
+BUILD_CLUSTER_BY_RING: LiteralString = (
+    "MATCH (c:Cluster {ring_id: $ring_id}) WHERE c.build_id = $build_id RETURN c {.*} AS cluster"
+)
+BUILD_RING_HISTORY: LiteralString = (
+    "MATCH (c:Cluster {ring_id: $ring_id})-[:IN_BUILD]->(b:Build) WHERE b.status = 'complete' "
+    "RETURN b.id AS build_id, b.finished_at AS finished_at, c.size AS size, c.score AS score "
+    "ORDER BY b.finished_at, b.id"
+)
+BUILD_SCORES: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id "
+    "RETURN s.accounts AS accounts, s.scores AS scores ORDER BY s.chunk"
+)
+BUILD_ACCOUNT_SCORES: LiteralString = (
+    "UNWIND $ids AS id "
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id AND s.lo <= id AND s.hi >= id "
+    "RETURN id, [i IN range(0, size(s.accounts) - 1) WHERE s.accounts[i] = id | s.scores[i]] "
+    "AS found"
+)

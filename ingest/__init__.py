@@ -1,1 +1,14 @@
-"""ingest"""
+"""Ingest: data-set files (the data contract, or foreign files plus a mapping) into Neo4j."""
+
+from ingest.contract import IngestError, IngestFormatError, MappingError, Reason
+from ingest.loader import LoadReport, SourceReport, load
+
+__all__ = [
+    "IngestError",
+    "IngestFormatError",
+    "LoadReport",
+    "MappingError",
+    "Reason",
+    "SourceReport",
+    "load",
+]

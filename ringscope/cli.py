@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -124,6 +125,50 @@ def graph_counts() -> None:
     for rel, n in rels.items():
         table.add_row("relationship", rel, f"{n:,}")
     out.print(table)
+
+
+@cli.command("generate")
+def generate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the data set goes.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="Where the ground truth goes (default: OUT/../truth).")
+    ] = None,
+    accounts: Annotated[int, typer.Option(min=100)] = 10_000,
+    seed: Annotated[int, typer.Option()] = 42,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write a realistic data set with planted rings (and its ground truth, separately)."""
+    from ingest.generate import generate
+
+    truth_dir = truth or out_dir.parent / "truth"
+    t0 = time.monotonic()
+    written = generate(
+        out_dir, truth_dir, accounts, seed, fmt=fmt, default_region=Settings().default_region
+    )
+    table = Table("table", "rows", title=f"Generated in {time.monotonic() - t0:.1f} s")
+    for name, n in written.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    err.print(f"data: {out_dir}  truth: {truth_dir}")
+
+
+@cli.command("ingest")
+def ingest_cmd(
+    directory: Annotated[Path, typer.Argument(help="A data set directory (the data contract).")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="A mapping file for a foreign schema (YAML or TOML).")
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where report.json and the quarantine file go.")
+    ] = None,
+) -> None:
+    """Load a data set into Neo4j: validated, normalised, idempotent, bad rows quarantined."""
+    from ingest import load
+
+    settings = Settings()
+    with connect(settings) as graph:
+        report = load(directory, graph, settings, report_dir=report_dir, mapping=mapping)
+    report.render(out)
 
 
 def app() -> None:

@@ -1,0 +1,148 @@
+"""Ingest benchmark: the loader against a naive one-MERGE-per-row baseline, on generated data.
+
+    python bench/ingest.py --accounts 100000 [--accounts 1000000]
+
+For each size: generate a data set (``ingest.generate``, in a subprocess, so its memory is not
+counted), empty the graph, load it with :func:`ingest.load` and measure rows/s, elapsed time
+and the peak RSS of this Python process. Then, on the smallest size, run the naive baseline (one
+auto-commit transaction per account_devices row, MERGE per row) time-boxed into an emptied graph
+and report the ratio. Prints a table; writes ``bench/results/ingest-<accounts>.json``.
+Uses the Neo4j that ``Settings()`` points at (NEO4J_URI or the embedded one): it is EMPTIED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from graph import Graph, connect, counts, cypher  # noqa: E402
+from ingest import load  # noqa: E402
+from ringscope.settings import Settings  # noqa: E402
+
+GOALS = {"speedup_vs_naive": 100.0, "seconds_1m": 600.0, "peak_rss_gib": 2.0}
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def generate(accounts: int, root: Path, seed: int) -> Path:
+    out = root / f"data-{accounts}"
+    if not (out / "accounts.parquet").exists() and not (out / "accounts.csv").exists():
+        code = (
+            "import sys; from pathlib import Path; from ingest.generate import generate; "
+            "generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(out), str(root / f"truth-{accounts}"),
+             str(accounts), str(seed)],
+            check=True, cwd=REPO,
+        )  # fmt: skip
+    return out
+
+
+def empty(graph: Graph) -> None:
+    with graph.driver.session(database=graph.database) as session:
+        session.run(cypher.INGEST_CLEAR_IN_BATCHES).consume()
+
+
+def _table(path: Path) -> pa.Table:
+    return pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+
+
+def naive(graph: Graph, data: Path, seconds: float) -> dict[str, Any]:
+    """One MERGE statement per row, one auto-commit transaction per row, time-boxed."""
+    path = next(data.glob("account_devices.*"))
+    rows = _table(path).to_pylist()
+    empty(graph)
+    done = 0
+    t0 = time.monotonic()
+    with graph.driver.session(database=graph.database) as session:
+        for row in rows:
+            session.run(
+                cypher.INGEST_NAIVE_DEVICE_ROW,
+                account=str(row["account_id"]), device=str(row["device_id"]),
+                seen_at=str(row["seen_at"]),
+            ).consume()  # fmt: skip
+            done += 1
+            if done % 200 == 0 and time.monotonic() - t0 > seconds:
+                break
+    elapsed = time.monotonic() - t0
+    return {"rows": done, "elapsed_s": round(elapsed, 2), "rows_per_s": round(done / elapsed, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--accounts", type=int, action="append", help="data set size (repeatable)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-bench"))  # noqa: S108
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--naive-seconds", type=float, default=60.0)
+    ap.add_argument("--data", type=Path, help="use this data directory instead of generating")
+    args = ap.parse_args()
+    sizes = sorted(args.accounts or [100_000])
+    settings = Settings()
+    console = Console()
+    results: list[dict[str, Any]] = []
+    with connect(settings) as graph:
+        for accounts in sizes:
+            data = args.data or generate(accounts, args.work, args.seed)
+            empty(graph)
+            report = load(data, graph, settings, report_dir=args.work / f"report-{accounts}")
+            nodes, rels = counts(graph)
+            results.append({
+                "accounts": accounts, "data": str(data), "rows_read": report.rows_read,
+                "rows_loaded": report.rows_loaded, "rows_quarantined": report.rows_quarantined,
+                "elapsed_s": report.elapsed_s,
+                "rows_per_s": round(report.rows_read / report.elapsed_s, 1),
+                "peak_rss_gib": round(peak_rss_gib(), 3), "nodes": nodes, "relationships": rels,
+                "per_source": [
+                    {"file": s.file, "rows": s.rows_read, "batches": s.batches}
+                    for s in report.sources
+                ],
+            })  # fmt: skip
+        base_data = args.data or generate(sizes[0], args.work, args.seed)
+        baseline = naive(graph, base_data, args.naive_seconds)
+    first = results[0]
+    speedup = first["rows_per_s"] / baseline["rows_per_s"]
+    t = Table(title="Ingest benchmark")
+    for col in ("accounts", "rows read", "elapsed s", "rows/s", "peak RSS GiB", "vs naive"):
+        t.add_column(col, justify="right")
+    for r in results:
+        t.add_row(
+            f"{r['accounts']:,}", f"{r['rows_read']:,}", f"{r['elapsed_s']:.1f}",
+            f"{r['rows_per_s']:,.0f}", f"{r['peak_rss_gib']:.2f}",
+            f"{r['rows_per_s'] / baseline['rows_per_s']:,.0f}x",
+        )  # fmt: skip
+    t.add_row("naive", f"{baseline['rows']:,}", f"{baseline['elapsed_s']:.1f}",
+              f"{baseline['rows_per_s']:,.0f}", "", "1x")  # fmt: skip
+    console.print(t)
+    doc = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "batch_size": settings.ingest_batch_size, "results": results, "naive": baseline,
+        "speedup_vs_naive_first_size": round(speedup, 1), "goals": GOALS,
+    }  # fmt: skip
+    out = REPO / "bench" / "results" / f"ingest-{sizes[-1]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

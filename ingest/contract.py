@@ -1,0 +1,133 @@
+"""The input data contract (v1): which tables exist, their columns, and why a row can be refused.
+
+``docs/data-contract.md`` is the prose version of this module; the loader, the readers and the
+quarantine reasons all come from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ringscope.errors import RingScopeError
+
+CONTRACT_VERSION = 1
+
+# File extensions a table may come in, and the format each means.
+FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+
+
+class IngestError(RingScopeError):
+    """A load could not run at all (as opposed to single rows that were quarantined)."""
+
+
+class IngestFormatError(IngestError):
+    """A whole file is unreadable: wrong format, or a required column is missing."""
+
+
+class MappingError(IngestError):
+    """A mapping file is invalid."""
+
+
+class Reason(StrEnum):
+    """Why a row was quarantined. The values appear in the quarantine file."""
+
+    MISSING_KEY = "missing key"
+    MISSING_VALUE = "missing value"
+    MALFORMED_ROW = "malformed row"
+    UNPARSEABLE_TIMESTAMP = "unparseable timestamp"
+    UNPARSEABLE_AMOUNT = "unparseable amount"
+    NEGATIVE_AMOUNT = "negative amount"
+    UNPARSEABLE_PHONE = "unparseable phone"
+    UNKNOWN_ACCOUNT = "unknown account"
+    UNKNOWN_LABEL = "unknown label"
+    UNKNOWN_KIND = "unknown kind"
+    INVALID_VALUE = "invalid value"
+    DUPLICATE_PAYMENT = "duplicate payment_id with different content"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One contract table. ``required`` columns must be in the file's header (or it fails fast);
+    ``keys`` must be non-empty on every row (or the row is quarantined as a missing key)."""
+
+    name: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    keys: tuple[str, ...]
+    entity: bool  # entity tables keep unknown extra columns as node properties
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.required)
+
+
+ACCOUNTS = Table(
+    "accounts",
+    ("account_id", "created_at", "kyc_level", "country"),
+    ("account_id",),
+    ("account_id",),
+    entity=True,
+)
+DEVICES = Table("devices", ("device_id", "os", "is_emulator"), ("device_id",), ("device_id",), True)
+PHONES = Table("phones", ("phone", "carrier", "is_virtual"), ("phone",), ("phone",), True)
+PAYEES = Table("payees", ("payee_id", "kind", "name"), ("payee_id",), ("payee_id",), True)
+LABELS = Table(
+    "labels",
+    ("account_id", "label", "labelled_at"),
+    ("account_id", "label"),
+    ("account_id",),
+    entity=False,
+)
+ACCOUNT_DEVICES = Table(
+    "account_devices",
+    ("account_id", "device_id", "seen_at"),
+    ("account_id", "device_id"),
+    ("account_id", "device_id"),
+    entity=False,
+)
+ACCOUNT_PHONES = Table(
+    "account_phones",
+    ("account_id", "phone", "seen_at"),
+    ("account_id", "phone"),
+    ("account_id", "phone"),
+    entity=False,
+)
+PAYMENTS = Table(
+    "payments",
+    ("payment_id", "account_id", "payee_id", "amount", "currency", "paid_at"),
+    ("payment_id", "account_id", "payee_id", "amount"),
+    ("payment_id", "account_id", "payee_id"),
+    entity=False,
+)
+ACCOUNT_IDENTIFIERS = Table(
+    "account_identifiers",
+    ("account_id", "kind", "value", "seen_at"),
+    ("account_id", "kind", "value"),
+    ("account_id", "value"),
+    entity=False,
+)
+
+# In load order: entity tables (nodes) first, then labels, then the link tables (relationships).
+TABLES: tuple[Table, ...] = (
+    ACCOUNTS,
+    DEVICES,
+    PHONES,
+    PAYEES,
+    LABELS,
+    ACCOUNT_DEVICES,
+    ACCOUNT_PHONES,
+    PAYMENTS,
+    ACCOUNT_IDENTIFIERS,
+)
+BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+KYC_LEVELS = (0, 1, 2, 3)
+PAYEE_KINDS = ("merchant", "individual")
+LABEL_VALUES = ("fraud", "legit")
+# account_identifiers.kind -> graph.model kind name
+IDENTIFIER_KINDS = ("ip", "email", "id_document", "bank_card")
+# Money is kept exactly as integers of 1/10 000 of the currency unit.
+AMOUNT_SCALE = 4
+# A payment is "round" when its amount is a positive multiple of this many currency units.
+ROUND_UNIT = 100

@@ -1,0 +1,309 @@
+"""Evaluating a build against the generator's ground truth (``truth/*.csv``).
+
+Definitions (also in ``docs/builds.md``); a cluster is **flagged** when its score is at least the
+flag threshold:
+
+* **ring recall**: share of planted rings (``rings.csv``) that some flagged cluster matches with
+  Jaccard overlap >= 0.5;
+* **precision**: share of flagged clusters that are true positives, i.e. at least half of their
+  members are fraud accounts (``accounts.csv`` ``is_fraud``; accounts absent from the truth count
+  as not fraud);
+* **benign false-positive rate**: share of benign groups (``benign_groups.csv``) that are
+  *flagged*: some flagged cluster matches the group with Jaccard >= 0.5, or more than half of the
+  group's members are inside flagged clusters;
+* **AUROC / AUPRC**: the build's account risk scores against ``is_fraud`` over every account in
+  the truth; an account the build did not score counts as score 0.
+
+Per ring typology: recall, and AUROC/AUPRC of that typology's accounts against the legitimate
+accounts (other fraud left out). Per benign kind: the false-positive rate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from rich.table import Table
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from graph.connection import Graph
+from models.builds import account_scores, all_clusters, overlaps
+from ringscope.errors import RingScopeError
+
+MATCH_JACCARD = 0.5  # a cluster matches a ring or benign group at this Jaccard overlap
+TRUE_POSITIVE_FRAUD_SHARE = 0.5  # a flagged cluster is a true positive at this fraud share
+BENIGN_INSIDE_SHARE = (
+    0.5  # a benign group is flagged when MORE than this share is in flagged clusters
+)
+
+
+class TruthError(RingScopeError):
+    """The ground-truth directory is missing a file or a column."""
+
+
+@dataclass(frozen=True)
+class TypologyMetrics:
+    typology: str
+    rings: int
+    rings_found: int
+    recall: float | None  # None when the truth has no ring of this typology (e.g. lone)
+    accounts: int
+    auroc: float | None  # None when undefined (no accounts of the typology, or no legit ones)
+    auprc: float | None
+
+
+@dataclass(frozen=True)
+class BenignKindMetrics:
+    kind: str
+    groups: int
+    flagged: int
+    fpr: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    build_id: str
+    flag_threshold: float
+    accounts: int
+    fraud_accounts: int
+    accounts_unscored: int  # truth accounts the build has no score for (counted as 0)
+    rings: int
+    rings_found: int
+    ring_recall: float | None
+    clusters: int
+    flagged_clusters: int
+    flagged_true: int
+    precision: float | None
+    benign_groups: int
+    benign_flagged: int
+    benign_fpr: float | None
+    auroc: float | None
+    auprc: float | None
+    typologies: tuple[TypologyMetrics, ...]
+    benign_kinds: tuple[BenignKindMetrics, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def render(self) -> Table:
+        """A rich table: headline metrics, then per typology, then per benign kind."""
+        table = Table(
+            title=f"Evaluation of build {self.build_id} (flag threshold {self.flag_threshold:g})"
+        )
+        table.add_column("scope")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("of", justify="right")
+        rows: list[tuple[str, str, str, str]] = [
+            (
+                "all",
+                "ring recall",
+                _fmt(self.ring_recall),
+                f"{self.rings_found}/{self.rings} rings",
+            ),
+            (
+                "all",
+                "precision",
+                _fmt(self.precision),
+                f"{self.flagged_true}/{self.flagged_clusters} flagged clusters",
+            ),
+            (
+                "all",
+                "benign FPR",
+                _fmt(self.benign_fpr),
+                f"{self.benign_flagged}/{self.benign_groups} groups",
+            ),
+            ("all", "account AUROC", _fmt(self.auroc), f"{self.fraud_accounts}/{self.accounts}"),
+            ("all", "account AUPRC", _fmt(self.auprc), f"{self.accounts_unscored} unscored"),
+        ]
+        for r in rows:
+            table.add_row(*r)
+        table.add_section()
+        for t in self.typologies:
+            if t.rings:
+                table.add_row(
+                    t.typology, "ring recall", _fmt(t.recall), f"{t.rings_found}/{t.rings}"
+                )
+            table.add_row(t.typology, "account AUROC", _fmt(t.auroc), f"{t.accounts} accounts")
+        table.add_section()
+        for k in self.benign_kinds:
+            table.add_row(k.kind, "benign FPR", _fmt(k.fpr), f"{k.flagged}/{k.groups}")
+        return table
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _read(path: Path, columns: Sequence[str]) -> dict[str, list[str]]:
+    if not path.is_file():
+        raise TruthError(f"Ground truth file {path} is missing; pass the generator's truth dir.")
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=True
+        ),
+    )
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise TruthError(f"{path} lacks the column(s) {', '.join(missing)}.")
+    return {c: table.column(c).to_pylist() for c in columns}
+
+
+def _groups(
+    ids: Sequence[str], kinds: Sequence[str], members: Sequence[str]
+) -> tuple[list[str], list[str], list[list[str]]]:
+    by: dict[str, list[str]] = defaultdict(list)
+    kind: dict[str, str] = {}
+    for g, k, m in zip(ids, kinds, members, strict=True):
+        by[g].append(m)
+        kind.setdefault(g, k or "unknown")
+    names = sorted(by)
+    return names, [kind[g] for g in names], [by[g] for g in names]
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> tuple[float | None, float | None]:
+    if y.size == 0 or y.all() or not y.any():
+        return None, None
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+def _matched(
+    groups: Sequence[Sequence[str]], flagged: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: matched by a flagged cluster (Jaccard >= 0.5); per cluster: the same."""
+    gi, ci, inter, gs, cs = overlaps(groups, flagged)
+    ok = inter / np.maximum(gs[gi] + cs[ci] - inter, 1) >= MATCH_JACCARD
+    g_hit = np.zeros(len(groups), dtype=bool)
+    g_hit[gi[ok]] = True
+    c_hit = np.zeros(len(flagged), dtype=bool)
+    c_hit[ci[ok]] = True
+    return g_hit, c_hit
+
+
+def evaluate(
+    graph: Graph,
+    truth_dir: Path,
+    *,
+    build_id: str | None = None,
+    flag_threshold: float = 0.5,
+) -> Evaluation:
+    """Compare a build (the current one by default) with the ground truth in ``truth_dir``."""
+    truth_dir = Path(truth_dir)
+    acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud", "typology"))
+    rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
+    benign_t = _read(truth_dir / "benign_groups.csv", ("group_id", "kind", "account_id"))
+
+    bid, clusters = all_clusters(graph, build_id)
+    _, scores = account_scores(graph, bid)
+    flagged = [c.members for c in clusters if c.score >= flag_threshold]
+
+    ids: list[str] = acc["account_id"]
+    is_fraud = np.array(
+        [str(v).strip().lower() in ("true", "1", "t", "yes") for v in acc["is_fraud"]], dtype=bool
+    )
+    typ = np.array([t or "" for t in acc["typology"]], dtype=object)
+    fraud_ids = {a for a, f in zip(ids, is_fraud, strict=True) if f}
+    s = np.array([scores.get(a, 0.0) for a in ids], dtype=np.float64)
+    unscored = sum(1 for a in ids if a not in scores)
+    auroc, auprc = _auc(is_fraud, s)
+
+    # Rings: recall overall and per typology.
+    ring_names, ring_typ, ring_members = _groups(
+        rings_t["ring_id"], rings_t["typology"], rings_t["account_id"]
+    )
+    ring_found, _ = _matched(ring_members, flagged)
+
+    # Precision of flagged clusters.
+    flagged_true = sum(
+        1
+        for members in flagged
+        if members
+        and sum(m in fraud_ids for m in members) >= TRUE_POSITIVE_FRAUD_SHARE * len(members)
+    )
+
+    # Benign groups.
+    group_names, group_kind, group_members = _groups(
+        benign_t["group_id"], benign_t["kind"], benign_t["account_id"]
+    )
+    group_match, _ = _matched(group_members, flagged)
+    in_flagged = {m for members in flagged for m in members}
+    group_hit = np.array(
+        [
+            bool(match) or sum(m in in_flagged for m in gm) > BENIGN_INSIDE_SHARE * len(gm)
+            for match, gm in zip(group_match, group_members, strict=True)
+        ],
+        dtype=bool,
+    )
+
+    ring_typ_arr = np.array(ring_typ, dtype=object)
+    typologies = []
+    for t in sorted((set(ring_typ) | {str(x) for x in typ[is_fraud]}) - {""}):
+        in_t = ring_typ_arr == t
+        accounts_t = typ == t
+        mask = accounts_t | ~is_fraud
+        a_roc, a_prc = _auc(accounts_t[mask], s[mask])
+        typologies.append(
+            TypologyMetrics(
+                typology=t,
+                rings=int(in_t.sum()),
+                rings_found=int(ring_found[in_t].sum()),
+                recall=_ratio(int(ring_found[in_t].sum()), int(in_t.sum())),
+                accounts=int(accounts_t.sum()),
+                auroc=a_roc,
+                auprc=a_prc,
+            )
+        )
+    kind_arr = np.array(group_kind, dtype=object)
+    kinds = [
+        BenignKindMetrics(
+            kind=k,
+            groups=int((kind_arr == k).sum()),
+            flagged=int(group_hit[kind_arr == k].sum()),
+            fpr=_ratio(int(group_hit[kind_arr == k].sum()), int((kind_arr == k).sum())),
+        )
+        for k in sorted(set(group_kind))
+    ]
+    return Evaluation(
+        build_id=bid,
+        flag_threshold=flag_threshold,
+        accounts=len(ids),
+        fraud_accounts=int(is_fraud.sum()),
+        accounts_unscored=unscored,
+        rings=len(ring_names),
+        rings_found=int(ring_found.sum()),
+        ring_recall=_ratio(int(ring_found.sum()), len(ring_names)),
+        clusters=len(clusters),
+        flagged_clusters=len(flagged),
+        flagged_true=flagged_true,
+        precision=_ratio(flagged_true, len(flagged)),
+        benign_groups=len(group_names),
+        benign_flagged=int(group_hit.sum()),
+        benign_fpr=_ratio(int(group_hit.sum()), len(group_names)),
+        auroc=auroc,
+        auprc=auprc,
+        typologies=tuple(typologies),
+        benign_kinds=tuple(kinds),
+    )
+
+
+def evaluation_from_json(text: str | Mapping[str, Any]) -> Evaluation:
+    """The inverse of :meth:`Evaluation.to_json` (for reports that compare runs)."""
+    d = dict(json.loads(text) if isinstance(text, str) else text)
+    d["typologies"] = tuple(TypologyMetrics(**t) for t in d["typologies"])
+    d["benign_kinds"] = tuple(BenignKindMetrics(**k) for k in d["benign_kinds"])
+    return Evaluation(**d)

@@ -112,9 +112,11 @@ def timestamps(values: pa.Array, fmt: str | None) -> tuple[pa.Array, Mask]:
     timestamps and the mask of non-empty values that did not parse."""
     parsed: pa.Array | None = None
     if fmt is None:
-        for target in (TS, pa.timestamp("ms")):
+        # Parse at ns so that any sub-second precision is accepted (the fast, vectorised path),
+        # then truncate to the stored precision. Out-of-ns-range values take the Python path.
+        for target in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
             try:
-                parsed = pc.cast(values, target).cast(TS)
+                parsed = pc.cast(values, target).cast(TS, safe=False)
                 break
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue

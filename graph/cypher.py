@@ -360,3 +360,136 @@ BUILD_ACCOUNT_SCORES: LiteralString = (
     "RETURN id, [i IN range(0, size(s.accounts) - 1) WHERE s.accounts[i] = id | s.scores[i]] "
     "AS found"
 )
+
+# --- api --------------------------------------------------------------------------------------
+# The GraphQL API (api/service.py, api/auth.py). API keys, investigators' verdicts and case notes
+# are nodes of their own, keyed by account or ring id and never by build, so they survive every
+# rebuild; docs/api.md describes them.
+
+API_SCHEMA: tuple[LiteralString, ...] = (
+    "CREATE CONSTRAINT apikey_id_unique IF NOT EXISTS FOR (n:ApiKey) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT verdict_id_unique IF NOT EXISTS FOR (n:Verdict) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX verdict_target IF NOT EXISTS FOR (n:Verdict) ON (n.target_kind, n.target_id)",
+    "CREATE CONSTRAINT casenote_id_unique IF NOT EXISTS FOR (n:CaseNote) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX casenote_ring IF NOT EXISTS FOR (n:CaseNote) ON (n.ring_id)",
+)
+
+API_PING: LiteralString = "RETURN 1 AS ok"
+
+API_KEY_CREATE: LiteralString = (
+    "CREATE (k:ApiKey {id: $id, hash: $hash, role: $role, name: $name, "
+    "created_at: datetime()}) RETURN k.id AS id"
+)
+API_KEY_GET: LiteralString = (
+    "MATCH (k:ApiKey {id: $id}) "
+    "RETURN k.hash AS hash, k.role AS role, k.name AS name, k.revoked_at IS NOT NULL AS revoked"
+)
+API_KEY_REVOKE: LiteralString = (
+    "MATCH (k:ApiKey {id: $id}) SET k.revoked_at = coalesce(k.revoked_at, datetime()) "
+    "RETURN k.id AS id"
+)
+API_KEY_LIST: LiteralString = (
+    "MATCH (k:ApiKey) RETURN k.id AS id, k.role AS role, k.name AS name, "
+    "k.created_at AS created_at, k.revoked_at AS revoked_at ORDER BY k.created_at, k.id"
+)
+
+_API_IDENTIFIERS = tuple(k for k in KINDS if k.rel is not None)
+_API_ACCOUNT_RELS = "|".join(k.rel for k in _API_IDENTIFIERS if k.rel is not None)
+_API_ACCOUNT_DEGREES = (
+    "{" + ", ".join(f"{k.name}: COUNT {{ (n)-[:{k.rel}]->() }}" for k in _API_IDENTIFIERS) + "}"
+)
+# One entity lookup per kind: key properties and the degree per kind of neighbour.
+API_ENTITIES: dict[str, LiteralString] = {
+    k.name: f"UNWIND $ids AS id MATCH (n:{k.label} {{id: id}}) RETURN id, n {{.*}} AS props, "
+    + (
+        f"{_API_ACCOUNT_DEGREES} AS degrees"
+        if k.rel is None
+        else f"{{account: COUNT {{ (n)<-[:{k.rel}]-() }}}} AS degrees"
+    )
+    for k in KINDS
+}
+# Clusters of the given build that an entity belongs to (accounts) or ties (identifiers).
+API_ENTITY_CLUSTERS: dict[str, LiteralString] = {
+    k.name: (
+        f"UNWIND $ids AS id MATCH (:{k.label} {{id: id}})-[m:MEMBER_OF]->(c:Cluster) "
+        "WHERE m.build_id = $build_id RETURN id, c {.*} AS cluster ORDER BY c.score DESC"
+        if k.rel is None
+        else f"UNWIND $ids AS id MATCH (:{k.label} {{id: id}})<-[:{k.rel}]-(:{ACCOUNT.label})"
+        "-[m:MEMBER_OF]->(c:Cluster) WHERE m.build_id = $build_id "
+        "WITH DISTINCT id, c RETURN id, c {.*} AS cluster ORDER BY c.score DESC"
+    )
+    for k in KINDS
+}
+API_RING_HISTORIES: LiteralString = (
+    "UNWIND $ring_ids AS rid MATCH (c:Cluster {ring_id: rid})-[:IN_BUILD]->(b:Build) "
+    "WHERE b.status = 'complete' "
+    "RETURN rid AS ring_id, b.id AS build_id, b.finished_at AS finished_at, c.size AS size, "
+    "c.score AS score ORDER BY b.finished_at, b.id"
+)
+
+# riskNeighbourhood: the start node, then one expansion per hop. Nodes are carried between hops
+# by element id (an id seek) within one read transaction; identifiers are expanded only when
+# their degree is at most $hub_degree, so a hub costs one degree count, not its neighbours.
+API_NB_START: dict[str, LiteralString] = {
+    k.name: f"MATCH (n:{k.label} {{id: $id}}) RETURN elementId(n) AS eid, n.label AS label, "
+    + (
+        f"COUNT {{ (n)-[:{_API_ACCOUNT_RELS}]->() }} AS degree"
+        if k.rel is None
+        else f"COUNT {{ (n)<-[:{k.rel}]-() }} AS degree"
+    )
+    for k in KINDS
+}
+API_NB_FROM_ACCOUNTS: LiteralString = (
+    "UNWIND $eids AS src MATCH (a) WHERE elementId(a) = src "
+    f"MATCH (a)-[r:{_API_ACCOUNT_RELS}]->(x) WHERE NOT elementId(x) IN $seen "
+    "WITH src, x, type(r) AS rel, min(r.first_seen) AS first_seen, "
+    "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
+    "RETURN src, elementId(x) AS eid, rel, x.id AS id, first_seen, last_seen, count, "
+    "COUNT { (x)<--() } AS degree, null AS label"
+)
+API_NB_FROM_IDENTIFIERS: LiteralString = (
+    "UNWIND $eids AS src MATCH (x) WHERE elementId(x) = src "
+    f"MATCH (x)<-[r:{_API_ACCOUNT_RELS}]-(a:{ACCOUNT.label}) WHERE NOT elementId(a) IN $seen "
+    "WITH src, a, type(r) AS rel, min(r.first_seen) AS first_seen, "
+    "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
+    "RETURN src, elementId(a) AS eid, rel, a.id AS id, first_seen, last_seen, count, "
+    f"COUNT {{ (a)-[:{_API_ACCOUNT_RELS}]->() }} AS degree, a.label AS label"
+)
+
+# Investigators' verdicts: append-only; an account's verdict is linked to its Account node, a
+# ring's verdict keeps the ring id and a snapshot of the members it was given on.
+API_VERDICT_ACCOUNT: LiteralString = (
+    f"MATCH (a:{ACCOUNT.label} {{id: $target_id}}) "
+    "CREATE (a)-[:HAS_VERDICT]->(v:Verdict {id: $id, target_kind: 'account', "
+    "target_id: $target_id, verdict: $verdict, note: $note, author: $author, key_id: $key_id, "
+    "build_id: $build_id, members: [$target_id], created_at: datetime()}) "
+    "RETURN v {.*} AS verdict"
+)
+API_VERDICT_RING: LiteralString = (
+    "CREATE (v:Verdict {id: $id, target_kind: 'ring', target_id: $target_id, "
+    "verdict: $verdict, note: $note, author: $author, key_id: $key_id, build_id: $build_id, "
+    "members: $members, created_at: datetime()}) RETURN v {.*} AS verdict"
+)
+API_VERDICTS: LiteralString = (
+    "UNWIND $ids AS id MATCH (v:Verdict {target_kind: $target_kind, target_id: id}) "
+    "RETURN id, v {.*} AS verdict ORDER BY v.created_at, v.id"
+)
+# The labels the next rebuild trains and evaluates with: per account, the latest account verdict,
+# else the latest verdict on a ring the account was a member of when it was given.
+API_VERDICT_LABELS: LiteralString = (
+    "MATCH (v:Verdict) WHERE v.target_kind IN ['account', 'ring'] "
+    "UNWIND v.members AS account "
+    "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
+    "v.created_at, v.id "
+    "WITH account, last(collect(v)) AS v "
+    "RETURN account, v.verdict AS label, v.created_at AS labelled_at, "
+    "v.target_kind AS source, v.id AS verdict_id"
+)
+API_NOTE_CREATE: LiteralString = (
+    "CREATE (n:CaseNote {id: $id, ring_id: $ring_id, text: $text, author: $author, "
+    "key_id: $key_id, build_id: $build_id, created_at: datetime()}) RETURN n {.*} AS note"
+)
+API_NOTES: LiteralString = (
+    "UNWIND $ring_ids AS rid MATCH (n:CaseNote {ring_id: rid}) "
+    "RETURN rid AS ring_id, n {.*} AS note ORDER BY n.created_at, n.id"
+)

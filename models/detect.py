@@ -1,0 +1,256 @@
+"""The structural ring detector: projection, hub-aware linking, communities, cluster features,
+scores and reasons. ``docs/detection.md`` explains every step and default.
+
+    detection = detect(graph)
+    for cluster in detection.clusters:  # strongest first
+        print(cluster.score, cluster.members, cluster.reasons)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graph.connection import Graph
+from models import clusters as cl
+from models.communities import communities, risk_splits, strong_graph
+from models.linking import LinkParams, eligible, link_matrix
+from models.projection import F64, identifier_ids, read_projection
+from ringscope.settings import Settings
+
+__all__ = ["Cluster", "DetectConfig", "Detection", "detect"]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One candidate ring."""
+
+    members: tuple[str, ...]  # account ids, sorted
+    score: float  # cluster risk in [0, 1]
+    reasons: tuple[str, ...]  # 1-4 sentences, strongest first
+    features: dict[str, float]  # cluster features by name
+    key_identifiers: tuple[tuple[str, str, int], ...]  # (kind, identifier id, members using it)
+    density: float  # share of member pairs that are linked
+
+
+@dataclass(frozen=True)
+class Detection:
+    clusters: tuple[Cluster, ...]  # sorted by score, highest first
+    account_scores: dict[str, float]  # account id -> risk in [0, 1]
+    stage_seconds: dict[str, float]  # projection, linking, communities, features
+
+
+def _default_kind_weights() -> dict[str, float]:
+    return {
+        "id_document": 1.0,
+        "bank_card": 0.9,
+        "email": 0.8,
+        "phone": 0.8,
+        "device": 0.8,
+        "ip": 0.35,
+        "payee": 0.3,
+    }
+
+
+def _default_caps() -> dict[str, int]:
+    return {
+        "id_document": 50,
+        "bank_card": 50,
+        "email": 50,
+        "phone": 50,
+        "device": 50,
+        "ip": 200,
+        "payee": 60,
+    }
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Detector settings. The defaults are the ones measured in docs/detection.md."""
+
+    # Per-kind weight of one shared identifier used by exactly two accounts. Documents, cards,
+    # emails, phones and devices are personal; an IP or a payee is shared by strangers too.
+    kind_weights: dict[str, float] = field(default_factory=_default_kind_weights)
+    # Identifiers used by more accounts than this are hubs: left out of linking (kept in features).
+    degree_caps: dict[str, int] = field(default_factory=_default_caps)
+    # Merchants link accounts only while this few accounts pay them (a colluding shop);
+    # individual payees link up to degree_caps["payee"].
+    merchant_degree_cap: int = 10
+    # Time overlap: first/last seen are bucketed by this many days (widened by one bucket each
+    # side); a pair that never overlaps keeps only its kind's floor of the identifier's weight.
+    # Only kinds that are reissued to strangers are time-aware: numbers are recycled, dynamic IPs
+    # reassigned, devices resold. Documents, cards, emails and payees keep their full weight.
+    time_bucket_days: int = 120
+    time_floors: dict[str, float] = field(
+        default_factory=lambda: {"phone": 0.2, "ip": 0.3, "device": 0.4}
+    )
+    # Co-arrival: a pair that first used the identifier within about arrival_days of each other
+    # gets up to arrival_bonus times the identifier's weight on top (farms, takeover waves).
+    arrival_days: int = 7
+    arrival_bonus: float = 0.33
+    # A link is strong (used for components) at or above this summed weight.
+    link_threshold: float = 0.25
+    # Clusters smaller than this are not reported (two accounts are not a ring).
+    min_cluster_size: int = 3
+    # Components larger than this are split with Leiden (modularity, this resolution).
+    max_cluster_size: int = 80
+    leiden_resolution: float = 1.0
+    seed: int = 0
+    # A cluster is "flagged" at or above this score (the evaluation threshold).
+    flag_threshold: float = 0.6
+    # Components of at least split_min_size members are also cut by Leiden; the parts replace
+    # the component when the best part scores at least split_gain higher (risk concentrates).
+    split_min_size: int = 6
+    split_gain: float = 0.25
+    # Co-arrival weight at which a strong link also counts as made in one wave (for splitting).
+    wave_threshold: float = 0.3
+    # networkx analysis (articulation points, betweenness, diameter) runs for clusters scoring
+    # at least this (it is the one per-cluster Python step; benign clusters skip it).
+    analyse_min_score: float = 0.2
+    # At most this many key identifiers are reported per cluster.
+    max_key_identifiers: int = 5
+
+    def link_params(self) -> LinkParams:
+        return LinkParams(
+            kind_weights=dict(self.kind_weights),
+            degree_caps=dict(self.degree_caps),
+            merchant_degree_cap=self.merchant_degree_cap,
+            time_bucket_days=self.time_bucket_days,
+            time_floors=dict(self.time_floors),
+            arrival_days=self.arrival_days,
+            arrival_bonus=self.arrival_bonus,
+        )
+
+
+def detect(
+    graph: Graph,
+    settings: Settings | None = None,
+    *,
+    config: DetectConfig | None = None,
+    account_model_scores: Mapping[str, float] | None = None,
+) -> Detection:
+    """Find candidate rings in the graph and score clusters and accounts."""
+    del settings  # the connection already carries what the detector needs
+    cfg = config or DetectConfig()
+    params = cfg.link_params()
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    proj = read_projection(graph)
+    seconds["projection"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    s, arrival = link_matrix(proj, params)
+    seconds["linking"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    strong = strong_graph(s, cfg.link_threshold)
+    groups = communities(
+        strong,
+        min_size=cfg.min_cluster_size,
+        max_size=cfg.max_cluster_size,
+        resolution=cfg.leiden_resolution,
+        seed=cfg.seed,
+    )
+    seconds["communities"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model: F64 | None = None
+    if account_model_scores is not None:
+        model = np.asarray(
+            [float(account_model_scores.get(a, 0.0)) for a in proj.ids], dtype=np.float64
+        )
+    sig = cl.account_signals(proj, model)
+    table = cl.cluster_table(proj, groups, s, params, sig, model)
+    scores, contrib = cl.score(table)
+    wave = strong.multiply(strong_graph(arrival, cfg.wave_threshold) > 0).tocsr()
+    splits = risk_splits(
+        strong, groups, min_size=cfg.min_cluster_size, split_min_size=cfg.split_min_size,
+        seed=cfg.seed, wave=wave,
+    )  # fmt: skip
+    if splits:
+        flat = [p for _, parts in splits for p in parts]
+        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, sig, model))
+        replace: dict[int, list[np.ndarray]] = {}
+        gain: dict[int, float] = {}
+        i = 0
+        for gi, parts in splits:
+            best = float(part_scores[i : i + len(parts)].max())
+            if best >= float(scores[gi]) + cfg.split_gain and best > gain.get(gi, -1.0):
+                replace[gi] = list(parts)
+                gain[gi] = best
+            i += len(parts)
+        if replace:
+            groups = [p for gi, grp in enumerate(groups) for p in replace.get(gi, [grp])]
+            groups.sort(key=lambda a: (int(a[0]), len(a)))
+            table = cl.cluster_table(proj, groups, s, params, sig, model)
+            scores, contrib = cl.score(table)
+
+    # networkx analysis for the clusters worth explaining, then one lookup of identifier ids.
+    elig = {name: eligible(e, params) for name, e in proj.kinds.items()}
+    analyses: dict[int, cl.Analysis] = {}
+    orders = cl.edge_orders(proj)
+    for c in np.flatnonzero(scores >= cfg.analyse_min_score).tolist():
+        analyses[c] = cl.analyse(groups[c], proj, elig, orders)
+    wanted: list[int] = []
+    keys: dict[int, list[tuple[str, int, int]]] = {}
+    for c in range(len(groups)):
+        ev = table.evidence[c]
+        ranked: list[tuple[float, str, int, int]] = []
+        art = {}
+        bet: dict[tuple[str, int], float] = {}
+        if c in analyses:
+            art = {x: i for i, x in enumerate(analyses[c].articulation_identifiers)}
+            bet = analyses[c].betweenness
+        for kind, items in ev.shared.items():
+            w = params.kind_weights.get(kind, 0.0)
+            for node, k in items:
+                is_art = (kind, node) in art
+                strength = is_art * 10.0 + bet.get((kind, node), 0.0) + w * k
+                ranked.append((-strength, kind, node, k))
+        ranked.sort()
+        keys[c] = [(kind, node, k) for _, kind, node, k in ranked[: cfg.max_key_identifiers]]
+        if c in analyses or scores[c] >= cfg.analyse_min_score:
+            wanted.extend(node for _, node, _ in keys[c])
+            wanted.extend(ev.emulators[:3])
+            for items in ev.shared.values():
+                wanted.extend(x for x, _ in sorted(items, key=lambda t: (-t[1], t[0]))[:3])
+            if ev.top_payee is not None:
+                wanted.append(ev.top_payee[0])
+    if len(wanted) < 50_000:
+        names = identifier_ids(graph, wanted)
+    else:  # pragma: no cover - only when very many clusters score high
+        names = identifier_ids(graph, wanted[:50_000])
+    needed = [n for c in range(len(groups)) for _, n, _ in keys[c] if n not in names]
+    names.update(identifier_ids(graph, needed))
+
+    out: list[Cluster] = []
+    for c, members in enumerate(groups):
+        a = analyses.get(c)
+        feats = cl.round_features(table.features, c)
+        feats["diameter"] = float(a.diameter) if a else -1.0
+        feats["articulation_identifiers"] = float(len(a.articulation_identifiers)) if a else -1.0
+        out.append(
+            Cluster(
+                members=tuple(sorted(proj.ids[i] for i in members.tolist())),
+                score=round(float(scores[c]), 6),
+                reasons=cl.reasons(c, table, contrib, names, a),
+                features=feats,
+                key_identifiers=tuple(
+                    (kind, names.get(node, f"#{node}"), k) for kind, node, k in keys[c]
+                ),
+                density=round(float(table.features["density"][c]), 6),
+            )
+        )
+    out.sort(key=lambda x: (-x.score, x.members))
+
+    own = cl.account_own_scores(sig, proj.n)
+    acc = own.copy()
+    for c, members in enumerate(groups):
+        acc[members] = np.maximum(acc[members], scores[c])
+    account_scores = {a: round(float(v), 6) for a, v in zip(proj.ids, acc.tolist(), strict=True)}
+    seconds["features"] = time.perf_counter() - t
+    return Detection(tuple(out), account_scores, seconds)

@@ -1,0 +1,189 @@
+"""Projection: the account-identifier graph read out of Neo4j into numpy arrays.
+
+Accounts come back one row each (the only per-row Python objects, one per account). Edges are
+read per relationship type and per chunk of accounts: the chunk's internal node ids go in as a
+parameter and one record comes back carrying the chunk's edges as parallel integer lists, which
+are copied straight into preallocated-and-grown numpy arrays. Identifiers are compacted to
+``0..m-1`` per kind with ``np.unique``; their business ids are only looked up for the few that a
+cluster's reasons name (:func:`identifier_ids`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, LiteralString
+
+import numpy as np
+import numpy.typing as npt
+
+from graph import cypher
+from graph.connection import Graph
+from graph.model import IDENTIFIER_KINDS
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+KIND_NAMES: tuple[str, ...] = tuple(k.name for k in IDENTIFIER_KINDS)
+
+
+@dataclass
+class KindEdges:
+    """All edges of one identifier kind, one row per (account, identifier) pair."""
+
+    kind: str
+    acc: I32  # account index (into Projection.ids)
+    ident: I32  # compact identifier index 0..m-1
+    first: I64  # first_seen, epoch seconds (-1 unknown)
+    last: I64  # last_seen, epoch seconds (-1 unknown)
+    count: I64
+    nodes: I64  # compact identifier index -> Neo4j internal id
+    flag: B  # per identifier: emulator device / virtual phone / merchant payee
+    round_count: I64 | None = None  # payments only
+    total: F64 | None = None  # payments only, amount in currency units
+
+    @property
+    def m(self) -> int:
+        return len(self.nodes)
+
+    def degree(self) -> I64:
+        """Distinct accounts per identifier."""
+        return np.bincount(self.ident, minlength=self.m).astype(np.int64)
+
+
+@dataclass
+class Projection:
+    ids: list[str]  # account business ids, in internal order
+    nodes: I64  # account internal ids
+    created: I64  # epoch seconds, -1 unknown
+    kyc: I64  # -1 unknown
+    label: I64  # 1 fraud, 0 legit, -1 unlabelled
+    kinds: dict[str, KindEdges] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def now(self) -> int:
+        """The data's "now": the latest timestamp seen (never the wall clock, for determinism)."""
+        t = [int(self.created.max()) if self.n else 0]
+        t += [int(e.last.max()) for e in self.kinds.values() if len(e.last)]
+        return max(t)
+
+
+class _Grow:
+    """A growable int/float column: preallocated, doubled when full, never a Python list."""
+
+    def __init__(self, dtype: Any, capacity: int) -> None:
+        self.a = np.empty(max(capacity, 16), dtype=dtype)
+        self.n = 0
+
+    def extend(self, values: list[Any], offset: int = 0) -> None:
+        k = len(values)
+        if self.n + k > len(self.a):
+            bigger = np.empty(max(2 * len(self.a), self.n + k), dtype=self.a.dtype)
+            bigger[: self.n] = self.a[: self.n]
+            self.a = bigger
+        self.a[self.n : self.n + k] = values
+        if offset:
+            self.a[self.n : self.n + k] += offset
+        self.n += k
+
+    def get(self) -> Any:
+        return self.a[: self.n].copy()
+
+
+def _node_set(graph: Graph, query: LiteralString) -> I64:
+    rows = graph.read(query)
+    return np.asarray(rows[0]["nodes"] if rows else [], dtype=np.int64)
+
+
+def read_projection(graph: Graph, chunk: int = 50_000) -> Projection:
+    """Read accounts and every account-identifier relationship into arrays."""
+    import time
+
+    t0 = time.perf_counter()
+    node_col, created_col, kyc_col, label_col = (_Grow(np.int64, 1024) for _ in range(4))
+    ids: list[str] = []
+    with graph.driver.session(database=graph.database, fetch_size=10_000) as session:
+        result = session.run(graph.query(cypher.DETECT_ACCOUNTS))
+        buf: list[list[Any]] = [[], [], [], []]
+        for rec in result:
+            ids.append(rec["id"])
+            buf[0].append(rec["node"])
+            buf[1].append(rec["created"])
+            buf[2].append(rec["kyc"])
+            buf[3].append(rec["label"])
+            if len(buf[0]) >= 65_536:
+                for col, vals in zip((node_col, created_col, kyc_col, label_col), buf, strict=True):
+                    col.extend(vals)
+                buf = [[], [], [], []]
+        for col, vals in zip((node_col, created_col, kyc_col, label_col), buf, strict=True):
+            col.extend(vals)
+    nodes = node_col.get()
+    # A stable internal order: by business id, so results never depend on store layout.
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    ids = [ids[i] for i in order]
+    proj = Projection(
+        ids=ids,
+        nodes=nodes[order],
+        created=created_col.get()[order],
+        kyc=kyc_col.get()[order],
+        label=label_col.get()[order],
+    )
+    proj.seconds["accounts"] = time.perf_counter() - t0
+
+    flags = {
+        "device": _node_set(graph, cypher.DETECT_EMULATOR_DEVICES),
+        "phone": _node_set(graph, cypher.DETECT_VIRTUAL_PHONES),
+        "payee": _node_set(graph, cypher.DETECT_MERCHANT_PAYEES),
+    }
+    for kind in IDENTIFIER_KINDS:
+        assert kind.rel is not None
+        t1 = time.perf_counter()
+        paid = kind.rel == "PAID"
+        cap = max(1024, proj.n * 2)
+        acc, ident, first, last, count = (_Grow(np.int64, cap) for _ in range(5))
+        rnd, tot = _Grow(np.int64, cap if paid else 16), _Grow(np.float64, cap if paid else 16)
+        query = cypher.DETECT_LINKS[kind.rel]
+        for start in range(0, proj.n, chunk):
+            part = proj.nodes[start : start + chunk].tolist()
+            rows = graph.read(query, {"nodes": part})
+            if not rows:
+                continue
+            r = rows[0]
+            acc.extend(r["acc"], offset=start)
+            ident.extend(r["ident"])
+            first.extend(r["first"])
+            last.extend(r["last"])
+            count.extend(r["count"])
+            if paid:
+                rnd.extend(r["round_count"])
+                tot.extend(r["total_e4"])
+        raw_ident = ident.get()
+        uniq, inv = np.unique(raw_ident, return_inverse=True)
+        flag = np.isin(uniq, flags.get(kind.name, np.zeros(0, dtype=np.int64)))
+        proj.kinds[kind.name] = KindEdges(
+            kind=kind.name,
+            acc=acc.get().astype(np.int32),
+            ident=inv.astype(np.int32),
+            first=first.get(),
+            last=last.get(),
+            count=count.get(),
+            nodes=uniq.astype(np.int64),
+            flag=flag,
+            round_count=rnd.get() if paid else None,
+            total=tot.get() / 10_000.0 if paid else None,
+        )
+        proj.seconds[kind.name] = time.perf_counter() - t1
+    return proj
+
+
+def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:
+    """Business ids of a few identifiers, by internal id."""
+    if not nodes:
+        return {}
+    rows = graph.read(cypher.DETECT_IDENTIFIER_IDS, {"nodes": sorted(set(nodes))})
+    return {int(r["node"]): str(r["id"]) for r in rows}

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli import apikey_cli, query_cli, schema, serve
 from graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from graph.embedded import build_launcher, check_java
 from models.builds import BuildInfo, ClusterInfo
@@ -26,6 +27,10 @@ neo4j_cli = typer.Typer(help="The embedded Neo4j (ignored when NEO4J_URI is set)
 graph_cli = typer.Typer(help="The graph schema and contents.")
 cli.add_typer(neo4j_cli, name="neo4j")
 cli.add_typer(graph_cli, name="graph")
+cli.command("serve")(serve)
+cli.command("schema")(schema)
+cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(query_cli, name="query")
 
 
 @neo4j_cli.command("start")
@@ -263,9 +268,8 @@ def demo_cmd(
         _run_detection(graph, top=10)
 
         err.rule("5. Evaluation against the planted truth")
-        from models.evaluate import evaluate
-
         from models.detect import DetectConfig
+        from models.evaluate import evaluate
 
         flag = DetectConfig().flag_threshold
         out.print(evaluate(graph, truth, flag_threshold=flag).render())

@@ -7,6 +7,7 @@ environment of any other Neo4j tool; everything RingScope-specific is ``RINGSCOP
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,35 @@ class Settings(BaseSettings):
     # size (5k-50k rows per transaction is the published sweet spot).
     default_region: str = "CN"
     ingest_batch_size: int = 10_000
+
+    # --- api --- (the GraphQL server and its client; see docs/api.md)
+    # development: GraphiQL and introspection on; production: both off.
+    api_env: Literal["development", "production"] = "development"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Where `ringscope query` and RingScopeClient reach the server, and the key they send.
+    api_url: str = "http://127.0.0.1:8000/graphql"
+    api_key: SecretStr | None = None
+    # Seconds one Cypher query of the API may run before Neo4j aborts it.
+    api_query_timeout: float = 10.0
+    # Query limits (Strawberry validation extensions) and the HTTP body cap.
+    api_max_depth: int = 10
+    api_max_aliases: int = 15
+    api_max_tokens: int = 2_000
+    api_max_body_bytes: int = 100_000
+    # riskNeighbourhood: identifiers used by more accounts than this are hubs (not expanded);
+    # `limit` is capped at api_neighbourhood_max_nodes.
+    api_hub_degree: int = 50
+    api_neighbourhood_max_nodes: int = 500
+    # Accounts at or above this risk (or with a fraud label/verdict) are "flagged" in paths.
+    api_flag_score: float = 0.5
+    # Seconds a verified API key is cached in the server (revocation takes effect after this).
+    api_key_cache_seconds: float = 10.0
+    # Worker threads for the (synchronous) Neo4j driver calls of the async server.
+    api_threads: int = 16
+    # The append-only audit log directory; default <data_dir>/audit.
+    api_audit_dir: Path | None = None
+    # --- end api ---
 
     @property
     def neo4j_home(self) -> Path:

@@ -1,0 +1,77 @@
+"""The append-only audit log: one JSON line per entity returned or denied.
+
+Records are collected while a request runs and written with a single ``write`` to a file opened
+with ``O_APPEND`` (``<audit dir>/api-audit-<UTC date>.jsonl``, mode 0600) before the response is
+sent. If that write fails, the request fails: nothing is returned that was not logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class AuditWriteError(Exception):
+    """The audit log could not be written (the request is refused)."""
+
+
+@dataclass
+class AuditBuffer:
+    """The records of one request; duplicates of (kind, id, outcome) are recorded once."""
+
+    request_id: str
+    key_id: str
+    role: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    _seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def add(self, kind: str, entity_id: str, outcome: str, field_name: str) -> None:
+        key = (kind, entity_id, outcome)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.records.append(
+            {
+                "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "request_id": self.request_id,
+                "key_id": self.key_id,
+                "role": self.role,
+                "kind": kind,
+                "id": entity_id,
+                "outcome": outcome,  # returned | denied | not_found
+                "field": field_name,
+            }
+        )
+
+
+class AuditLog:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def path_for(self, when: datetime | None = None) -> Path:
+        day = (when or datetime.now(UTC)).strftime("%Y-%m-%d")
+        return self.directory / f"api-audit-{day}.jsonl"
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append the records in one write; raises AuditWriteError when that fails."""
+        if not records:
+            return
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        try:
+            with self._lock:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.path_for(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise AuditWriteError(f"Cannot write the audit log in {self.directory}: {exc}") from exc

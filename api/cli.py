@@ -1,0 +1,171 @@
+"""Commands of the API: ``serve``, ``apikey create|revoke|list``, ``query clusters``, ``schema``.
+
+Mounted in ``ringscope/cli.py``; also runnable on their own as ``python -m api ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ringscope.errors import RingScopeError
+from ringscope.settings import Settings
+
+err = Console(stderr=True)
+
+apikey_cli = typer.Typer(
+    help="API keys: create (printed once), revoke, list.", no_args_is_help=True
+)
+query_cli = typer.Typer(help="Query a running RingScope API.", no_args_is_help=True)
+api_cli = typer.Typer(help="The RingScope GraphQL API.", no_args_is_help=True)
+api_cli.add_typer(apikey_cli, name="apikey")
+api_cli.add_typer(query_cli, name="query")
+
+SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]{exc}[/red]")
+    raise typer.Exit(2)
+
+
+@api_cli.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: RINGSCOPE_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: RINGSCOPE_API_PORT.")] = None,
+) -> None:
+    """Serve /graphql, /healthz and /metrics with uvicorn until interrupted."""
+    from api.app import serve as run
+
+    try:
+        run(Settings(), host, port)
+    except RingScopeError as exc:
+        _fail(exc)
+
+
+@apikey_cli.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option(help="investigator, risk_engine or admin.")],
+    name: Annotated[str | None, typer.Option(help="Who holds it (recorded as author).")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from api.auth import Role, create_key
+    from graph import connect
+
+    if role not in {r.value for r in Role}:
+        _fail(ValueError(f"Unknown role {role!r}: one of {', '.join(r.value for r in Role)}."))
+    try:
+        with connect(Settings()) as graph:
+            key = create_key(graph, role, name)
+    except RingScopeError as exc:
+        _fail(exc)
+        return
+    err.print(f"Created key {key.key_id} ({key.role.value}, {key.name}). It is shown only once:")
+    print(key.key)
+
+
+@apikey_cli.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (rsk_<id>_...).")],
+) -> None:
+    """Revoke a key; servers refuse it within RINGSCOPE_API_KEY_CACHE_SECONDS."""
+    from api.auth import revoke_key
+    from graph import connect
+
+    try:
+        with connect(Settings()) as graph:
+            revoke_key(graph, key_id)
+    except RingScopeError as exc:
+        _fail(exc)
+    err.print(f"Revoked key {key_id}.")
+
+
+@apikey_cli.command("list")
+def apikey_list() -> None:
+    """List keys (ids, roles, names, dates; never secrets), one JSON object per line."""
+    from api.auth import list_keys
+    from graph import connect
+
+    try:
+        with connect(Settings()) as graph:
+            keys = list_keys(graph)
+    except RingScopeError as exc:
+        _fail(exc)
+        return
+    for k in keys:
+        print(
+            json.dumps(
+                {
+                    "id": k.key_id,
+                    "role": k.role,
+                    "name": k.name,
+                    "created_at": k.created_at.isoformat() if k.created_at else None,
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+            )
+        )
+
+
+@query_cli.command("clusters")
+def query_clusters(
+    min_score: Annotated[float, typer.Option("--min-score", help="Lowest cluster score.")] = 0.5,
+    page_size: Annotated[int, typer.Option(help="Clusters per request.")] = 200,
+    url: Annotated[str | None, typer.Option(help="Default: RINGSCOPE_API_URL.")] = None,
+) -> None:
+    """Every cluster of the current build at or above --min-score, as JSON lines."""
+    from api.client import RingScopeClient
+
+    settings = Settings()
+    if settings.api_key is None:
+        _fail(RingScopeError("Set RINGSCOPE_API_KEY to an API key (`ringscope apikey create`)."))
+        return
+    try:
+        with RingScopeClient(
+            url or settings.api_url, settings.api_key.get_secret_value(), timeout=30
+        ) as client:
+            n = 0
+            for c in client.iter_clusters(min_score, page_size):
+                n += 1
+                print(
+                    json.dumps(
+                        {
+                            "id": c.id,
+                            "ring_id": c.ring_id,
+                            "build_id": c.build_id,
+                            "score": c.score,
+                            "size": c.size,
+                            "reasons": list(c.reasons),
+                            "members": [
+                                {"id": m.id, "risk_score": m.risk_score} for m in c.members
+                            ],
+                        }
+                    )
+                )
+    except RingScopeError as exc:
+        _fail(exc)
+    err.print(f"{n} clusters.")
+
+
+@api_cli.command("schema")
+def schema(
+    check: Annotated[bool, typer.Option(help="Exit 1 if api/schema.graphql is stale.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print (or write, or --check) the schema's SDL; api/schema.graphql is the committed one."""
+    from api.schema import sdl
+
+    text = sdl()
+    if check:
+        if SCHEMA_PATH.read_text() != text:
+            err.print("api/schema.graphql is stale: `ringscope schema --out api/schema.graphql`.")
+            raise typer.Exit(1)
+        return
+    if out is not None:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,476 @@
+"""The API's service layer: every read and write the GraphQL resolvers need, over a Graph.
+
+Resolvers never run Cypher themselves; they call these functions (through per-request
+DataLoaders for the batched ones). Builds, clusters and scores come from :mod:`models.builds`;
+the API's own Cypher is the ``# --- api ---`` section of :mod:`graph.cypher`. Everything here is
+synchronous (the neo4j driver is), and the server runs it in worker threads.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import neo4j
+
+from api.auth import Principal
+from graph import cypher
+from graph.connection import Graph
+from graph.model import BY_NAME, KINDS
+from models import builds
+from models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
+from ringscope.errors import RingScopeError
+
+T = TypeVar("T")
+
+MAX_ACCOUNT_RISK_IDS = 1_000
+MAX_NOTE_CHARS = 10_000
+MAX_PATHS = 20
+VERDICTS = ("fraud", "legit")
+KIND_BY_REL = {k.rel: k.name for k in KINDS if k.rel is not None}
+
+
+class ApiError(RingScopeError):
+    """A named domain error whose message is shown to API clients."""
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class LimitExceededError(ApiError):
+    pass
+
+
+class InvalidArgumentError(ApiError):
+    pass
+
+
+def _native(value: Any) -> Any:
+    to_native = getattr(value, "to_native", None)
+    return to_native() if callable(to_native) else value
+
+
+def _read(graph: Graph, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+    """One read transaction, with the graph's server-side timeout."""
+    with graph.driver.session(database=graph.database) as session:
+        return session.execute_read(neo4j.unit_of_work(timeout=graph.query_timeout)(work))
+
+
+def kind_of(name: str) -> str:
+    if name not in BY_NAME:
+        raise InvalidArgumentError(f"Unknown kind {name!r}; one of {', '.join(BY_NAME)}.")
+    return name
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    kind: str
+    id: str
+    props: dict[str, Any]
+    degrees: dict[str, int]
+
+
+def entities(graph: Graph, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], EntityRecord]:
+    """The entities that exist among ``keys`` ((kind, id) pairs): one query per kind present."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, eid in keys:
+        by_kind[kind_of(kind)].append(eid)
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[tuple[str, str], EntityRecord]:
+        out: dict[tuple[str, str], EntityRecord] = {}
+        for kind, ids in by_kind.items():
+            for r in tx.run(cypher.API_ENTITIES[kind], {"ids": ids}):
+                props = {k: _native(v) for k, v in dict(r["props"]).items()}
+                degrees = {k: int(v) for k, v in dict(r["degrees"]).items()}
+                out[(kind, r["id"])] = EntityRecord(kind, r["id"], props, degrees)
+        return out
+
+    return _read(graph, work)
+
+
+def entity_clusters(
+    graph: Graph, keys: Sequence[tuple[str, str]], build_id: str | None
+) -> dict[tuple[str, str], list[ClusterInfo]]:
+    """Clusters of ``build_id`` each entity is in (accounts) or ties together (identifiers)."""
+    out: dict[tuple[str, str], list[ClusterInfo]] = {k: [] for k in keys}
+    if build_id is None:
+        return out
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, eid in keys:
+        by_kind[kind_of(kind)].append(eid)
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        for kind, ids in by_kind.items():
+            params = {"ids": ids, "build_id": build_id}
+            for r in tx.run(cypher.API_ENTITY_CLUSTERS[kind], params):
+                out[(kind, r["id"])].append(builds._cluster_info(r["cluster"]))
+
+    _read(graph, work)
+    return out
+
+
+def account_risk(graph: Graph, build_id: str, ids: Sequence[str]) -> dict[str, float]:
+    """Risk scores of accounts in one build (accounts without a score are left out)."""
+    if not ids:
+        return {}
+    return builds.account_score(graph, list(dict.fromkeys(ids)), build_id)
+
+
+def ring_histories(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[RingSnapshot]]:
+    out: dict[str, list[RingSnapshot]] = {r: [] for r in ring_ids}
+    for r in graph.read(cypher.API_RING_HISTORIES, {"ring_ids": list(ring_ids)}):
+        out[r["ring_id"]].append(
+            RingSnapshot(
+                r["build_id"], _native(r["finished_at"]), int(r["size"]), float(r["score"])
+            )
+        )
+    return out
+
+
+def current_build_id(graph: Graph) -> str | None:
+    info = builds.current_build(graph)
+    return info.id if info else None
+
+
+def find_cluster(graph: Graph, cluster_or_ring_id: str) -> ClusterInfo | None:
+    """A cluster by id (``<build>/<ring>``) or a ring id in the current build."""
+    try:
+        return builds.cluster(graph, cluster_or_ring_id)
+    except BuildNotFoundError:
+        return None
+
+
+# --- verdicts and case notes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    id: str
+    target_kind: str  # account | ring
+    target_id: str
+    verdict: str  # fraud | legit
+    note: str
+    author: str
+    key_id: str
+    created_at: datetime | None
+    build_id: str | None
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NoteRecord:
+    id: str
+    ring_id: str
+    text: str
+    author: str
+    key_id: str
+    created_at: datetime | None
+    build_id: str | None
+
+
+def _verdict(props: Mapping[str, Any]) -> VerdictRecord:
+    return VerdictRecord(
+        id=props["id"],
+        target_kind=props["target_kind"],
+        target_id=props["target_id"],
+        verdict=props["verdict"],
+        note=props.get("note") or "",
+        author=props.get("author") or "",
+        key_id=props.get("key_id") or "",
+        created_at=_native(props.get("created_at")),
+        build_id=props.get("build_id"),
+        members=tuple(props.get("members") or ()),
+    )
+
+
+def _note(props: Mapping[str, Any]) -> NoteRecord:
+    return NoteRecord(
+        id=props["id"],
+        ring_id=props["ring_id"],
+        text=props.get("text") or "",
+        author=props.get("author") or "",
+        key_id=props.get("key_id") or "",
+        created_at=_native(props.get("created_at")),
+        build_id=props.get("build_id"),
+    )
+
+
+def _check_text(value: str, what: str) -> str:
+    if len(value) > MAX_NOTE_CHARS:
+        raise LimitExceededError(f"The {what} is longer than {MAX_NOTE_CHARS} characters.")
+    return value
+
+
+def _check_verdict(verdict: str) -> str:
+    if verdict not in VERDICTS:
+        raise InvalidArgumentError(f"A verdict is one of {', '.join(VERDICTS)}, not {verdict!r}.")
+    return verdict
+
+
+def label_account(
+    graph: Graph, account_id: str, verdict: str, note: str, principal: Principal
+) -> VerdictRecord:
+    """Record an investigator's verdict on an account (append-only; the latest one counts)."""
+    params = {
+        "id": "V-" + secrets.token_hex(8),
+        "target_id": account_id,
+        "verdict": _check_verdict(verdict),
+        "note": _check_text(note, "note"),
+        "author": principal.name,
+        "key_id": principal.key_id,
+        "build_id": current_build_id(graph),
+    }
+    recs, _, _ = graph.driver.execute_query(
+        graph.query(cypher.API_VERDICT_ACCOUNT), params, database_=graph.database
+    )
+    if not recs:
+        raise NotFoundError(f"No account {account_id!r}.")
+    return _verdict(recs[0]["verdict"])
+
+
+def label_cluster(
+    graph: Graph, cluster_or_ring_id: str, verdict: str, note: str, principal: Principal
+) -> tuple[VerdictRecord, ClusterInfo]:
+    """Record a verdict on a ring (by cluster id or ring id), with its current members."""
+    info = find_cluster(graph, cluster_or_ring_id)
+    if info is None:
+        raise NotFoundError(f"No cluster or ring {cluster_or_ring_id!r}.")
+    params = {
+        "id": "V-" + secrets.token_hex(8),
+        "target_id": info.ring_id,
+        "verdict": _check_verdict(verdict),
+        "note": _check_text(note, "note"),
+        "author": principal.name,
+        "key_id": principal.key_id,
+        "build_id": info.build_id,
+        "members": list(info.members),
+    }
+    recs, _, _ = graph.driver.execute_query(
+        graph.query(cypher.API_VERDICT_RING), params, database_=graph.database
+    )
+    return _verdict(recs[0]["verdict"]), info
+
+
+def add_case_note(
+    graph: Graph, cluster_or_ring_id: str, text: str, principal: Principal
+) -> tuple[NoteRecord, ClusterInfo]:
+    info = find_cluster(graph, cluster_or_ring_id)
+    if info is None:
+        raise NotFoundError(f"No cluster or ring {cluster_or_ring_id!r}.")
+    if not text.strip():
+        raise InvalidArgumentError("A case note needs some text.")
+    params = {
+        "id": "N-" + secrets.token_hex(8),
+        "ring_id": info.ring_id,
+        "text": _check_text(text, "case note"),
+        "author": principal.name,
+        "key_id": principal.key_id,
+        "build_id": info.build_id,
+    }
+    recs, _, _ = graph.driver.execute_query(
+        graph.query(cypher.API_NOTE_CREATE), params, database_=graph.database
+    )
+    return _note(recs[0]["note"]), info
+
+
+def verdicts(graph: Graph, target_kind: str, ids: Sequence[str]) -> dict[str, list[VerdictRecord]]:
+    out: dict[str, list[VerdictRecord]] = {i: [] for i in ids}
+    params = {"target_kind": target_kind, "ids": list(ids)}
+    for r in graph.read(cypher.API_VERDICTS, params):
+        out[r["id"]].append(_verdict(r["verdict"]))
+    return out
+
+
+def notes(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[NoteRecord]]:
+    out: dict[str, list[NoteRecord]] = {i: [] for i in ring_ids}
+    for r in graph.read(cypher.API_NOTES, {"ring_ids": list(ring_ids)}):
+        out[r["ring_id"]].append(_note(r["note"]))
+    return out
+
+
+def verdict_labels(graph: Graph) -> dict[str, tuple[str, datetime | None]]:
+    """Investigators' labels for the next rebuild: account -> (fraud|legit, when).
+
+    An account's own latest verdict wins over verdicts on rings it was in; among ring verdicts the
+    latest wins. See docs/api.md ("Verdicts and rebuilds").
+    """
+    return {
+        r["account"]: (r["label"], _native(r["labelled_at"]))
+        for r in graph.read(cypher.API_VERDICT_LABELS)
+    }
+
+
+# --- neighbourhoods ---------------------------------------------------------------------------
+
+
+@dataclass
+class NbNode:
+    eid: str
+    kind: str
+    id: str
+    hop: int
+    degree: int
+    hub: bool
+    label: str | None
+    risk: float | None = None
+
+
+@dataclass(frozen=True)
+class NbEdge:
+    source: str  # element ids: the account, then the identifier
+    target: str
+    kind: str  # the identifier kind
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+
+
+@dataclass
+class Neighbourhood:
+    build_id: str | None
+    center: NbNode
+    nodes: dict[str, NbNode]
+    edges: list[NbEdge]
+    paths: list[list[str]]  # element ids from the center to a flagged account
+    truncated: bool
+    hops: int
+    limit: int
+    flagged: set[str] = field(default_factory=set)
+
+
+def _scores(tx: neo4j.ManagedTransaction, build_id: str | None, ids: list[str]) -> dict[str, float]:
+    if build_id is None or not ids:
+        return {}
+    res = tx.run(cypher.BUILD_ACCOUNT_SCORES, {"ids": ids, "build_id": build_id})
+    return {r["id"]: float(r["found"][0]) for r in res if r["found"]}
+
+
+def neighbourhood(
+    graph: Graph,
+    kind: str,
+    entity_id: str,
+    *,
+    hops: int,
+    limit: int,
+    min_score: float,
+    hub_degree: int,
+    flag_score: float,
+) -> Neighbourhood | None:
+    """The subgraph within ``hops`` of an entity, hubs unexpanded, at most ``limit`` nodes.
+
+    One read transaction: the current build, the start node, then one expansion per hop (plus one
+    score lookup per hop that reaches accounts). Accounts other than the start below
+    ``min_score`` are left out (and not expanded). Identifiers with more than ``hub_degree``
+    accounts are returned with ``hub`` set and their degree, and never expanded. Paths lead from
+    the start to each flagged account (risk >= ``flag_score`` or a known fraud label).
+    """
+    kind = kind_of(kind)
+
+    def work(tx: neo4j.ManagedTransaction) -> Neighbourhood | None:
+        cur = tx.run(cypher.BUILD_CURRENT).single()
+        build_id = cur["build"]["id"] if cur else None
+        start = tx.run(cypher.API_NB_START[kind], {"id": entity_id}).single()
+        if start is None:
+            return None
+        is_account = kind == "account"
+        center = NbNode(
+            start["eid"],
+            kind,
+            entity_id,
+            0,
+            int(start["degree"]),
+            (not is_account) and int(start["degree"]) > hub_degree,
+            start["label"],
+        )
+        if is_account:
+            center.risk = _scores(tx, build_id, [entity_id]).get(entity_id)
+        nodes = {center.eid: center}
+        edges: list[NbEdge] = []
+        parent: dict[str, str] = {}
+        truncated = False
+        frontier = [] if center.hub else [center.eid]
+        from_accounts = is_account
+        for hop in range(1, hops + 1):
+            if not frontier:
+                break
+            if len(nodes) >= limit:
+                truncated = True
+                break
+            text = cypher.API_NB_FROM_ACCOUNTS if from_accounts else cypher.API_NB_FROM_IDENTIFIERS
+            params = {"eids": frontier, "seen": list(nodes), "limit": limit - len(nodes) + 1}
+            recs = list(tx.run(text, params))
+            scores = {} if from_accounts else _scores(tx, build_id, [r["id"] for r in recs])
+            new: list[str] = []
+            for r in recs:
+                node_kind = KIND_BY_REL[r["rel"]] if from_accounts else "account"
+                risk = None if from_accounts else scores.get(r["id"])
+                if node_kind == "account" and min_score > 0 and (risk or 0.0) < min_score:
+                    continue
+                eid = r["eid"]
+                account_eid, ident_eid = (r["src"], eid) if from_accounts else (eid, r["src"])
+                edge = NbEdge(
+                    account_eid,
+                    ident_eid,
+                    KIND_BY_REL[r["rel"]],
+                    _native(r["first_seen"]),
+                    _native(r["last_seen"]),
+                    int(r["count"] or 0),
+                )
+                if eid not in nodes:
+                    if len(nodes) >= limit:
+                        truncated = True
+                        continue
+                    degree = int(r["degree"])
+                    nodes[eid] = NbNode(
+                        eid,
+                        node_kind,
+                        r["id"],
+                        hop,
+                        degree,
+                        node_kind != "account" and degree > hub_degree,
+                        r["label"],
+                        risk,
+                    )
+                    parent[eid] = r["src"]
+                    new.append(eid)
+                edges.append(edge)
+            frontier = [e for e in new if not nodes[e].hub]
+            from_accounts = not from_accounts
+        # An identifier's risk in the result: its riskiest account there.
+        for e in edges:
+            acc, ident = nodes[e.source], nodes[e.target]
+            if acc.risk is not None and (ident.risk is None or acc.risk > ident.risk):
+                ident.risk = acc.risk
+        flagged = {
+            n.eid
+            for n in nodes.values()
+            if n.kind == "account"
+            and n.eid != center.eid
+            and ((n.risk is not None and n.risk >= flag_score) or n.label == "fraud")
+        }
+        ranked = sorted(flagged, key=lambda e: (-(nodes[e].risk or 0.0), nodes[e].id))
+        paths = []
+        for eid in ranked[:MAX_PATHS]:
+            path = [eid]
+            while path[-1] in parent:
+                path.append(parent[path[-1]])
+            paths.append(path[::-1])
+        return Neighbourhood(build_id, center, nodes, edges, paths, truncated, hops, limit, flagged)
+
+    return _read(graph, work)
+
+
+def ping(graph: Graph) -> None:
+    graph.read(cypher.API_PING)
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

@@ -32,7 +32,9 @@ def _leiden(sub: sp.csr_matrix, resolution: float, seed: int) -> I64:
             objective_function="modularity",
             weights=coo.data.tolist(),
             resolution=resolution,
-            n_iterations=-1,
+            # Bounded: with -1 (until stable) igraph can oscillate forever on some graphs,
+            # which hung a demo run here. Ten passes are well past the quality plateau.
+            n_iterations=10,
         )
     finally:
         random.setstate(state)

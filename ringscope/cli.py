@@ -12,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.auth import create_key
 from api.cli import apikey_cli, query_cli, schema, serve
 from graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from graph.embedded import build_launcher, check_java
-from models.builds import BuildInfo, ClusterInfo
+from models.builds import BuildInfo, ClusterInfo, clusters
 from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
@@ -177,6 +178,16 @@ def ingest_cmd(
     report.render(out)
 
 
+DEMO_QUERY = """query {
+  riskNeighbourhood(kind: ACCOUNT, id: "ACCOUNT_ID", hops: 2, limit: 50) {
+    center { id riskScore flagged }
+    nodes { kind id hub degree riskScore flagged }
+    edges { source target kind count firstSeen lastSeen }
+    paths { nodes via flaggedAccount riskScore }
+  }
+}"""
+
+
 def _print_clusters(clusters: list[ClusterInfo], title: str) -> None:
     table = Table("ring", "score", "size", "reasons", title=title, show_lines=True)
     for c in clusters:
@@ -185,7 +196,7 @@ def _print_clusters(clusters: list[ClusterInfo], title: str) -> None:
 
 
 def _run_detection(graph: Graph, top: int) -> BuildInfo:
-    from models.builds import clusters, write_build
+    from models.builds import write_build
     from models.detect import detect
 
     detection = detect(graph)
@@ -237,6 +248,9 @@ def evaluate_cmd(
 def demo_cmd(
     accounts: Annotated[int, typer.Option(min=100, help="Size of the generated sample.")] = 20_000,
     seed: Annotated[int, typer.Option()] = 7,
+    serve_api: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops).")
+    ] = True,
 ) -> None:
     """The main job, end to end: Neo4j up, a sample generated and loaded, rings detected and
     published as a build, the build evaluated against the planted truth."""
@@ -265,7 +279,7 @@ def demo_cmd(
         report.render(out)
 
         err.rule("4. Detect rings and publish a build")
-        _run_detection(graph, top=10)
+        build = _run_detection(graph, top=10)
 
         err.rule("5. Evaluation against the planted truth")
         from models.detect import DetectConfig
@@ -276,13 +290,28 @@ def demo_cmd(
 
         err.rule("6. The graph")
         nodes, rels = counts(graph)
-    table = Table("kind", "name", "count")
-    for label, n in nodes.items():
-        table.add_row("node", label, f"{n:,}")
-    for rel, n in rels.items():
-        table.add_row("relationship", rel, f"{n:,}")
-    out.print(table)
-    err.print(f"demo finished in {time.monotonic() - t0:.1f} s")
+        table = Table("kind", "name", "count")
+        for label, n in nodes.items():
+            table.add_row("node", label, f"{n:,}")
+        for rel, n in rels.items():
+            table.add_row("relationship", rel, f"{n:,}")
+        out.print(table)
+        err.print(f"demo loaded and scored in {time.monotonic() - t0:.1f} s")
+        if serve_api:
+            key = create_key(graph, "investigator", "demo-investigator")
+            top = clusters(graph, build.id, min_score=0.0, first=1).items
+    if serve_api:
+        from api.app import serve as run_server
+
+        err.rule("7. The API")
+        account = top[0].members[0] if top else "A0000001"
+        url = f"http://{settings.api_host}:{settings.api_port}/graphql"
+        out.print(f"GraphiQL:          {url}")
+        out.print(f"Investigator key:  {key.key}")
+        out.print("Header to paste:   " + json.dumps({"Authorization": f"Bearer {key.key}"}))
+        out.print("Query to paste (a member of the top flagged cluster):")
+        print(DEMO_QUERY.replace("ACCOUNT_ID", account))
+        run_server(settings)
 
 
 def app() -> None:

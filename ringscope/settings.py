@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     api_hub_degree: int = 50
     api_neighbourhood_max_nodes: int = 500
     # Accounts at or above this risk (or with a fraud label/verdict) are "flagged" in paths.
-    api_flag_score: float = 0.5
+    api_flag_score: float = 0.6  # the detector's DetectConfig.flag_threshold
     # Seconds a verified API key is cached in the server (revocation takes effect after this).
     api_key_cache_seconds: float = 10.0
     # Worker threads for the (synchronous) Neo4j driver calls of the async server.

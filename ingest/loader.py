@@ -271,14 +271,15 @@ class Accumulator:
         self.link_keys = _LINK_KEYS.get(table.name, ["target", "account"])
 
     def add(self, good: pa.Table, rows: np.ndarray[Any, Any]) -> None:
-        name = self.table.name
-        if name in ("account_devices", "account_phones", "account_identifiers"):
+        observed = self.table.name in ("account_devices", "account_phones", "account_identifiers")
+        if observed:
             part = _aggregate_links(good, self.link_keys, partial=True)
         else:
             part = good.append_column("_row", pa.array(rows, pa.int64()))
         self.parts.append(part)
         self.rows += part.num_rows
-        if part is not good and self.rows > COMPACT_ROWS and len(self.parts) > 1:
+        # Only observation tables are compacted: other tables keep every row until finish().
+        if observed and self.rows > COMPACT_ROWS and len(self.parts) > 1:
             merged = _aggregate_links(pa.concat_tables(self.parts), self.link_keys, False)
             self.parts, self.rows = [merged], merged.num_rows
 

@@ -188,7 +188,7 @@ def test_compaction_of_large_inputs_gives_the_same_graph(
     must survive that (a 1M-account load once failed here) and the graph must not change."""
     import ingest.loader
 
-    d = write_dataset(tmp_path / "data", sample_tables(n_accounts=40), "csv")
+    d = write_dataset(tmp_path / "data", sample_tables(n_accounts=40), "parquet")
     _load(d, graph, neo4j_settings, tmp_path, "whole")
     expected = dump(graph)
     graph.write(cypher.DELETE_ALL)

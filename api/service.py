@@ -453,10 +453,12 @@ def neighbourhood(
             n.eid
             for n in nodes.values()
             if n.kind == "account"
-            and n.eid != center.eid
             and ((n.risk is not None and n.risk >= flag_score) or n.label == "fraud")
         }
-        ranked = sorted(flagged, key=lambda e: (-(nodes[e].risk or 0.0), nodes[e].id))
+        # Paths lead from the center to the *other* flagged accounts.
+        ranked = sorted(
+            flagged - {center.eid}, key=lambda e: (-(nodes[e].risk or 0.0), nodes[e].id)
+        )
         paths = []
         for eid in ranked[:MAX_PATHS]:
             path = [eid]

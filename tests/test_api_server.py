@@ -219,6 +219,9 @@ def test_risk_neighbourhood_two_hops_with_paths(server: LiveServer, keys: Keys) 
     path = next(p for p in nb["paths"] if p["flaggedAccount"] == "account:A020")
     assert path["nodes"] == ["account:A003", "device:D2", "account:A020"]
     assert path["via"] == ["device:D2"]
+    # The center is a ring member (0.92): it is flagged too, but no path leads to itself.
+    assert nodes["account:A003"]["riskScore"] >= 0.6 and nodes["account:A003"]["flagged"]
+    assert all(p["flaggedAccount"] != "account:A003" for p in nb["paths"])
 
 
 def test_hub_is_one_node_never_expanded(server: LiveServer, keys: Keys) -> None:

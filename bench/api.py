@@ -46,6 +46,9 @@ from graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
 from models.builds import all_clusters, current_build, write_build  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from datasets import generate  # noqa: E402
+
 GOALS = {"nb2_p99_ms_at_20": 50.0, "nb2_rps": 300.0, "graphql_overhead_x": 2.0}
 NB = (
     "query N($id: ID!) { riskNeighbourhood(kind: ACCOUNT, id: $id, hops: 2, limit: 100) "
@@ -80,17 +83,7 @@ def prepare(settings: Settings, accounts: int, seed: int, reuse: bool) -> Graph:
         print(f"reusing the loaded graph ({nodes['Account']} accounts)", flush=True)
         return graph
     root = Path(os.environ.get("BENCH_DIR") or Path(tempfile.gettempdir()) / "ringscope-bench")
-    out = root / f"data-{accounts}"
-    if not (out / "accounts.parquet").exists():
-        code = (
-            "import sys; from pathlib import Path; from ingest.generate import generate; "
-            "generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(out), str(root / f"truth-{accounts}"),
-             str(accounts), str(seed)],
-            check=True, cwd=REPO,
-        )  # fmt: skip
+    out = generate(accounts, root, seed)
     from ingest import load
 
     graph.write(cypher.DELETE_ALL)

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,26 +35,14 @@ from graph import Graph, connect, counts, cypher  # noqa: E402
 from ingest import load  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from datasets import generate  # noqa: E402
+
 GOALS = {"speedup_vs_naive": 100.0, "seconds_1m": 600.0, "peak_rss_gib": 2.0}
 
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def generate(accounts: int, root: Path, seed: int) -> Path:
-    out = root / f"data-{accounts}"
-    if not (out / "accounts.parquet").exists() and not (out / "accounts.csv").exists():
-        code = (
-            "import sys; from pathlib import Path; from ingest.generate import generate; "
-            "generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(out), str(root / f"truth-{accounts}"),
-             str(accounts), str(seed)],
-            check=True, cwd=REPO,
-        )  # fmt: skip
-    return out
 
 
 def empty(graph: Graph) -> None:

@@ -125,7 +125,11 @@ def graph_init() -> None:
 def graph_counts() -> None:
     """Print node counts by label and relationship counts by type."""
     with connect(Settings()) as graph:
-        nodes, rels = counts(graph)
+        _print_counts(graph)
+
+
+def _print_counts(graph: Graph) -> None:
+    nodes, rels = counts(graph)
     table = Table("kind", "name", "count")
     for label, n in nodes.items():
         table.add_row("node", label, f"{n:,}")
@@ -289,13 +293,7 @@ def demo_cmd(
         out.print(evaluate(graph, truth, flag_threshold=flag).render())
 
         err.rule("6. The graph")
-        nodes, rels = counts(graph)
-        table = Table("kind", "name", "count")
-        for label, n in nodes.items():
-            table.add_row("node", label, f"{n:,}")
-        for rel, n in rels.items():
-            table.add_row("relationship", rel, f"{n:,}")
-        out.print(table)
+        _print_counts(graph)
         err.print(f"demo loaded and scored in {time.monotonic() - t0:.1f} s")
         if serve_api:
             key = create_key(graph, "investigator", "demo-investigator")

@@ -4,21 +4,29 @@ A small ASGI app of its own rather than ``strawberry.asgi.GraphQL`` (which needs
 a dependency): it does exactly what the API needs and nothing else. POST only for operations (a
 GET never runs a query, so no mutation can ride on a link), one operation per request (no
 batching), a bearer API key on every ``/graphql`` request, a request id, and the audit records
-written before any response leaves. The Neo4j driver is opened on lifespan startup and closed on
-shutdown: one per process.
+written (and fsynced) before any response leaves. The Neo4j driver is opened on lifespan startup
+and closed on shutdown: one per process.
+
+``/healthz`` is open and says only whether the API can serve fresh results (status, current
+build, its age); ``/metrics`` is open unless ``api_metrics_token`` is set. The build metrics are
+read from Neo4j at scrape time (:class:`BuildCollector`), so they are right in every replica
+without any push from the rebuild job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
 import re
-import secrets
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
@@ -30,14 +38,18 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from strawberry.http.ides import get_graphql_ide_html
 
-from api import service
 from api.audit import AuditBuffer, AuditLog, AuditWriteError
 from api.auth import KeyVerifier, init_api_schema
-from api.context import Masker, RequestContext
+from api.context import Masker, RequestContext, load_mask_secret
 from api.schema import build_schema
+from graph import cypher
 from graph.connection import Graph, connect
+from models.builds import BuildInfo, current_build
+from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")
@@ -50,12 +62,132 @@ Send = Callable[[Message], Awaitable[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# Cluster score bands of ringscope_build_clusters: [0, 0.2), [0.2, 0.4), ..., [0.8, 1.0]. The
+# lowest band also takes scores below 0 and the highest those above 1, so the bands sum to the
+# build's cluster count.
+SCORE_BANDS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 class _BodyTooLarge(Exception):
     pass
 
 
+def _finished_utc(info: BuildInfo) -> datetime | None:
+    finished = info.finished_at
+    if finished is not None and finished.tzinfo is None:
+        finished = finished.replace(tzinfo=UTC)  # Neo4j's datetime() is UTC
+    return finished
+
+
+def build_age_seconds(info: BuildInfo, now: datetime | None = None) -> float | None:
+    """Seconds since the build finished (0 if Neo4j's clock is ahead of ours); None if unknown."""
+    finished = _finished_utc(info)
+    if finished is None:
+        return None
+    return max(0.0, ((now or datetime.now(UTC)) - finished).total_seconds())
+
+
+class BuildCollector(Collector):
+    """The current build's metrics, read from Neo4j when Prometheus scrapes.
+
+    One build lookup per scrape; the score-band counts are cached per build id (a complete
+    build's clusters never change), so a scrape costs one indexed read between rebuilds. A failed
+    read never fails the scrape: ``ringscope_neo4j_up`` drops to 0 and the build metrics are left
+    out.
+    """
+
+    def __init__(self, graph: Callable[[], Graph | None]) -> None:
+        self._graph = graph
+        self._lock = threading.Lock()
+        self._bands: tuple[str, list[int]] | None = None
+        self._was_up = True
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # no collect() at registration: that would query Neo4j before startup
+
+    def band_counts(self, graph: Graph, build_id: str) -> list[int]:
+        with self._lock:
+            if self._bands is not None and self._bands[0] == build_id:
+                return self._bands[1]
+            counts = [0] * (len(SCORE_BANDS) - 1)
+            bounds = list(SCORE_BANDS[1:-1])
+            for r in graph.read(
+                cypher.API_CLUSTER_SCORE_BANDS, {"build_id": build_id, "bounds": bounds}
+            ):
+                counts[int(r["band"])] += int(r["n"])
+            self._bands = (build_id, counts)
+            return counts
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "ringscope_neo4j_up", "1 if the API could read Neo4j on this scrape."
+        )
+        graph = self._graph()
+        info: BuildInfo | None = None
+        bands: list[int] = []
+        try:
+            if graph is None:
+                raise RuntimeError("the app has not started")
+            info = current_build(graph)
+            if info is not None:
+                bands = self.band_counts(graph, info.id)
+        except Exception as exc:  # a scrape must not fail: report Neo4j as down instead
+            if self._was_up:
+                log.warning("metrics: cannot read the current build: %s", exc)
+            self._was_up = False
+            up.add_metric([], 0)
+            yield up
+            return
+        self._was_up = True
+        up.add_metric([], 1)
+        yield up
+        if info is None:
+            return  # no build yet: the build metrics are absent (alert on absent())
+        build = GaugeMetricFamily(
+            "ringscope_build_info", "The current build (always 1).", labels=["build_id", "model"]
+        )
+        build.add_metric([info.id, info.model_version or ""], 1)
+        yield build
+        age = build_age_seconds(info)
+        finished = _finished_utc(info)
+        if age is not None and finished is not None:
+            yield GaugeMetricFamily(
+                "ringscope_build_age_seconds",
+                "Seconds since the current build finished (computed at scrape time).",
+                value=age,
+            )
+            yield GaugeMetricFamily(
+                "ringscope_build_finished_timestamp_seconds",
+                "When the current build finished (Unix time).",
+                value=finished.timestamp(),
+            )
+        clusters = GaugeMetricFamily(
+            "ringscope_build_clusters",
+            "Clusters of the current build by score band (lower bound inclusive).",
+            labels=["band"],
+        )
+        for i, n in enumerate(bands):
+            clusters.add_metric([f"{SCORE_BANDS[i]:.1f}-{SCORE_BANDS[i + 1]:.1f}"], n)
+        yield clusters
+        steps = GaugeMetricFamily(
+            "ringscope_build_step_seconds",
+            "Seconds each step of the current build took (detection and write steps).",
+            labels=["step"],
+        )
+        for step, seconds in sorted(info.stage_seconds.items()):
+            steps.add_metric([step], float(seconds))
+        yield steps
+        yield GaugeMetricFamily(
+            "ringscope_build_write_seconds",
+            "Seconds the current build took to write, begin to switch.",
+            value=info.write_seconds,
+        )
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, graph: Callable[[], Graph | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ringscope_api_requests",
@@ -63,10 +195,23 @@ class Metrics:
             ["path", "status"],
             registry=self.registry,
         )
+        self.request_latency = Histogram(
+            "ringscope_api_request_seconds",
+            "Time to answer an HTTP request, by path (all outcomes, refusals included).",
+            ["path"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "ringscope_api_graphql_seconds",
-            "Time to answer a /graphql POST, end to end.",
-            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            "Time to run an authenticated /graphql operation and write its audit records.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_latency = Histogram(
+            "ringscope_api_audit_write_seconds",
+            "Time to append and fsync one request's audit records.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
         self.in_flight = Gauge(
@@ -85,6 +230,8 @@ class Metrics:
         self.graphql_errors = Counter(
             "ringscope_api_graphql_errors", "GraphQL errors returned.", registry=self.registry
         )
+        self.build = BuildCollector(graph)
+        self.registry.register(self.build)
 
 
 class RingScopeApp:
@@ -93,11 +240,20 @@ class RingScopeApp:
     def __init__(self, settings: Settings, graph: Graph | None = None) -> None:
         self.settings = settings
         self.schema: strawberry.Schema = build_schema(settings)
-        self.metrics = Metrics()
-        self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
-        self.masker = Masker(secrets.token_bytes(32))
-        self.graphiql = settings.api_env != "production"
         self._graph = graph
+        self.metrics = Metrics(lambda: self._graph)
+        self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
+        self.masker = Masker(load_mask_secret(settings))
+        self.graphiql = settings.api_env != "production"
+        token = settings.api_metrics_token
+        self._metrics_token: bytes | None = None
+        if token is not None:
+            if not token.get_secret_value().strip():
+                raise RingScopeError(
+                    "RINGSCOPE_API_METRICS_TOKEN is set but empty: set a token, or unset it to "
+                    "leave /metrics open."
+                )
+            self._metrics_token = token.get_secret_value().strip().encode()
         self._owns_graph = graph is None
         self._verifier: KeyVerifier | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -155,8 +311,15 @@ class RingScopeApp:
         if scope["type"] != "http":
             return  # no websockets: no subscriptions
         path = scope.get("path", "")
-        status, headers, body = await self._route(scope, receive, path)
-        self.metrics.requests.labels(path if path in _PATHS else "other", str(status)).inc()
+        label = path if path in _PATHS else "other"
+        t0 = time.perf_counter()
+        try:
+            status, headers, body = await self._route(scope, receive, path)
+        except Exception:
+            log.exception("unhandled error answering %s", label)
+            status, headers, body = _json(500, _error("Internal server error."))
+        self.metrics.request_latency.labels(label).observe(time.perf_counter() - t0)
+        self.metrics.requests.labels(label, str(status)).inc()
         await send(
             {
                 "type": "http.response.start",
@@ -175,26 +338,60 @@ class RingScopeApp:
         if path == "/healthz" and method in ("GET", "HEAD"):
             return await self._healthz()
         if path == "/metrics" and method == "GET":
-            return (
-                200,
-                [("content-type", CONTENT_TYPE_LATEST)],
-                generate_latest(self.metrics.registry),
-            )
+            return await self._metrics(scope)
         return _json(404, {"error": "Not found: the API is at /graphql."})
 
+    async def _metrics(self, scope: Scope) -> tuple[int, list[tuple[str, str]], bytes]:
+        if self._metrics_token is not None:
+            scheme, _, given = _headers(scope).get("authorization", "").partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                given.strip().encode(), self._metrics_token
+            )
+            if not ok:
+                return _json(
+                    401,
+                    {"error": "/metrics needs Authorization: Bearer <metrics token>."},
+                    [("www-authenticate", 'Bearer realm="ringscope-metrics"')],
+                )
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, generate_latest, self.metrics.registry)
+        return 200, [("content-type", CONTENT_TYPE_LATEST)], body
+
     async def _healthz(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Open to anyone, so it says only: status, current build id and age, and a reason.
+
+        503 when Neo4j cannot be read or the build is older than ``api_max_build_age_s``; 200
+        ``no_build`` before the first build (see docs/api.md for why that is not a 503).
+        """
+        down: dict[str, Any] = {"status": "unhealthy", "neo4j": False, "build": None}
+        if self._graph is None:
+            return _json(503, {**down, "reason": "starting", "build_age_s": None})
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, service.ping, self.graph)
-            build = await loop.run_in_executor(None, service.current_build_id, self.graph)
+            info = await loop.run_in_executor(None, current_build, self._graph)
         except Exception as exc:
-            return _json(503, {"status": "unavailable", "neo4j": False, "error": str(exc)})
-        return _json(200, {"status": "ok", "neo4j": True, "build": build})
+            log.warning("healthz: cannot read Neo4j: %s", exc)
+            return _json(503, {**down, "reason": "neo4j_unreachable", "build_age_s": None})
+        if info is None:
+            return _json(
+                200, {"status": "no_build", "neo4j": True, "build": None, "build_age_s": None}
+            )
+        age = build_age_seconds(info)
+        body: dict[str, Any] = {
+            "status": "ok",
+            "neo4j": True,
+            "build": info.id,
+            "build_age_s": None if age is None else round(age, 3),
+        }
+        max_age = self.settings.api_max_build_age_s
+        if max_age is not None and max_age > 0 and age is not None and age > max_age:
+            return _json(503, {**body, "status": "unhealthy", "reason": "build_stale"})
+        return _json(200, body)
 
     async def _graphql(
         self, scope: Scope, receive: Receive, method: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         rid = headers.get("x-request-id", "")
         request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         extra = [("x-request-id", request_id)]
@@ -252,7 +449,10 @@ class RingScopeApp:
                 operation_name=operation,
             )  # fmt: skip
             try:
+                ta = time.perf_counter()
                 await loop.run_in_executor(None, self.audit_log.write, audit.records)
+                if audit.records:
+                    self.metrics.audit_latency.observe(time.perf_counter() - ta)
             except AuditWriteError:
                 log.exception("audit write failed; request %s refused", request_id)
                 self.metrics.audit_failures.inc()
@@ -273,6 +473,10 @@ class RingScopeApp:
 
 
 _PATHS = ("/graphql", "/healthz", "/metrics")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def _error(message: str) -> dict[str, Any]:
@@ -303,6 +507,15 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname: cannot tell, so warn
+
+
 def create_app(settings: Settings | None = None, graph: Graph | None = None) -> RingScopeApp:
     return RingScopeApp(settings or Settings(), graph)
 
@@ -311,9 +524,17 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     """Run the server in this process until interrupted."""
     import uvicorn
 
+    app = create_app(settings)
+    bind = host or settings.api_host
+    if settings.api_metrics_token is None and not _is_loopback(bind):
+        log.warning(
+            "Serving on %s with an open /metrics: set RINGSCOPE_API_METRICS_TOKEN unless only "
+            "a private monitoring network can reach it.",
+            bind,
+        )
     uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
+        app,
+        host=bind,
         port=port or settings.api_port,
         lifespan="on",
         log_level="info",

@@ -1,8 +1,10 @@
 """The append-only audit log: one JSON line per entity returned or denied.
 
 Records are collected while a request runs and written with a single ``write`` to a file opened
-with ``O_APPEND`` (``<audit dir>/api-audit-<UTC date>.jsonl``, mode 0600) before the response is
-sent. If that write fails, the request fails: nothing is returned that was not logged.
+with ``O_APPEND`` (``<audit dir>/api-audit-<UTC date>.jsonl``, mode 0600), then ``fsync``-ed, before
+the response is sent: a crash right after a response cannot lose its records. One ``fsync`` per
+request, outside the lock, so concurrent requests' syncs overlap (the filesystem coalesces them).
+If the write or the sync fails, the request fails: nothing is returned that was not logged.
 """
 
 from __future__ import annotations
@@ -59,19 +61,39 @@ class AuditLog:
         return self.directory / f"api-audit-{day}.jsonl"
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        """Append the records in one write; raises AuditWriteError when that fails."""
+        """Append the records in one write and fsync them; raises AuditWriteError on failure."""
         if not records:
             return
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         try:
             with self._lock:
                 self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(self.path_for(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                path = self.path_for()
+                created = not path.exists()
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view) :]
-                finally:
+                except BaseException:
                     os.close(fd)
+                    raise
+            try:
+                # Durable before the response leaves. fsync flushes the file, not the fd: one
+                # request's sync also covers the records other requests appended before it.
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.directory)  # the new day's file must survive a crash too
         except OSError as exc:
             raise AuditWriteError(f"Cannot write the audit log in {self.directory}: {exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry durable (a file's own fsync does not cover its name)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

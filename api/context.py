@@ -7,12 +7,17 @@ cached in a loader outlives the request or leaks between callers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
+import logging
+import os
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -23,7 +28,10 @@ from api.auth import Capability, Principal
 from graph.connection import Graph
 from graph.model import BY_NAME
 from models.builds import ClusterInfo, RingSnapshot
+from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
+
+log = logging.getLogger("ringscope.api")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -35,7 +43,8 @@ class Masker:
     """Masks personal data (phone, email, id_document, bank_card values) for roles without PII.
 
     A masked value shows its last two characters; its node key is an HMAC of the value under a
-    per-process secret, so structure stays linkable within a response without revealing it.
+    persistent secret (:func:`load_mask_secret`), so structure stays linkable within a response,
+    across responses, restarts and replicas sharing the secret, without revealing the value.
     """
 
     def __init__(self, secret: bytes) -> None:
@@ -54,6 +63,73 @@ class Masker:
             return f"{kind}:{value}"
         digest = hmac.new(self.secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
         return f"{kind}:~{digest[:16]}"
+
+
+MASK_SECRET_MIN_CHARS = 16
+
+
+class MaskSecretError(RingScopeError):
+    """The masking secret is unusable (too short, or its file is damaged)."""
+
+
+def mask_secret_path(settings: Settings) -> Path:
+    return settings.data_dir / "api" / "mask_secret"
+
+
+def load_mask_secret(settings: Settings) -> bytes:
+    """The HMAC key of masked PII: ``api_mask_secret``, else ``<data_dir>/api/mask_secret``.
+
+    The file is generated once (64 hex characters, mode 0600) and reused, so masked tokens keep
+    their value across restarts, and across replicas that share the data dir or the setting. The
+    file's text and the setting are used the same way, so copying the file's content into
+    ``RINGSCOPE_API_MASK_SECRET`` gives the same tokens. A damaged file is an error, never
+    silently replaced: that would change every token clients may have stored.
+    """
+    if settings.api_mask_secret is not None:
+        return _checked(settings.api_mask_secret.get_secret_value(), "RINGSCOPE_API_MASK_SECRET")
+    path = mask_secret_path(settings)
+    if not path.exists():
+        _create_secret_file(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s is readable by others (mode %o); chmod 600 it.", path, mode)
+    return _checked(path.read_text().strip(), str(path))
+
+
+def _checked(value: str, where: str) -> bytes:
+    if len(value) < MASK_SECRET_MIN_CHARS:
+        raise MaskSecretError(
+            f"The PII masking secret in {where} has {len(value)} characters; it needs at least "
+            f"{MASK_SECRET_MIN_CHARS}. Set a longer one (or delete a damaged file to generate "
+            "one, which changes every masked token)."
+        )
+    return value.encode()
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new secret atomically: a temporary file, linked into place unless one exists.
+
+    Two replicas starting together on a shared data dir both try; ``link`` lets exactly one win
+    and the other reads the winner's file, never a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, (secrets.token_hex(32) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process won: use its secret
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def _loader(

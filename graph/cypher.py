@@ -230,7 +230,7 @@ BUILD_LOCK: LiteralString = (
 )
 BUILD_RUNNING: LiteralString = (
     "MATCH (b:Build) WHERE b.status = 'running' "
-    "RETURN b.id AS id, "
+    "RETURN b.id AS id, b.host AS host, b.pid AS pid, "
     "duration.inSeconds(coalesce(b.heartbeat_at, b.started_at), datetime()).seconds AS idle_s"
 )
 BUILD_MARK_FAILED: LiteralString = (
@@ -240,7 +240,8 @@ BUILD_MARK_FAILED: LiteralString = (
 BUILD_CREATE: LiteralString = (
     "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(prev:Build) "
     "CREATE (b:Build {id: $build_id, status: 'running', started_at: datetime(), "
-    "heartbeat_at: datetime(), model_version: $model_version, previous_build: prev.id}) "
+    "heartbeat_at: datetime(), model_version: $model_version, previous_build: prev.id, "
+    "host: $host, pid: $pid}) "
     "RETURN b.previous_build AS previous_build, b.started_at AS started_at"
 )
 BUILD_HEARTBEAT: LiteralString = (
@@ -267,7 +268,8 @@ BUILD_WRITE_SCORES: LiteralString = (
     "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
     "UNWIND $rows AS r "
     "CREATE (:ScoreChunk {id: $build_id + '/' + toString(r.chunk), build_id: $build_id, "
-    "chunk: r.chunk, lo: r.lo, hi: r.hi, accounts: r.accounts, scores: r.scores}) "
+    "chunk: r.chunk, lo: r.lo, hi: r.hi, accounts: r.accounts, scores: r.scores, "
+    "model_scores: r.model_scores}) "
     "RETURN count(*) AS chunks"
 )
 BUILD_COUNT_CLUSTERS: LiteralString = (
@@ -353,6 +355,10 @@ BUILD_RING_HISTORY: LiteralString = (
 BUILD_SCORES: LiteralString = (
     "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id "
     "RETURN s.accounts AS accounts, s.scores AS scores ORDER BY s.chunk"
+)
+BUILD_MODEL_SCORES: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id AND s.model_scores IS NOT NULL "
+    "RETURN s.accounts AS accounts, s.model_scores AS scores ORDER BY s.chunk"
 )
 BUILD_ACCOUNT_SCORES: LiteralString = (
     "UNWIND $ids AS id "
@@ -473,6 +479,12 @@ API_VERDICT_RING: LiteralString = (
 API_VERDICTS: LiteralString = (
     "UNWIND $ids AS id MATCH (v:Verdict {target_kind: $target_kind, target_id: id}) "
     "RETURN id, v {.*} AS verdict ORDER BY v.created_at, v.id"
+)
+# A build's clusters per score band, one count: the band is the number of inner bounds the score
+# reaches. Served by the (build_id, score) index.
+API_CLUSTER_SCORE_BANDS: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL "
+    "RETURN size([b IN $bounds WHERE c.score >= b]) AS band, count(*) AS n"
 )
 # The labels the next rebuild trains and evaluates with: per account, the latest account verdict,
 # else the latest verdict on a ring the account was a member of when it was given.

@@ -1,7 +1,15 @@
 """Communities: connected components over strong links, Leiden for the components too big to be
-one ring. Only scipy and igraph here; networkx is kept for per-cluster analysis."""
+one ring. Only scipy and igraph here; networkx is kept for per-cluster analysis.
+
+The step is also offered as an interface, :class:`CommunityEngine`, so that another engine (Neo4j
+GDS for graphs too big for this process, see ``docs/scaling.md``) can replace the in-process one
+without the detector changing: :func:`engine_for` picks one by name.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import igraph as ig
 import numpy as np
@@ -9,6 +17,9 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from models.projection import I64
+from ringscope.errors import RingScopeError
+
+Split = tuple[int, list[I64]]  # (index of a group, the parts proposed to replace it)
 
 
 def strong_graph(s: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
@@ -91,7 +102,7 @@ def risk_splits(
     split_min_size: int,
     seed: int = 0,
     wave: sp.csr_matrix | None = None,
-) -> list[tuple[int, list[I64]]]:
+) -> list[Split]:
     """Leiden (modularity) proposals for splitting each component of ``split_min_size`` or more.
 
     A ring's members often bring their households along (a taken-over account still shares the
@@ -103,7 +114,7 @@ def risk_splits(
     """
     wsym = (wave + wave.T).tocsr() if wave is not None else None
     sym = (strong + strong.T).tocsr()
-    out: list[tuple[int, list[I64]]] = []
+    out: list[Split] = []
     for gi, grp in enumerate(groups):
         if len(grp) < split_min_size:
             continue
@@ -119,3 +130,115 @@ def risk_splits(
             if wparts and not (len(wparts) == 1 and len(wparts[0]) == len(grp)):
                 out.append((gi, wparts))
     return out
+
+
+# --- the community step as an interface --------------------------------------------------------
+
+
+class UnknownEngineError(RingScopeError):
+    """No community engine is registered under the name asked for."""
+
+
+@runtime_checkable
+class CommunityEngine(Protocol):
+    """What the detector needs from a community engine.
+
+    Inputs are the strong links as an upper-triangular ``n x n`` CSR matrix over the accounts in
+    projection order (as :func:`strong_graph` makes them); groups are sorted ``int64`` arrays of
+    account indices. Any engine must be deterministic for a given ``seed``, so that the same
+    graph gives the same rings (and ring ids stay stable across builds).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def communities(
+        self,
+        strong: sp.csr_matrix,
+        *,
+        min_size: int,
+        max_size: int,
+        resolution: float,
+        seed: int = 0,
+    ) -> list[I64]:
+        """Connected components of at least ``min_size``; those over ``max_size`` cut by Leiden
+        (then re-split into strong components); sorted by (smallest member, size)."""
+        ...
+
+    def risk_splits(
+        self,
+        strong: sp.csr_matrix,
+        groups: list[I64],
+        *,
+        min_size: int,
+        split_min_size: int,
+        seed: int = 0,
+        wave: sp.csr_matrix | None = None,
+    ) -> list[Split]:
+        """Proposed splits of the groups of ``split_min_size`` or more: Leiden's communities
+        and, given ``wave``, the components of the one-wave links (see :func:`risk_splits`)."""
+        ...
+
+
+class InProcessEngine:
+    """scipy components and igraph Leiden in this process: the whole strong graph in memory."""
+
+    @property
+    def name(self) -> str:
+        return "in-process"
+
+    def communities(
+        self,
+        strong: sp.csr_matrix,
+        *,
+        min_size: int,
+        max_size: int,
+        resolution: float,
+        seed: int = 0,
+    ) -> list[I64]:
+        return communities(
+            strong, min_size=min_size, max_size=max_size, resolution=resolution, seed=seed
+        )
+
+    def risk_splits(
+        self,
+        strong: sp.csr_matrix,
+        groups: list[I64],
+        *,
+        min_size: int,
+        split_min_size: int,
+        seed: int = 0,
+        wave: sp.csr_matrix | None = None,
+    ) -> list[Split]:
+        return risk_splits(
+            strong,
+            groups,
+            min_size=min_size,
+            split_min_size=split_min_size,
+            seed=seed,
+            wave=wave,
+        )
+
+
+_ENGINES: dict[str, Callable[[], CommunityEngine]] = {"in-process": InProcessEngine}
+
+
+def register_engine(name: str, factory: Callable[[], CommunityEngine]) -> None:
+    """Make an engine available to :func:`engine_for` (a second engine registers itself here,
+    from its own module, with whatever connection it needs bound into ``factory``)."""
+    if name in _ENGINES:
+        raise ValueError(f"A community engine named {name!r} is already registered.")
+    _ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    return sorted(_ENGINES)
+
+
+def engine_for(name: str) -> CommunityEngine:
+    """The community engine registered as ``name`` (``"in-process"`` is always there)."""
+    factory = _ENGINES.get(name)
+    if factory is None:
+        known = ", ".join(repr(n) for n in engine_names())
+        raise UnknownEngineError(f"Unknown community engine {name!r}; known engines: {known}.")
+    return factory()

@@ -89,7 +89,27 @@ class Settings(BaseSettings):
     api_threads: int = 16
     # The append-only audit log directory; default <data_dir>/audit.
     api_audit_dir: Path | None = None
+    # /healthz answers 503 when the current build finished longer ago than this (seconds);
+    # 0 (or None) turns the check off. Default: 2 days (rebuilds are expected at least daily).
+    api_max_build_age_s: float | None = 172_800.0
+    # When set, GET /metrics needs `Authorization: Bearer <token>`; unset, it is open.
+    api_metrics_token: SecretStr | None = None
+    # The HMAC key of masked PII keys (at least 16 characters). Unset: generated once into
+    # <data_dir>/api/mask_secret (mode 0600) and reused, so tokens survive restarts.
+    api_mask_secret: SecretStr | None = None
     # --- end api ---
+
+    # --- rebuild and models --- (ringscope rebuild / schedule; see docs/rebuild.md)
+    # A running build without a heartbeat for this long is taken for a dead rebuild (a dead
+    # process on this machine is noticed at once).
+    rebuild_stale_after_s: float = 600.0
+    # Complete builds kept for comparison (older ones are pruned after each switch).
+    rebuild_keep_builds: int = 3
+    # The learned account-risk model: seed, whether the GNN is trained next to the tree model,
+    # and OpenMP threads (1 keeps a shared 2-core machine responsive; 2 on a quiet one).
+    model_seed: int = 0
+    model_use_gnn: bool = True
+    model_threads: int = 1
 
     @property
     def neo4j_home(self) -> Path:

@@ -1,0 +1,300 @@
+"""Node features and the PyG export: the projection (``models.projection``, the same arrays the
+ring detector reads) turned into a versioned feature schema and a ``HeteroData``.
+
+Every feature is a plain function of the graph, so an account that arrived after training gets
+its features (and a score) from its neighbourhood without retraining. ``FEATURE_SCHEMA`` is the
+contract between a trained model and the graph it scores: its version and names are stored in the
+model manifest, and loading a model against a different schema fails (``models.artefacts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+import torch
+from torch_geometric.data import HeteroData
+
+from models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
+
+__all__ = [
+    "FEATURE_SCHEMA",
+    "FeatureSchema",
+    "account_features",
+    "identifier_features",
+    "incidence",
+    "label_features",
+    "segment_max",
+    "to_hetero",
+]
+
+DAY = 86_400.0
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Names of the columns of each node type's ``x``, in order, and the schema's version."""
+
+    version: str
+    account: tuple[str, ...]
+    identifier: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    def digest(self) -> str:
+        blob = json.dumps(
+            [self.version, self.account, self.identifier, self.kinds], separators=(",", ":")
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "digest": self.digest(),
+            "account": list(self.account),
+            "identifier": list(self.identifier),
+            "kinds": list(self.kinds),
+        }
+
+
+_ACCOUNT = (
+    ("age_days_log", "log(1 + days since the account was opened); 0 when unknown"),
+    ("created_unknown", "1 when the opening time is unknown"),
+    ("kyc_0", "KYC level 0 (none)"),
+    ("kyc_1", "KYC level 1 (phone verified)"),
+    ("kyc_2", "KYC level 2 (ID verified)"),
+    ("kyc_3", "KYC level 3 (ID and face verified)"),
+    ("kyc_unknown", "KYC level unknown"),
+    *((f"deg_{k}", f"log(1 + distinct {k}s used)") for k in KIND_NAMES),
+    *((f"shared_{k}", f"log(1 + {k}s this account shares with others)") for k in KIND_NAMES),
+    *((f"hub_{k}", f"log(1 + accounts on the busiest {k} it uses)") for k in KIND_NAMES),
+    ("emulator", "uses an emulator device"),
+    ("virtual_phone", "uses a virtual phone number"),
+    ("payments_log", "log(1 + payments made)"),
+    ("amount_log", "log(1 + total amount paid)"),
+    ("round_share", "share of payments in round amounts"),
+    ("merchant_share", "share of payments to merchants"),
+    ("payees_log", "log(1 + distinct payees)"),
+    ("activity_days_log", "log(1 + days between its first and last observation)"),
+    ("observations_log", "log(1 + observations of all its identifiers)"),
+)
+_IDENTIFIER = (
+    ("degree_log", "log(1 + accounts using it): hubness"),
+    ("flag", "emulator device / virtual phone / merchant payee"),
+    ("observations_log", "log(1 + observations)"),
+    ("span_days_log", "log(1 + days between first and last observation)"),
+    ("arrival_spread_log", "log(1 + std of its accounts' first-use times, in days)"),
+    ("amount_log", "payees: log(1 + total amount received)"),
+    ("round_share", "payees: share of payments in round amounts"),
+)
+FEATURE_DESCRIPTIONS: dict[str, str] = dict(_ACCOUNT) | {f"id:{n}": d for n, d in _IDENTIFIER}
+FEATURE_SCHEMA = FeatureSchema(
+    version="1",
+    account=tuple(n for n, _ in _ACCOUNT),
+    identifier=tuple(n for n, _ in _IDENTIFIER),
+    kinds=KIND_NAMES,
+)
+
+
+def _log1p(a: npt.ArrayLike) -> F64:
+    return np.log1p(np.maximum(np.asarray(a, dtype=np.float64), 0.0))
+
+
+def segment_max(values: F64, segments: npt.NDArray[np.integer], n: int, empty: float = 0.0) -> F64:
+    """Per segment (0..n-1), the max of ``values`` in it; ``empty`` where a segment has none."""
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, segments, values)
+    out[np.isinf(out)] = empty
+    return out
+
+
+def _per_pair(e: KindEdges) -> tuple[I64, I64, I64, I64, I64]:
+    """One row per (account, identifier): PAID has one per currency."""
+    m = max(e.m, 1)
+    key = e.acc.astype(np.int64) * m + e.ident
+    uniq, inv = np.unique(key, return_inverse=True)
+    big = np.iinfo(np.int64).max
+    first = np.full(len(uniq), big, dtype=np.int64)
+    np.minimum.at(first, inv, np.where(e.first < 0, big, e.first))
+    last = np.full(len(uniq), -1, dtype=np.int64)
+    np.maximum.at(last, inv, e.last)
+    count = np.bincount(inv, weights=e.count, minlength=len(uniq)).astype(np.int64)
+    return uniq // m, uniq % m, np.where(first == big, -1, first), last, count
+
+
+def identifier_features(e: KindEdges) -> F32:
+    """``x`` for one identifier kind, columns as in ``FEATURE_SCHEMA.identifier``."""
+    acc, ident, first, _, _ = _per_pair(e)
+    m = e.m
+    deg = np.bincount(ident, minlength=m).astype(np.float64)
+    obs = np.bincount(e.ident, weights=e.count, minlength=m)
+    lo = np.full(m, np.inf)
+    np.minimum.at(lo, e.ident, np.where(e.first < 0, np.inf, e.first).astype(np.float64))
+    hi = np.full(m, -np.inf)
+    np.maximum.at(hi, e.ident, np.where(e.last < 0, -np.inf, e.last).astype(np.float64))
+    span = np.where(np.isfinite(lo) & np.isfinite(hi), (hi - lo) / DAY, 0.0)
+    known = first >= 0
+    f_days = np.where(known, first / DAY, 0.0)
+    n_k = np.bincount(ident, weights=known, minlength=m)
+    s1 = np.bincount(ident, weights=f_days, minlength=m)
+    s2 = np.bincount(ident, weights=f_days**2, minlength=m)
+    mean = np.divide(s1, n_k, out=np.zeros(m), where=n_k > 0)
+    var = np.divide(s2, n_k, out=np.zeros(m), where=n_k > 0) - mean**2
+    amount: F64 = np.zeros(m)
+    round_share: F64 = np.zeros(m)
+    if e.total is not None and e.round_count is not None:
+        amount = np.bincount(e.ident, weights=e.total, minlength=m).astype(np.float64)
+        rnd = np.bincount(e.ident, weights=e.round_count, minlength=m)
+        round_share = np.divide(rnd, obs, out=np.zeros(m), where=obs > 0)
+    cols = [
+        _log1p(deg),
+        e.flag.astype(np.float64),
+        _log1p(obs),
+        _log1p(span),
+        _log1p(np.sqrt(np.maximum(var, 0.0))),
+        _log1p(amount),
+        round_share,
+    ]
+    del acc
+    return np.column_stack(cols).astype(np.float32)
+
+
+def account_features(proj: Projection) -> F32:
+    """``x`` for accounts, columns as in ``FEATURE_SCHEMA.account``."""
+    n = proj.n
+    now = proj.now()
+    known = proj.created >= 0
+    cols: dict[str, F64] = {
+        "age_days_log": np.where(known, _log1p((now - proj.created) / DAY), 0.0),
+        "created_unknown": (~known).astype(np.float64),
+    }
+    for level in range(4):
+        cols[f"kyc_{level}"] = (proj.kyc == level).astype(np.float64)
+    cols["kyc_unknown"] = ((proj.kyc < 0) | (proj.kyc > 3)).astype(np.float64)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    obs = np.zeros(n)
+    flags = {"device": np.zeros(n), "phone": np.zeros(n)}
+    for kind in KIND_NAMES:
+        e = proj.kinds.get(kind)
+        if e is None or len(e.acc) == 0:
+            for p in ("deg", "shared", "hub"):
+                cols[f"{p}_{kind}"] = np.zeros(n)
+            continue
+        acc, ident, _, _, _ = _per_pair(e)
+        deg_i = np.bincount(ident, minlength=e.m)
+        cols[f"deg_{kind}"] = _log1p(np.bincount(acc, minlength=n))
+        cols[f"shared_{kind}"] = _log1p(np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n))
+        cols[f"hub_{kind}"] = _log1p(segment_max(deg_i[ident].astype(np.float64), acc, n))
+        np.minimum.at(lo, e.acc, np.where(e.first < 0, np.inf, e.first).astype(np.float64))
+        np.maximum.at(hi, e.acc, np.where(e.last < 0, -np.inf, e.last).astype(np.float64))
+        obs += np.bincount(e.acc, weights=e.count, minlength=n)
+        if kind in flags:
+            flags[kind] = segment_max(e.flag[e.ident].astype(np.float64), e.acc.astype(np.int64), n)
+    cols["emulator"] = flags["device"]
+    cols["virtual_phone"] = flags["phone"]
+    pay = proj.kinds.get("payee")
+    if pay is not None and pay.total is not None and pay.round_count is not None:
+        cnt = np.bincount(pay.acc, weights=pay.count, minlength=n)
+        cols["payments_log"] = _log1p(cnt)
+        cols["amount_log"] = _log1p(np.bincount(pay.acc, weights=pay.total, minlength=n))
+        rnd = np.bincount(pay.acc, weights=pay.round_count, minlength=n)
+        cols["round_share"] = np.divide(rnd, cnt, out=np.zeros(n), where=cnt > 0)
+        merch = np.bincount(pay.acc, weights=pay.count * pay.flag[pay.ident], minlength=n)
+        cols["merchant_share"] = np.divide(merch, cnt, out=np.zeros(n), where=cnt > 0)
+        pacc, _, _, _, _ = _per_pair(pay)
+        cols["payees_log"] = _log1p(np.bincount(pacc, minlength=n))
+    else:
+        for name in ("payments_log", "amount_log", "round_share", "merchant_share", "payees_log"):
+            cols[name] = np.zeros(n)
+    span = np.where(np.isfinite(lo) & np.isfinite(hi), (hi - lo) / DAY, 0.0)
+    cols["activity_days_log"] = _log1p(span)
+    cols["observations_log"] = _log1p(obs)
+    return np.column_stack([cols[name] for name in FEATURE_SCHEMA.account]).astype(np.float32)
+
+
+def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
+    """Accounts x all identifiers (kinds stacked in ``KIND_NAMES`` order), 0/1 entries.
+
+    ``max_degree`` leaves hubs out (an IP behind 3,000 accounts says nothing about any one).
+    """
+    blocks = []
+    for kind in KIND_NAMES:
+        e = proj.kinds.get(kind)
+        m = e.m if e is not None else 0
+        if e is None or m == 0:
+            blocks.append(sp.csr_matrix((proj.n, 0)))
+            continue
+        b = sp.csr_matrix(
+            (np.ones(len(e.acc)), (e.acc.astype(np.int64), e.ident.astype(np.int64))),
+            shape=(proj.n, m),
+        )
+        b.data[:] = 1.0  # duplicates (one PAID edge per currency) summed, then reset to 1
+        if max_degree is not None:
+            deg = np.asarray((b > 0).sum(axis=0)).ravel()
+            b = b @ sp.diags((deg <= max_degree).astype(np.float64))
+        blocks.append(b)
+    out: sp.csr_matrix = sp.hstack(blocks, format="csr")
+    out.eliminate_zeros()
+    return out
+
+
+def label_features(b: sp.csr_matrix, known: I64) -> F32:
+    """Leak-free neighbour-label features: for each account, over the identifiers it uses, the
+    known fraud and legit accounts on them **other than itself** (max share and log count).
+
+    ``known`` is 1 fraud, 0 legit, -1 unknown; pass only the labels the model may see (training
+    labels while fitting), so a held-out account's own label never leaks into its features.
+    """
+    fraud = (known == 1).astype(np.float64)
+    legit = (known == 0).astype(np.float64)
+    coo = b.tocoo()
+    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    n, m = b.shape
+    deg = np.bincount(ident, minlength=m).astype(np.float64)
+    cols = []
+    for lab in (fraud, legit):
+        per_id = np.bincount(ident, weights=lab[acc], minlength=m)
+        others = per_id[ident] - lab[acc]  # the account's own label taken out
+        share = others / np.maximum(deg[ident] - 1.0, 1.0)
+        cols.append(segment_max(share, acc, n))
+        cols.append(_log1p(np.bincount(acc, weights=others, minlength=n)))
+    return np.column_stack(cols).astype(np.float32)
+
+
+LABEL_FEATURES = ("fraud_nbr_share_max", "fraud_nbr_log", "legit_nbr_share_max", "legit_nbr_log")
+
+
+def to_hetero(proj: Projection, min_degree: int = 2) -> HeteroData:
+    """The PyG graph: ``account`` plus one node type per identifier kind, ``uses`` edges from
+    accounts and ``used_by`` edges back, features as in ``FEATURE_SCHEMA``.
+
+    Identifiers used by fewer than ``min_degree`` accounts are left out: an unshared device
+    passes no message between accounts (its count is already in ``deg_*``), and dropping them
+    shrinks the graph several-fold (most identifiers are personal).
+    """
+    data = HeteroData()
+    data["account"].x = torch.from_numpy(account_features(proj))
+    data["account"].num_nodes = proj.n
+    width = len(FEATURE_SCHEMA.identifier)
+    for kind in KIND_NAMES:  # every kind, even an empty one: the model's relations are fixed
+        e = proj.kinds.get(kind)
+        if e is None or e.m == 0:
+            data[kind].x = torch.zeros(0, width)
+            data[kind].num_nodes = 0
+            ei = torch.zeros(2, 0, dtype=torch.int64)
+        else:
+            acc, ident, _, _, _ = _per_pair(e)
+            keep = np.bincount(ident, minlength=e.m) >= min_degree
+            new_index = np.cumsum(keep) - 1
+            on = keep[ident]
+            data[kind].x = torch.from_numpy(identifier_features(e)[keep])
+            data[kind].num_nodes = int(keep.sum())
+            ei = torch.from_numpy(np.stack([acc[on], new_index[ident[on]]]).astype(np.int64))
+        data["account", "uses", kind].edge_index = ei
+        data[kind, "used_by", "account"].edge_index = ei.flip(0).contiguous()
+    return data

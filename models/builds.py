@@ -16,7 +16,9 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -153,6 +155,20 @@ class RingSnapshot:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _dead_here(host: str | None, pid: int | None) -> bool:
+    """A running build whose writer was on this machine and whose process is gone is stale
+    now, not after ``stale_after`` seconds (a killed rebuild is retried at once)."""
+    if host != socket.gethostname() or pid is None:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def new_build_id(now: datetime | None = None) -> str:
@@ -399,7 +415,11 @@ class BuildWriter:
         def work(tx: neo4j.ManagedTransaction) -> tuple[str | None, list[str]]:
             tx.run(cypher.BUILD_LOCK).consume()
             running = list(tx.run(cypher.BUILD_RUNNING))
-            busy = [r["id"] for r in running if r["idle_s"] < self.stale_after]
+            busy = [
+                r["id"]
+                for r in running
+                if r["idle_s"] < self.stale_after and not _dead_here(r["host"], r["pid"])
+            ]
             if busy:
                 raise BuildInProgressError(
                     f"Build {busy[0]} is being written by another process. Wait for it, or if "
@@ -413,7 +433,12 @@ class BuildWriter:
                 ).consume()
             rec = tx.run(
                 cypher.BUILD_CREATE,
-                {"build_id": build_id, "model_version": self.model_version},
+                {
+                    "build_id": build_id,
+                    "model_version": self.model_version,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                },
             ).single()
             return (rec["previous_build"] if rec else None), stale
 
@@ -515,10 +540,12 @@ class BuildWriter:
         self.stage_seconds["ring_ids"] = time.monotonic() - t
         return out
 
-    def write(self, detection: DetectionResult) -> None:
+    def write(
+        self, detection: DetectionResult, model_scores: Mapping[str, float] | None = None
+    ) -> None:
         """Write the detection's clusters, memberships and account scores under this build."""
         self.write_clusters(detection.clusters, detection.account_scores)
-        self.write_scores(detection.account_scores)
+        self.write_scores(detection.account_scores, model_scores)
         self.stage_seconds.update(
             {f"detect_{k}": float(v) for k, v in detection.stage_seconds.items()}
         )
@@ -566,7 +593,12 @@ class BuildWriter:
         self.counts["members_missing"] = self.counts.get("members_missing", 0) + expected - linked
         self.stage_seconds["write_clusters"] = time.monotonic() - t
 
-    def write_scores(self, account_scores: Mapping[str, float]) -> None:
+    def write_scores(
+        self,
+        account_scores: Mapping[str, float],
+        model_scores: Mapping[str, float] | None = None,
+    ) -> None:
+        """Account risk (and, when a learned model ran, its own probability) in sorted chunks."""
         t = time.monotonic()
         ids = sorted(account_scores)
         rows: list[dict[str, Any]] = []
@@ -579,6 +611,9 @@ class BuildWriter:
                     "hi": part[-1],
                     "accounts": part,
                     "scores": [float(account_scores[a]) for a in part],
+                    "model_scores": None
+                    if model_scores is None
+                    else [float(model_scores.get(a, 0.0)) for a in part],
                 }
             )
         limit = max(self.batch_rows, SCORE_BATCH)
@@ -618,6 +653,7 @@ class BuildWriter:
                 "rings_kept",
             )
         }
+        props["model_version"] = self.model_version
         props["write_seconds"] = round(time.monotonic() - self._t0, 3)
         props["metrics"] = json.dumps(dict(metrics or {}), sort_keys=True, default=str)
         props["stage_seconds"] = json.dumps(
@@ -871,6 +907,19 @@ def account_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict
     def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
         out: dict[str, float] = {}
         for r in tx.run(cypher.BUILD_SCORES, {"build_id": bid}):
+            out.update(zip(r["accounts"], r["scores"], strict=True))
+        return out
+
+    return bid, _read_build(graph, bid, work)
+
+
+def model_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict[str, float]]:
+    """The learned model's probability per account in one build (empty when none ran)."""
+    bid = _resolve(graph, build_id)
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in tx.run(cypher.BUILD_MODEL_SCORES, {"build_id": bid}):
             out.update(zip(r["accounts"], r["scores"], strict=True))
         return out
 

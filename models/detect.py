@@ -18,7 +18,7 @@ from graph.connection import Graph
 from models import clusters as cl
 from models.communities import communities, risk_splits, strong_graph
 from models.linking import LinkParams, eligible, link_matrix
-from models.projection import F64, identifier_ids, read_projection
+from models.projection import F64, Projection, identifier_ids, read_projection
 from ringscope.settings import Settings
 
 __all__ = ["Cluster", "DetectConfig", "Detection", "detect"]
@@ -131,15 +131,20 @@ def detect(
     *,
     config: DetectConfig | None = None,
     account_model_scores: Mapping[str, float] | None = None,
+    projection: Projection | None = None,
 ) -> Detection:
-    """Find candidate rings in the graph and score clusters and accounts."""
+    """Find candidate rings in the graph and score clusters and accounts.
+
+    ``projection`` is the graph already read (the rebuild reads it once for the learned model
+    and the detector); ``account_model_scores`` are the learned model's probabilities.
+    """
     del settings  # the connection already carries what the detector needs
     cfg = config or DetectConfig()
     params = cfg.link_params()
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    proj = read_projection(graph)
+    proj = projection if projection is not None else read_projection(graph)
     seconds["projection"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,0 +1,249 @@
+"""The rebuild job: one command that refreshes everything, safely.
+
+Steps, in order (each timed and logged; ``docs/rebuild.md``)::
+
+    lock     take the build lock and open a ``running`` build (models.builds.BuildWriter.begin)
+    ingest   load new input, when --input is given (ingest.load)
+    project  read the account-identifier graph once (models.projection)
+    labels   investigators' verdicts override imported labels (api.service.verdict_labels)
+    score    retrain the learned model, or reuse the current one (models.risk, models.artefacts)
+    detect   rings, clusters and account scores, using the learned scores (models.detect)
+    write    clusters, memberships and scores under the running build
+    switch   verify the build and move the readers to it in one transaction, prune old builds
+
+The build lock is the ``running`` build itself: a second rebuild sees it (with a fresh
+heartbeat, or a live process on this machine) and exits with a clear message. A rebuild that
+fails at any step marks its build ``failed``; one that is killed leaves it ``running`` with a dead
+process, which the next rebuild detects, marks failed and deletes. Until ``switch`` the previous
+build stays current and untouched. A new model becomes current only after its build is.
+
+Fault injection (tests): ``RINGSCOPE_REBUILD_FAILPOINT=<step>`` kills the process with SIGKILL
+at the start of that step; ``<step>:error`` raises instead; ``<step>:sleep=<s>`` pauses there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from graph.connection import Graph
+from models.builds import BuildInfo, BuildWriter
+from ringscope.errors import RingScopeError
+from ringscope.settings import Settings
+
+__all__ = ["STEPS", "RebuildError", "RebuildResult", "rebuild"]
+
+log = logging.getLogger("ringscope.rebuild")
+
+STEPS = ("lock", "ingest", "project", "labels", "score", "detect", "write", "switch")
+Policy = Literal["auto", "retrain", "score-only", "none"]
+
+
+class RebuildError(RingScopeError):
+    """A rebuild could not run or finish."""
+
+
+@dataclass
+class RebuildResult:
+    build: BuildInfo
+    model_version: str | None
+    retrained: bool
+    steps: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    model_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _failpoint(step: str) -> None:
+    spec = os.environ.get("RINGSCOPE_REBUILD_FAILPOINT", "")
+    name, _, action = spec.partition(":")
+    if name != step:
+        return
+    if action == "error":
+        raise RebuildError(f"failpoint: injected error at step {step!r}")
+    if action.startswith("sleep="):
+        time.sleep(float(action.split("=", 1)[1]))
+        return
+    log.warning("failpoint: killing the rebuild at step %s", step)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Heartbeat:
+    """Keeps the running build's heartbeat fresh while a long step (ingest, training) runs."""
+
+    def __init__(self, writer: BuildWriter, every: float = 20.0) -> None:
+        self.writer = writer
+        self.every = every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="rebuild-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.writer._heartbeat(force=True)
+            except Exception:  # the main thread finds out at its next write
+                log.exception("heartbeat failed")
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def _policy(retrain: bool, score_only: bool, use_model: bool) -> Policy:
+    if retrain and score_only:
+        raise RebuildError("--retrain and --score-only exclude each other")
+    if not use_model:
+        return "none"
+    return "retrain" if retrain else "score-only" if score_only else "auto"
+
+
+def rebuild(
+    graph: Graph,
+    settings: Settings,
+    *,
+    input_dir: Path | None = None,
+    retrain: bool = False,
+    score_only: bool = False,
+    use_model: bool = True,
+    progress: Callable[[str, str], None] | None = None,
+) -> RebuildResult:
+    """Run every step; on any failure the previous build keeps serving (see the module doc)."""
+    from api.service import verdict_labels
+    from models import artefacts
+    from models.detect import detect
+    from models.projection import read_projection
+    from models.risk import AccountRiskModel
+
+    policy = _policy(retrain, score_only, use_model)
+    steps: dict[str, float] = {}
+    counts: dict[str, Any] = {}
+    say = progress or (lambda step, msg: None)
+
+    @contextlib.contextmanager
+    def step(name: str) -> Iterator[None]:
+        _failpoint(name)
+        say(name, "start")
+        log.info("step started", extra={"step": name})
+        t = time.perf_counter()
+        yield
+        steps[name] = round(time.perf_counter() - t, 3)
+        say(name, f"done in {steps[name]:.1f} s")
+        log.info("step finished", extra={"step": name, "seconds": steps[name]})
+
+    writer = BuildWriter(graph, stale_after=settings.rebuild_stale_after_s)
+    with step("lock"):
+        build_id = writer.begin()
+    counts["build_id"] = build_id
+    log.info("build opened", extra={"build_id": build_id, "previous": writer.previous_build})
+    model_path: Path | None = None
+    version: str | None = None
+    retrained = False
+    model_metrics: dict[str, Any] = {}
+    try:
+        with _Heartbeat(writer):
+            if input_dir is not None:
+                from ingest import load
+
+                with step("ingest"):
+                    report = load(input_dir, graph, settings, progress=False)
+                counts["ingest"] = {
+                    "rows_read": report.rows_read,
+                    "rows_loaded": report.rows_loaded,
+                    "rows_quarantined": report.rows_quarantined,
+                    "report_dir": report.report_dir,
+                }
+            with step("project"):
+                proj = read_projection(graph)
+            counts["accounts"] = proj.n
+            counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
+            with step("labels"):
+                verdicts = verdict_labels(graph)
+                index = {a: i for i, a in enumerate(proj.ids)}
+                applied = 0
+                for account, (label, _) in verdicts.items():
+                    i = index.get(account)
+                    if i is not None:
+                        proj.label[i] = 1 if label == "fraud" else 0
+                        applied += 1
+            counts["verdicts_applied"] = applied
+            counts["labels_fraud"] = int((proj.label == 1).sum())
+            counts["labels_legit"] = int((proj.label == 0).sum())
+            scores: dict[str, float] | None = None
+            if policy != "none":
+                with step("score"):
+                    current = artefacts.current_model(settings.data_dir)
+                    model: AccountRiskModel | None = None
+                    if policy != "retrain" and current is not None:
+                        try:
+                            model = artefacts.load_model(current)
+                            version = model.version
+                        except artefacts.ModelSchemaError:
+                            if policy == "score-only":
+                                raise
+                            log.warning("current model has another feature schema: retraining")
+                    if model is None and policy == "score-only":
+                        raise RebuildError(
+                            "--score-only needs a trained model, and none is current in "
+                            f"{artefacts.model_dir(settings.data_dir)}; run with --retrain"
+                        )
+                    if model is None:
+                        model = AccountRiskModel(
+                            seed=settings.model_seed,
+                            use_gnn=settings.model_use_gnn,
+                            threads=settings.model_threads,
+                        ).fit(proj)
+                        version = artefacts.new_model_version()
+                        model_path = artefacts.model_dir(settings.data_dir) / version
+                        artefacts.save_model(model, model_path, version=version, build_id=build_id)
+                        retrained = True
+                    probs = model.decision_function(proj)
+                    scores = dict(zip(proj.ids, np.round(probs, 6).tolist(), strict=True))
+                    model_metrics = dict(model.metrics)
+                writer.model_version = version
+            with step("detect"):
+                detection = detect(graph, projection=proj, account_model_scores=scores)
+            counts["clusters"] = len(detection.clusters)
+            with step("write"):
+                writer.write(detection, scores)
+        _failpoint("switch")
+        t = time.perf_counter()
+        say("switch", "start")
+        writer.stage_seconds.update({f"rebuild_{k}": v for k, v in steps.items()})
+        record = {
+            "steps": steps,
+            "counts": counts,
+            "input": str(input_dir) if input_dir else None,
+            "model_version": version,
+            "retrained": retrained,
+            "model": model_metrics,
+            "policy": policy,
+        }
+        info = writer.finish(metrics=record, keep=settings.rebuild_keep_builds)
+        steps["switch"] = round(time.perf_counter() - t, 3)
+        say("switch", f"done in {steps['switch']:.1f} s")
+    except BaseException as exc:
+        writer.fail(f"{type(exc).__name__}: {exc}")
+        if model_path is not None:  # a model whose build never became current is not kept
+            import shutil
+
+            shutil.rmtree(model_path, ignore_errors=True)
+        log.error("rebuild failed", extra={"build_id": build_id, "error": str(exc)})
+        raise
+    if retrained and version is not None:
+        artefacts.set_current_model(settings.data_dir, version)
+    log.info("rebuild finished", extra={"build_id": info.id, "steps": steps})
+    return RebuildResult(info, version, retrained, steps, counts, model_metrics)

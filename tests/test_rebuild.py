@@ -1,0 +1,249 @@
+"""`ringscope rebuild` and `ringscope schedule` against the real Neo4j, run as the real CLI in
+subprocesses: two rebuilds in a row, the lock, a kill at every step, verdicts written during a
+rebuild, stable ring ids, and the scheduler's two cycles and clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.auth import Principal
+from api.service import label_account, verdict_labels
+from graph import Graph, connect, cypher, init_schema
+from graph.connection import resolve_target
+from ingest.generate import generate
+from models.builds import all_clusters, current_build, list_builds
+from ringscope.rebuild import STEPS
+from ringscope.settings import Settings
+from tests.helpers import ringscope
+
+pytestmark = pytest.mark.neo4j
+
+ACCOUNTS = 1_500
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rebuild-data")
+    generate(root / "data", root / "truth", ACCOUNTS, 3)
+    return root / "data"
+
+
+@pytest.fixture
+def env(neo4j_settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment: the test Neo4j as an external server, a private data dir."""
+    target = resolve_target(neo4j_settings, start=False)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
+    e.update(
+        NEO4J_URI=target.uri,
+        NEO4J_USER=target.user,
+        NEO4J_PASSWORD=target.password or "",
+        NEO4J_DATABASE=target.database,
+        RINGSCOPE_DATA_DIR=str(tmp_path / "data"),
+        RINGSCOPE_CACHE_DIR=str(neo4j_settings.cache_dir),
+    )
+    return e
+
+
+@pytest.fixture
+def fresh(neo4j_settings: Settings) -> Iterator[Graph]:
+    with connect(neo4j_settings) as g:
+        g.write(cypher.DELETE_ALL)
+        init_schema(g)
+        yield g
+
+
+def ok(res: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
+def rings(graph: Graph) -> dict[frozenset[str], str]:
+    return {frozenset(c.members): c.ring_id for c in all_clusters(graph, min_score=0.5)[1]}
+
+
+def test_two_rebuilds_in_a_row_keep_ring_ids(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    ok(ringscope("rebuild", "--input", str(dataset), "--no-model", "--top", "0", env=env))
+    first = current_build(fresh)
+    assert first is not None and first.status == "complete"
+    before = rings(fresh)
+    assert before  # the sample has planted rings
+    ok(ringscope("rebuild", "--no-model", "--top", "0", env=env))
+    second = current_build(fresh)
+    assert second is not None and second.id != first.id
+    assert second.previous_build == first.id
+    after = rings(fresh)
+    assert after == before  # same members, same ring ids
+    record = second.metrics
+    assert set(record["steps"]) >= {"lock", "project", "labels", "detect", "write"}
+    assert record["counts"]["accounts"] == ACCOUNTS
+    assert "rebuild_detect" in second.stage_seconds
+
+
+def test_retrain_then_score_only_reuses_the_model(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    res = ok(ringscope("rebuild", "--input", str(dataset), "--retrain", "--top", "0", env=env))
+    first = current_build(fresh)
+    assert first is not None and first.model_version
+    assert first.metrics["retrained"] is True
+    models = Path(env["RINGSCOPE_DATA_DIR"]) / "models"
+    assert (models / "current").read_text().strip() == first.model_version
+    manifest = json.loads((models / first.model_version / "manifest.json").read_text())
+    assert manifest["training_build_id"] == first.id
+    ok(ringscope("rebuild", "--score-only", "--top", "0", env=env))
+    second = current_build(fresh)
+    assert second is not None and second.model_version == first.model_version
+    assert second.metrics["retrained"] is False
+    why = ok(ringscope("explain", "A0000001", "--json", env=env))
+    assert json.loads(why.stdout)["model_version"] == first.model_version
+    del res
+
+
+def test_score_only_without_a_model_is_a_clear_error(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    res = ringscope("rebuild", "--input", str(dataset), "--score-only", env=env)
+    assert res.returncode == 2
+    assert "--score-only needs a trained model" in res.stderr
+    assert current_build(fresh) is None
+    assert [b.status for b in list_builds(fresh)] == ["failed"]
+
+
+def test_a_second_rebuild_waits_for_the_lock(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    slow = {**env, "RINGSCOPE_REBUILD_FAILPOINT": "detect:sleep=20"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ringscope", "rebuild", "--input", str(dataset), "--no-model"],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not [b for b in list_builds(fresh) if b.status == "running"]:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        second = ringscope("rebuild", "--no-model", env=env)
+        assert second.returncode == 2
+        assert "is being written by another process" in second.stderr
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert [b.status for b in list_builds(fresh)] == ["complete"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_kill_at_any_step_leaves_the_old_build_serving(
+    fresh: Graph, env: dict[str, str], dataset: Path, step: str
+) -> None:
+    ok(ringscope("rebuild", "--input", str(dataset), "--no-model", "--top", "0", env=env))
+    old = current_build(fresh)
+    assert old is not None
+    served = rings(fresh)
+    killed = {**env, "RINGSCOPE_REBUILD_FAILPOINT": step, "RINGSCOPE_MODEL_USE_GNN": "false"}
+    args = ["rebuild", "--top", "0"]
+    if step != "score":
+        args.append("--no-model")  # only the score step needs the model: keep the rest quick
+    if step == "ingest":
+        args += ["--input", str(dataset)]
+    res = ringscope(*args, env=killed)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    now = current_build(fresh)
+    assert now is not None and now.id == old.id  # readers still on the old build
+    assert rings(fresh) == served  # and it is untouched
+    statuses = sorted(b.status for b in list_builds(fresh))
+    assert statuses == (["complete"] if step == "lock" else ["complete", "running"])
+    # The next rebuild notices the dead writer at once, cleans up and publishes.
+    ok(ringscope("rebuild", "--no-model", "--top", "0", env=env))
+    new = current_build(fresh)
+    assert new is not None and new.id != old.id and new.previous_build == old.id
+    assert [b for b in list_builds(fresh) if b.status != "complete"] == []
+    assert rings(fresh) == served
+
+
+def test_an_error_at_a_step_marks_the_build_failed(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    ok(ringscope("rebuild", "--input", str(dataset), "--no-model", "--top", "0", env=env))
+    old = current_build(fresh)
+    res = ringscope(
+        "rebuild", "--no-model", env={**env, "RINGSCOPE_REBUILD_FAILPOINT": "write:error"}
+    )
+    assert res.returncode == 2 and "injected error at step 'write'" in res.stderr
+    assert current_build(fresh) == old
+    assert sorted(b.status for b in list_builds(fresh)) == ["complete", "failed"]
+
+
+def test_verdicts_written_during_a_rebuild_survive_it(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    ok(ringscope("rebuild", "--input", str(dataset), "--no-model", "--top", "0", env=env))
+    slow = {**env, "RINGSCOPE_REBUILD_FAILPOINT": "detect:sleep=10"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ringscope", "rebuild", "--no-model", "--top", "0"],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not [b for b in list_builds(fresh) if b.status == "running"]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.3)
+        who = Principal("k-test", "investigator", "alice")
+        label_account(fresh, "A0000007", "fraud", "seen in case 12", who)
+    finally:
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert verdict_labels(fresh)["A0000007"][0] == "fraud"
+    ok(ringscope("rebuild", "--no-model", "--top", "0", env=env))
+    latest = current_build(fresh)
+    assert latest is not None and latest.metrics["counts"]["verdicts_applied"] >= 1
+    assert verdict_labels(fresh)["A0000007"][0] == "fraud"
+
+
+def test_scheduler_publishes_a_build_per_cycle(
+    fresh: Graph, env: dict[str, str], dataset: Path
+) -> None:
+    ok(ringscope("ingest", str(dataset), env=env))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ringscope", "schedule", "--every", "1s"],
+        env={**env, "RINGSCOPE_MODEL_USE_GNN": "false"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len([b for b in list_builds(fresh) if b.status == "complete"]) < 2:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["runs"] >= 2 and summary["failures"] == 0 and summary["stopped_by_signal"]
+    assert [b.status for b in list_builds(fresh) if b.status != "complete"] == []
+    first, second = sorted(
+        (b for b in list_builds(fresh) if b.status == "complete"), key=lambda b: b.id
+    )[:2]
+    assert second.model_version == first.model_version  # trained once, then reused

@@ -307,3 +307,50 @@ def evaluation_from_json(text: str | Mapping[str, Any]) -> Evaluation:
     d["typologies"] = tuple(TypologyMetrics(**t) for t in d["typologies"])
     d["benign_kinds"] = tuple(BenignKindMetrics(**k) for k in d["benign_kinds"])
     return Evaluation(**d)
+
+
+def recall_at_precision(
+    graph: Graph, truth_dir: Path, *, precision: float = 0.9, build_id: str | None = None
+) -> tuple[float, float | None]:
+    """The best ring recall over flag thresholds whose cluster precision is at least
+    ``precision``, and the lowest such threshold (None when none reaches it).
+
+    Comparing detectors at a fixed precision is fair where their scores are on different
+    scales: a ring counts as found at threshold ``t`` when a cluster scoring at least ``t``
+    matches it (Jaccard >= 0.5), and a cluster is a true positive as in :func:`evaluate`.
+    """
+    truth_dir = Path(truth_dir)
+    acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud"))
+    rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
+    fraud_ids = {
+        a
+        for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
+        if str(f).strip().lower() in ("true", "1", "t", "yes")
+    }
+    _, clusters = all_clusters(graph, build_id)
+    _, _, ring_members = _groups(rings_t["ring_id"], rings_t["typology"], rings_t["account_id"])
+    if not ring_members or not clusters:
+        return 0.0, None
+    members = [c.members for c in clusters]
+    score = np.array([c.score for c in clusters], dtype=np.float64)
+    tp = np.array(
+        [
+            bool(m) and sum(x in fraud_ids for x in m) >= TRUE_POSITIVE_FRAUD_SHARE * len(m)
+            for m in members
+        ]
+    )
+    gi, ci, inter, gs, cs = overlaps(ring_members, members)
+    ok = inter / np.maximum(gs[gi] + cs[ci] - inter, 1) >= MATCH_JACCARD
+    best = np.full(len(ring_members), -np.inf)
+    np.maximum.at(best, gi[ok], score[ci[ok]])
+    order = np.argsort(-score, kind="stable")
+    prec = np.cumsum(tp[order]) / np.arange(1, len(order) + 1)
+    top_recall, top_t = 0.0, None
+    for k, t in enumerate(score[order].tolist()):
+        if k + 1 < len(order) and score[order[k + 1]] == t:
+            continue  # evaluate each distinct threshold once, with all its ties flagged
+        if prec[k] >= precision:
+            r = float((best >= t).mean())
+            if r >= top_recall:
+                top_recall, top_t = r, t
+    return top_recall, top_t

@@ -16,7 +16,7 @@ from api.auth import create_key
 from api.cli import apikey_cli, query_cli, schema, serve
 from graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from graph.embedded import build_launcher, check_java
-from models.builds import BuildInfo, ClusterInfo, clusters
+from models.builds import ClusterInfo, clusters
 from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
@@ -201,30 +201,15 @@ def _print_clusters(clusters: list[ClusterInfo], title: str) -> None:
     out.print(table)
 
 
-def _run_detection(graph: Graph, top: int) -> BuildInfo:
-    from models.builds import write_build
-    from models.detect import detect
-
-    detection = detect(graph)
-    info = write_build(graph, detection)
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in detection.stage_seconds.items())
-    err.print(
-        f"build {info.id}: {info.clusters:,} clusters, {info.accounts_scored:,} accounts scored, "
-        f"{info.rings_kept:,} ring ids kept, {info.rings_new:,} new ({stages}; "
-        f"write {info.write_seconds:.1f} s)"
-    )
-    page = clusters(graph, info.id, min_score=0.0, first=top)
-    _print_clusters(list(page.items), f"Top {top} clusters of build {info.id}")
-    return info
-
-
 @cli.command("detect")
 def detect_cmd(
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
 ) -> None:
-    """Find and score rings in the graph and publish them as a new build."""
-    with connect(Settings()) as graph:
-        _run_detection(graph, top)
+    """Rings only: `ringscope rebuild --no-model` (no ingest, no learned scores)."""
+    from ringscope.schedule import configure_logging
+
+    configure_logging()
+    _rebuild_once(Settings(), None, False, False, False, top)
 
 
 @cli.command("evaluate")
@@ -410,14 +395,14 @@ def bench_gad_cmd(
 
 @cli.command("demo")
 def demo_cmd(
-    accounts: Annotated[int, typer.Option(min=100, help="Size of the generated sample.")] = 20_000,
+    accounts: Annotated[int, typer.Option(min=100, help="Size of the generated sample.")] = 50_000,
     seed: Annotated[int, typer.Option()] = 7,
     serve_api: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops).")
     ] = True,
 ) -> None:
-    """The main job, end to end: Neo4j up, a sample generated and loaded, rings detected and
-    published as a build, the build evaluated against the planted truth."""
+    """The main job, end to end: Neo4j up, a sample generated and loaded, a rebuild (rings and
+    the learned model) published as a build, evaluated against the planted truth, API served."""
     from ingest import load
     from ingest.generate import generate
 
@@ -442,8 +427,25 @@ def demo_cmd(
         report = load(data, graph, settings)
         report.render(out)
 
-        err.rule("4. Detect rings and publish a build")
-        build = _run_detection(graph, top=10)
+        err.rule("4. Rebuild: rings, the learned model (tree + GNN), a new build")
+        from ringscope.rebuild import rebuild
+
+        def progress(step: str, msg: str) -> None:
+            err.print(f"[bold]{step:>8}[/bold] {msg}")
+
+        result = rebuild(graph, settings, progress=progress)
+        build = result.build
+        chosen = result.model_metrics.get("chosen")
+        val = result.model_metrics.get("validation", {})
+        err.print(
+            f"build {build.id}: {build.clusters:,} clusters, {build.accounts_scored:,} accounts "
+            f"scored; model {result.model_version} ({'trained' if result.retrained else 'reused'}"
+            f", chose {chosen}; validation AUPRC "
+            + ", ".join(f"{k} {v['auprc']:.3f}" for k, v in val.items())
+            + ")"
+        )
+        top_flagged = clusters(graph, build.id, min_score=0.0, first=10)
+        _print_clusters(list(top_flagged.items), f"Top 10 clusters of build {build.id}")
 
         err.rule("5. Evaluation against the planted truth")
         from models.detect import DetectConfig

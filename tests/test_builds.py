@@ -196,7 +196,7 @@ def test_failed_build_is_cleaned_up_by_the_next(
     accounts(graph)
     b1 = write_build(graph, det(cl(RING_X, 0.9)))
 
-    def boom(self: BuildWriter, scores: object) -> None:
+    def boom(self: BuildWriter, scores: object, model_scores: object = None) -> None:
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as m:

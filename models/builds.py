@@ -900,30 +900,28 @@ def ring_history(graph: Graph, ring_id: str) -> list[RingSnapshot]:
     ]
 
 
-def account_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict[str, float]]:
-    """Every account's risk score in one build (the current one by default)."""
+def _chunk_scores(
+    graph: Graph, query: LiteralString, build_id: str | None
+) -> tuple[str, dict[str, float]]:
     bid = _resolve(graph, build_id)
 
     def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
         out: dict[str, float] = {}
-        for r in tx.run(cypher.BUILD_SCORES, {"build_id": bid}):
+        for r in tx.run(query, {"build_id": bid}):
             out.update(zip(r["accounts"], r["scores"], strict=True))
         return out
 
     return bid, _read_build(graph, bid, work)
+
+
+def account_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict[str, float]]:
+    """Every account's risk score in one build (the current one by default)."""
+    return _chunk_scores(graph, cypher.BUILD_SCORES, build_id)
 
 
 def model_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict[str, float]]:
     """The learned model's probability per account in one build (empty when none ran)."""
-    bid = _resolve(graph, build_id)
-
-    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for r in tx.run(cypher.BUILD_MODEL_SCORES, {"build_id": bid}):
-            out.update(zip(r["accounts"], r["scores"], strict=True))
-        return out
-
-    return bid, _read_build(graph, bid, work)
+    return _chunk_scores(graph, cypher.BUILD_MODEL_SCORES, build_id)
 
 
 def account_score(

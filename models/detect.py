@@ -16,7 +16,7 @@ import numpy as np
 
 from graph.connection import Graph
 from models import clusters as cl
-from models.communities import communities, risk_splits, strong_graph
+from models.communities import engine_for, strong_graph
 from models.linking import LinkParams, eligible, link_matrix
 from models.projection import F64, Projection, identifier_ids, read_projection
 from ringscope.settings import Settings
@@ -112,6 +112,8 @@ class DetectConfig:
     analyse_min_score: float = 0.2
     # At most this many key identifiers are reported per cluster.
     max_key_identifiers: int = 5
+    # Which community engine finds and splits the groups (models.communities.engine_for).
+    community_engine: str = "in-process"
 
     def link_params(self) -> LinkParams:
         return LinkParams(
@@ -153,7 +155,8 @@ def detect(
 
     t = time.perf_counter()
     strong = strong_graph(s, cfg.link_threshold)
-    groups = communities(
+    engine = engine_for(cfg.community_engine)
+    groups = engine.communities(
         strong,
         min_size=cfg.min_cluster_size,
         max_size=cfg.max_cluster_size,
@@ -172,7 +175,7 @@ def detect(
     table = cl.cluster_table(proj, groups, s, params, sig, model)
     scores, contrib = cl.score(table)
     wave = strong.multiply(strong_graph(arrival, cfg.wave_threshold) > 0).tocsr()
-    splits = risk_splits(
+    splits = engine.risk_splits(
         strong, groups, min_size=cfg.min_cluster_size, split_min_size=cfg.split_min_size,
         seed=cfg.seed, wave=wave,
     )  # fmt: skip

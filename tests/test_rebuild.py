@@ -70,6 +70,24 @@ def rings(graph: Graph) -> dict[frozenset[str], str]:
     return {frozenset(c.members): c.ring_id for c in all_clusters(graph, min_score=0.5)[1]}
 
 
+def start_paused(env: dict[str, str], graph: Graph, *args: str) -> subprocess.Popen[str]:
+    """A rebuild subprocess paused at its detect step; returns once its build is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ringscope", "rebuild", "--no-model", "--top", "0", *args],
+        env={**env, "RINGSCOPE_REBUILD_FAILPOINT": "detect:sleep=15"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not [b for b in list_builds(graph) if b.status == "running"]:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.communicate()[1][-3000:])
+        time.sleep(0.3)
+    return proc
+
+
 def test_two_rebuilds_in_a_row_keep_ring_ids(
     fresh: Graph, env: dict[str, str], dataset: Path
 ) -> None:
@@ -123,20 +141,8 @@ def test_score_only_without_a_model_is_a_clear_error(
 def test_a_second_rebuild_waits_for_the_lock(
     fresh: Graph, env: dict[str, str], dataset: Path
 ) -> None:
-    slow = {**env, "RINGSCOPE_REBUILD_FAILPOINT": "detect:sleep=20"}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "ringscope", "rebuild", "--input", str(dataset), "--no-model"],
-        env=slow,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_paused(env, fresh, "--input", str(dataset))
     try:
-        deadline = time.monotonic() + 120
-        while not [b for b in list_builds(fresh) if b.status == "running"]:
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
         second = ringscope("rebuild", "--no-model", env=env)
         assert second.returncode == 2
         assert "is being written by another process" in second.stderr
@@ -192,19 +198,8 @@ def test_verdicts_written_during_a_rebuild_survive_it(
     fresh: Graph, env: dict[str, str], dataset: Path
 ) -> None:
     ok(ringscope("rebuild", "--input", str(dataset), "--no-model", "--top", "0", env=env))
-    slow = {**env, "RINGSCOPE_REBUILD_FAILPOINT": "detect:sleep=10"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ringscope", "rebuild", "--no-model", "--top", "0"],
-        env=slow,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_paused(env, fresh)
     try:
-        deadline = time.monotonic() + 120
-        while not [b for b in list_builds(fresh) if b.status == "running"]:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.3)
         who = Principal("k-test", "investigator", "alice")
         label_account(fresh, "A0000007", "fraud", "seen in case 12", who)
     finally:

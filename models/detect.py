@@ -180,14 +180,23 @@ def detect(
         seed=cfg.seed, wave=wave,
     )  # fmt: skip
     if splits:
+        # Whether a split concentrates risk is judged on structure alone: a learned score on one
+        # member raises the whole component as much as the part, hiding the gain (measured:
+        # judging with model scores kept 4% of the planted rings glued to benign neighbours).
         flat = [p for _, parts in splits for p in parts]
-        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, sig, model))
+        plain = cl.account_signals(proj, None)
+        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, plain, None))
+        whole = (
+            scores
+            if model is None
+            else cl.score(cl.cluster_table(proj, groups, s, params, plain, None))[0]
+        )
         replace: dict[int, list[np.ndarray]] = {}
         gain: dict[int, float] = {}
         i = 0
         for gi, parts in splits:
             best = float(part_scores[i : i + len(parts)].max())
-            if best >= float(scores[gi]) + cfg.split_gain and best > gain.get(gi, -1.0):
+            if best >= float(whole[gi]) + cfg.split_gain and best > gain.get(gi, -1.0):
                 replace[gi] = list(parts)
                 gain[gi] = best
             i += len(parts)

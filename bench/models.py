@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.datasets import generate  # noqa: E402
-from graph import EmbeddedNeo4j, connect, cypher, init_schema  # noqa: E402
+from graph import EmbeddedNeo4j, connect, init_schema  # noqa: E402
 from ingest import load  # noqa: E402
 from models.builds import write_build  # noqa: E402
 from models.detect import DetectConfig, detect  # noqa: E402
@@ -60,7 +61,6 @@ def run_seed(settings: Settings, accounts: int, seed: int, work: Path) -> dict[s
     truth = root / f"truth-{accounts}"
     out: dict[str, Any] = {"seed": seed}
     with connect(settings) as g:
-        g.write(cypher.DELETE_ALL)
         init_schema(g)
         t = time.perf_counter()
         load(data, g, settings, report_dir=root / "report", progress=False)
@@ -94,6 +94,8 @@ def run_seed(settings: Settings, accounts: int, seed: int, work: Path) -> dict[s
             row["detect_s"] = round(time.perf_counter() - t, 1)
             info = write_build(g, det)
             ev = evaluate(g, truth, build_id=info.id, flag_threshold=flag)
+            row["typology_recall"] = {t.typology: t.recall for t in ev.typologies if t.rings}
+            row["benign_fpr_by_kind"] = {k.kind: k.fpr for k in ev.benign_kinds}
             row.update(
                 ring_recall=ev.ring_recall,
                 precision=ev.precision,
@@ -121,15 +123,20 @@ def main() -> None:
     )
     ap.add_argument("--port", type=int, default=17950)
     args = ap.parse_args()
-    settings = Settings(
-        data_dir=args.work / "state", neo4j_port=args.port, neo4j_heap="2g", neo4j_pagecache="2g"
-    )
-    neo = EmbeddedNeo4j(settings)
-    neo.start()
-    try:
-        runs = [run_seed(settings, args.accounts, s, args.work) for s in args.seeds]
-    finally:
-        neo.stop()
+    runs = []
+    for seed in args.seeds:  # a fresh store per seed: no giant delete between seeds
+        state = args.work / f"state-{seed}"
+        shutil.rmtree(state, ignore_errors=True)
+        settings = Settings(
+            data_dir=state, neo4j_port=args.port, neo4j_heap="2g", neo4j_pagecache="2g"
+        )
+        neo = EmbeddedNeo4j(settings)
+        neo.start()
+        try:
+            runs.append(run_seed(settings, args.accounts, seed, args.work))
+        finally:
+            neo.stop()
+            shutil.rmtree(state, ignore_errors=True)
     summary: dict[str, dict[str, float]] = {}
     for name in runs[0]["variants"]:
         keys = [k for k, v in runs[0]["variants"][name].items() if isinstance(v, int | float)]

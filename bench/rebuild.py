@@ -1,5 +1,6 @@
-"""Rebuild cost on an already-loaded graph: a full rebuild with a retrain, then a score-only
-rebuild that reuses that model, each in its own process so that each peak RSS is its own.
+"""Rebuild cost on an already-loaded graph: a rings-only rebuild (the structural detector, as
+`ringscope detect`), a full rebuild with a retrain, then a score-only rebuild that reuses that
+model, each in its own process so that each peak RSS is its own.
 
     RINGSCOPE_DATA_DIR=... RINGSCOPE_NEO4J_PORT=... python bench/rebuild.py --label 1m
 
@@ -53,7 +54,7 @@ def one(mode: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--label", default="graph")
-    ap.add_argument("--modes", nargs="+", default=["retrain", "score-only"])
+    ap.add_argument("--modes", nargs="+", default=["rings-only", "retrain", "score-only"])
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:

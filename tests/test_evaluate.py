@@ -10,7 +10,7 @@ from rich.console import Console
 from graph import Graph
 from models.builds import write_build
 from models.detect import Cluster, Detection
-from models.evaluate import TruthError, evaluate, evaluation_from_json
+from models.evaluate import TruthError, evaluate, evaluation_from_json, recall_at_precision
 
 IDS = [f"A{i:03d}" for i in range(20)]
 
@@ -106,3 +106,16 @@ def test_missing_truth_file_is_a_clear_error(graph: Graph, tmp_path: Path) -> No
     write_build(graph, detection())
     with pytest.raises(TruthError, match=r"rings\.csv"):
         evaluate(graph, tmp_path)
+
+
+def test_recall_at_fixed_precision(graph: Graph, tmp_path: Path) -> None:
+    write_truth(tmp_path)
+    build = write_build(graph, detection())
+    # Thresholds, highest first: 0.9 (P 1/1, R1 found: recall 1/3), 0.8 (P 1/2), 0.6 (P 1/3),
+    # 0.3 (P 2/4, R3 found too: recall 2/3).
+    assert recall_at_precision(graph, tmp_path, precision=0.9) == (pytest.approx(1 / 3), 0.9)
+    assert recall_at_precision(graph, tmp_path, precision=0.5, build_id=build.id) == (
+        pytest.approx(2 / 3),
+        0.3,
+    )
+    assert recall_at_precision(graph, tmp_path, precision=0.4) == (pytest.approx(2 / 3), 0.3)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
+from models.linking import dedupe_pairs
 from models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
 
 __all__ = [
@@ -112,23 +113,9 @@ def segment_max(values: F64, segments: npt.NDArray[np.integer], n: int, empty: f
     return out
 
 
-def _per_pair(e: KindEdges) -> tuple[I64, I64, I64, I64, I64]:
-    """One row per (account, identifier): PAID has one per currency."""
-    m = max(e.m, 1)
-    key = e.acc.astype(np.int64) * m + e.ident
-    uniq, inv = np.unique(key, return_inverse=True)
-    big = np.iinfo(np.int64).max
-    first = np.full(len(uniq), big, dtype=np.int64)
-    np.minimum.at(first, inv, np.where(e.first < 0, big, e.first))
-    last = np.full(len(uniq), -1, dtype=np.int64)
-    np.maximum.at(last, inv, e.last)
-    count = np.bincount(inv, weights=e.count, minlength=len(uniq)).astype(np.int64)
-    return uniq // m, uniq % m, np.where(first == big, -1, first), last, count
-
-
 def identifier_features(e: KindEdges) -> F32:
     """``x`` for one identifier kind, columns as in ``FEATURE_SCHEMA.identifier``."""
-    acc, ident, first, _, _ = _per_pair(e)
+    acc, ident, first, _, _ = dedupe_pairs(e)
     m = e.m
     deg = np.bincount(ident, minlength=m).astype(np.float64)
     obs = np.bincount(e.ident, weights=e.count, minlength=m)
@@ -185,7 +172,7 @@ def account_features(proj: Projection) -> F32:
             for p in ("deg", "shared", "hub"):
                 cols[f"{p}_{kind}"] = np.zeros(n)
             continue
-        acc, ident, _, _, _ = _per_pair(e)
+        acc, ident, _, _, _ = dedupe_pairs(e)
         deg_i = np.bincount(ident, minlength=e.m)
         cols[f"deg_{kind}"] = _log1p(np.bincount(acc, minlength=n))
         cols[f"shared_{kind}"] = _log1p(np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n))
@@ -206,7 +193,7 @@ def account_features(proj: Projection) -> F32:
         cols["round_share"] = np.divide(rnd, cnt, out=np.zeros(n), where=cnt > 0)
         merch = np.bincount(pay.acc, weights=pay.count * pay.flag[pay.ident], minlength=n)
         cols["merchant_share"] = np.divide(merch, cnt, out=np.zeros(n), where=cnt > 0)
-        pacc, _, _, _, _ = _per_pair(pay)
+        pacc, _, _, _, _ = dedupe_pairs(pay)
         cols["payees_log"] = _log1p(np.bincount(pacc, minlength=n))
     else:
         for name in ("payments_log", "amount_log", "round_share", "merchant_share", "payees_log"):
@@ -288,7 +275,7 @@ def to_hetero(proj: Projection, min_degree: int = 2) -> HeteroData:
             data[kind].num_nodes = 0
             ei = torch.zeros(2, 0, dtype=torch.int64)
         else:
-            acc, ident, _, _, _ = _per_pair(e)
+            acc, ident, _, _, _ = dedupe_pairs(e)
             keep = np.bincount(ident, minlength=e.m) >= min_degree
             new_index = np.cumsum(keep) - 1
             on = keep[ident]

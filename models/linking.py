@@ -48,8 +48,9 @@ def identifier_weights(edges: KindEdges, params: LinkParams) -> F64:
     return np.where(eligible(edges, params), w, 0.0)
 
 
-def _dedupe(edges: KindEdges) -> tuple[I64, I64, I64, I64]:
-    """One row per (account, identifier): PAID has one per currency; first=min, last=max."""
+def dedupe_pairs(edges: KindEdges) -> tuple[I64, I64, I64, I64, I64]:
+    """One row per (account, identifier): PAID has one per currency; first=min, last=max,
+    count summed. Returns (account, identifier, first, last, count)."""
     key = edges.acc.astype(np.int64) * max(edges.m, 1) + edges.ident
     uniq, inv = np.unique(key, return_inverse=True)
     first = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
@@ -57,7 +58,8 @@ def _dedupe(edges: KindEdges) -> tuple[I64, I64, I64, I64]:
     np.minimum.at(first, inv, np.where(edges.first < 0, np.iinfo(np.int64).max, edges.first))
     np.maximum.at(last, inv, edges.last)
     first = np.where(first == np.iinfo(np.int64).max, -1, first)
-    return uniq // max(edges.m, 1), uniq % max(edges.m, 1), first, last
+    count = np.bincount(inv, weights=edges.count, minlength=len(uniq)).astype(np.int64)
+    return uniq // max(edges.m, 1), uniq % max(edges.m, 1), first, last, count
 
 
 def kind_link_matrix(
@@ -65,7 +67,7 @@ def kind_link_matrix(
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """``B W B^T`` for one kind, time-aware, without the diagonal; and its co-arrival part."""
     w_ident = identifier_weights(edges, params)
-    acc, ident, first, last = _dedupe(edges)
+    acc, ident, first, last, _ = dedupe_pairs(edges)
     keep = w_ident[ident] > 0
     acc, ident, first, last = acc[keep], ident[keep], first[keep], last[keep]
     if len(acc) == 0:

@@ -24,7 +24,6 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -41,6 +40,7 @@ from models.features import (
 )
 from models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
 from models.projection import F64, I64, KIND_NAMES, Projection
+from models.tabular import segment_reduce
 
 __all__ = ["AccountRiskModel", "Explanation", "RiskConfig", "tree_feature_names"]
 
@@ -85,18 +85,6 @@ def _rownorm(m: sp.csr_matrix) -> sp.csr_matrix:
     return out.tocsr()
 
 
-def _csr_max(m: sp.csr_matrix, x: F32) -> F32:
-    """Row-wise max of ``x`` over each row's nonzero columns (0 for an empty row)."""
-    out = np.zeros((m.shape[0], x.shape[1]), dtype=np.float32)
-    nonempty = np.flatnonzero(np.diff(m.indptr) > 0)
-    if len(nonempty) == 0:
-        return out
-    starts = m.indptr[nonempty]
-    for j in range(x.shape[1]):  # one column at a time: nnz floats, never nnz x d
-        out[nonempty, j] = np.maximum.reduceat(x[m.indices, j], starts)
-    return out
-
-
 @dataclass
 class _Tables:
     """What the tree features of an account are computed from: the full-graph account and
@@ -120,18 +108,18 @@ def _tables(proj: Projection, hub_degree: int) -> _Tables:
     x_id = np.vstack(parts).astype(np.float32)
     bt = b.T.tocsr()
     id_mean_acc = np.asarray(_rownorm(bt) @ x_acc, dtype=np.float32)
-    id_max_acc = _csr_max(bt, x_acc)
+    id_max_acc = segment_reduce(x_acc, bt, np.maximum).astype(np.float32)
     return _Tables(b, x_acc, x_id, id_mean_acc, id_max_acc)
 
 
 def _tree_matrix(t: _Tables, known: I64) -> F32:
     r = _rownorm(t.b)
-    cols = [
+    cols: list[npt.NDArray[np.floating]] = [
         t.x_acc,
         np.asarray(r @ t.x_id, dtype=np.float32),
-        _csr_max(t.b, t.x_id),
+        segment_reduce(t.x_id, t.b, np.maximum),
         np.asarray(r @ t.id_mean_acc, dtype=np.float32),
-        _csr_max(t.b, t.id_max_acc),
+        segment_reduce(t.id_max_acc, t.b, np.maximum),
         label_features(t.b, known),
     ]
     return np.hstack(cols).astype(np.float32)
@@ -248,8 +236,8 @@ class AccountRiskModel:
         lr = LogisticRegression(C=1e4, random_state=c.seed)
         lr.fit(raw.reshape(-1, 1), y[va], sample_weight=w[va])
         self.platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
-        if self.choice != "gnn":
-            self.gnn = self.gnn if self.choice == "blend" else None
+        if self.choice == "tree":
+            self.gnn = None
         self.train_seconds = time.perf_counter() - t0
         self.metrics = {
             "validation": val,
@@ -382,7 +370,3 @@ def _describe(name: str) -> str:
     if prefix in ("id_mean", "id_max"):
         return words[prefix] + FEATURE_DESCRIPTIONS.get(f"id:{base}", base)
     return words.get(prefix, "") + FEATURE_DESCRIPTIONS.get(base, base)
-
-
-def gnn_tensors(model: AccountRiskModel) -> dict[str, torch.Tensor]:
-    return model.gnn.tensors() if model.gnn is not None else {}

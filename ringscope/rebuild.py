@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -238,8 +239,6 @@ def rebuild(
     except BaseException as exc:
         writer.fail(f"{type(exc).__name__}: {exc}")
         if model_path is not None:  # a model whose build never became current is not kept
-            import shutil
-
             shutil.rmtree(model_path, ignore_errors=True)
         log.error("rebuild failed", extra={"build_id": build_id, "error": str(exc)})
         raise

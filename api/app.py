@@ -46,6 +46,7 @@ from api.audit import AuditBuffer, AuditLog, AuditWriteError
 from api.auth import KeyVerifier, init_api_schema
 from api.context import Masker, RequestContext, load_mask_secret
 from api.schema import build_schema
+from api.service import ModelStore
 from graph import cypher
 from graph.connection import Graph, connect
 from models.builds import BuildInfo, current_build
@@ -244,6 +245,7 @@ class RingScopeApp:
         self.metrics = Metrics(lambda: self._graph)
         self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
         self.masker = Masker(load_mask_secret(settings))
+        self.models = ModelStore(settings.models_dir)
         self.graphiql = settings.api_env != "production"
         token = settings.api_metrics_token
         self._metrics_token: bytes | None = None
@@ -440,7 +442,7 @@ class RingScopeApp:
             return _json(400, _error("`operationName` must be a string."), extra)
 
         audit = AuditBuffer(request_id, principal.key_id, principal.role.value)
-        ctx = RequestContext(self.graph, self.settings, principal, audit, self.masker)
+        ctx = RequestContext(self.graph, self.settings, principal, audit, self.masker, self.models)
         t0 = time.perf_counter()
         self.metrics.in_flight.inc()
         try:

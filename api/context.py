@@ -160,6 +160,7 @@ class RequestContext:
     principal: Principal
     audit: AuditBuffer
     masker: Masker
+    models: service.ModelStore | None = None  # the app's; None where no model is served
     loaders: Loaders = field(init=False)
     _build: asyncio.Task[str | None] | None = field(default=None, init=False)
 

@@ -503,6 +503,72 @@ def _neighbourhood(ctx: RequestContext, nb: service.Neighbourhood) -> Neighbourh
     )
 
 
+@strawberry.type(description="A feature that raised the account's score (tree SHAP).")
+class FeatureContribution:
+    name: str
+    value: float
+    contribution: float = strawberry.field(description="Log-odds added by this feature.")
+    meaning: str
+
+
+@strawberry.type(
+    description="An identifier of the account, by how much removing it lowers the score."
+)
+class IdentifierInfluence:
+    key: strawberry.ID = strawberry.field(description="<kind>:<id>; masked PII: <kind>:~<hash>")
+    kind: EntityKind
+    id: strawberry.ID
+    masked: bool
+    score_drop: float
+
+
+@strawberry.type(description="Why the current model scores an account as it does.")
+class Explanation:
+    account_id: strawberry.ID
+    score: float = strawberry.field(description="The model's probability, on today's graph.")
+    model: str = strawberry.field(description="tree, gnn or blend")
+    model_version: str | None
+    build_id: str | None
+    top_features: list[FeatureContribution]
+    identifiers: list[IdentifierInfluence]
+    accounts_read: int = strawberry.field(description="Accounts in the neighbourhood scored.")
+    approximate: bool = strawberry.field(
+        description="An identifier was too big to read whole; the GNN part is approximate."
+    )
+
+
+def _explanation(ctx: RequestContext, r: service.ExplanationRecord) -> Explanation:
+    p = ctx.principal
+    ctx.returned("account", r.account_id, "explain")
+    idents = []
+    for i in r.identifiers:
+        ctx.returned(i.kind, i.id, "explain")
+        shown, masked = ctx.masker.display(i.kind, i.id, p)
+        idents.append(
+            IdentifierInfluence(
+                key=strawberry.ID(ctx.masker.key(i.kind, i.id, p)),
+                kind=EntityKind(i.kind),
+                id=strawberry.ID(shown),
+                masked=masked,
+                score_drop=i.score_drop,
+            )
+        )
+    return Explanation(
+        account_id=strawberry.ID(r.account_id),
+        score=r.score,
+        model=r.model,
+        model_version=r.model_version,
+        build_id=r.build_id,
+        top_features=[
+            FeatureContribution(name=n, value=v, contribution=c, meaning=m)
+            for n, v, c, m in r.top_features
+        ],
+        identifiers=idents,
+        accounts_read=r.accounts_read,
+        approximate=r.approximate,
+    )
+
+
 @strawberry.type
 class ApiKeyInfo:
     id: strawberry.ID
@@ -630,6 +696,31 @@ class Query:
         return [
             AccountRisk(id=strawberry.ID(i), risk_score=found.get(i), build_id=bid) for i in wanted
         ]
+
+    @_field(
+        permission_classes=[CanReadEntities],
+        description="Why the current model scores an account: top features and identifiers.",
+    )
+    async def explain(
+        self, info: Ctx, account_id: strawberry.ID, top: int = 5
+    ) -> Explanation | None:
+        ctx = info.context
+        if not 1 <= top <= service.MAX_EXPLAIN_TOP:
+            raise service.InvalidArgumentError(f"top is between 1 and {service.MAX_EXPLAIN_TOP}.")
+        if ctx.models is None:
+            raise service.NotFoundError("This server does not serve a model.")
+        found = await ctx.run(
+            service.explain,
+            ctx.graph,
+            ctx.models,
+            str(account_id),
+            top=top,
+            expand_max=ctx.settings.api_explain_expand_max,
+        )
+        if found is None:
+            ctx.audit_not_found("account", str(account_id), "explain")
+            return None
+        return _explanation(ctx, found)
 
     @_field(permission_classes=[CanReadScores], description="The build readers see.")
     async def current_build(self, info: Ctx) -> Build | None:

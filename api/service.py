@@ -9,13 +9,16 @@ synchronous (the neo4j driver is), and the server runs it in worker threads.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import neo4j
+import numpy as np
 
 from api.auth import Principal
 from graph import cypher
@@ -24,6 +27,9 @@ from graph.model import BY_NAME, KINDS
 from models import builds
 from models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
 from ringscope.errors import RingScopeError
+
+if TYPE_CHECKING:
+    from models.risk import AccountRiskModel
 
 T = TypeVar("T")
 
@@ -476,3 +482,110 @@ def ping(graph: Graph) -> None:
 
 def unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+# --- explanations -----------------------------------------------------------------------------
+
+MAX_EXPLAIN_TOP = 20
+
+
+class ModelStore:
+    """The current account-risk model, loaded once per version and shared by all requests.
+
+    ``<models dir>/current`` is read on each call (a small file), so a rebuild's new model
+    is picked up without a restart; the previous version is dropped when the next one loads.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root  # Settings.models_dir
+        self._lock = threading.Lock()
+        self._loaded: tuple[Path, AccountRiskModel] | None = None
+
+    def current(self) -> AccountRiskModel:
+        from models.artefacts import current_model, load_model
+
+        path = current_model(self.root)
+        if path is None:
+            raise NotFoundError("No trained model yet: run `ringscope rebuild` first.")
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != path:
+                self._loaded = (path, load_model(path))
+            return self._loaded[1]
+
+
+@dataclass(frozen=True)
+class ExplainedIdentifier:
+    kind: str
+    id: str
+    score_drop: float
+
+
+@dataclass(frozen=True)
+class ExplanationRecord:
+    account_id: str
+    score: float
+    model: str
+    model_version: str | None
+    build_id: str | None
+    top_features: tuple[tuple[str, float, float, str], ...]
+    identifiers: tuple[ExplainedIdentifier, ...]
+    accounts_read: int
+    approximate: bool  # an identifier of the account was too big to read whole
+
+
+def explain(
+    graph: Graph, models: ModelStore, account_id: str, *, top: int, expand_max: int
+) -> ExplanationRecord | None:
+    """Why the current model scores an account as it does, from its neighbourhood alone.
+
+    The account's local projection (:func:`models.projection.read_local_projection`: the
+    accounts sharing an identifier with it and their edges) gives the same score and
+    explanation as the whole graph, so this costs a few reads of one neighbourhood, never a
+    projection of the whole graph. Investigators' verdicts count as labels, as in a rebuild.
+    """
+    from models.projection import identifier_ids, read_local_projection
+
+    model = models.current()
+    info = builds.current_build(graph)
+    counts = (info.metrics.get("counts") if info is not None else None) or {}
+    data_now = counts.get("data_now")
+    proj = read_local_projection(
+        graph,
+        account_id,
+        data_now=int(data_now) if data_now is not None else _latest_seen(graph),
+        expand_max=max(expand_max, model.config.hub_degree),
+    )
+    if proj is None:
+        return None
+    index = {a: i for i, a in enumerate(proj.ids)}
+    for account, (label, _) in verdict_labels(graph).items():
+        i = index.get(account)
+        if i is not None:
+            proj.label[i] = 1 if label == "fraud" else 0
+    why = model.explain(proj, account_id, top=top)
+    names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
+    me = index[account_id]
+    approximate = any(
+        e.full_degree is not None
+        and bool(np.any(e.full_degree[np.unique(e.ident[e.acc == me])] > expand_max))
+        for e in proj.kinds.values()
+    )
+    return ExplanationRecord(
+        account_id=account_id,
+        score=why.score,
+        model=why.model,
+        model_version=model.version,
+        build_id=info.id if info is not None else None,
+        top_features=why.top_features,
+        identifiers=tuple(
+            ExplainedIdentifier(k, names.get(n, f"#{n}"), d) for k, n, d in why.identifiers
+        ),
+        accounts_read=proj.n,
+        approximate=approximate or data_now is None,
+    )
+
+
+def _latest_seen(graph: Graph) -> int:
+    """The data's "now" for a build that did not record it (built before it was recorded)."""
+    rows = graph.read(cypher.API_LATEST_ACCOUNT_CREATED)
+    return int(rows[0]["now"]) if rows and rows[0]["now"] is not None else 0

@@ -35,7 +35,13 @@ def one(mode: str) -> dict[str, Any]:
     settings = Settings()
     t = time.perf_counter()
     with connect(settings) as g:
-        result = rebuild(g, settings, retrain=mode == "retrain", score_only=mode == "score-only")
+        result = rebuild(
+            g,
+            settings,
+            retrain=mode == "retrain",
+            score_only=mode == "score-only",
+            use_model=mode != "rings-only",
+        )
     return {
         "mode": mode,
         "total_s": round(time.perf_counter() - t, 1),
@@ -55,6 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--label", default="graph")
     ap.add_argument("--modes", nargs="+", default=["rings-only", "retrain", "score-only"])
+    ap.add_argument(
+        "--append", action="store_true", help="Keep the other modes' runs already in the file."
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -73,12 +82,15 @@ def main() -> None:
             sys.exit(f"{mode} rebuild failed:\n{res.stderr[-4000:]}")
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(runs[-1], indent=2), flush=True)
+    dest = REPO / "bench" / "results" / f"rebuild-{args.label}.json"
+    if args.append and dest.exists():
+        kept = [r for r in json.loads(dest.read_text())["runs"] if r["mode"] not in args.modes]
+        runs = kept + runs
     result = {
         "label": args.label,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "runs": runs,
     }
-    dest = REPO / "bench" / "results" / f"rebuild-{args.label}.json"
     dest.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {dest}")
 

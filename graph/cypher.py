@@ -207,6 +207,43 @@ DETECT_IDENTIFIER_IDS: LiteralString = (
     "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node RETURN node, x.id AS id"
 )
 
+# A local projection (models.projection.read_local_projection): one account, the accounts that
+# share an identifier with it, and all their edges, for explaining or scoring one account without
+# reading the whole graph. Identifiers are sized by their distinct accounts in the whole graph.
+_ACCOUNT_ROW: LiteralString = (
+    "RETURN id(a) AS node, a.id AS id, "
+    "coalesce(a.created_at.epochSeconds, -1) AS created, "
+    "coalesce(toInteger(a.kyc_level), -1) AS kyc, "
+    "CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END AS label"
+)
+LOCAL_ACCOUNT: LiteralString = f"MATCH (a:{ACCOUNT.label} {{id: $id}}) " + _ACCOUNT_ROW
+LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = (
+    f"MATCH (a:{ACCOUNT.label})-[r]->(x) WHERE id(a) = $node AND type(r) IN $rels "
+    "RETURN DISTINCT id(x) AS node"
+)
+LOCAL_ACCOUNTS_OF: LiteralString = (
+    "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels "
+    "WITH DISTINCT a " + _ACCOUNT_ROW
+)
+LOCAL_IDENTIFIER_INFO: dict[str, LiteralString] = {
+    k.rel: f"UNWIND $nodes AS node MATCH (x:{k.label}) WHERE id(x) = node "
+    + f"RETURN node, COUNT {{ MATCH (x)<-[:{k.rel}]-(a:{ACCOUNT.label}) RETURN DISTINCT a }} "
+    + "AS degree, "
+    + (
+        "x.is_emulator = true"
+        if k.name == "device"
+        else "x.is_virtual = true"
+        if k.name == "phone"
+        else "x.kind = 'merchant'"
+        if k.name == "payee"
+        else "false"
+    )
+    + " AS flag"
+    for k in KINDS
+    if k.rel is not None
+}
+
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),
 # and the naive baseline loader's one-row-one-transaction statement.
 INGEST_CLEAR_IN_BATCHES: LiteralString = (
@@ -482,6 +519,10 @@ API_VERDICTS: LiteralString = (
 )
 # A build's clusters per score band, one count: the band is the number of inner bounds the score
 # reaches. Served by the (build_id, score) index.
+# The data's "now" for explaining against a build that did not record it: the newest account.
+API_LATEST_ACCOUNT_CREATED: LiteralString = (
+    f"MATCH (a:{ACCOUNT.label}) RETURN max(a.created_at.epochSeconds) AS now"
+)
 API_CLUSTER_SCORE_BANDS: LiteralString = (
     "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL "
     "RETURN size([b IN $bounds WHERE c.score >= b]) AS band, count(*) AS n"

@@ -30,7 +30,6 @@ __all__ = [
     "ModelSchemaError",
     "current_model",
     "load_model",
-    "model_dir",
     "save_model",
     "set_current_model",
 ]
@@ -46,10 +45,6 @@ class ModelArtefactError(RingScopeError):
 
 class ModelSchemaError(ModelArtefactError):
     """The model was trained on a different feature schema than this code computes."""
-
-
-def model_dir(data_dir: Path) -> Path:
-    return data_dir / "models"
 
 
 def new_model_version(now: datetime | None = None) -> str:
@@ -157,18 +152,18 @@ def load_model(path: Path, *, schema: FeatureSchema = FEATURE_SCHEMA) -> Account
     return model
 
 
-def set_current_model(data_dir: Path, version: str) -> None:
-    """Point ``models/current`` at a saved version (atomically, by rename)."""
-    root = model_dir(data_dir)
+def set_current_model(root: Path, version: str) -> None:
+    """Point ``<root>/current`` at a saved version (atomically, by rename)."""
     tmp = root / "current.tmp"
     tmp.write_text(version + "\n")
     os.replace(tmp, root / "current")
 
 
-def current_model(data_dir: Path) -> Path | None:
-    """The directory of the current model, or None when none has been trained."""
-    f = model_dir(data_dir) / "current"
+def current_model(root: Path) -> Path | None:
+    """The directory of the current model under ``root`` (``Settings.models_dir``), or None
+    when none has been trained."""
+    f = root / "current"
     if not f.exists():
         return None
-    path = model_dir(data_dir) / f.read_text().strip()
+    path = root / f.read_text().strip()
     return path if (path / MANIFEST).exists() else None

@@ -113,11 +113,18 @@ def segment_max(values: F64, segments: npt.NDArray[np.integer], n: int, empty: f
     return out
 
 
+def accounts_per_identifier(e: KindEdges, ident: npt.NDArray[np.integer]) -> I64:
+    """Distinct accounts per identifier in the whole graph; ``ident`` is ``dedupe_pairs``'s."""
+    if e.full_degree is not None:
+        return e.full_degree
+    return np.bincount(ident, minlength=e.m).astype(np.int64)
+
+
 def identifier_features(e: KindEdges) -> F32:
     """``x`` for one identifier kind, columns as in ``FEATURE_SCHEMA.identifier``."""
     acc, ident, first, _, _ = dedupe_pairs(e)
     m = e.m
-    deg = np.bincount(ident, minlength=m).astype(np.float64)
+    deg = accounts_per_identifier(e, ident).astype(np.float64)
     obs = np.bincount(e.ident, weights=e.count, minlength=m)
     lo = np.full(m, np.inf)
     np.minimum.at(lo, e.ident, np.where(e.first < 0, np.inf, e.first).astype(np.float64))
@@ -173,7 +180,7 @@ def account_features(proj: Projection) -> F32:
                 cols[f"{p}_{kind}"] = np.zeros(n)
             continue
         acc, ident, _, _, _ = dedupe_pairs(e)
-        deg_i = np.bincount(ident, minlength=e.m)
+        deg_i = accounts_per_identifier(e, ident)
         cols[f"deg_{kind}"] = _log1p(np.bincount(acc, minlength=n))
         cols[f"shared_{kind}"] = _log1p(np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n))
         cols[f"hub_{kind}"] = _log1p(segment_max(deg_i[ident].astype(np.float64), acc, n))
@@ -222,7 +229,9 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
         )
         b.data[:] = 1.0  # duplicates (one PAID edge per currency) summed, then reset to 1
         if max_degree is not None:
-            deg = np.asarray((b > 0).sum(axis=0)).ravel()
+            deg = e.full_degree
+            if deg is None:
+                deg = np.asarray((b > 0).sum(axis=0)).ravel()
             b = b @ sp.diags((deg <= max_degree).astype(np.float64))
         blocks.append(b)
     out: sp.csr_matrix = sp.hstack(blocks, format="csr")
@@ -276,7 +285,7 @@ def to_hetero(proj: Projection, min_degree: int = 2) -> HeteroData:
             ei = torch.zeros(2, 0, dtype=torch.int64)
         else:
             acc, ident, _, _, _ = dedupe_pairs(e)
-            keep = np.bincount(ident, minlength=e.m) >= min_degree
+            keep = accounts_per_identifier(e, ident) >= min_degree
             new_index = np.cumsum(keep) - 1
             on = keep[ident]
             data[kind].x = torch.from_numpy(identifier_features(e)[keep])

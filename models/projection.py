@@ -10,6 +10,7 @@ cluster's reasons name (:func:`identifier_ids`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
@@ -42,13 +43,16 @@ class KindEdges:
     flag: B  # per identifier: emulator device / virtual phone / merchant payee
     round_count: I64 | None = None  # payments only
     total: F64 | None = None  # payments only, amount in currency units
+    # Distinct accounts per identifier in the whole graph, where this holds only part of an
+    # identifier's edges (a local projection, :func:`read_local_projection`); None: all of them.
+    full_degree: I64 | None = None
 
     @property
     def m(self) -> int:
         return len(self.nodes)
 
     def degree(self) -> I64:
-        """Distinct accounts per identifier."""
+        """Edges per identifier (one per account, one per currency for PAID)."""
         return np.bincount(self.ident, minlength=self.m).astype(np.int64)
 
 
@@ -61,6 +65,7 @@ class Projection:
     label: I64  # 1 fraud, 0 legit, -1 unlabelled
     kinds: dict[str, KindEdges] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    data_now: int | None = None  # the whole graph's "now", for a local projection
 
     @property
     def n(self) -> int:
@@ -68,6 +73,8 @@ class Projection:
 
     def now(self) -> int:
         """The data's "now": the latest timestamp seen (never the wall clock, for determinism)."""
+        if self.data_now is not None:
+            return self.data_now
         t = [int(self.created.max()) if self.n else 0]
         t += [int(e.last.max()) for e in self.kinds.values() if len(e.last)]
         return max(t)
@@ -140,6 +147,19 @@ def read_projection(graph: Graph, chunk: int = 50_000) -> Projection:
         "phone": _node_set(graph, cypher.DETECT_VIRTUAL_PHONES),
         "payee": _node_set(graph, cypher.DETECT_MERCHANT_PAYEES),
     }
+    _read_edges(graph, proj, chunk, lambda kind, uniq: np.isin(uniq, flags.get(kind, _NONE)))
+    return proj
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _read_edges(
+    graph: Graph, proj: Projection, chunk: int, flag_of: Callable[[str, I64], B]
+) -> None:
+    """Every identifier relationship of ``proj``'s accounts, per kind, into ``proj.kinds``."""
+    import time
+
     for kind in IDENTIFIER_KINDS:
         assert kind.rel is not None
         t1 = time.perf_counter()
@@ -164,7 +184,6 @@ def read_projection(graph: Graph, chunk: int = 50_000) -> Projection:
                 tot.extend(r["total_e4"])
         raw_ident = ident.get()
         uniq, inv = np.unique(raw_ident, return_inverse=True)
-        flag = np.isin(uniq, flags.get(kind.name, np.zeros(0, dtype=np.int64)))
         proj.kinds[kind.name] = KindEdges(
             kind=kind.name,
             acc=acc.get().astype(np.int32),
@@ -173,12 +192,76 @@ def read_projection(graph: Graph, chunk: int = 50_000) -> Projection:
             last=last.get(),
             count=count.get(),
             nodes=uniq.astype(np.int64),
-            flag=flag,
+            flag=flag_of(kind.name, uniq.astype(np.int64)),
             round_count=rnd.get() if paid else None,
             total=tot.get() / 10_000.0 if paid else None,
         )
         proj.seconds[kind.name] = time.perf_counter() - t1
+
+
+def read_local_projection(
+    graph: Graph, account_id: str, *, data_now: int, expand_max: int = 5_000
+) -> Projection | None:
+    """One account's neighbourhood as a :class:`Projection`: the account, every account sharing
+    an identifier with it, and all of their edges; None if the account does not exist.
+
+    What a model computes for the account from this equals what it computes from the whole
+    graph (tested), because each identifier carries its whole-graph account count
+    (``KindEdges.full_degree``) and ``data_now`` replaces the local "now". The one exception is
+    an identifier with more than ``expand_max`` accounts (a big merchant): its accounts are not
+    read, so the GNN's message through it is computed from the accounts read for other reasons.
+    Tree features leave such hubs out anyway (``RiskConfig.hub_degree`` is far below).
+    """
+    import time
+
+    t0 = time.perf_counter()
+    rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
+    if not rows:
+        return None
+    rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
+    me = rows[0]
+    own = [
+        int(r["node"])
+        for r in graph.read(
+            cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"]), "rels": rels}
+        )
+    ]
+    info = _identifier_info(graph, own)
+    expand = sorted(x for x in own if info[x][0] <= expand_max)
+    found = {
+        str(r["id"]): r
+        for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
+    }
+    found[account_id] = me
+    accounts = [found[k] for k in sorted(found)]
+    proj = Projection(
+        ids=[str(r["id"]) for r in accounts],
+        nodes=np.asarray([r["node"] for r in accounts], dtype=np.int64),
+        created=np.asarray([r["created"] for r in accounts], dtype=np.int64),
+        kyc=np.asarray([r["kyc"] for r in accounts], dtype=np.int64),
+        label=np.asarray([r["label"] for r in accounts], dtype=np.int64),
+        data_now=data_now,
+    )
+    proj.seconds["accounts"] = time.perf_counter() - t0
+    _read_edges(graph, proj, 5_000, lambda kind, uniq: np.zeros(len(uniq), dtype=bool))
+    rest = {int(x) for e in proj.kinds.values() for x in e.nodes.tolist()} - set(info)
+    info.update(_identifier_info(graph, sorted(rest)))
+    for e in proj.kinds.values():
+        e.flag = np.asarray([info[x][1] for x in e.nodes.tolist()], dtype=bool)
+        e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
     return proj
+
+
+def _identifier_info(graph: Graph, nodes: list[int]) -> dict[int, tuple[int, bool]]:
+    """Whole-graph distinct accounts and flag (emulator, virtual, merchant) per identifier."""
+    out: dict[int, tuple[int, bool]] = {}
+    if not nodes:
+        return out
+    for kind in IDENTIFIER_KINDS:
+        assert kind.rel is not None
+        for r in graph.read(cypher.LOCAL_IDENTIFIER_INFO[kind.rel], {"nodes": nodes}):
+            out[int(r["node"])] = (int(r["degree"]), bool(r["flag"]))
+    return out
 
 
 def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:

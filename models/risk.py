@@ -329,12 +329,18 @@ class AccountRiskModel:
 
 
 def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projection:
-    """The projection with some of one kind's edges removed (identifier indices unchanged)."""
+    """The projection with one account's edges to some identifiers of one kind removed
+    (identifier indices unchanged)."""
     from dataclasses import replace
 
     e = proj.kinds[kind]
+    full_degree = e.full_degree
+    if full_degree is not None:  # one account's edges go: its identifiers lose one account
+        full_degree = full_degree.copy()
+        full_degree[np.unique(e.ident[~keep])] -= 1
     sub = replace(
         e,
+        full_degree=full_degree,
         acc=e.acc[keep],
         ident=e.ident[keep],
         first=e.first[keep],

@@ -331,40 +331,39 @@ def explain_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Why the current model scores an account as it does: top features and identifiers."""
-    from models.artefacts import current_model, load_model
-    from models.projection import identifier_ids, read_projection
+    from api.service import ModelStore, explain
 
     settings = Settings()
-    path = current_model(settings.data_dir)
-    if path is None:
-        raise RingScopeError("No trained model yet: run `ringscope rebuild` first.")
-    model = load_model(path)
     with connect(settings) as graph:
-        proj = read_projection(graph)
-        try:
-            why = model.explain(proj, account_id, top=top)
-        except KeyError as exc:
-            raise RingScopeError(str(exc.args[0])) from None
-        names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
+        why = explain(
+            graph,
+            ModelStore(settings.models_dir),
+            account_id,
+            top=top,
+            expand_max=settings.api_explain_expand_max,
+        )
+    if why is None:
+        raise RingScopeError(f"account {account_id!r} is not in the graph")
     features = [
         {"feature": f, "value": v, "contribution": c, "meaning": d}
         for f, v, c, d in why.top_features
     ]
-    idents = [
-        {"kind": k, "id": names.get(n, f"#{n}"), "score_drop": d} for k, n, d in why.identifiers
-    ]
+    idents = [{"kind": i.kind, "id": i.id, "score_drop": i.score_drop} for i in why.identifiers]
     doc = {
         "account_id": why.account_id,
         "score": why.score,
         "model": why.model,
-        "model_version": model.version,
+        "model_version": why.model_version,
+        "build_id": why.build_id,
+        "accounts_read": why.accounts_read,
+        "approximate": why.approximate,
         "top_features": features,
         "identifiers": idents,
     }
     if as_json:
         print(json.dumps(doc, indent=2))
         return
-    out.print(f"{why.account_id}: risk {why.score:.3f} ({why.model} model {model.version})")
+    out.print(f"{why.account_id}: risk {why.score:.3f} ({why.model} model {why.model_version})")
     for f in features:
         out.print(f"  + {f['meaning']} = {f['value']} (contribution {f['contribution']:+.2f})")
     for i in idents:

@@ -171,6 +171,7 @@ def rebuild(
                 proj = read_projection(graph)
             counts["accounts"] = proj.n
             counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
+            counts["data_now"] = proj.now()  # what explanations of this build measure age from
             with step("labels"):
                 verdicts = verdict_labels(graph)
                 index = {a: i for i, a in enumerate(proj.ids)}
@@ -186,7 +187,7 @@ def rebuild(
             scores: dict[str, float] | None = None
             if policy != "none":
                 with step("score"):
-                    current = artefacts.current_model(settings.data_dir)
+                    current = artefacts.current_model(settings.models_dir)
                     model: AccountRiskModel | None = None
                     if policy != "retrain" and current is not None:
                         try:
@@ -199,7 +200,7 @@ def rebuild(
                     if model is None and policy == "score-only":
                         raise RebuildError(
                             "--score-only needs a trained model, and none is current in "
-                            f"{artefacts.model_dir(settings.data_dir)}; run with --retrain"
+                            f"{settings.models_dir}; run with --retrain"
                         )
                     if model is None:
                         model = AccountRiskModel(
@@ -208,7 +209,7 @@ def rebuild(
                             threads=settings.model_threads,
                         ).fit(proj)
                         version = artefacts.new_model_version()
-                        model_path = artefacts.model_dir(settings.data_dir) / version
+                        model_path = settings.models_dir / version
                         artefacts.save_model(model, model_path, version=version, build_id=build_id)
                         retrained = True
                     probs = model.decision_function(proj)
@@ -243,6 +244,6 @@ def rebuild(
         log.error("rebuild failed", extra={"build_id": build_id, "error": str(exc)})
         raise
     if retrained and version is not None:
-        artefacts.set_current_model(settings.data_dir, version)
+        artefacts.set_current_model(settings.models_dir, version)
     log.info("rebuild finished", extra={"build_id": info.id, "steps": steps})
     return RebuildResult(info, version, retrained, steps, counts, model_metrics)

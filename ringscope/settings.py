@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     api_neighbourhood_max_nodes: int = 500
     # Accounts at or above this risk (or with a fraud label/verdict) are "flagged" in paths.
     api_flag_score: float = 0.6  # the detector's DetectConfig.flag_threshold
+    # explain(accountId): identifiers with more accounts than this are not read whole (the GNN
+    # part of the explanation is then marked approximate); never below the model's hub_degree.
+    api_explain_expand_max: int = 5_000
     # Seconds a verified API key is cached in the server (revocation takes effect after this).
     api_key_cache_seconds: float = 10.0
     # Worker threads for the (synchronous) Neo4j driver calls of the async server.
@@ -110,6 +113,13 @@ class Settings(BaseSettings):
     model_seed: int = 0
     model_use_gnn: bool = True
     model_threads: int = 1
+    # Where trained models live (versions plus a `current` pointer); default <data_dir>/models.
+    # API replicas and the rebuild job share it (a shared volume) to serve the same model.
+    model_dir: Path | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def neo4j_home(self) -> Path:

@@ -22,10 +22,11 @@ from graph import Graph, connect, cypher, init_schema
 from graph.model import KINDS
 from ingest import load
 from ingest.generate import generate
+from models import linking
 from models.artefacts import ModelSchemaError, load_model, save_model
 from models.features import FEATURE_SCHEMA, account_features, to_hetero
 from models.gnn import GNNClassifier, MeanAdjacency
-from models.projection import Projection, read_projection
+from models.projection import Projection, read_local_projection, read_projection
 from models.risk import AccountRiskModel
 from ringscope.settings import Settings
 
@@ -209,3 +210,52 @@ def test_account_features_follow_the_schema(proj: Projection) -> None:
     for kind in FEATURE_SCHEMA.kinds:
         assert data[kind].x.shape[1] == len(FEATURE_SCHEMA.identifier)
         assert data[kind, "used_by", "account"].edge_index.shape[0] == 2
+
+
+@pytest.mark.neo4j
+def test_local_projection_scores_and_explains_like_the_whole_graph(
+    loaded: Graph, proj: Projection, model: AccountRiskModel
+) -> None:
+    """An account's neighbourhood, read on its own, gives the same score and explanation as the
+    whole graph: what the API's ``explain`` relies on to stay cheap on a big graph."""
+    p = model.decision_function(proj)
+    fraud = np.flatnonzero(proj.label == 1)
+    unlabelled = np.flatnonzero(proj.label == -1)
+    picks = {
+        proj.ids[int(fraud[np.argmax(p[fraud])])],
+        proj.ids[int(unlabelled[np.argmax(p[unlabelled])])],
+        proj.ids[int(np.argmin(p))],
+        proj.ids[0],
+    }
+    for account in sorted(picks):
+        local = read_local_projection(loaded, account, data_now=proj.now())
+        assert local is not None and account in local.ids and local.n < proj.n
+        whole = model.explain(proj, account)
+        assert model.explain(local, account) == whole, account
+        assert whole.score == pytest.approx(float(p[proj.ids.index(account)]), abs=1e-6)
+    assert read_local_projection(loaded, "no-such-account", data_now=0) is None
+
+
+@pytest.mark.neo4j
+def test_local_projection_leaves_big_hubs_unread_and_stays_exact_for_trees(
+    loaded: Graph, proj: Projection
+) -> None:
+    """Identifiers with more accounts than ``expand_max`` are not expanded (a merchant paid by
+    half the platform), yet carry their whole-graph size, so the tree model is still exact."""
+    tree = AccountRiskModel(seed=0, use_gnn=False).fit(proj)
+    hub_degree = tree.config.hub_degree
+    pay = proj.kinds["payee"]
+    deg = np.bincount(linking.dedupe_pairs(pay)[1], minlength=pay.m)
+    big = int(np.argmax(deg))
+    assert deg[big] > 20, "the generated graph should have a popular payee"
+    account = proj.ids[int(pay.acc[np.flatnonzero(pay.ident == big)[0]])]
+    local = read_local_projection(loaded, account, data_now=proj.now(), expand_max=10)
+    assert local is not None
+    lp = local.kinds["payee"]
+    j = int(np.flatnonzero(lp.nodes == pay.nodes[big])[0])
+    assert lp.full_degree is not None and lp.full_degree[j] == deg[big]
+    assert np.count_nonzero(lp.ident == j) < deg[big]  # its accounts were not all read
+    tree.config.hub_degree = 10  # the tree leaves identifiers above 10 accounts out too
+    full = tree.decision_function(proj)[proj.ids.index(account)]
+    assert tree.decision_function(local)[local.ids.index(account)] == pytest.approx(full, abs=1e-9)
+    tree.config.hub_degree = hub_degree

@@ -1,0 +1,177 @@
+"""``explain(accountId)`` end to end: a generated graph, a real rebuild that trains the model,
+a live server, HTTP calls. The answer must match the model run on the whole graph, mask PII for
+the risk engine, audit every entity it names, and pick up verdicts written since the rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graph import Graph, connect, cypher, init_schema
+from ingest import load
+from ingest.generate import generate
+from models.artefacts import current_model, load_model
+from models.projection import Projection, read_projection
+from models.risk import AccountRiskModel
+from ringscope.rebuild import rebuild
+from ringscope.settings import Settings
+from tests.api_support import Keys, LiveServer, api_settings, make_keys
+
+pytestmark = pytest.mark.neo4j
+
+ACCOUNTS = 2_000
+
+EXPLAIN = """
+query Explain($id: ID!, $top: Int!) {
+  explain(accountId: $id, top: $top) {
+    accountId score model modelVersion buildId accountsRead approximate
+    topFeatures { name value contribution meaning }
+    identifiers { key kind id masked scoreDrop }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(
+    neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Graph, Settings, Keys, Projection]]:
+    root = tmp_path_factory.mktemp("explain")
+    generate(root / "data", root / "truth", ACCOUNTS, 3)
+    settings = api_settings(neo4j_settings, root, model_dir=root / "models", model_use_gnn=False)
+    with connect(settings) as g:
+        g.write(cypher.DELETE_ALL)
+        init_schema(g)
+        load(root / "data", g, settings, report_dir=root / "report", progress=False)
+        rebuild(g, settings, retrain=True)
+        yield g, settings, make_keys(g), read_projection(g)
+
+
+@pytest.fixture(scope="module")
+def server(world: Any) -> Iterator[LiveServer]:
+    with LiveServer(world[1]) as srv:
+        yield srv
+
+
+def _whole_graph_scores(settings: Settings, proj: Projection) -> dict[str, float]:
+    path = current_model(settings.models_dir)
+    assert path is not None
+    p = load_model(path).decision_function(proj)
+    return dict(zip(proj.ids, p.tolist(), strict=True))
+
+
+def _top_unlabelled(proj: Projection, scores: dict[str, float]) -> str:
+    return max((a for i, a in enumerate(proj.ids) if proj.label[i] == -1), key=scores.__getitem__)
+
+
+def test_explain_matches_the_model_on_the_whole_graph(server: LiveServer, world: Any) -> None:
+    _, settings, keys, proj = world
+    scores = _whole_graph_scores(settings, proj)
+    account = _top_unlabelled(proj, scores)
+    body = server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 20})
+    assert "errors" not in body, body
+    why = body["data"]["explain"]
+    assert why["accountId"] == account
+    assert why["score"] == pytest.approx(scores[account], abs=1e-6)
+    assert why["model"] == "tree" and why["modelVersion"]
+    assert why["buildId"] and why["approximate"] is False
+    assert 1 < why["accountsRead"] < proj.n  # its neighbourhood, not the whole graph
+    assert why["topFeatures"] and all(f["contribution"] > 0 for f in why["topFeatures"])
+    assert all(f["meaning"] for f in why["topFeatures"])
+    drops = [i["scoreDrop"] for i in why["identifiers"]]
+    assert drops == sorted(drops, reverse=True) and drops[0] > 0
+    assert not any(i["masked"] for i in why["identifiers"])  # investigators see PII
+    # Deterministic: the same answer twice.
+    assert server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 20}) == body
+
+
+def test_risk_engine_sees_identifiers_masked_and_every_entity_is_audited(
+    server: LiveServer, world: Any
+) -> None:
+    _, settings, keys, proj = world
+    scores = _whole_graph_scores(settings, proj)
+    pii = {"phone", "email", "id_document", "bank_card"}
+    # A flagged account whose explanation names a piece of PII.
+    for account in sorted(scores, key=scores.__getitem__, reverse=True)[:50]:
+        plain = server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 20})
+        named = plain["data"]["explain"]["identifiers"]
+        if any(i["kind"].lower() in pii for i in named):
+            break
+    else:
+        pytest.fail("no explanation among the top 50 names a phone, email, document or card")
+    resp = server.post(EXPLAIN, keys.risk_engine, {"id": account, "top": 20})
+    masked = resp.json()["data"]["explain"]["identifiers"]
+    for p, m in zip(named, masked, strict=True):
+        assert m["kind"] == p["kind"] and m["scoreDrop"] == p["scoreDrop"]
+        if p["kind"].lower() in pii:
+            assert m["masked"] and m["id"] != p["id"] and m["key"].split(":")[1].startswith("~")
+            assert m["id"].endswith(p["id"][-2:])
+        else:
+            assert not m["masked"] and m["id"] == p["id"]
+    records = server.audit_for(resp.headers["x-request-id"])
+    assert {(r["kind"], r["id"]) for r in records} == {("account", account)} | {
+        (i["kind"].lower(), i["id"]) for i in named
+    }
+    assert all(r["outcome"] == "returned" and r["field"] == "explain" for r in records)
+    assert all(r["role"] == "risk_engine" for r in records)
+
+
+def test_verdicts_since_the_rebuild_count_as_labels(
+    server: LiveServer, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Investigators confirm an account's neighbours as fraud after the rebuild: the model
+    explains it with those labels (label features read them), as the next rebuild would."""
+    g, _, keys, proj = world
+    seen: list[Projection] = []
+    original = AccountRiskModel.explain
+
+    def spy(self: AccountRiskModel, p: Projection, account_id: str, top: int = 5) -> Any:
+        seen.append(p)
+        return original(self, p, account_id, top)
+
+    monkeypatch.setattr(AccountRiskModel, "explain", spy)
+    account = proj.ids[int(np.flatnonzero(proj.label == -1)[0])]
+    mates = [
+        r["id"]
+        for r in g.read(
+            "MATCH (a:Account {id: $id})-->(x)<--(b:Account) WHERE b.label IS NULL "
+            "AND b.id <> $id RETURN DISTINCT b.id AS id ORDER BY id LIMIT 5",
+            {"id": account},
+        )
+    ]
+    assert mates
+    server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 5})
+    assert all(seen[-1].label[seen[-1].ids.index(m)] == -1 for m in mates)
+    mark = (
+        "mutation($id: ID!, $v: VerdictValue!) "
+        '{ labelAccount(accountId: $id, verdict: $v, note: "checked") { id } }'
+    )
+    for i, m in enumerate(mates):
+        v = "FRAUD" if i % 2 == 0 else "LEGIT"
+        assert "errors" not in server.gql(mark, keys.investigator, {"id": m, "v": v})
+    server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 5})
+    labels = [int(seen[-1].label[seen[-1].ids.index(m)]) for m in mates]
+    assert labels == [1 if i % 2 == 0 else 0 for i in range(len(mates))]
+
+
+def test_unknown_account_and_bad_arguments(server: LiveServer, world: Any) -> None:
+    keys: Keys = world[2]
+    resp = server.post(EXPLAIN, keys.investigator, {"id": "no-such-account", "top": 5})
+    assert resp.json()["data"]["explain"] is None
+    records = server.audit_for(resp.headers["x-request-id"])
+    assert [(r["id"], r["outcome"]) for r in records] == [("no-such-account", "not_found")]
+    body = server.gql(EXPLAIN, keys.investigator, {"id": "no-such-account", "top": 99})
+    assert "top is between 1 and 20" in body["errors"][0]["message"]
+
+
+def test_no_model_is_a_named_error(neo4j_settings: Settings, world: Any, tmp_path: Path) -> None:
+    keys: Keys = world[2]
+    bare = api_settings(neo4j_settings, tmp_path, model_dir=tmp_path / "no-models")
+    with LiveServer(bare) as srv:
+        body = srv.gql(EXPLAIN, keys.investigator, {"id": "A0000001", "top": 5})
+    assert "No trained model yet" in body["errors"][0]["message"]

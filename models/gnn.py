@@ -165,10 +165,14 @@ class GNNConfig:
     max_pos_weight: float = 20.0  # cap on the positive-class weight (imbalance, label noise)
     seed: int = 0
     threads: int = 1  # OpenMP threads; 2 only on a quiet machine (contention costs 10x)
+    # A time budget: past it, training stops after the epoch in hand (evaluated, best kept).
+    # Full-batch epochs on 1M accounts take tens of seconds on 2 cores; a rebuild must end.
+    max_seconds: float | None = None
 
 
 @dataclass
 class TrainReport:
+    out_of_time: bool = False
     epochs: int = 0
     best_epoch: int = 0
     best_val_auprc: float | None = None
@@ -272,10 +276,13 @@ class GNNClassifier:
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             rep.epochs = epoch
+            rep.out_of_time = c.max_seconds is not None and time.perf_counter() - t0 > c.max_seconds
             if val_idx is None or y_val is None or len(np.unique(y_val)) < 2:
                 rep.history.append((epoch, float(loss.detach()), None))
+                if rep.out_of_time:
+                    break
                 continue
-            if epoch % c.eval_every and epoch != c.epochs:
+            if epoch % c.eval_every and epoch != c.epochs and not rep.out_of_time:
                 continue
             model.eval()
             with torch.no_grad():
@@ -289,6 +296,8 @@ class GNNClassifier:
                 since += 1
                 if since >= c.patience:
                     break
+            if rep.out_of_time:
+                break
         if best_state is not None:
             model.load_state_dict(best_state)
             rep.best_val_auprc = best

@@ -236,6 +236,7 @@ class AccountRiskModel:
         lr = LogisticRegression(C=1e4, random_state=c.seed)
         lr.fit(raw.reshape(-1, 1), y[va], sample_weight=w[va])
         self.platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+        gnn_report = self.gnn.report if self.gnn is not None else None
         if self.choice == "tree":
             self.gnn = None
         self.train_seconds = time.perf_counter() - t0
@@ -250,7 +251,8 @@ class AccountRiskModel:
             "tree_rounds": int(self.booster.best_iteration or c.tree_rounds),
             "tree_seconds": round(t_tree, 2),
             "gnn_seconds": round(t_gnn, 2),
-            "gnn_epochs": int(self.gnn.report.epochs) if self.gnn else 0,
+            "gnn_epochs": gnn_report.epochs if gnn_report else 0,
+            "gnn_out_of_time": gnn_report.out_of_time if gnn_report else False,
         }
         return self
 

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     model_seed: int = 0
     model_use_gnn: bool = True
     model_threads: int = 1
+    # The GNN's training time budget in seconds (training stops there, best epoch kept); 0: none.
+    model_gnn_max_seconds: float = 600.0
     # Where trained models live (versions plus a `current` pointer); default <data_dir>/models.
     # API replicas and the rebuild job share it (a shared volume) to serve the same model.
     model_dir: Path | None = None

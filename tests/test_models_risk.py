@@ -77,6 +77,18 @@ def test_gnn_is_deterministic_for_a_seed() -> None:
     )
 
 
+def test_gnn_training_stops_at_its_time_budget() -> None:
+    data, y = neighbour_only_graph()
+    tr, va = np.arange(300), np.arange(300, 400)
+    gnn = GNNClassifier(seed=0, epochs=200, max_seconds=0.0).fit(
+        data, "account", tr, y[tr], va, y[va]
+    )
+    assert gnn.report.out_of_time and gnn.report.epochs == 1
+    assert gnn.report.best_epoch == 1 and gnn.report.best_val_auprc is not None
+    free = GNNClassifier(seed=0, epochs=12).fit(data, "account", tr, y[tr], va, y[va])
+    assert not free.report.out_of_time and free.report.epochs == 12
+
+
 # --- on a generated data set in the real Neo4j --------------------------------------------------
 
 ACCOUNTS = 4_000

@@ -49,7 +49,7 @@ from api.schema import build_schema
 from api.service import ModelStore
 from graph import cypher
 from graph.connection import Graph, connect
-from models.builds import BuildInfo, current_build
+from models.builds import BuildInfo, ScoreCache, current_build
 from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
@@ -246,6 +246,7 @@ class RingScopeApp:
         self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
         self.masker = Masker(load_mask_secret(settings))
         self.models = ModelStore(settings.models_dir)
+        self.scores = ScoreCache(settings.api_score_cache_chunks)
         self.graphiql = settings.api_env != "production"
         token = settings.api_metrics_token
         self._metrics_token: bytes | None = None

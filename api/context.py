@@ -27,7 +27,7 @@ from api.audit import AuditBuffer
 from api.auth import Capability, Principal
 from graph.connection import Graph
 from graph.model import BY_NAME
-from models.builds import ClusterInfo, RingSnapshot
+from models.builds import ClusterInfo, RingSnapshot, ScoreCache
 from ringscope.errors import RingScopeError
 from ringscope.settings import Settings
 
@@ -161,6 +161,7 @@ class RequestContext:
     audit: AuditBuffer
     masker: Masker
     models: service.ModelStore | None = None  # the app's; None where no model is served
+    scores: ScoreCache | None = None  # the app's cache of complete builds' score chunks
     loaders: Loaders = field(init=False)
     _build: asyncio.Task[str | None] | None = field(default=None, init=False)
 
@@ -173,7 +174,7 @@ class RequestContext:
                 by_build[bid].append(aid)
             out: dict[tuple[str, str], float | None] = {}
             for bid, ids in by_build.items():
-                for aid, score in service.account_risk(g, bid, ids).items():
+                for aid, score in service.account_risk(g, bid, ids, self.scores).items():
                     out[(bid, aid)] = score
             return out
 

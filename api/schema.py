@@ -626,6 +626,7 @@ class Query:
             min_score=min_score,
             hub_degree=s.api_hub_degree,
             flag_score=s.api_flag_score,
+            cache=ctx.scores,
         )
         if nb is None:
             ctx.audit_not_found(kind.value, str(id), "riskNeighbourhood")
@@ -691,7 +692,7 @@ class Query:
         bid = await ctx.current_build_id()
         if bid is None:
             raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
-        found = await ctx.run(service.account_risk, ctx.graph, bid, wanted)
+        found = await ctx.run(service.account_risk, ctx.graph, bid, wanted, ctx.scores)
         ctx.returned_many("account", wanted, "accountRisk")
         return [
             AccountRisk(id=strawberry.ID(i), risk_score=found.get(i), build_id=bid) for i in wanted

@@ -123,11 +123,13 @@ def entity_clusters(
     return out
 
 
-def account_risk(graph: Graph, build_id: str, ids: Sequence[str]) -> dict[str, float]:
+def account_risk(
+    graph: Graph, build_id: str, ids: Sequence[str], cache: builds.ScoreCache | None = None
+) -> dict[str, float]:
     """Risk scores of accounts in one build (accounts without a score are left out)."""
     if not ids:
         return {}
-    return builds.account_score(graph, list(dict.fromkeys(ids)), build_id)
+    return builds.account_score(graph, list(dict.fromkeys(ids)), build_id, cache)
 
 
 def ring_histories(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[RingSnapshot]]:
@@ -352,9 +354,16 @@ class Neighbourhood:
     flagged: set[str] = field(default_factory=set)
 
 
-def _scores(tx: neo4j.ManagedTransaction, build_id: str | None, ids: list[str]) -> dict[str, float]:
+def _scores(
+    tx: neo4j.ManagedTransaction,
+    build_id: str | None,
+    ids: list[str],
+    cache: builds.ScoreCache | None = None,
+) -> dict[str, float]:
     if build_id is None or not ids:
         return {}
+    if cache is not None:
+        return cache.lookup(tx, build_id, ids)
     res = tx.run(cypher.BUILD_ACCOUNT_SCORES, {"ids": ids, "build_id": build_id})
     return {r["id"]: float(r["found"][0]) for r in res if r["found"]}
 
@@ -369,6 +378,7 @@ def neighbourhood(
     min_score: float,
     hub_degree: int,
     flag_score: float,
+    cache: builds.ScoreCache | None = None,
 ) -> Neighbourhood | None:
     """The subgraph within ``hops`` of an entity, hubs unexpanded, at most ``limit`` nodes.
 
@@ -397,7 +407,7 @@ def neighbourhood(
             start["label"],
         )
         if is_account:
-            center.risk = _scores(tx, build_id, [entity_id]).get(entity_id)
+            center.risk = _scores(tx, build_id, [entity_id], cache).get(entity_id)
         nodes = {center.eid: center}
         edges: list[NbEdge] = []
         parent: dict[str, str] = {}
@@ -413,7 +423,7 @@ def neighbourhood(
             text = cypher.API_NB_FROM_ACCOUNTS if from_accounts else cypher.API_NB_FROM_IDENTIFIERS
             params = {"eids": frontier, "seen": list(nodes), "limit": limit - len(nodes) + 1}
             recs = list(tx.run(text, params))
-            scores = {} if from_accounts else _scores(tx, build_id, [r["id"] for r in recs])
+            scores = {} if from_accounts else _scores(tx, build_id, [r["id"] for r in recs], cache)
             new: list[str] = []
             for r in recs:
                 node_kind = KIND_BY_REL[r["rel"]] if from_accounts else "account"

@@ -397,6 +397,15 @@ BUILD_MODEL_SCORES: LiteralString = (
     "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id AND s.model_scores IS NOT NULL "
     "RETURN s.accounts AS accounts, s.model_scores AS scores ORDER BY s.chunk"
 )
+# A build's score chunks by range, and some chunks whole (models.builds.ScoreCache).
+BUILD_SCORE_BOUNDS: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id "
+    "RETURN s.chunk AS chunk, s.lo AS lo, s.hi AS hi"
+)
+BUILD_SCORE_CHUNKS: LiteralString = (
+    "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id AND s.chunk IN $chunks "
+    "RETURN s.chunk AS chunk, s.accounts AS accounts, s.scores AS scores"
+)
 BUILD_ACCOUNT_SCORES: LiteralString = (
     "UNWIND $ids AS id "
     "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id AND s.lo <= id AND s.hi >= id "

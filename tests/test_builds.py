@@ -151,6 +151,28 @@ def test_score_chunks_cover_many_accounts(graph: Graph, monkeypatch: pytest.Monk
     assert builds.clusters(graph).items == ()
 
 
+def test_score_cache_answers_like_cypher_across_builds(
+    graph: Graph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's chunk cache gives what the Cypher lookup gives, per build, holds at most its
+    limit, and never serves a pruned build."""
+    monkeypatch.setattr(builds, "SCORE_CHUNK", 7)
+    ids = [f"C{i:04d}" for i in range(50)]
+    first = write_build(graph, Detection((), {a: i / 100 for i, a in enumerate(ids)}, {}))
+    second = write_build(graph, Detection((), {a: 1 - i / 100 for i, a in enumerate(ids)}, {}))
+    cache = builds.ScoreCache(max_chunks=3)
+    ask = ["C0049", "C0000", "nobody", "C0013", "C0014", "C00135", "A"]
+    for build in (first.id, second.id, first.id):
+        plain = builds.account_score(graph, ask, build)
+        assert builds.account_score(graph, ask, build, cache) == plain
+        assert set(plain) == {"C0049", "C0000", "C0013", "C0014"}
+        assert len(cache._chunks) <= 3
+    assert builds.account_score(graph, ["C0049"], second.id, cache) == {"C0049": 0.51}
+    write_build(graph, Detection((), {a: 0.5 for a in ids}, {}), keep=1)  # prunes both
+    with pytest.raises(BuildNotFoundError):
+        builds.account_score(graph, ["C0049"], first.id, cache)
+
+
 def test_no_build_yet(graph: Graph) -> None:
     assert builds.current_build(graph) is None
     assert builds.list_builds(graph) == []

@@ -246,7 +246,9 @@ class RingScopeApp:
         self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
         self.masker = Masker(load_mask_secret(settings))
         self.models = ModelStore(settings.models_dir)
-        self.scores = ScoreCache(settings.api_score_cache_chunks)
+        # 0 turns the cache off (scores read in Cypher per request; the bench's baseline).
+        n = settings.api_score_cache_chunks
+        self.scores = ScoreCache(n) if n > 0 else None
         self.graphiql = settings.api_env != "production"
         token = settings.api_metrics_token
         self._metrics_token: bytes | None = None

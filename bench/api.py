@@ -13,9 +13,11 @@ clients, time-boxed) for each scenario:
 * ``nb2_ring``: the same from ring members (dense neighbourhoods)
 * ``clusters_pull``: every cluster of the build, pages of 500, one client (time per full pull)
 
-and reports requests/s, p50 and p99. Then the GraphQL overhead: the same 2-hop neighbourhoods
-one at a time through the server vs. the same service call (the same Cypher, in one read
-transaction) run directly through the driver in this process. Writes
+and reports requests/s, p50 and p99. A baseline server without the score cache
+(``RINGSCOPE_API_SCORE_CACHE_CHUNKS=0``) runs the two neighbourhood scenarios first, in the same
+run, for the speed-up ratio. Then the GraphQL overhead: the same 2-hop neighbourhoods one at a
+time through the server vs. the same service call (the same Cypher in one read transaction, a
+warm score cache) run directly through the driver in this process. Writes
 ``bench/results/api-<accounts>.json``.
 """
 
@@ -43,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from api import service  # noqa: E402
 from api.auth import create_key  # noqa: E402
 from graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
-from models.builds import all_clusters, current_build, write_build  # noqa: E402
+from models.builds import ScoreCache, all_clusters, current_build, write_build  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -175,6 +177,50 @@ def _pull_process(url: str, key: str, repeat: int, queue: Any) -> None:
     queue.put({"clusters": clusters, "pull_s": times})
 
 
+class Server:
+    """``python -m api serve`` (production settings) on a free loopback port, as a process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.env = {
+            **os.environ,
+            "RINGSCOPE_API_ENV": "production",
+            "RINGSCOPE_API_KEY_CACHE_SECONDS": "30",
+            **env,
+        }
+
+    def __enter__(self) -> Server:
+        import httpx
+
+        cmd = [
+            sys.executable,
+            "-m",
+            "api",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.proc.terminate()
+        raise RuntimeError("the server did not come up")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=100_000)
@@ -193,13 +239,6 @@ def main() -> None:
     random_ids = [{"id": a} for a in rnd.sample(all_accounts, min(2000, len(all_accounts)))]
     ring_ids = [{"id": a} for a in rnd.sample(ring_members, min(2000, len(ring_members)))]
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/graphql"
-    env = {**os.environ, "RINGSCOPE_API_ENV": "production", "RINGSCOPE_API_KEY_CACHE_SECONDS": "30"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
     results: dict[str, Any] = {
         "accounts": len(all_accounts),
         "clusters": len(clusters),
@@ -207,40 +246,48 @@ def main() -> None:
         "machine": f"{platform.node()} {os.cpu_count()} cores",
         "server": "1 uvicorn process (production settings)",
     }
-    try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the server did not come up")
-        load_test(url, key, NB, random_ids[:50], 4, 2.0)  # warm-up
-        c, s = args.concurrency, args.seconds
+    c, s = args.concurrency, args.seconds
+    # The baseline first: the same server without the score cache (every account's score read
+    # from its chunk in Cypher, as before the cache existed), on the same data in this run.
+    with Server({"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0"}) as base:
+        load_test(base.url, key, NB, random_ids[:50], 4, 2.0)  # warm-up
+        results["baseline_no_score_cache"] = {
+            "nb2_random": load_test(base.url, key, NB, random_ids, c, s),
+            "nb2_ring": load_test(base.url, key, NB, ring_ids, c, s),
+        }
+    with Server({}) as srv:
+        url = srv.url
+        load_test(url, key, NB, random_ids, 4, 5.0)  # warm-up (fills the score cache)
         results["trivial"] = load_test(url, key, TRIVIAL, [{}], c, s)
         results["nb2_random"] = load_test(url, key, NB, random_ids, c, s)
         results["nb2_ring"] = load_test(url, key, NB, ring_ids, c, s)
+        results["speedup_vs_baseline"] = {
+            k: results[k]["rps"] / results["baseline_no_score_cache"][k]["rps"]
+            for k in ("nb2_random", "nb2_ring")
+        }
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         proc = ctx.Process(target=_pull_process, args=(url, key, 3, queue))
         proc.start()
         results["clusters_pull"] = queue.get(timeout=900)
         proc.join()
-        # GraphQL overhead: the same neighbourhoods, one at a time, server vs. direct.
+        # GraphQL overhead: the same neighbourhoods, one at a time, server vs. the same service
+        # call (the same Cypher in one read transaction, a warm score cache) run directly.
         sample = [v["id"] for v in random_ids[:300]]
         s1 = load_test(url, key, NB, [{"id": a} for a in sample], 1, 10.0)
+        cache = ScoreCache(settings.api_score_cache_chunks)
         direct: list[float] = []
-        for a in sample:
-            t0 = time.perf_counter()
-            service.neighbourhood(
-                graph, "account", a, hops=2, limit=100, min_score=0.0,
-                hub_degree=settings.api_hub_degree, flag_score=settings.api_flag_score,
-            )  # fmt: skip
-            direct.append(time.perf_counter() - t0)
+        for rnd_pass in range(2):  # the first pass warms the cache, the second is timed
+            direct = []
+            for a in sample:
+                t0 = time.perf_counter()
+                service.neighbourhood(
+                    graph, "account", a, hops=2, limit=100, min_score=0.0,
+                    hub_degree=settings.api_hub_degree, flag_score=settings.api_flag_score,
+                    cache=cache,
+                )  # fmt: skip
+                direct.append(time.perf_counter() - t0)
+            del rnd_pass
         results["overhead"] = {
             "graphql_p50_ms": s1["p50_ms"],
             "direct_p50_ms": pct(direct, 0.5) * 1000,
@@ -249,10 +296,7 @@ def main() -> None:
         }
         o = results["overhead"]
         o["ratio_p50"] = o["graphql_p50_ms"] / o["direct_p50_ms"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        graph.close()
+    graph.close()
     results["goals"] = GOALS
     out = REPO / "bench" / "results" / f"api-{args.accounts}.json"
     out.write_text(json.dumps(results, indent=2, default=str))

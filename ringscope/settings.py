@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     # explain(accountId): identifiers with more accounts than this are not read whole (the GNN
     # part of the explanation is then marked approximate); never below the model's hub_degree.
     api_explain_expand_max: int = 5_000
-    # Score chunks (5,000 accounts each) the server keeps in memory; 200 is 1M accounts, ~100 MB.
+    # Score chunks (5,000 accounts each) the server keeps in memory; 200 is 1M accounts, ~100 MB;
+    # 0: none (every score read in Cypher).
     api_score_cache_chunks: int = 200
     # Seconds a verified API key is cached in the server (revocation takes effect after this).
     api_key_cache_seconds: float = 10.0

@@ -313,14 +313,14 @@ def analyse(
     members: I64,
     proj: Projection,
     elig: Mapping[str, npt.NDArray[np.bool_]],
-    orders: Mapping[str, I64],
+    orders: Mapping[str, tuple[I64, npt.NDArray[np.int32]]],
 ) -> Analysis:
     """The account+identifier subgraph of one cluster: what holds it together."""
     g = nx.Graph()
     mset = set(members.tolist())
     g.add_nodes_from(("a", int(a)) for a in members.tolist())
     for name, edges in proj.kinds.items():
-        idx = _edge_index(edges, orders[name], members)
+        idx = _edge_index(orders[name], members)
         ok = elig[name][edges.ident[idx]]
         idx = idx[ok]
         if not len(idx):
@@ -352,18 +352,22 @@ def analyse(
     )
 
 
-def edge_orders(proj: Projection) -> dict[str, I64]:
-    """Per kind, the edge order by account (computed once per run for :func:`analyse`)."""
-    return {
-        name: np.argsort(e.acc, kind="stable").astype(np.int64) for name, e in proj.kinds.items()
-    }
+def edge_orders(proj: Projection) -> dict[str, tuple[I64, npt.NDArray[np.int32]]]:
+    """Per kind, the edge order by account and the accounts in that order, computed once per
+    run for :func:`analyse` (per cluster, gathering them again cost O(edges): at 1M accounts
+    that was most of the detector's time)."""
+    out = {}
+    for name, e in proj.kinds.items():
+        order = np.argsort(e.acc, kind="stable").astype(np.int64)
+        out[name] = (order, e.acc[order])
+    return out
 
 
-def _edge_index(edges: KindEdges, order: I64, members: I64) -> I64:
+def _edge_index(by_account: tuple[I64, npt.NDArray[np.int32]], members: I64) -> I64:
     """Indices of the edges whose account is in ``members``."""
     if not len(members):
         return np.zeros(0, dtype=np.int64)
-    sacc = edges.acc[order]
+    order, sacc = by_account
     lo = np.searchsorted(sacc, members, side="left")
     hi = np.searchsorted(sacc, members, side="right")
     return np.concatenate([order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])

@@ -191,6 +191,11 @@ DEMO_QUERY = """query {
     edges { source target kind count firstSeen lastSeen }
     paths { nodes via flaggedAccount riskScore }
   }
+  explain(accountId: "ACCOUNT_ID") {
+    score model
+    topFeatures { meaning value contribution }
+    identifiers { kind id scoreDrop }
+  }
 }"""
 
 

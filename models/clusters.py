@@ -368,8 +368,9 @@ def _edge_index(by_account: tuple[I64, npt.NDArray[np.int32]], members: I64) -> 
     if not len(members):
         return np.zeros(0, dtype=np.int64)
     order, sacc = by_account
-    lo = np.searchsorted(sacc, members, side="left")
-    hi = np.searchsorted(sacc, members, side="right")
+    keys = members.astype(sacc.dtype)  # same dtype, or searchsorted converts all of sacc
+    lo = np.searchsorted(sacc, keys, side="left")
+    hi = np.searchsorted(sacc, keys, side="right")
     return np.concatenate([order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
 
 

@@ -45,7 +45,9 @@ sys.path.insert(0, str(REPO))
 from api import service  # noqa: E402
 from api.auth import create_key  # noqa: E402
 from graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
+from ingest import load  # noqa: E402  (before bench/ joins the path: bench/ingest.py)
 from models.builds import ScoreCache, all_clusters, current_build, write_build  # noqa: E402
+from models.detect import detect  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -86,14 +88,11 @@ def prepare(settings: Settings, accounts: int, seed: int, reuse: bool) -> Graph:
         return graph
     root = Path(os.environ.get("BENCH_DIR") or Path(tempfile.gettempdir()) / "ringscope-bench")
     out = generate(accounts, root, seed)
-    from ingest import load
-
     graph.write(cypher.DELETE_ALL)
     init_schema(graph)
     t0 = time.monotonic()
     load(out, graph, settings, progress=False)
     print(f"loaded {accounts} accounts in {time.monotonic() - t0:.0f} s", flush=True)
-    from models.detect import detect
 
     t0 = time.monotonic()
     write_build(graph, detect(graph, settings), model_version="bench")

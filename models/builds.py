@@ -950,9 +950,9 @@ class ScoreCache:
     """Account scores of builds, kept a chunk at a time for a long-running reader (the API).
 
     A build's ``ScoreChunk``s never change once it is complete, so nothing here goes stale: a
-    new build has new chunks. Reading a chunk's 5,000-entry list in Cypher for every looked-up
-    account was most of a 2-hop neighbourhood's cost (measured: 0.4-0.9 ms per account at 1M);
-    here an account costs two bisections once its chunk is held. At most ``max_chunks`` chunks
+    new build has new chunks. Reading a chunk's 5,000-entry list in Cypher costs 0.4-0.9 ms per
+    looked-up account at 1M (measured); here an account costs two bisections once its chunk is
+    held. At most ``max_chunks`` chunks
     are held (least recently used dropped first): 200 chunks are 1M accounts, about 100 MB.
     Chunk ranges are cached per build only when read from a complete build.
     """

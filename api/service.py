@@ -575,7 +575,7 @@ def explain(
     why = model.explain(proj, account_id, top=top)
     names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
     me = index[account_id]
-    approximate = any(
+    approximate = model.choice != "tree" and any(  # the tree leaves such hubs out: exact
         e.full_degree is not None
         and bool(np.any(e.full_degree[np.unique(e.ident[e.acc == me])] > expand_max))
         for e in proj.kinds.values()

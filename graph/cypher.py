@@ -219,7 +219,7 @@ _ACCOUNT_ROW: LiteralString = (
 LOCAL_ACCOUNT: LiteralString = f"MATCH (a:{ACCOUNT.label} {{id: $id}}) " + _ACCOUNT_ROW
 LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = (
     f"MATCH (a:{ACCOUNT.label})-[r]->(x) WHERE id(a) = $node AND type(r) IN $rels "
-    "RETURN DISTINCT id(x) AS node"
+    "RETURN DISTINCT type(r) AS rel, id(x) AS node"
 )
 LOCAL_ACCOUNTS_OF: LiteralString = (
     "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node "
@@ -228,7 +228,7 @@ LOCAL_ACCOUNTS_OF: LiteralString = (
 )
 LOCAL_IDENTIFIER_INFO: dict[str, LiteralString] = {
     k.rel: f"UNWIND $nodes AS node MATCH (x:{k.label}) WHERE id(x) = node "
-    + f"RETURN node, COUNT {{ MATCH (x)<-[:{k.rel}]-(a:{ACCOUNT.label}) RETURN DISTINCT a }} "
+    + f"WITH node, COUNT {{ MATCH (x)<-[:{k.rel}]-(a:{ACCOUNT.label}) RETURN DISTINCT a }} "
     + "AS degree, "
     + (
         "x.is_emulator = true"
@@ -239,7 +239,8 @@ LOCAL_IDENTIFIER_INFO: dict[str, LiteralString] = {
         if k.name == "payee"
         else "false"
     )
-    + " AS flag"
+    + " AS flag RETURN collect(node) AS nodes, collect(degree) AS degrees, "
+    + "collect(coalesce(flag, false)) AS flags"
     for k in KINDS
     if k.rel is not None
 }

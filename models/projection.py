@@ -220,14 +220,13 @@ def read_local_projection(
         return None
     rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
     me = rows[0]
-    own = [
-        int(r["node"])
-        for r in graph.read(
-            cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"]), "rels": rels}
-        )
-    ]
-    info = _identifier_info(graph, own)
-    expand = sorted(x for x in own if info[x][0] <= expand_max)
+    own: dict[str, list[int]] = {}
+    for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"]), "rels": rels}):
+        own.setdefault(str(r["rel"]), []).append(int(r["node"]))
+    info: dict[int, tuple[int, bool]] = {}
+    for rel, nodes in own.items():
+        info.update(_identifier_info(graph, rel, nodes))
+    expand = sorted(x for x, (degree, _) in info.items() if degree <= expand_max)
     found = {
         str(r["id"]): r
         for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
@@ -244,24 +243,29 @@ def read_local_projection(
     )
     proj.seconds["accounts"] = time.perf_counter() - t0
     _read_edges(graph, proj, 5_000, lambda kind, uniq: np.zeros(len(uniq), dtype=bool))
-    rest = {int(x) for e in proj.kinds.values() for x in e.nodes.tolist()} - set(info)
-    info.update(_identifier_info(graph, sorted(rest)))
-    for e in proj.kinds.values():
+    for kind in IDENTIFIER_KINDS:
+        e = proj.kinds[kind.name]
+        assert kind.rel is not None
+        rest = [x for x in e.nodes.tolist() if x not in info]
+        info.update(_identifier_info(graph, kind.rel, rest))
         e.flag = np.asarray([info[x][1] for x in e.nodes.tolist()], dtype=bool)
         e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
     return proj
 
 
-def _identifier_info(graph: Graph, nodes: list[int]) -> dict[int, tuple[int, bool]]:
-    """Whole-graph distinct accounts and flag (emulator, virtual, merchant) per identifier."""
-    out: dict[int, tuple[int, bool]] = {}
+def _identifier_info(graph: Graph, rel: str, nodes: list[int]) -> dict[int, tuple[int, bool]]:
+    """Whole-graph distinct accounts and flag (emulator, virtual, merchant) of some identifiers
+    of one kind (by relationship type), as parallel lists in one record."""
     if not nodes:
-        return out
-    for kind in IDENTIFIER_KINDS:
-        assert kind.rel is not None
-        for r in graph.read(cypher.LOCAL_IDENTIFIER_INFO[kind.rel], {"nodes": nodes}):
-            out[int(r["node"])] = (int(r["degree"]), bool(r["flag"]))
-    return out
+        return {}
+    rows = graph.read(cypher.LOCAL_IDENTIFIER_INFO[rel], {"nodes": nodes})
+    if not rows:
+        return {}
+    r = rows[0]
+    return {
+        int(n): (int(d), bool(f))
+        for n, d, f in zip(r["nodes"], r["degrees"], r["flags"], strict=True)
+    }
 
 
 def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:

@@ -513,3 +513,18 @@ def test_unexpected_errors_are_masked(
     body = server.gql('{ cluster(id: "x") { id } }', keys.investigator)
     assert body["errors"][0]["message"] == "Internal server error."
     assert "secret" not in str(body)
+
+
+def test_repeated_queries_are_validated_once(server: LiveServer, keys: Keys) -> None:
+    """The validation cache is keyed by the rule classes; the limits' rules must be the same
+    objects on every request, or every request is validated again."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(1_000)
+    query = '{ entity(kind: ACCOUNT, id: "A001") { id riskScore } }'
+    server.gql(query, keys.investigator)
+    before = cache.cache_info()
+    for _ in range(3):
+        assert "errors" not in server.gql(query, keys.investigator)
+    after = cache.cache_info()
+    assert after.hits - before.hits == 3 and after.misses == before.misses

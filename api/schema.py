@@ -717,7 +717,7 @@ class Query:
             ctx.models,
             str(account_id),
             top=top,
-            expand_max=ctx.settings.api_explain_expand_max,
+            budget=ctx.settings.api_explain_expand_max,
         )
         if found is None:
             ctx.audit_not_found("account", str(account_id), "explain")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import neo4j
-import numpy as np
 
 from api.auth import Principal
 from graph import cypher
@@ -544,7 +543,7 @@ class ExplanationRecord:
 
 
 def explain(
-    graph: Graph, models: ModelStore, account_id: str, *, top: int, expand_max: int
+    graph: Graph, models: ModelStore, account_id: str, *, top: int, budget: int
 ) -> ExplanationRecord | None:
     """Why the current model scores an account as it does, from its neighbourhood alone.
 
@@ -553,7 +552,7 @@ def explain(
     explanation as the whole graph, so this costs a few reads of one neighbourhood, never a
     projection of the whole graph. Investigators' verdicts count as labels, as in a rebuild.
     """
-    from models.projection import identifier_ids, read_local_projection
+    from models.projection import identifier_ids, read_local_projection, unread_identifiers
 
     model = models.current()
     info = builds.current_build(graph)
@@ -563,7 +562,8 @@ def explain(
         graph,
         account_id,
         data_now=int(data_now) if data_now is not None else _latest_seen(graph),
-        expand_max=max(expand_max, model.config.hub_degree),
+        always=model.config.hub_degree,
+        budget=budget,
     )
     if proj is None:
         return None
@@ -574,12 +574,8 @@ def explain(
             proj.label[i] = 1 if label == "fraud" else 0
     why = model.explain(proj, account_id, top=top)
     names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
-    me = index[account_id]
-    approximate = model.choice != "tree" and any(  # the tree leaves such hubs out: exact
-        e.full_degree is not None
-        and bool(np.any(e.full_degree[np.unique(e.ident[e.acc == me])] > expand_max))
-        for e in proj.kinds.values()
-    )
+    # The tree reads only identifiers it always gets whole; the GNN also reads bigger ones.
+    approximate = model.choice != "tree" and unread_identifiers(proj, account_id) > 0
     return ExplanationRecord(
         account_id=account_id,
         score=why.score,

@@ -200,17 +200,18 @@ def _read_edges(
 
 
 def read_local_projection(
-    graph: Graph, account_id: str, *, data_now: int, expand_max: int = 5_000
+    graph: Graph, account_id: str, *, data_now: int, always: int = 200, budget: int = 5_000
 ) -> Projection | None:
     """One account's neighbourhood as a :class:`Projection`: the account, every account sharing
     an identifier with it, and all of their edges; None if the account does not exist.
 
     What a model computes for the account from this equals what it computes from the whole
     graph (tested), because each identifier carries its whole-graph account count
-    (``KindEdges.full_degree``) and ``data_now`` replaces the local "now". The one exception is
-    an identifier with more than ``expand_max`` accounts (a big merchant): its accounts are not
-    read, so the GNN's message through it is computed from the accounts read for other reasons.
-    Tree features leave such hubs out anyway (``RiskConfig.hub_degree`` is far below).
+    (``KindEdges.full_degree``) and ``data_now`` replaces the local "now". Identifiers with at
+    most ``always`` accounts are always read (pass the tree model's ``hub_degree``: the tree
+    leaves bigger ones out, so it stays exact); bigger ones are read smallest first while the
+    accounts read stay within ``budget``. An identifier not read (a big merchant, a carrier IP)
+    makes the GNN's message through it approximate (see :func:`unread_identifiers`).
     """
     import time
 
@@ -226,7 +227,12 @@ def read_local_projection(
     info: dict[int, tuple[int, bool]] = {}
     for rel, nodes in own.items():
         info.update(_identifier_info(graph, rel, nodes))
-    expand = sorted(x for x, (degree, _) in info.items() if degree <= expand_max)
+    expand: list[int] = []
+    total = 0
+    for x, (degree, _) in sorted(info.items(), key=lambda kv: (kv[1][0], kv[0])):
+        if degree <= always or total + degree <= budget:
+            expand.append(x)
+            total += degree
     found = {
         str(r["id"]): r
         for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
@@ -251,6 +257,19 @@ def read_local_projection(
         e.flag = np.asarray([info[x][1] for x in e.nodes.tolist()], dtype=bool)
         e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
     return proj
+
+
+def unread_identifiers(proj: Projection, account_id: str) -> int:
+    """How many of the account's identifiers a local projection holds only part of."""
+    me = proj.ids.index(account_id)
+    unread = 0
+    for e in proj.kinds.values():
+        if e.full_degree is None:
+            continue
+        for j in np.unique(e.ident[e.acc == me]).tolist():
+            if len(np.unique(e.acc[e.ident == j])) < e.full_degree[j]:
+                unread += 1
+    return unread
 
 
 def _identifier_info(graph: Graph, rel: str, nodes: list[int]) -> dict[int, tuple[int, bool]]:

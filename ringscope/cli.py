@@ -345,7 +345,7 @@ def explain_cmd(
             ModelStore(settings.models_dir),
             account_id,
             top=top,
-            expand_max=settings.api_explain_expand_max,
+            budget=settings.api_explain_expand_max,
         )
     if why is None:
         raise RingScopeError(f"account {account_id!r} is not in the graph")

@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     api_neighbourhood_max_nodes: int = 500
     # Accounts at or above this risk (or with a fraud label/verdict) are "flagged" in paths.
     api_flag_score: float = 0.6  # the detector's DetectConfig.flag_threshold
-    # explain(accountId): identifiers with more accounts than this are not read whole (the GNN
-    # part of the explanation is then marked approximate); never below the model's hub_degree.
+    # explain(accountId): beyond the identifiers the tree model always reads (at most its
+    # hub_degree, 200, accounts), bigger ones are read smallest first while the accounts read
+    # stay within this; one left unread makes the GNN part of the answer approximate.
     api_explain_expand_max: int = 5_000
     # Score chunks (5,000 accounts each) the server keeps in memory; 200 is 1M accounts, ~100 MB;
     # 0: none (every score read in Cypher).

@@ -26,7 +26,12 @@ from models import linking
 from models.artefacts import ModelSchemaError, load_model, save_model
 from models.features import FEATURE_SCHEMA, account_features, to_hetero
 from models.gnn import GNNClassifier, MeanAdjacency
-from models.projection import Projection, read_local_projection, read_projection
+from models.projection import (
+    Projection,
+    read_local_projection,
+    read_projection,
+    unread_identifiers,
+)
 from models.risk import AccountRiskModel
 from ringscope.settings import Settings
 
@@ -240,8 +245,10 @@ def test_local_projection_scores_and_explains_like_the_whole_graph(
         proj.ids[0],
     }
     for account in sorted(picks):
-        local = read_local_projection(loaded, account, data_now=proj.now())
+        # No budget: every identifier read whole, so the GNN part is exact too.
+        local = read_local_projection(loaded, account, data_now=proj.now(), budget=10**9)
         assert local is not None and account in local.ids and local.n < proj.n
+        assert unread_identifiers(local, account) == 0
         whole = model.explain(proj, account)
         assert model.explain(local, account) == whole, account
         assert whole.score == pytest.approx(float(p[proj.ids.index(account)]), abs=1e-6)
@@ -252,8 +259,8 @@ def test_local_projection_scores_and_explains_like_the_whole_graph(
 def test_local_projection_leaves_big_hubs_unread_and_stays_exact_for_trees(
     loaded: Graph, proj: Projection
 ) -> None:
-    """Identifiers with more accounts than ``expand_max`` are not expanded (a merchant paid by
-    half the platform), yet carry their whole-graph size, so the tree model is still exact."""
+    """Identifiers bigger than ``always`` and past the ``budget`` are not expanded (a merchant
+    paid by half the platform), yet carry their whole-graph size: the tree is still exact."""
     tree = AccountRiskModel(seed=0, use_gnn=False).fit(proj)
     hub_degree = tree.config.hub_degree
     pay = proj.kinds["payee"]
@@ -261,12 +268,13 @@ def test_local_projection_leaves_big_hubs_unread_and_stays_exact_for_trees(
     big = int(np.argmax(deg))
     assert deg[big] > 20, "the generated graph should have a popular payee"
     account = proj.ids[int(pay.acc[np.flatnonzero(pay.ident == big)[0]])]
-    local = read_local_projection(loaded, account, data_now=proj.now(), expand_max=10)
+    local = read_local_projection(loaded, account, data_now=proj.now(), always=10, budget=10)
     assert local is not None
     lp = local.kinds["payee"]
     j = int(np.flatnonzero(lp.nodes == pay.nodes[big])[0])
     assert lp.full_degree is not None and lp.full_degree[j] == deg[big]
     assert np.count_nonzero(lp.ident == j) < deg[big]  # its accounts were not all read
+    assert unread_identifiers(local, account) >= 1
     tree.config.hub_degree = 10  # the tree leaves identifiers above 10 accounts out too
     full = tree.decision_function(proj)[proj.ids.index(account)]
     assert tree.decision_function(local)[local.ids.index(account)] == pytest.approx(full, abs=1e-9)

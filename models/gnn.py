@@ -168,6 +168,9 @@ class GNNConfig:
     # A time budget: past it, training stops after the epoch in hand (evaluated, best kept).
     # Full-batch epochs on 1M accounts take tens of seconds on 2 cores; a rebuild must end.
     max_seconds: float | None = None
+    # Where to train and score: "cpu", or "cuda" when a GPU is there (falls back to the CPU
+    # when none is, so a model trained on a GPU still scores on a CPU-only machine).
+    device: str = "cpu"
 
 
 @dataclass
@@ -192,6 +195,12 @@ def _inputs(data: HeteroData) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]
             raise ValueError(f"edge type {et} has no adj_t: apply MeanAdjacency() first")
         adj[et] = a
     return xs, adj
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device(name)
 
 
 class GNNClassifier:
@@ -250,12 +259,14 @@ class GNNClassifier:
             data = MeanAdjacency()(data)
         xs, adj = _inputs(data)
         self._fit_scaler(xs)
-        xs = self._scale(xs)
-        self.model = model = self.build(data, node_type)
-        tr = torch.as_tensor(np.asarray(train_idx, dtype=np.int64))
-        y = torch.as_tensor(np.asarray(y_train, dtype=np.float32))
+        dev = _device(c.device)
+        xs = {t: x.to(dev) for t, x in self._scale(xs).items()}
+        adj = {et: a.to(dev) for et, a in adj.items()}
+        self.model = model = self.build(data, node_type).to(dev)
+        tr = torch.as_tensor(np.asarray(train_idx, dtype=np.int64), device=dev)
+        y = torch.as_tensor(np.asarray(y_train, dtype=np.float32), device=dev)
         w = (
-            torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
+            torch.as_tensor(np.asarray(sample_weight, dtype=np.float32), device=dev)
             if sample_weight is not None
             else torch.ones_like(y)
         )
@@ -286,8 +297,8 @@ class GNNClassifier:
                 continue
             model.eval()
             with torch.no_grad():
-                p = model(xs, adj)[torch.as_tensor(np.asarray(val_idx, dtype=np.int64))]
-            ap = float(average_precision_score(np.asarray(y_val), p.numpy()))
+                p = model(xs, adj)[torch.as_tensor(np.asarray(val_idx, dtype=np.int64), device=dev)]
+            ap = float(average_precision_score(np.asarray(y_val), p.cpu().numpy()))
             rep.history.append((epoch, float(loss.detach()), ap))
             if ap > best:
                 best, since, rep.best_epoch = ap, 0, epoch
@@ -303,7 +314,7 @@ class GNNClassifier:
             rep.best_val_auprc = best
         else:
             rep.best_epoch = rep.epochs
-        model.eval()
+        model.cpu().eval()  # kept on the CPU: artefacts and scoring start from there
         rep.seconds = time.perf_counter() - t0
         self.report = rep
         return self
@@ -315,9 +326,16 @@ class GNNClassifier:
         if not all("adj_t" in data[et] for et in data.edge_types):
             data = MeanAdjacency()(data)
         xs, adj = _inputs(data)
-        self.model.eval()
-        with torch.no_grad():
-            out: Tensor = self.model(self._scale(xs), adj)
+        dev = _device(self.config.device)
+        model = self.model.to(dev).eval()
+        try:
+            with torch.no_grad():
+                out: Tensor = model(
+                    {t: x.to(dev) for t, x in self._scale(xs).items()},
+                    {et: a.to(dev) for et, a in adj.items()},
+                ).cpu()
+        finally:
+            self.model.cpu()
         return out
 
     def decision_function(self, data: HeteroData, node_type: str) -> npt.NDArray[np.float64]:

@@ -207,7 +207,10 @@ def rebuild(
                             seed=settings.model_seed,
                             use_gnn=settings.model_use_gnn,
                             threads=settings.model_threads,
-                            gnn={"max_seconds": settings.model_gnn_max_seconds or None},
+                            gnn={
+                                "max_seconds": settings.model_gnn_max_seconds or None,
+                                "device": settings.model_device,
+                            },
                         ).fit(proj)
                         version = artefacts.new_model_version()
                         model_path = settings.models_dir / version

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     model_threads: int = 1
     # The GNN's training time budget in seconds (training stops there, best epoch kept); 0: none.
     model_gnn_max_seconds: float = 600.0
+    # Where the GNN trains and scores: "cpu" or "cuda" (falls back to the CPU when no GPU is
+    # there). Measured at 1M accounts: 0.2 s per epoch on an H200 against 21 s on one CPU core.
+    model_device: str = "cpu"
     # Where trained models live (versions plus a `current` pointer); default <data_dir>/models.
     # API replicas and the rebuild job share it (a shared volume) to serve the same model.
     model_dir: Path | None = None

@@ -94,6 +94,19 @@ def test_gnn_training_stops_at_its_time_budget() -> None:
     assert not free.report.out_of_time and free.report.epochs == 12
 
 
+def test_a_gpu_model_falls_back_to_the_cpu_and_keeps_its_weights_there() -> None:
+    data, y = neighbour_only_graph()
+    tr = np.arange(300)
+    gnn = GNNClassifier(seed=3, epochs=20, device="cuda").fit(data, "account", tr, y[tr])
+    assert gnn.model is not None
+    assert all(p.device.type == "cpu" for p in gnn.model.parameters())
+    cpu = GNNClassifier(seed=3, epochs=20).fit(data, "account", tr, y[tr])
+    if not torch.cuda.is_available():  # no GPU here: the same computation on the CPU
+        np.testing.assert_array_equal(
+            gnn.decision_function(data, "account"), cpu.decision_function(data, "account")
+        )
+
+
 # --- on a generated data set in the real Neo4j --------------------------------------------------
 
 ACCOUNTS = 4_000

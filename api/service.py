@@ -28,6 +28,7 @@ from models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
 from ringscope.errors import RingScopeError
 
 if TYPE_CHECKING:
+    from models.projection import Projection
     from models.risk import AccountRiskModel
 
 T = TypeVar("T")
@@ -315,6 +316,18 @@ def verdict_labels(graph: Graph) -> dict[str, tuple[str, datetime | None]]:
     }
 
 
+def apply_verdicts(graph: Graph, proj: Projection) -> int:
+    """Overwrite ``proj``'s labels with investigators' verdicts; returns how many applied."""
+    index = {a: i for i, a in enumerate(proj.ids)}
+    applied = 0
+    for account, (label, _) in verdict_labels(graph).items():
+        i = index.get(account)
+        if i is not None:
+            proj.label[i] = 1 if label == "fraud" else 0
+            applied += 1
+    return applied
+
+
 # --- neighbourhoods ---------------------------------------------------------------------------
 
 
@@ -361,10 +374,7 @@ def _scores(
 ) -> dict[str, float]:
     if build_id is None or not ids:
         return {}
-    if cache is not None:
-        return cache.lookup(tx, build_id, ids)
-    res = tx.run(cypher.BUILD_ACCOUNT_SCORES, {"ids": ids, "build_id": build_id})
-    return {r["id"]: float(r["found"][0]) for r in res if r["found"]}
+    return builds.read_scores(tx, build_id, ids, cache)
 
 
 def neighbourhood(
@@ -567,11 +577,7 @@ def explain(
     )
     if proj is None:
         return None
-    index = {a: i for i, a in enumerate(proj.ids)}
-    for account, (label, _) in verdict_labels(graph).items():
-        i = index.get(account)
-        if i is not None:
-            proj.label[i] = 1 if label == "fraud" else 0
+    apply_verdicts(graph, proj)
     why = model.explain(proj, account_id, top=top)
     names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
     # The tree reads only identifiers it always gets whole; the GNN also reads bigger ones.

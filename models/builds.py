@@ -935,15 +935,22 @@ def account_score(
 ) -> dict[str, float]:
     """Risk scores of some accounts in one build; accounts without a score are left out."""
     bid = _resolve(graph, build_id)
-    params = {"ids": list(account_ids), "build_id": bid}
+    ids = list(account_ids)
+    return _read_build(graph, bid, lambda tx: read_scores(tx, bid, ids, cache))
 
-    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
-        if cache is not None:
-            return cache.lookup(tx, bid, params["ids"])
-        res = tx.run(cypher.BUILD_ACCOUNT_SCORES, params)
-        return {r["id"]: float(r["found"][0]) for r in res if r["found"]}
 
-    return _read_build(graph, bid, work)
+def read_scores(
+    tx: neo4j.ManagedTransaction,
+    build_id: str,
+    ids: Sequence[str],
+    cache: ScoreCache | None = None,
+) -> dict[str, float]:
+    """Scores of ``ids`` in a build, inside a read transaction: from ``cache`` when given (a
+    long-running reader's), else from the score chunks in Cypher."""
+    if cache is not None:
+        return cache.lookup(tx, build_id, ids)
+    res = tx.run(cypher.BUILD_ACCOUNT_SCORES, {"ids": list(ids), "build_id": build_id})
+    return {r["id"]: float(r["found"][0]) for r in res if r["found"]}
 
 
 class ScoreCache:

@@ -123,7 +123,7 @@ def rebuild(
     progress: Callable[[str, str], None] | None = None,
 ) -> RebuildResult:
     """Run every step; on any failure the previous build keeps serving (see the module doc)."""
-    from api.service import verdict_labels
+    from api.service import apply_verdicts
     from models import artefacts
     from models.detect import detect
     from models.projection import read_projection
@@ -173,14 +173,7 @@ def rebuild(
             counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
             counts["data_now"] = proj.now()  # what explanations of this build measure age from
             with step("labels"):
-                verdicts = verdict_labels(graph)
-                index = {a: i for i, a in enumerate(proj.ids)}
-                applied = 0
-                for account, (label, _) in verdicts.items():
-                    i = index.get(account)
-                    if i is not None:
-                        proj.label[i] = 1 if label == "fraud" else 0
-                        applied += 1
+                applied = apply_verdicts(graph, proj)
             counts["verdicts_applied"] = applied
             counts["labels_fraud"] = int((proj.label == 1).sum())
             counts["labels_legit"] = int((proj.label == 0).sum())

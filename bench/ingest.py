@@ -100,7 +100,8 @@ def main() -> None:
                 "rows_per_s": round(report.rows_read / report.elapsed_s, 1),
                 "peak_rss_gib": round(peak_rss_gib(), 3), "nodes": nodes, "relationships": rels,
                 "per_source": [
-                    {"file": s.file, "rows": s.rows_read, "batches": s.batches}
+                    {"file": s.file, "rows": s.rows_read, "batches": s.batches,
+                     "read_s": s.read_s, "write_s": s.write_s}
                     for s in report.sources
                 ],
             })  # fmt: skip
@@ -122,7 +123,8 @@ def main() -> None:
     console.print(t)
     doc = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "batch_size": settings.ingest_batch_size, "results": results, "naive": baseline,
+        "batch_size": settings.ingest_batch_size, "writers": settings.ingest_writers,
+        "results": results, "naive": baseline,
         "speedup_vs_naive_first_size": round(speedup, 1), "goals": GOALS,
     }  # fmt: skip
     out = REPO / "bench" / "results" / f"ingest-{sizes[-1]}.json"

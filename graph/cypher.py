@@ -74,12 +74,15 @@ INGEST_FILE_CONSTRAINT: LiteralString = (
 )
 INGEST_SCHEMA: tuple[LiteralString, ...] = (INGEST_BATCH_CONSTRAINT, INGEST_FILE_CONSTRAINT)
 
-# The batch size a file was first sliced with wins, so a resumed run slices it the same way.
+# The layout (batch size, partitions, target classes) a file was first loaded with wins, so a
+# resumed run buckets and slices it the same way.
 INGEST_FILE_START: LiteralString = (
     "MERGE (f:IngestFile {id: $file_id}) "
     "ON CREATE SET f.file = $file, f.table = $table, f.sha256 = $sha256, "
-    "f.batch_size = $batch_size, f.batches = $batches, f.started_at = datetime() "
-    "RETURN f.batch_size AS batch_size"
+    "f.batch_size = $batch_size, f.partitions = $partitions, f.classes = $classes, "
+    "f.started_at = datetime() "
+    "RETURN f.batch_size AS batch_size, coalesce(f.partitions, $partitions) AS partitions, "
+    "coalesce(f.classes, $classes) AS classes"
 )
 INGEST_FILE_DONE: LiteralString = (
     "MATCH (f:IngestFile {id: $file_id}) "

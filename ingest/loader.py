@@ -9,13 +9,17 @@ so a re-run skips what is committed: loading twice is a no-op, and a killed load
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import shutil
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,10 +52,15 @@ from ingest.contract import (
 from ingest.mapping import Mapping, Output, load_mapping
 from ingest.normalise import Context, Mask, Result, normalise
 from ingest.read import RaggedCsvError, RawBatch, header, read_batches, sha256_file
+from ingest.spill import Spill, bucket_of
 from ringscope.settings import Settings
 
 READ_ROWS = 65_536  # rows per read batch (independent of the write batch size)
-COMPACT_ROWS = 1_000_000  # partial aggregates are re-aggregated beyond this many rows
+SPILL_FLUSH_ROWS = 1_000_000  # rows buffered in memory before the spill buckets are written out
+PARTITION_BYTES = 8 * 2**20  # Parquet bytes per partition (CSV and JSON Lines: 6x this)
+TARGET_CLASSES = 4  # relationship-target classes (see _schedule); supports up to 4 writers well
+BATCH_STRIDE = 1_000_000  # batch number = bucket * BATCH_STRIDE + batch within the bucket
+LEDGER_LAYOUT = 2  # part of every batch id: bump when the bucketing or slicing changes
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -75,6 +84,8 @@ class SourceReport:
     nodes_created: int = 0
     relationships_created: int = 0
     properties_set: int = 0
+    read_s: float = 0.0  # reading, normalising and bucketing (and payments' de-duplication)
+    write_s: float = 0.0  # reducing the buckets and writing them
 
 
 @dataclass
@@ -224,6 +235,12 @@ def _plan(directory: Path, mapping: Mapping | None) -> list[Stream]:
 
 
 # --- aggregation ------------------------------------------------------------------------------
+# Each stream's good rows are spilled into hash buckets (ingest/spill.py) and each bucket is
+# reduced on its own: entities and labels keep the last row per key, observations become one row
+# per pair, payments are de-duplicated by payment_id (pass 1, bucketed by payment_id) and then
+# summed per (account, payee, currency) (pass 2, bucketed by account and payee).
+
+OBSERVED = ("account_devices", "account_phones", "account_identifiers")
 
 
 def _last_per_key(t: pa.Table, key: str, order: list[tuple[str, str]]) -> pa.Table:
@@ -238,7 +255,9 @@ def _last_per_key(t: pa.Table, key: str, order: list[tuple[str, str]]) -> pa.Tab
     return t.filter(last)
 
 
-_LINK_KEYS = {"account_identifiers": ["kind", "target", "account"]}
+def _link_keys(table: Table) -> list[str]:
+    return ["kind", "account", "target"] if table.name == "account_identifiers" else [
+        "account", "target"]  # fmt: skip
 
 
 def _aggregate_links(t: pa.Table, keys: list[str], partial: bool) -> pa.Table:
@@ -261,49 +280,24 @@ def _rename(g: pa.Table, keys: list[str], names: dict[str, str]) -> pa.Table:
                      **{new: g.column(old) for old, new in names.items()}})  # fmt: skip
 
 
-class Accumulator:
-    """Collects a stream's good rows and turns them into the sorted rows to write."""
+def _sorted(t: pa.Table, keys: list[str]) -> pa.Table:
+    return t.take(pc.sort_indices(t, [(k, "ascending") for k in keys]))
 
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.parts: list[pa.Table] = []
-        self.rows = 0
-        self.link_keys = _LINK_KEYS.get(table.name, ["target", "account"])
 
-    def add(self, good: pa.Table, rows: np.ndarray[Any, Any]) -> None:
-        observed = self.table.name in ("account_devices", "account_phones", "account_identifiers")
-        if observed:
-            part = _aggregate_links(good, self.link_keys, partial=True)
-        else:
-            part = good.append_column("_row", pa.array(rows, pa.int64()))
-        self.parts.append(part)
-        self.rows += part.num_rows
-        # Only observation tables are compacted: other tables keep every row until finish().
-        if observed and self.rows > COMPACT_ROWS and len(self.parts) > 1:
-            merged = _aggregate_links(pa.concat_tables(self.parts), self.link_keys, False)
-            self.parts, self.rows = [merged], merged.num_rows
-
-    def finish(self) -> tuple[pa.Table, np.ndarray[Any, Any]]:
-        """The rows to write, sorted (deterministic), and row numbers refused as duplicates."""
-        name = self.table.name
-        none = np.zeros(0, dtype=np.int64)
-        if not self.parts:
-            return pa.table({}), none
-        t = pa.concat_tables(self.parts, promote_options="permissive")
-        self.parts = []
-        if self.table.entity:
-            return _last_per_key(t, "id", [("_row", "ascending")]).drop_columns("_row"), none
-        if name == "labels":
-            rank = pc.if_else(pc.equal(t.column("label"), "fraud"), 1, 0)
-            t = t.append_column("_rank", rank)
-            order = [("labelled_at", "ascending"), ("_rank", "ascending"), ("_row", "ascending")]
-            last = _last_per_key(t, "account", order)
-            return last.drop_columns(["_rank", "_row"]), none
-        if name == "payments":
-            return _payments(t)
-        agg = _aggregate_links(t, self.link_keys, partial=False)
-        order = [(k, "ascending") for k in self.link_keys]
-        return agg.take(pc.sort_indices(agg, order)), none
+def _reduce(table: Table, t: pa.Table) -> pa.Table:
+    """One bucket's rows -> the rows to write, sorted so that batches are deterministic (and
+    each account's relationships are written together)."""
+    if table.entity:
+        return _last_per_key(t, "id", [("_row", "ascending")]).drop_columns("_row")
+    if table.name == "labels":
+        rank = pc.if_else(pc.equal(t.column("label"), "fraud"), 1, 0)
+        t = t.append_column("_rank", rank)
+        order = [("labelled_at", "ascending"), ("_rank", "ascending"), ("_row", "ascending")]
+        return _last_per_key(t, "account", order).drop_columns(["_rank", "_row"])
+    if table.name == "payments":
+        return _aggregate_payments(t)
+    keys = _link_keys(table)
+    return _sorted(_aggregate_links(t, keys, partial=False), keys)
 
 
 def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> Mask:
@@ -313,9 +307,9 @@ def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> Mask:
     )
 
 
-def _payments(t: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
-    """Drop identical re-sent payments, refuse conflicting ones, aggregate the rest per
-    (account, payee, currency)."""
+def _dedupe_payments(t: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
+    """Pass 1 on one payment_id bucket: drop identical re-sent payments and find conflicting
+    ones. Returns the kept payments (with ``_round``) and the refused row numbers."""
     t = t.take(pc.sort_indices(t, [("payment_id", "ascending"), ("_row", "ascending")]))
     n = t.num_rows
     pid = t.column("payment_id")
@@ -332,13 +326,17 @@ def _payments(t: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
         same &= _same(c, c.take(starts))
     conflict = ~first & ~same
     refused = t.column("_row").to_numpy()[conflict]
-    kept = t.filter(pa.array(first))
+    kept = t.filter(pa.array(first)).select(["account", "target", "currency", "amount", "paid_at"])
     amount = kept.column("amount")
     unit = ROUND_UNIT * 10**contract.AMOUNT_SCALE
     rem = pc.subtract(amount, pc.multiply(pc.divide(amount, unit), unit))
     is_round = pc.and_(pc.greater(amount, 0), pc.equal(rem, 0))
-    kept = kept.append_column("_round", pc.cast(is_round, pa.int64()))
-    keys = ["target", "account", "currency"]
+    return kept.append_column("_round", pc.cast(is_round, pa.int64())), refused
+
+
+def _aggregate_payments(kept: pa.Table) -> pa.Table:
+    """Pass 2 on one (account, payee) bucket: one row per (account, payee, currency)."""
+    keys = ["account", "target", "currency"]
     g = kept.group_by(keys, use_threads=False).aggregate(
         [
             ("amount", "count", pc.CountOptions(mode="all")),
@@ -357,9 +355,7 @@ def _payments(t: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
         "paid_at_min": "first_seen",
         "paid_at_max": "last_seen",
     }
-    g = _rename(g, keys, names)
-    g = g.take(pc.sort_indices(g, [(k, "ascending") for k in keys]))
-    return g, np.sort(refused)
+    return _sorted(_rename(g, keys, names), keys)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -420,22 +416,85 @@ def _write_batch(
 # --- the load ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a file's rows are bucketed and sliced. Recorded with the file's ledger entry the first
+    time it is loaded (``IngestFile``), and read back on a re-run, so a resumed load slices
+    exactly the same batches."""
+
+    batch_size: int
+    partitions: int
+    classes: int
+
+    @property
+    def buckets(self) -> int:
+        return self.partitions * self.classes
+
+
+def _partitions(path: Path) -> int:
+    """Enough partitions that one bucket's rows fit in a few hundred MB, from the file's size."""
+    per = PARTITION_BYTES if path.suffix == ".parquet" else PARTITION_BYTES * 6
+    return max(1, -(-path.stat().st_size // per))
+
+
+def _schedule(layout: Layout, writers: int) -> list[list[list[int]]]:
+    """Rounds of per-writer bucket lists such that, within a round, no two writers touch the same
+    node: writer ``w`` owns the partitions (accounts, or entity ids) ``p % writers == w`` and, in
+    round ``r``, the classes (relationship targets) ``c % writers == (w + r) % writers``. This is
+    the "mix and batch" schedule: concurrent batches never lock the same supernode."""
+    w_n = max(1, writers)
+    rounds = w_n if layout.classes > 1 else 1
+    plan: list[list[list[int]]] = []
+    for r in range(rounds):
+        plan.append([
+            [p * layout.classes + c for p in range(layout.partitions) if p % w_n == w
+             for c in range(layout.classes) if layout.classes == 1 or c % w_n == (w + r) % w_n]
+            for w in range(w_n)
+        ])  # fmt: skip
+    return plan
+
+
+@dataclass
+class _Prepared:
+    """A stream read and bucketed, waiting to be written."""
+
+    stream: Stream
+    report: SourceReport
+    spill: Spill
+    layout: Layout
+    files: dict[str | None, str]
+
+
 class _Loader:
     def __init__(
         self, graph: Graph, ctx_region: str, ts_format: str | None, batch_size: int,
-        quarantine: IO[str], fingerprint: str,
+        writers: int, quarantine: IO[str], fingerprint: str, spill_dir: Path,
     ) -> None:  # fmt: skip
         self.graph = graph
         self.batch_size = batch_size
+        self.writers = max(1, writers)
         self.quarantine = quarantine
         self.fingerprint = fingerprint
-        self.accounts: set[str] = set()
+        self.spill_dir = spill_dir
+        self.accounts = np.zeros(0, dtype="S1")  # this data set's account ids, sorted (UTF-8)
         self.graph_accounts: dict[str, bool] = {}
+        self.batch_size_of: dict[str, int] = {}
+        self.lock = threading.Lock()
         self.ctx = Context(ctx_region, ts_format, self._known_accounts)
+
+    def _in_accounts(self, values: list[str]) -> Mask:
+        if not len(self.accounts) or not values:
+            return np.zeros(len(values), dtype=bool)
+        keys = np.array([v.encode() for v in values], dtype=object)
+        lens = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
+        fits = lens <= self.accounts.itemsize
+        k = keys.astype(self.accounts.dtype)  # truncates only the ones that do not fit
+        pos = np.minimum(np.searchsorted(self.accounts, k), len(self.accounts) - 1)
+        return np.asarray(fits & (self.accounts[pos] == k), dtype=bool)
 
     def _known_accounts(self, ids: pa.Array) -> Mask:
         values: list[str] = ids.to_pylist()
-        known = np.fromiter((v in self.accounts for v in values), dtype=bool, count=len(values))
+        known = self._in_accounts(values)
         ask = sorted({v for v, k in zip(values, known, strict=True)
                       if not k and v not in self.graph_accounts})  # fmt: skip
         for i in range(0, len(ask), 10_000):
@@ -451,35 +510,40 @@ class _Loader:
         return known
 
     def _quarantine(
-        self, report: SourceReport, row: int, field_name: str, reason: Reason, raw: Any,
-        buffer: list[str],
-    ) -> None:  # fmt: skip
+        self, report: SourceReport, row: int, field_name: str, reason: Reason, raw: Any
+    ) -> None:
         report.rows_quarantined += 1
         report.reasons[reason.value] = report.reasons.get(reason.value, 0) + 1
         column = field_name.split(" (")[-1].rstrip(")")  # "phone (billing_phone)" -> source column
         value = raw.get(column) if isinstance(raw, dict) else None
-        buffer.append(json.dumps({
+        self.quarantine.write(json.dumps({
             "file": report.file, "table": report.table, "output": report.output, "row": row,
             "field": field_name, "reason": reason.value, "value": value, "raw": raw,
-        }, default=str, ensure_ascii=False))  # fmt: skip
+        }, default=str, ensure_ascii=False) + "\n")  # fmt: skip
 
-    def _read(self, stream: Stream, report: SourceReport, exact: bool) -> tuple[
-        Accumulator, list[str]
-    ]:  # fmt: skip
+    # -- reading: file -> normalised rows -> spill buckets
+
+    def _read(self, stream: Stream, report: SourceReport, spill: Spill, layout: Layout) -> None:
         columns = header(stream.path)
-        acc = Accumulator(stream.table)
-        buffer: list[str] = []
-        for raw in read_batches(stream.path, columns, READ_ROWS, exact=exact):
-            self._consume(stream, report, raw, acc, buffer)
-        return acc, buffer
+        self.quarantine.flush()
+        mark = self.quarantine.tell()
+        try:
+            for raw in read_batches(stream.path, columns, READ_ROWS, exact=False):
+                self._consume(stream, report, raw, spill, layout)
+        except RaggedCsvError:  # start again on the exact (slow) reader
+            report.__dict__.update(SourceReport(report.file, report.table, report.output).__dict__)
+            spill.reset()
+            self.quarantine.seek(mark)
+            self.quarantine.truncate()
+            for raw in read_batches(stream.path, columns, READ_ROWS, exact=True):
+                self._consume(stream, report, raw, spill, layout)
 
     def _consume(
-        self, stream: Stream, report: SourceReport, raw: RawBatch, acc: Accumulator,
-        buffer: list[str],
-    ) -> None:  # fmt: skip
+        self, stream: Stream, report: SourceReport, raw: RawBatch, spill: Spill, layout: Layout
+    ) -> None:
         for row, text in raw.malformed:
             report.rows_read += 1
-            self._quarantine(report, row, "", Reason.MALFORMED_ROW, text, buffer)
+            self._quarantine(report, row, "", Reason.MALFORMED_ROW, text)
         batch, rows = raw.batch, raw.rows
         if stream.output is not None:
             src_index: np.ndarray[Any, Any] | None
@@ -497,32 +561,85 @@ class _Loader:
             raws = batch.take(pa.array(idx, pa.int64())).to_pylist()
             for r, raw_row in zip(result.refused, raws, strict=True):
                 field_name = _source_field(stream.output, r.field)
-                self._quarantine(report, int(rows[r.index]), field_name, r.reason, raw_row, buffer)
-        if result.good.num_rows:
-            acc.add(result.good, rows[result.index])
+                self._quarantine(report, int(rows[r.index]), field_name, r.reason, raw_row)
+        good = result.good
+        if not good.num_rows:
+            return
+        name = stream.table.name
+        if name in OBSERVED:
+            part = _aggregate_links(good, _link_keys(stream.table), partial=True)
+            spill.add(part, bucket_of(part.column("account"), layout.partitions,
+                                      part.column("target"), layout.classes))  # fmt: skip
+            return
+        part = good.append_column("_row", pa.array(rows[result.index], pa.int64()))
+        key = {"labels": "account", "payments": "payment_id"}.get(name, "id")
+        spill.add(part, bucket_of(part.column(key), layout.partitions))
 
-    def run_stream(self, stream: Stream, report: SourceReport, progress: _Progress) -> None:
-        progress.start(report, "reading")
+    def prepare(self, stream: Stream, report: SourceReport, progress: _Progress) -> _Prepared:
+        """Read, normalise and bucket a stream (payments: also de-duplicate). Neo4j is only
+        asked which accounts exist, so this can run while the previous stream is written."""
+        t0 = time.monotonic()
+        progress.start("read", report, "reading")
+        sha = sha256_file(stream.path)
+        out_name = stream.output.name if stream.output else ""
+        base = hashlib.sha256(
+            f"{sha}|{stream.table.name}|{out_name}|{self.fingerprint}".encode()
+        ).hexdigest()[:32]
+        kinds: list[str | None] = (
+            list(contract.IDENTIFIER_KINDS) if stream.table.name == "account_identifiers"
+            else [None]
+        )  # fmt: skip
+        files = {k: f"{base}:{k or stream.table.name}" for k in kinds}
+        linked = stream.table.name in (*OBSERVED, "payments")
+        wanted = Layout(self.batch_size, _partitions(stream.path), TARGET_CLASSES if linked else 1)
+        layout = self._start_files(files, stream, sha, wanted)
+        spill_root = self.spill_dir / base
+        payments = stream.table.name == "payments"
+        read_layout = Layout(layout.batch_size, layout.partitions, 1) if payments else layout
+        spill = Spill(spill_root / "read", read_layout.buckets, SPILL_FLUSH_ROWS)
         try:
-            acc, buffer = self._read(stream, report, exact=False)
-        except RaggedCsvError:
-            fresh = SourceReport(report.file, report.table, report.output)
-            report.__dict__.update(fresh.__dict__)
-            acc, buffer = self._read(stream, report, exact=True)
-        rows, duplicates = acc.finish()
-        if len(duplicates):
-            self._refuse_duplicates(stream, report, duplicates, buffer)
-        for line in buffer:
-            self.quarantine.write(line + "\n")
+            self._read(stream, report, spill, read_layout)
+            if payments:
+                read, spill = spill, Spill(spill_root / "kept", layout.buckets, SPILL_FLUSH_ROWS)
+                try:
+                    refused = self._dedupe(read, layout, spill)
+                finally:
+                    read.close()
+                if len(refused):
+                    self._refuse_duplicates(stream, report, refused)
+        except BaseException:
+            spill.close()
+            raise
         self.quarantine.flush()
-        if stream.table is ACCOUNTS and rows.num_rows:
-            self.accounts.update(rows.column("id").to_pylist())
-        self._write(stream, report, rows, progress)
+        report.read_s = round(time.monotonic() - t0, 3)
+        return _Prepared(stream, report, spill, layout, files)
+
+    def write(self, prepared: _Prepared, progress: _Progress) -> None:
+        t0 = time.monotonic()
+        p = prepared
+        try:
+            self._write(p.stream, p.report, p.spill, p.layout, p.files, progress)
+        finally:
+            p.spill.close()
+        p.report.write_s = round(time.monotonic() - t0, 3)
+
+    def _dedupe(self, spill: Spill, layout: Layout, kept: Spill) -> np.ndarray[Any, Any]:
+        """Payments pass 1, one payment_id bucket at a time, into the (account, payee) buckets."""
+        refused: list[np.ndarray[Any, Any]] = []
+        for b in range(spill.buckets):
+            t = spill.read(b)
+            spill.drop(b)
+            if t is None:
+                continue
+            rows, bad = _dedupe_payments(t)
+            refused.append(bad)
+            kept.add(rows, bucket_of(rows.column("account"), layout.partitions,
+                                     rows.column("target"), layout.classes))  # fmt: skip
+        return np.sort(np.concatenate(refused)) if refused else np.zeros(0, dtype=np.int64)
 
     def _refuse_duplicates(
-        self, stream: Stream, report: SourceReport, rows: np.ndarray[Any, Any],
-        buffer: list[str],
-    ) -> None:  # fmt: skip
+        self, stream: Stream, report: SourceReport, rows: np.ndarray[Any, Any]
+    ) -> None:
         """Quarantine payments re-sent with different content (a second, targeted read)."""
         wanted = set(rows.tolist())
         columns = header(stream.path)
@@ -535,64 +652,110 @@ class _Loader:
                         wanted.discard(row)
                         report.rows_loaded -= 1
                         field_name = _source_field(stream.output, "payment_id")
-                        self._quarantine(
-                            report, row, field_name, Reason.DUPLICATE_PAYMENT, raw_row, buffer
-                        )
+                        self._quarantine(report, row, field_name, Reason.DUPLICATE_PAYMENT, raw_row)
+
+    # -- writing: one bucket at a time, by ``writers`` concurrent sessions
 
     def _write(
-        self, stream: Stream, report: SourceReport, rows: pa.Table, progress: _Progress
-    ) -> None:
-        groups: list[tuple[str | None, pa.Table]]
-        if stream.table.name == "account_identifiers" and rows.num_rows:
-            groups = [(k, rows.filter(pc.equal(rows.column("kind"), k)).drop_columns("kind"))
-                      for k in contract.IDENTIFIER_KINDS]  # fmt: skip
-        else:
-            groups = [(None, rows)]
-        sha = sha256_file(stream.path)
-        out_name = stream.output.name if stream.output else ""
-        base = hashlib.sha256(
-            f"{sha}|{stream.table.name}|{out_name}|{self.fingerprint}".encode()
-        ).hexdigest()[:32]
-        for kind, part in groups:
-            file_id = f"{base}:{kind or stream.table.name}"
-            bsize = self._start_file(file_id, stream, sha, part.num_rows)
-            n_batches = -(-part.num_rows // bsize)
-            report.batches += n_batches
-            done = self.graph.read(cypher.INGEST_COMMITTED, {"prefix": file_id + "#"})
-            committed = {r["batch"] for r in done}
-            query = _query(stream.table, kind)
-            progress.start(report, f"writing {kind or ''}".strip(), n_batches)
-            with self.graph.driver.session(database=self.graph.database) as session:
-                for b in range(n_batches):
-                    if b in committed:
-                        report.batches_skipped += 1
-                        progress.advance()
-                        continue
-                    chunk = part.slice(b * bsize, bsize)
-                    params = {
-                        "batch_id": f"{file_id}#{b}", "file_id": file_id, "batch_no": b,
-                        "rows": _rows_for(stream.table, chunk),
-                    }  # fmt: skip
-                    nodes, rels, props = session.execute_write(_write_batch, query, params)
-                    if nodes == 0:  # the guard found the batch committed by someone else
-                        report.batches_skipped += 1
-                    else:
-                        report.batches_written += 1
-                        report.nodes_created += nodes - 1
-                        report.relationships_created += rels
-                        report.properties_set += props - cypher.INGEST_LEDGER_PROPERTIES
-                    progress.advance()
-            self.graph.write(cypher.INGEST_FILE_DONE, {"file_id": file_id, "batches": n_batches})
-
-    def _start_file(self, file_id: str, stream: Stream, sha: str, n_rows: int) -> int:
-        params = {
-            "file_id": file_id, "file": stream.name, "table": stream.table.name, "sha256": sha,
-            "batch_size": self.batch_size, "batches": -(-n_rows // self.batch_size),
+        self, stream: Stream, report: SourceReport, spill: Spill, layout: Layout,
+        files: dict[str | None, str], progress: _Progress,
+    ) -> None:  # fmt: skip
+        committed = {
+            kind: {r["batch"] for r in self.graph.read(cypher.INGEST_COMMITTED,
+                                                       {"prefix": fid + "#"})}
+            for kind, fid in files.items()
         }  # fmt: skip
-        records, _, _ = self.graph.driver.execute_query(
-            cypher.INGEST_FILE_START, params, database_=self.graph.database
-        )
-        return int(records[0]["batch_size"])
+        batches = dict.fromkeys(files, 0)
+        ids: list[np.ndarray[Any, Any]] = []
+        progress.start("write", report, "writing", layout.buckets)
+
+        def bucket(session: neo4j.Session, b: int) -> None:
+            t = spill.read(b)
+            spill.drop(b)
+            if t is not None:
+                rows = _reduce(stream.table, t)
+                del t
+                if stream.table is ACCOUNTS:
+                    with self.lock:
+                        ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
+                for kind in files:
+                    part = rows if kind is None else rows.filter(
+                        pc.equal(rows.column("kind"), kind)).drop_columns("kind")  # fmt: skip
+                    self._write_part(session, stream, report, part, b, kind, files[kind],
+                                     committed[kind], batches)  # fmt: skip
+            with self.lock:
+                progress.advance("write")
+
+        def writer(todo: list[int]) -> None:
+            with self.graph.driver.session(database=self.graph.database) as session:
+                for b in todo:
+                    bucket(session, b)
+
+        for round_ in _schedule(layout, self.writers):
+            work = [todo for todo in round_ if todo]
+            if len(work) == 1:
+                writer(work[0])
+                continue
+            with ThreadPoolExecutor(max_workers=len(work)) as pool:
+                for future in [pool.submit(writer, todo) for todo in work]:
+                    future.result()
+        for kind, fid in files.items():
+            self.graph.write(cypher.INGEST_FILE_DONE, {"file_id": fid, "batches": batches[kind]})
+        if ids:
+            merged = np.concatenate([a.astype(object) for a in (self.accounts, *ids)])
+            self.accounts = np.unique(merged.astype(bytes))
+
+    def _write_part(
+        self, session: neo4j.Session, stream: Stream, report: SourceReport, part: pa.Table,
+        bucket: int, kind: str | None, file_id: str, committed: set[int],
+        batches: dict[str | None, int],
+    ) -> None:  # fmt: skip
+        query = _query(stream.table, kind)
+        bsize = self.batch_size_of[file_id]
+        n = -(-part.num_rows // bsize)
+        with self.lock:
+            report.batches += n
+            batches[kind] += n
+        for i in range(n):
+            batch_no = bucket * BATCH_STRIDE + i
+            if batch_no in committed:
+                with self.lock:
+                    report.batches_skipped += 1
+                continue
+            params = {
+                "batch_id": f"{file_id}#{batch_no}", "file_id": file_id, "batch_no": batch_no,
+                "rows": _rows_for(stream.table, part.slice(i * bsize, bsize)),
+            }  # fmt: skip
+            nodes, rels, props = session.execute_write(_write_batch, query, params)
+            with self.lock:
+                if nodes == 0:  # the guard found the batch committed by someone else
+                    report.batches_skipped += 1
+                else:
+                    report.batches_written += 1
+                    report.nodes_created += nodes - 1
+                    report.relationships_created += rels
+                    report.properties_set += props - cypher.INGEST_LEDGER_PROPERTIES
+
+    def _start_files(
+        self, files: dict[str | None, str], stream: Stream, sha: str, wanted: Layout
+    ) -> Layout:
+        """Record (or find) each ledger file entry; a file's first layout wins."""
+        layout: Layout | None = None
+        for fid in files.values():
+            params = {
+                "file_id": fid, "file": stream.name, "table": stream.table.name, "sha256": sha,
+                "batch_size": wanted.batch_size, "partitions": wanted.partitions,
+                "classes": wanted.classes,
+            }  # fmt: skip
+            records, _, _ = self.graph.driver.execute_query(
+                cypher.INGEST_FILE_START, params, database_=self.graph.database
+            )
+            r = records[0]
+            self.batch_size_of[fid] = int(r["batch_size"])
+            found = Layout(int(r["batch_size"]), int(r["partitions"]), int(r["classes"]))
+            layout = layout or found
+        assert layout is not None
+        return layout
 
 
 def _source_field(output: Output | None, field_name: str) -> str:
@@ -606,34 +769,72 @@ def _source_field(output: Output | None, field_name: str) -> str:
 
 
 class _Progress:
-    """A rich progress bar on a terminal; silent otherwise."""
+    """Rich progress bars on a terminal (one for reading, one for writing); silent otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.bar: Progress | None = None
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}
         if enabled:
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                "{task.total} batches"), TimeElapsedColumn(), console=Console(stderr=True),
+                "{task.total} buckets"), TimeElapsedColumn(), console=Console(stderr=True),
                 transient=False,
             )  # fmt: skip
             self.bar.start()
 
-    def start(self, report: SourceReport, what: str, total: int | None = None) -> None:
+    def start(self, name: str, report: SourceReport, what: str, total: int | None = None) -> None:
         if self.bar is None:
             return
         desc = f"{report.file} -> {report.table}: {what}"
-        if self.task is None:
-            self.task = self.bar.add_task(desc, total=total)
-        self.bar.reset(self.task, description=desc, total=total)
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(desc, total=total)
+        self.bar.reset(self.tasks[name], description=desc, total=total)
 
-    def advance(self) -> None:
-        if self.bar is not None and self.task is not None:
-            self.bar.advance(self.task)
+    def advance(self, name: str) -> None:
+        if self.bar is not None and name in self.tasks:
+            self.bar.advance(self.tasks[name])
 
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _pipeline(loader: _Loader, streams: list[Stream], report: LoadReport, bar: _Progress) -> None:
+    """Write each stream while the next one is read (the accounts stream comes first and alone:
+    the others check their account ids against it)."""
+
+    def prepare(stream: Stream) -> _Prepared:
+        src = SourceReport(
+            stream.name, stream.table.name, stream.output.name if stream.output else None
+        )
+        report.sources.append(src)
+        return loader.prepare(stream, src, bar)
+
+    def write(prepared: _Prepared) -> None:
+        loader.write(prepared, bar)
+        src = prepared.report
+        assert src.rows_read == src.rows_loaded + src.rows_quarantined, src
+
+    accounts = [s for s in streams if s.table is ACCOUNTS]
+    rest = [s for s in streams if s.table is not ACCOUNTS]
+    for stream in accounts:
+        write(prepare(stream))
+    if not rest:
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead: Future[_Prepared] | None = reader.submit(prepare, rest[0])
+        for nxt in [*rest[1:], None]:
+            assert ahead is not None
+            current = ahead.result()
+            ahead = reader.submit(prepare, nxt) if nxt is not None else None
+            try:
+                write(current)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                    with contextlib.suppress(BaseException):
+                        ahead.result().spill.close()
+                raise
 
 
 def _check_header(stream: Stream, mapping: Mapping | None) -> None:
@@ -680,8 +881,8 @@ def load(
     )
     ts_format = spec.timestamp_format if spec else None
     fingerprint = json.dumps(
-        {"contract": CONTRACT_VERSION, "region": region, "timestamp_format": ts_format,
-         "mapping": spec.digest if spec else None}, sort_keys=True,
+        {"contract": CONTRACT_VERSION, "ledger": LEDGER_LAYOUT, "region": region,
+         "timestamp_format": ts_format, "mapping": spec.digest if spec else None}, sort_keys=True,
     )  # fmt: skip
     report = LoadReport(
         run_id=run_id,
@@ -696,17 +897,13 @@ def load(
     try:
         with quarantine_path.open("w", encoding="utf-8") as qfile:
             loader = _Loader(
-                graph, region, ts_format, int(settings.ingest_batch_size), qfile, fingerprint
-            )
-            for stream in streams:
-                src = SourceReport(
-                    stream.name, stream.table.name, stream.output.name if stream.output else None
-                )
-                report.sources.append(src)
-                loader.run_stream(stream, src, bar)
-                assert src.rows_read == src.rows_loaded + src.rows_quarantined, src
+                graph, region, ts_format, int(settings.ingest_batch_size),
+                int(settings.ingest_writers), qfile, fingerprint, report_dir / "spill",
+            )  # fmt: skip
+            _pipeline(loader, streams, report, bar)
     finally:
         bar.stop()
+        shutil.rmtree(report_dir / "spill", ignore_errors=True)
         report.elapsed_s = round(time.monotonic() - t0, 3)
         (report_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2))
     return report

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # size (5k-50k rows per transaction is the published sweet spot).
     default_region: str = "CN"
     ingest_batch_size: int = 10_000
+    # Concurrent write sessions; their batches never touch the same node (ingest.loader._schedule).
+    ingest_writers: int = Field(default=2, ge=1, le=16)
 
     # --- api --- (the GraphQL server and its client; see docs/api.md)
     # development: GraphiQL and introspection on; production: both off.

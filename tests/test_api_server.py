@@ -224,6 +224,24 @@ def test_risk_neighbourhood_two_hops_with_paths(server: LiveServer, keys: Keys) 
     assert all(p["flaggedAccount"] != "account:A003" for p in nb["paths"])
 
 
+def test_neighbourhood_json_form_matches_the_typed_lists(server: LiveServer, keys: Keys) -> None:
+    """nodesJson / edgesJson carry exactly what nodes / edges carry, masking included."""
+    q = (
+        '{ riskNeighbourhood(kind: ACCOUNT, id: "A003", hops: 2) { nodesJson edgesJson '
+        "nodes { key kind id masked hop degree hub riskScore label flagged } "
+        "edges { source target kind firstSeen lastSeen count } } }"
+    )
+    for key in (keys.investigator, keys.risk_engine):
+        body = server.gql(q, key)
+        assert "errors" not in body, body
+        nb = body["data"]["riskNeighbourhood"]
+        assert len(nb["nodes"]) > 5 and len(nb["edges"]) > 5
+        assert nb["nodesJson"] == nb["nodes"]
+        assert nb["edgesJson"] == nb["edges"]
+        masked = [n for n in nb["nodesJson"] if n["masked"]]
+        assert bool(masked) == (key == keys.risk_engine)  # ID-1 is an ID document: PII
+
+
 def test_hub_is_one_node_never_expanded(server: LiveServer, keys: Keys) -> None:
     body = server.gql(
         '{ riskNeighbourhood(kind: ACCOUNT, id: "A000", hops: 3, limit: 1000) '

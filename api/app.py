@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import strawberry
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -491,7 +492,7 @@ def _error(message: str) -> dict[str, Any]:
 def _json(
     status: int, payload: Any, headers: list[tuple[str, str]] | None = None
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    body = orjson.dumps(payload, default=str)
     return status, [*(headers or []), ("content-type", "application/json")], body
 
 
@@ -542,6 +543,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         host=bind,
         port=port or settings.api_port,
         lifespan="on",
+        loop="uvloop",
+        http="httptools",
         log_level="info",
         access_log=False,
     )

@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,6 +59,13 @@ class InvalidArgumentError(ApiError):
 def _native(value: Any) -> Any:
     to_native = getattr(value, "to_native", None)
     return to_native() if callable(to_native) else value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
 
 
 def _read(graph: Graph, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
@@ -445,8 +452,8 @@ def neighbourhood(
                     account_eid,
                     ident_eid,
                     KIND_BY_REL[r["rel"]],
-                    _native(r["first_seen"]),
-                    _native(r["last_seen"]),
+                    _from_ms(r["first_ms"]),
+                    _from_ms(r["last_ms"]),
                     int(r["count"] or 0),
                 )
                 if eid not in nodes:

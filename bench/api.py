@@ -11,6 +11,7 @@ clients, time-boxed) for each scenario:
 * ``trivial``: ``{ currentBuild { id } }``
 * ``nb2_random``: ``riskNeighbourhood`` 2 hops from random accounts
 * ``nb2_ring``: the same from ring members (dense neighbourhoods)
+* ``nb2_random_json`` / ``nb2_ring_json``: the same with ``nodesJson`` / ``edgesJson``
 * ``clusters_pull``: every cluster of the build, pages of 500, one client (time per full pull)
 
 and reports requests/s, p50 and p99. A baseline server without the score cache
@@ -58,6 +59,10 @@ NB = (
     "query N($id: ID!) { riskNeighbourhood(kind: ACCOUNT, id: $id, hops: 2, limit: 100) "
     "{ truncated nodes { key kind hop hub degree riskScore flagged } "
     "edges { source target kind firstSeen lastSeen count } paths { nodes via } } }"
+)
+NB_JSON = (
+    "query N($id: ID!) { riskNeighbourhood(kind: ACCOUNT, id: $id, hops: 2, limit: 100) "
+    "{ truncated nodesJson edgesJson paths { nodes via } } }"
 )
 TRIVIAL = "{ currentBuild { id } }"
 CLUSTERS = (
@@ -260,6 +265,8 @@ def main() -> None:
         results["trivial"] = load_test(url, key, TRIVIAL, [{}], c, s)
         results["nb2_random"] = load_test(url, key, NB, random_ids, c, s)
         results["nb2_ring"] = load_test(url, key, NB, ring_ids, c, s)
+        results["nb2_random_json"] = load_test(url, key, NB_JSON, random_ids, c, s)
+        results["nb2_ring_json"] = load_test(url, key, NB_JSON, ring_ids, c, s)
         results["speedup_vs_baseline"] = {
             k: results[k]["rps"] / results["baseline_no_score_cache"][k]["rps"]
             for k in ("nb2_random", "nb2_ring")
@@ -274,6 +281,7 @@ def main() -> None:
         # call (the same Cypher in one read transaction, a warm score cache) run directly.
         sample = [v["id"] for v in random_ids[:300]]
         s1 = load_test(url, key, NB, [{"id": a} for a in sample], 1, 10.0)
+        s1j = load_test(url, key, NB_JSON, [{"id": a} for a in sample], 1, 10.0)
         cache = ScoreCache(settings.api_score_cache_chunks)
         direct: list[float] = []
         for rnd_pass in range(2):  # the first pass warms the cache, the second is timed
@@ -289,12 +297,14 @@ def main() -> None:
             del rnd_pass
         results["overhead"] = {
             "graphql_p50_ms": s1["p50_ms"],
+            "graphql_json_p50_ms": s1j["p50_ms"],
             "direct_p50_ms": pct(direct, 0.5) * 1000,
             "graphql_mean_ms": 1000 * s1["wall_s"] / max(1, s1["requests"]),
             "direct_mean_ms": 1000 * statistics.fmean(direct),
         }
         o = results["overhead"]
         o["ratio_p50"] = o["graphql_p50_ms"] / o["direct_p50_ms"]
+        o["ratio_json_p50"] = o["graphql_json_p50_ms"] / o["direct_p50_ms"]
     graph.close()
     results["goals"] = GOALS
     out = REPO / "bench" / "results" / f"api-{args.accounts}.json"

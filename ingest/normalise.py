@@ -168,7 +168,7 @@ def phones(values: pa.Array, ctx: Context) -> tuple[pa.Array, Mask]:
     """Phone text -> E.164, parsing each DISTINCT value once (cached across batches)."""
     uniques = pc.unique(values.drop_null())
     cache = ctx.phone_cache
-    if len(cache) > 500_000:  # bounded: memory must not grow with the input
+    if len(cache) > 2_000_000:  # bounded (~0.3 GiB): memory must not grow with the input
         cache.clear()
     out: list[str | None] = []
     for raw in uniques.to_pylist():

@@ -9,13 +9,14 @@ If the write or the sync fails, the request fails: nothing is returned that was 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 class AuditWriteError(Exception):
@@ -67,7 +68,7 @@ class AuditLog:
         """Append the records in one write and fsync them; raises AuditWriteError on failure."""
         if not records:
             return
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
         try:
             with self._lock:
                 self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -164,8 +164,15 @@ def _e164(raw: str, region: str) -> str | None:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+_PLAIN_PHONE = r"^\+?[0-9][0-9 \-]*$"  # digits, with spaces or hyphens between groups
+
+
 def phones(values: pa.Array, ctx: Context) -> tuple[pa.Array, Mask]:
-    """Phone text -> E.164, parsing each DISTINCT value once (cached across batches)."""
+    """Phone text -> E.164, parsing each DISTINCT number once (cached across batches). Spaces and
+    hyphens between digits do not change a number, so "159 1040 5939", "159-1040-5939" and
+    "15910405939" are parsed once (``phonenumbers`` costs ~30 us a call)."""
+    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_PHONE), False)
+    values = pc.if_else(plain, pc.replace_substring_regex(values, r"[ \-]", ""), values)
     uniques = pc.unique(values.drop_null())
     cache = ctx.phone_cache
     if len(cache) > 2_000_000:  # bounded (~0.3 GiB): memory must not grow with the input

@@ -97,7 +97,6 @@ class Spill:
         self.directory = directory
         self.buckets = buckets
         self.flush_rows = flush_rows
-        self.rows = np.zeros(buckets, dtype=np.int64)  # rows per bucket, flushed or not
         self._buffer: list[list[pa.Table]] = [[] for _ in range(buckets)]
         self._buffered = 0
         self._files: list[list[Path]] = [[] for _ in range(buckets)]
@@ -114,7 +113,6 @@ class Spill:
         for b in np.flatnonzero(np.diff(bounds)):
             lo, hi = int(bounds[b]), int(bounds[b + 1])
             self._buffer[b].append(table.slice(lo, hi - lo))
-            self.rows[b] += hi - lo
         self._buffered += table.num_rows
         if self._buffered >= self.flush_rows:
             self.flush()
@@ -153,7 +151,6 @@ class Spill:
         """Forget every row (the loader starts a file again on its exact reader)."""
         for b in range(self.buckets):
             self.drop(b)
-        self.rows[:] = 0
         self._buffered = 0
 
     def close(self) -> None:

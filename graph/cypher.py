@@ -75,14 +75,14 @@ INGEST_FILE_CONSTRAINT: LiteralString = (
 INGEST_SCHEMA: tuple[LiteralString, ...] = (INGEST_BATCH_CONSTRAINT, INGEST_FILE_CONSTRAINT)
 
 # The layout (batch size, partitions, target classes) a file was first loaded with wins, so a
-# resumed run buckets and slices it the same way.
+# resumed run buckets and slices it the same way. A stream's entries (one per identifier kind)
+# are merged in one transaction, so they always share one layout.
 INGEST_FILE_START: LiteralString = (
-    "MERGE (f:IngestFile {id: $file_id}) "
+    "UNWIND $file_ids AS file_id MERGE (f:IngestFile {id: file_id}) "
     "ON CREATE SET f.file = $file, f.table = $table, f.sha256 = $sha256, "
     "f.batch_size = $batch_size, f.partitions = $partitions, f.classes = $classes, "
     "f.started_at = datetime() "
-    "RETURN f.batch_size AS batch_size, coalesce(f.partitions, $partitions) AS partitions, "
-    "coalesce(f.classes, $classes) AS classes"
+    "RETURN f.batch_size AS batch_size, f.partitions AS partitions, f.classes AS classes"
 )
 INGEST_FILE_DONE: LiteralString = (
     "MATCH (f:IngestFile {id: $file_id}) "

@@ -478,7 +478,6 @@ class _Loader:
         self.spill_dir = spill_dir
         self.accounts = np.zeros(0, dtype="S1")  # this data set's account ids, sorted (UTF-8)
         self.graph_accounts: dict[str, bool] = {}
-        self.batch_size_of: dict[str, int] = {}
         self.lock = threading.Lock()
         self.ctx = Context(ctx_region, ts_format, self._known_accounts)
 
@@ -682,7 +681,7 @@ class _Loader:
                     part = rows if kind is None else rows.filter(
                         pc.equal(rows.column("kind"), kind)).drop_columns("kind")  # fmt: skip
                     self._write_part(session, stream, report, part, b, kind, files[kind],
-                                     committed[kind], batches)  # fmt: skip
+                                     layout.batch_size, committed[kind], batches)  # fmt: skip
             with self.lock:
                 progress.advance("write")
 
@@ -707,11 +706,10 @@ class _Loader:
 
     def _write_part(
         self, session: neo4j.Session, stream: Stream, report: SourceReport, part: pa.Table,
-        bucket: int, kind: str | None, file_id: str, committed: set[int],
+        bucket: int, kind: str | None, file_id: str, bsize: int, committed: set[int],
         batches: dict[str | None, int],
     ) -> None:  # fmt: skip
         query = _query(stream.table, kind)
-        bsize = self.batch_size_of[file_id]
         n = -(-part.num_rows // bsize)
         with self.lock:
             report.batches += n
@@ -739,23 +737,20 @@ class _Loader:
     def _start_files(
         self, files: dict[str | None, str], stream: Stream, sha: str, wanted: Layout
     ) -> Layout:
-        """Record (or find) each ledger file entry; a file's first layout wins."""
-        layout: Layout | None = None
-        for fid in files.values():
-            params = {
-                "file_id": fid, "file": stream.name, "table": stream.table.name, "sha256": sha,
-                "batch_size": wanted.batch_size, "partitions": wanted.partitions,
-                "classes": wanted.classes,
-            }  # fmt: skip
-            records, _, _ = self.graph.driver.execute_query(
-                cypher.INGEST_FILE_START, params, database_=self.graph.database
-            )
-            r = records[0]
-            self.batch_size_of[fid] = int(r["batch_size"])
-            found = Layout(int(r["batch_size"]), int(r["partitions"]), int(r["classes"]))
-            layout = layout or found
-        assert layout is not None
-        return layout
+        """Record (or find) the stream's ledger file entries; a file's first layout wins."""
+        params = {
+            "file_ids": list(files.values()), "file": stream.name, "table": stream.table.name,
+            "sha256": sha, "batch_size": wanted.batch_size, "partitions": wanted.partitions,
+            "classes": wanted.classes,
+        }  # fmt: skip
+        records, _, _ = self.graph.driver.execute_query(
+            cypher.INGEST_FILE_START, params, database_=self.graph.database
+        )
+        found = {Layout(int(r["batch_size"]), int(r["partitions"]), int(r["classes"]))
+                 for r in records}  # fmt: skip
+        if len(found) != 1:
+            raise IngestError(f"{stream.path}: its ledger entries disagree on the layout: {found}")
+        return found.pop()
 
 
 def _source_field(output: Output | None, field_name: str) -> str:

@@ -20,7 +20,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -39,6 +42,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from strawberry.http.ides import get_graphql_ide_html
@@ -188,6 +192,12 @@ class BuildCollector(Collector):
         )
 
 
+def _multiprocess() -> bool:
+    """Prometheus multiprocess mode: several server processes write their metrics to files in
+    ``PROMETHEUS_MULTIPROC_DIR`` (set before the workers start) and any of them exports the sum."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 class Metrics:
     def __init__(self, graph: Callable[[], Graph | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
@@ -217,8 +227,9 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "ringscope_api_in_flight", "GraphQL requests being answered.", registry=self.registry
-        )
+            "ringscope_api_in_flight", "GraphQL requests being answered.", registry=self.registry,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
         self.auth_failures = Counter(
             "ringscope_api_auth_failures", "Requests refused for a bad key.", registry=self.registry
         )
@@ -234,6 +245,13 @@ class Metrics:
         )
         self.build = BuildCollector(graph)
         self.registry.register(self.build)
+        # What /metrics exports: this process's registry, or with several processes every
+        # process's request metrics (read from the shared files) plus the build metrics.
+        self.exported = self.registry
+        if _multiprocess():
+            self.exported = CollectorRegistry()
+            prom_multiprocess.MultiProcessCollector(self.exported)  # type: ignore[no-untyped-call]
+            self.exported.register(self.build)
 
 
 class RingScopeApp:
@@ -303,6 +321,8 @@ class RingScopeApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.shutdown()
+                if _multiprocess():
+                    prom_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 if self._executor is not None:
                     self._executor.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -360,7 +380,7 @@ class RingScopeApp:
                     [("www-authenticate", 'Bearer realm="ringscope-metrics"')],
                 )
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, generate_latest, self.metrics.registry)
+        body = await loop.run_in_executor(None, generate_latest, self.metrics.exported)
         return 200, [("content-type", CONTENT_TYPE_LATEST)], body
 
     async def _healthz(self) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -446,7 +466,9 @@ class RingScopeApp:
             return _json(400, _error("`operationName` must be a string."), extra)
 
         audit = AuditBuffer(request_id, principal.key_id, principal.role.value)
-        ctx = RequestContext(self.graph, self.settings, principal, audit, self.masker, self.models)
+        ctx = RequestContext(
+            self.graph, self.settings, principal, audit, self.masker, self.models, self.scores
+        )
         t0 = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
@@ -526,11 +548,27 @@ def create_app(settings: Settings | None = None, graph: Graph | None = None) -> 
     return RingScopeApp(settings or Settings(), graph)
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Run the server in this process until interrupted."""
+def worker_app() -> RingScopeApp:
+    """The app of one of several server processes (``serve`` with workers > 1): each builds its
+    own from the environment's ``RINGSCOPE_*`` settings."""
+    return create_app(Settings())
+
+
+def serve(
+    settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Run the server until interrupted: in this process, or in ``workers`` processes.
+
+    With several workers, uvicorn's supervisor starts them (each reads its settings from the
+    environment) on one shared socket. Neo4j is reached (the embedded one started) and the
+    masking secret made once here first, so the workers never race to do either, and metrics go
+    to a private ``PROMETHEUS_MULTIPROC_DIR`` unless one is set.
+    """
     import uvicorn
 
-    app = create_app(settings)
+    n = workers or settings.api_workers
+    if n < 1:
+        raise RingScopeError(f"The API needs at least one worker process, not {n}.")
     bind = host or settings.api_host
     if settings.api_metrics_token is None and not _is_loopback(bind):
         log.warning(
@@ -538,13 +576,27 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "a private monitoring network can reach it.",
             bind,
         )
-    uvicorn.run(
-        app,
-        host=bind,
-        port=port or settings.api_port,
-        lifespan="on",
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": bind,
+        "port": port or settings.api_port,
+        "lifespan": "on",
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "info",
+        "access_log": False,
+    }
+    if n == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    create_app(settings)  # the settings' errors here, once; makes the masking secret once
+    connect(settings).close()  # reachable (the embedded Neo4j started) before any worker
+    own_dir = None
+    if not _multiprocess():
+        own_dir = tempfile.mkdtemp(prefix="ringscope-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        uvicorn.run("api.app:worker_app", factory=True, workers=n, **options)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]

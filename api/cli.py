@@ -38,12 +38,15 @@ def _fail(exc: Exception) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: RINGSCOPE_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: RINGSCOPE_API_PORT.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes. Default: RINGSCOPE_API_WORKERS (1).")
+    ] = None,
 ) -> None:
     """Serve /graphql, /healthz and /metrics with uvicorn until interrupted."""
     from api.app import serve as run
 
     try:
-        run(Settings(), host, port)
+        run(Settings(), host, port, workers)
     except RingScopeError as exc:
         _fail(exc)
 

@@ -971,6 +971,11 @@ class ScoreCache:
         self._bounds: OrderedDict[str, tuple[list[str], list[str], list[int]]] = OrderedDict()
         self._chunks: OrderedDict[tuple[str, int], tuple[list[str], list[float]]] = OrderedDict()
 
+    def held_chunks(self, build_id: str) -> int:
+        """How many of ``build_id``'s chunks are held now (for tests and metrics)."""
+        with self._lock:
+            return sum(1 for bid, _ in self._chunks if bid == build_id)
+
     def lookup(
         self, tx: neo4j.ManagedTransaction, build_id: str, ids: Sequence[str]
     ) -> dict[str, float]:

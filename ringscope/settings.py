@@ -94,8 +94,14 @@ class Settings(BaseSettings):
     api_score_cache_chunks: int = 200
     # Seconds a verified API key is cached in the server (revocation takes effect after this).
     api_key_cache_seconds: float = 10.0
-    # Worker threads for the (synchronous) Neo4j driver calls of the async server.
-    api_threads: int = 16
+    # Server processes (`ringscope serve --workers`). One process's Python is the API's
+    # bottleneck (GIL-bound; docs/api.md has the measurements), so a machine with spare cores
+    # serves more with more processes. Each has its own driver, key cache and score cache.
+    api_workers: int = 1
+    # Worker threads per process for the (synchronous) Neo4j driver calls of the async server.
+    # Few: more threads only fight over the GIL (measured at 20 clients, 100k accounts: 2
+    # threads 149 neighbourhoods/s, 4: 131, 16: 108).
+    api_threads: int = 4
     # The append-only audit log directory; default <data_dir>/audit.
     api_audit_dir: Path | None = None
     # /healthz answers 503 when the current build finished longer ago than this (seconds);

@@ -8,10 +8,14 @@ as an external server, so nothing here touches the session's state files.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +390,77 @@ def test_failed_audit_fsync_refuses_the_request(
         assert "audit log" in resp.json()["errors"][0]["message"]
         m = scrape(srv)
         assert m["ringscope_api_audit_failures"][0].value == 1
+
+
+# --- several server processes -----------------------------------------------------------------
+
+
+def test_worker_processes_share_metrics_and_the_audit_log(
+    world: Graph, neo4j_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`serve --workers 2`: both processes write Prometheus multiprocess files, /metrics (from
+    whichever process answers) counts every process's requests, and every request's audit record
+    lands in the one shared append-only file."""
+    band_build(world)
+    keys = make_keys(world)
+    port, prom, audit = free_port(), tmp_path / "prom", tmp_path / "audit"
+    prom.mkdir()
+    env = {
+        **neo4j_env,
+        "RINGSCOPE_API_AUDIT_DIR": str(audit),
+        "RINGSCOPE_API_KEY_CACHE_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+    }
+    cmd = [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.2)
+
+        def ask(i: int) -> dict[str, Any]:
+            with httpx.Client(timeout=30) as http:  # a connection of its own per request
+                q = f'{{ entity(kind: ACCOUNT, id: "A{i:03d}") {{ id }} }}'
+                resp = http.post(
+                    base + "/graphql",
+                    json={"query": q},
+                    headers={"Authorization": f"Bearer {keys.admin}"},
+                )
+                assert resp.status_code == 200, resp.text
+                body: dict[str, Any] = resp.json()
+                return body
+
+        with ThreadPoolExecutor(6) as pool:
+            bodies = list(pool.map(ask, range(24)))
+        assert all("errors" not in b for b in bodies), bodies
+        assert sorted(b["data"]["entity"]["id"] for b in bodies) == [f"A{i:03d}" for i in range(24)]
+
+        pids = {int(f.stem.rsplit("_", 1)[1]) for f in prom.glob("counter_*.db")}
+        assert len(pids - {proc.pid}) == 2, sorted(p.name for p in prom.iterdir())  # 2 workers
+        text = httpx.get(base + "/metrics", timeout=30).text
+        families = {f.name: f.samples for f in text_string_to_metric_families(text)}
+        served = [
+            s.value
+            for s in families["ringscope_api_requests"]
+            if s.name == "ringscope_api_requests_total"
+            and s.labels == {"path": "/graphql", "status": "200"}
+        ]
+        assert served == [24.0]
+        assert "ringscope_build_info" in families  # the build metrics are exported too
+
+        lines = [
+            json.loads(line) for f in audit.glob("*.jsonl") for line in f.read_text().splitlines()
+        ]
+        assert sorted(r["id"] for r in lines) == [f"A{i:03d}" for i in range(24)]
+        assert len({r["request_id"] for r in lines}) == 24
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -224,6 +224,23 @@ def test_risk_neighbourhood_two_hops_with_paths(server: LiveServer, keys: Keys) 
     assert all(p["flaggedAccount"] != "account:A003" for p in nb["paths"])
 
 
+def test_scores_are_served_from_the_app_score_cache(
+    server: LiveServer, keys: Keys, build_id: str
+) -> None:
+    """The app's ScoreCache is the one requests use: after a neighbourhood and an accountRisk
+    request, the build's score chunks are held in the app (not re-read in Cypher per request)."""
+    assert server.app.scores is not None
+    body = server.gql(
+        '{ riskNeighbourhood(kind: ACCOUNT, id: "A003", hops: 1) { center { riskScore } } '
+        'accountRisk(ids: ["A003"]) { riskScore } }',
+        keys.investigator,
+    )
+    assert "errors" not in body, body
+    assert server.app.scores.held_chunks(build_id) >= 1
+    data = body["data"]
+    assert data["riskNeighbourhood"]["center"]["riskScore"] == data["accountRisk"][0]["riskScore"]
+
+
 def test_neighbourhood_json_form_matches_the_typed_lists(server: LiveServer, keys: Keys) -> None:
     """nodesJson / edgesJson carry exactly what nodes / edges carry, masking included."""
     q = (

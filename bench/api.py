@@ -1,31 +1,33 @@
-"""API benchmark: a real server process, a load generator in another process, on generated data.
+"""API benchmark: real server processes, a load generator in another process, on generated data.
 
-    python bench/api.py --accounts 100000 [--concurrency 20] [--seconds 15] [--reuse]
+    python bench/api.py --accounts 100000 [--concurrency 20] [--seconds 15] [--workers 2]
+                        [--threads 2] [--reuse]
 
 Steps: generate a data set (``ingest.generate``, subprocess) and load it (EMPTIES the graph that
 ``Settings()`` points at), run the detector and write a build (``--reuse`` keeps a loaded graph
 with a current build), create an admin key, start ``python -m api serve`` (production settings)
-on a free loopback port, then drive it from a separate process (asyncio + httpx, N concurrent
-clients, time-boxed) for each scenario:
+on a free loopback port, then drive it with ``wrk`` (C, ``bench/wrk_post.lua``: a few percent of
+one core, where the earlier httpx generator took most of one of the machine's two cores) for
+each scenario, N concurrent connections back to back:
 
 * ``trivial``: ``{ currentBuild { id } }``
 * ``nb2_random``: ``riskNeighbourhood`` 2 hops from random accounts
 * ``nb2_ring``: the same from ring members (dense neighbourhoods)
 * ``nb2_random_json`` / ``nb2_ring_json``: the same with ``nodesJson`` / ``edgesJson``
+* ``nb2_random_paced``: ``nb2_random`` with a think time per connection (below saturation)
 * ``clusters_pull``: every cluster of the build, pages of 500, one client (time per full pull)
 
-and reports requests/s, p50 and p99. A baseline server without the score cache
-(``RINGSCOPE_API_SCORE_CACHE_CHUNKS=0``) runs the two neighbourhood scenarios first, in the same
-run, for the speed-up ratio. Then the GraphQL overhead: the same 2-hop neighbourhoods one at a
-time through the server vs. the same service call (the same Cypher in one read transaction, a
-warm score cache) run directly through the driver in this process. Writes
-``bench/results/api-<accounts>.json``.
+and reports requests/s, p50 and p99. Two baselines run first, in the same run on the same data:
+the server as it ran before this bench's changes (one process, 16 threads, no score cache), and
+one process with the default settings. Then the GraphQL overhead: the same 2-hop neighbourhoods
+one at a time (one wrk connection) vs. the same service call (the same Cypher in one read
+transaction, a warm score cache) run directly through the driver in this process. Writes
+``bench/results/api-<accounts>.json``. Needs ``wrk`` (``apt-get install wrk``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -39,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -105,67 +109,49 @@ def prepare(settings: Settings, accounts: int, seed: int, reuse: bool) -> Graph:
     return graph
 
 
-# --- the load generator (runs in its own process) ---------------------------------------------
+# --- the load generator: wrk in its own process ---------------------------------------------------
 
-
-async def _drive(
-    url: str, key: str, query: str, variables: list[dict[str, Any]], clients: int, seconds: float
-) -> dict[str, Any]:
-    import httpx
-
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as http:
-
-        async def client(i: int) -> None:
-            nonlocal errors
-            n = i
-            while time.perf_counter() < deadline:
-                body = {"query": query, "variables": variables[n % len(variables)]}
-                n += clients
-                t0 = time.perf_counter()
-                resp = await http.post(url, json=body)
-                latencies.append(time.perf_counter() - t0)
-                if resp.status_code != 200 or "errors" in resp.json():
-                    errors += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(i) for i in range(clients)))
-        wall = time.perf_counter() - t0
-    return {"requests": len(latencies), "errors": errors, "wall_s": wall, "lat": latencies}
-
-
-def _drive_process(args: tuple[Any, ...], queue: Any) -> None:
-    queue.put(asyncio.run(_drive(*args)))
+WRK_SCRIPT = REPO / "bench" / "wrk_post.lua"
 
 
 def load_test(
-    url: str, key: str, query: str, variables: list[dict[str, Any]], clients: int, seconds: float
+    url: str,
+    key: str,
+    query: str,
+    ids: list[str] | None,
+    clients: int,
+    seconds: float,
+    think_ms: float = 0.0,
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(
-        target=_drive_process, args=((url, key, query, variables, clients, seconds), queue)
-    )
-    proc.start()
-    res: dict[str, Any] = queue.get(timeout=seconds + 120)
-    proc.join(timeout=30)
-    lat = res.pop("lat")
-    res.update(
-        rps=res["requests"] / res["wall_s"],
-        p50_ms=pct(lat, 0.5) * 1000,
-        p99_ms=pct(lat, 0.99) * 1000,
-        clients=clients,
-    )
+    """``clients`` wrk connections for ``seconds``; ids (if any) cycled as ``$id``."""
+    check = {"query": query, "variables": {"id": ids[0]} if ids else {}}
+    body = httpx.post(url, json=check, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    if body.status_code != 200 or "errors" in body.json():
+        raise RuntimeError(f"the scenario's query fails: {body.text[:500]}")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write("\n".join(ids or []))
+        f.flush()
+        env = {
+            **os.environ,
+            "WRK_QUERY": json.dumps(query),
+            "WRK_KEY": key,
+            "WRK_IDS": f.name if ids else "",
+            "WRK_THINK_MS": str(think_ms),
+        }
+        cmd = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", str(WRK_SCRIPT)]
+        out = subprocess.run(
+            [*cmd, "--timeout", "30s", url], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    res: dict[str, Any] = json.loads(out.split("RESULT ", 1)[1])
+    res.update(rps=res["requests"] / res["duration_s"], clients=clients, think_ms=think_ms)
+    if res["non_2xx"] or res["socket_errors"]:
+        print(
+            f"warning: {res['non_2xx']} non-2xx, {res['socket_errors']} socket errors", flush=True
+        )
     return res
 
 
 def _pull_process(url: str, key: str, repeat: int, queue: Any) -> None:
-    import httpx
-
     times, clusters = [], 0
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
         for _ in range(repeat):
@@ -186,6 +172,7 @@ class Server:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.env = {
             **os.environ,
@@ -195,8 +182,6 @@ class Server:
         }
 
     def __enter__(self) -> Server:
-        import httpx
-
         cmd = [
             sys.executable,
             "-m",
@@ -231,6 +216,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--think-ms", type=float, default=100.0)
     ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
     settings = Settings()
@@ -240,36 +228,49 @@ def main() -> None:
     ring_members = sorted({m for c in clusters for m in c.members})
     all_accounts = [r["id"] for r in graph.read("MATCH (a:Account) RETURN a.id AS id")]
     rnd = random.Random(args.seed)
-    random_ids = [{"id": a} for a in rnd.sample(all_accounts, min(2000, len(all_accounts)))]
-    ring_ids = [{"id": a} for a in rnd.sample(ring_members, min(2000, len(ring_members)))]
+    random_ids = rnd.sample(all_accounts, min(2000, len(all_accounts)))
+    ring_ids = rnd.sample(ring_members, min(2000, len(ring_members)))
 
+    c, s = args.concurrency, args.seconds
+    tuned = {"RINGSCOPE_API_WORKERS": str(args.workers), "RINGSCOPE_API_THREADS": str(args.threads)}
     results: dict[str, Any] = {
         "accounts": len(all_accounts),
         "clusters": len(clusters),
         "build": bid,
         "machine": f"{platform.node()} {os.cpu_count()} cores",
-        "server": "1 uvicorn process (production settings)",
+        "load_generator": f"wrk, 1 thread, {c} connections, {s:g} s per scenario",
+        "server": f"{args.workers} uvicorn processes x {args.threads} threads (production)",
     }
-    c, s = args.concurrency, args.seconds
-    # The baseline first: the same server without the score cache (every account's score read
-    # from its chunk in Cypher, as before the cache existed), on the same data in this run.
-    with Server({"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0"}) as base:
+    # Baselines on the same data in this run: (1) the server as the previous bench ran it: one
+    # process, 16 threads, and no score cache (which it had, but never used); (2) one process with
+    # this version's defaults.
+    before = {"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0", "RINGSCOPE_API_THREADS": "16"}
+    with Server({**before, "RINGSCOPE_API_WORKERS": "1"}) as base:
         load_test(base.url, key, NB, random_ids[:50], 4, 2.0)  # warm-up
-        results["baseline_no_score_cache"] = {
+        results["baseline_before"] = {
+            "config": "1 process, 16 threads, no score cache",
+            "trivial": load_test(base.url, key, TRIVIAL, None, c, s),
             "nb2_random": load_test(base.url, key, NB, random_ids, c, s),
             "nb2_ring": load_test(base.url, key, NB, ring_ids, c, s),
         }
-    with Server({}) as srv:
+    with Server({"RINGSCOPE_API_WORKERS": "1"}) as one:
+        load_test(one.url, key, NB, random_ids, 4, 5.0)  # warm-up (fills the score cache)
+        results["one_process_defaults"] = {
+            "config": f"1 process, {settings.api_threads} threads, score cache",
+            "nb2_random": load_test(one.url, key, NB, random_ids, c, s),
+        }
+    with Server(tuned) as srv:
         url = srv.url
-        load_test(url, key, NB, random_ids, 4, 5.0)  # warm-up (fills the score cache)
-        results["trivial"] = load_test(url, key, TRIVIAL, [{}], c, s)
+        load_test(url, key, NB, random_ids, c, 5.0)  # warm-up (fills each process's cache)
+        results["trivial"] = load_test(url, key, TRIVIAL, None, c, s)
         results["nb2_random"] = load_test(url, key, NB, random_ids, c, s)
         results["nb2_ring"] = load_test(url, key, NB, ring_ids, c, s)
         results["nb2_random_json"] = load_test(url, key, NB_JSON, random_ids, c, s)
         results["nb2_ring_json"] = load_test(url, key, NB_JSON, ring_ids, c, s)
-        results["speedup_vs_baseline"] = {
-            k: results[k]["rps"] / results["baseline_no_score_cache"][k]["rps"]
-            for k in ("nb2_random", "nb2_ring")
+        results["nb2_random_paced"] = load_test(url, key, NB, random_ids, c, s, args.think_ms)
+        results["speedup_vs_before"] = {
+            k: results[k]["rps"] / results["baseline_before"][k]["rps"]
+            for k in ("trivial", "nb2_random", "nb2_ring")
         }
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
@@ -279,9 +280,9 @@ def main() -> None:
         proc.join()
         # GraphQL overhead: the same neighbourhoods, one at a time, server vs. the same service
         # call (the same Cypher in one read transaction, a warm score cache) run directly.
-        sample = [v["id"] for v in random_ids[:300]]
-        s1 = load_test(url, key, NB, [{"id": a} for a in sample], 1, 10.0)
-        s1j = load_test(url, key, NB_JSON, [{"id": a} for a in sample], 1, 10.0)
+        sample = random_ids[:300]
+        s1 = load_test(url, key, NB, sample, 1, 10.0)
+        s1j = load_test(url, key, NB_JSON, sample, 1, 10.0)
         cache = ScoreCache(settings.api_score_cache_chunks)
         direct: list[float] = []
         for rnd_pass in range(2):  # the first pass warms the cache, the second is timed
@@ -299,7 +300,7 @@ def main() -> None:
             "graphql_p50_ms": s1["p50_ms"],
             "graphql_json_p50_ms": s1j["p50_ms"],
             "direct_p50_ms": pct(direct, 0.5) * 1000,
-            "graphql_mean_ms": 1000 * s1["wall_s"] / max(1, s1["requests"]),
+            "graphql_mean_ms": 1000 * s1["duration_s"] / max(1, s1["requests"]),
             "direct_mean_ms": 1000 * statistics.fmean(direct),
         }
         o = results["overhead"]

@@ -58,6 +58,10 @@ from ringscope.settings import Settings
 READ_ROWS = 65_536  # rows per read batch (independent of the write batch size)
 SPILL_FLUSH_ROWS = 1_000_000  # rows buffered in memory before the spill buckets are written out
 PARTITION_BYTES = 8 * 2**20  # Parquet bytes per partition (CSV and JSON Lines: 6x this)
+# At most this many buckets per file: each non-empty bucket holds an open spill stream, and two
+# files' spills are open at once (one read while the other is written). Past 64 partitions of a
+# linked table (512 MB of Parquet), buckets grow with the file instead.
+MAX_SPILL_BUCKETS = 256
 TARGET_CLASSES = 4  # relationship-target classes (see _schedule); supports up to 4 writers well
 BATCH_STRIDE = 1_000_000  # batch number = bucket * BATCH_STRIDE + batch within the bucket
 LEDGER_LAYOUT = 2  # part of every batch id: bump when the bucketing or slicing changes
@@ -431,10 +435,11 @@ class Layout:
         return self.partitions * self.classes
 
 
-def _partitions(path: Path) -> int:
-    """Enough partitions that one bucket's rows fit in a few hundred MB, from the file's size."""
+def _partitions(path: Path, classes: int) -> int:
+    """Enough partitions that one bucket's rows fit in a few hundred MB, from the file's size,
+    within ``MAX_SPILL_BUCKETS`` buckets of ``classes`` each."""
     per = PARTITION_BYTES if path.suffix == ".parquet" else PARTITION_BYTES * 6
-    return max(1, -(-path.stat().st_size // per))
+    return max(1, min(-(-path.stat().st_size // per), MAX_SPILL_BUCKETS // classes))
 
 
 def _schedule(layout: Layout, writers: int) -> list[list[list[int]]]:
@@ -590,7 +595,8 @@ class _Loader:
         )  # fmt: skip
         files = {k: f"{base}:{k or stream.table.name}" for k in kinds}
         linked = stream.table.name in (*OBSERVED, "payments")
-        wanted = Layout(self.batch_size, _partitions(stream.path), TARGET_CLASSES if linked else 1)
+        classes = TARGET_CLASSES if linked else 1
+        wanted = Layout(self.batch_size, _partitions(stream.path, classes), classes)
         layout = self._start_files(files, stream, sha, wanted)
         spill_root = self.spill_dir / base
         payments = stream.table.name == "payments"

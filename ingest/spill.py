@@ -90,8 +90,15 @@ def bucket_of(
 
 
 class Spill:
-    """Rows split into ``buckets``, buffered in memory up to ``flush_rows`` rows, then written
-    as one Arrow IPC file per bucket and flush under ``directory`` (removed on close)."""
+    """Rows split into ``buckets``, buffered in memory up to ``flush_rows`` rows, then appended
+    to one Arrow IPC stream per bucket under ``directory`` (removed on close).
+
+    A bucket's stream stays open across flushes, so the files on disk are one per bucket however
+    many flushes a big input takes (a file per bucket and flush made tens of thousands of small
+    files for inputs of hundreds of millions of rows). The open files are one per non-empty
+    bucket: the loader caps buckets (``MAX_SPILL_BUCKETS``). A flush whose schema cannot be cast
+    to its stream's (a column that changed type) starts a new stream file for that bucket.
+    """
 
     def __init__(self, directory: Path, buckets: int, flush_rows: int) -> None:
         self.directory = directory
@@ -100,7 +107,7 @@ class Spill:
         self._buffer: list[list[pa.Table]] = [[] for _ in range(buckets)]
         self._buffered = 0
         self._files: list[list[Path]] = [[] for _ in range(buckets)]
-        self._flushes = 0
+        self._open: dict[int, tuple[pa.NativeFile, ipc.RecordBatchStreamWriter, pa.Schema]] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, table: pa.Table, bucket: np.ndarray[Any, np.dtype[np.int64]]) -> None:
@@ -119,29 +126,52 @@ class Spill:
 
     def flush(self) -> None:
         for b, parts in enumerate(self._buffer):
-            if not parts:
-                continue
-            t = pa.concat_tables(parts, promote_options="permissive")
-            path = self.directory / f"{b:05d}.{self._flushes:05d}.arrow"
-            with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, t.schema) as writer:
-                writer.write_table(t)
-            self._files[b].append(path)
-            self._buffer[b] = []
+            if parts:
+                self._append(b, pa.concat_tables(parts, promote_options="permissive"))
+                self._buffer[b] = []
         self._buffered = 0
-        self._flushes += 1
+
+    def _append(self, bucket: int, table: pa.Table) -> None:
+        held = self._open.get(bucket)
+        if held is not None and not table.schema.equals(held[2]):
+            try:
+                table = table.cast(held[2])
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                self._finish(bucket)
+                held = None
+        if held is None:
+            path = self.directory / f"{bucket:05d}.{len(self._files[bucket]):03d}.arrows"
+            sink = pa.OSFile(str(path), "wb")
+            held = (sink, ipc.new_stream(sink, table.schema), table.schema)
+            self._open[bucket] = held
+            self._files[bucket].append(path)
+        held[1].write_table(table)
+
+    def _finish(self, bucket: int) -> None:
+        held = self._open.pop(bucket, None)
+        if held is not None:
+            held[1].close()
+            held[0].close()
+
+    def files(self) -> int:
+        """Spill files on disk now (tests, diagnostics)."""
+        return sum(len(f) for f in self._files)
 
     def read(self, bucket: int) -> pa.Table | None:
-        """All rows of one bucket (None when it has none)."""
-        parts = list(self._buffer[bucket])
+        """All rows of one bucket (None when it has none); its stream is finished first."""
+        self._finish(bucket)
+        parts = []
         for path in self._files[bucket]:
             with pa.OSFile(str(path), "rb") as source:
-                parts.append(ipc.open_file(source).read_all())
+                parts.append(ipc.open_stream(source).read_all())
+        parts.extend(self._buffer[bucket])
         if not parts:
             return None
         return pa.concat_tables(parts, promote_options="permissive").combine_chunks()
 
     def drop(self, bucket: int) -> None:
         """Free a bucket that has been reduced."""
+        self._finish(bucket)
         self._buffer[bucket] = []
         for path in self._files[bucket]:
             path.unlink(missing_ok=True)
@@ -154,6 +184,8 @@ class Spill:
         self._buffered = 0
 
     def close(self) -> None:
+        for b in list(self._open):
+            self._finish(b)
         self._buffer = [[] for _ in range(self.buckets)]
         shutil.rmtree(self.directory, ignore_errors=True)
 

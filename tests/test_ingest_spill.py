@@ -53,7 +53,8 @@ def test_spill_returns_every_row_once_across_flushes(tmp_path: Path) -> None:
         ids = np.arange(start, min(start + 17, 200))
         t = pa.table({"id": ids, "text": [f"v{i}" for i in ids]})
         spill.add(t, (ids % 6).astype(np.int64))
-    assert len(list((tmp_path / "s").glob("*.arrow"))) > 6  # several flushes happened
+    # Several flushes happened, each appended to its bucket's one open stream: one file each.
+    assert spill.files() == 6 and len(list((tmp_path / "s").iterdir())) == 6
     for b in range(6):
         t = spill.read(b)
         assert t is not None
@@ -66,6 +67,26 @@ def test_spill_returns_every_row_once_across_flushes(tmp_path: Path) -> None:
     assert sorted(seen) == list(range(200))
     spill.close()
     assert not (tmp_path / "s").exists()
+
+
+def test_spill_takes_a_column_whose_type_changes_between_flushes(tmp_path: Path) -> None:
+    """A batch read with an all-null column has type null: a flush of strings after it cannot
+    be cast into that stream, so the bucket gets a second stream file; a later null flush is cast
+    into the string stream. Every row comes back, as strings."""
+    spill = Spill(tmp_path / "s", 1, flush_rows=2)
+    zero = np.zeros(2, dtype=np.int64)
+    spill.add(pa.table({"id": [1, 2], "note": pa.array([None, None], pa.null())}), zero)
+    assert spill.files() == 1
+    spill.add(pa.table({"id": [3, 4], "note": ["a", "b"]}), zero)
+    assert spill.files() == 2
+    spill.add(pa.table({"id": [5, 6], "note": pa.array([None, None], pa.null())}), zero)
+    spill.add(pa.table({"id": [7], "note": ["c"]}), zero[:1])
+    assert spill.files() == 2
+    t = spill.read(0)  # the last row is still buffered
+    assert t is not None and t.schema.field("note").type == pa.string()
+    assert sorted(t.column("id").to_pylist()) == list(range(1, 8))
+    assert sorted(v for v in t.column("note").to_pylist() if v) == ["a", "b", "c"]
+    spill.close()
 
 
 def test_writer_schedule_covers_each_bucket_once_without_shared_nodes() -> None:

@@ -151,8 +151,7 @@ def ring_histories(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[Ring
 
 
 def current_build_id(graph: Graph) -> str | None:
-    info = builds.current_build(graph)
-    return info.id if info else None
+    return builds.current_build_id(graph)
 
 
 def find_cluster(graph: Graph, cluster_or_ring_id: str) -> ClusterInfo | None:
@@ -407,11 +406,10 @@ def neighbourhood(
     kind = kind_of(kind)
 
     def work(tx: neo4j.ManagedTransaction) -> Neighbourhood | None:
-        cur = tx.run(cypher.BUILD_CURRENT).single()
-        build_id = cur["build"]["id"] if cur else None
         start = tx.run(cypher.API_NB_START[kind], {"id": entity_id}).single()
         if start is None:
             return None
+        build_id: str | None = start["build_id"]
         is_account = kind == "account"
         center = NbNode(
             start["eid"],

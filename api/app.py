@@ -478,7 +478,7 @@ class RingScopeApp:
             )  # fmt: skip
             try:
                 ta = time.perf_counter()
-                await loop.run_in_executor(None, self.audit_log.write, audit.records)
+                await asyncio.wrap_future(self.audit_log.submit(audit.records))
                 if audit.records:
                     self.metrics.audit_latency.observe(time.perf_counter() - ta)
             except AuditWriteError:

@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.audit import AuditLog, AuditWriteError
 from api.context import MaskSecretError, mask_secret_path
 from graph import Graph
 from graph.connection import resolve_target
@@ -390,6 +392,54 @@ def test_failed_audit_fsync_refuses_the_request(
         assert "audit log" in resp.json()["errors"][0]["message"]
         m = scrape(srv)
         assert m["ringscope_api_audit_failures"][0].value == 1
+
+
+def test_audit_records_queued_during_a_sync_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: while the writer thread syncs one request's records, the records of nine
+    more requests queue up, and one more write and sync covers all of them. A failed sync fails
+    every request it covered, and the writer goes on."""
+    import api.audit
+
+    log = AuditLog(tmp_path / "audit")
+    real_fsync = os.fsync
+    synced: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+    fail = threading.Event()
+
+    def fsync(fd: int) -> None:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return real_fsync(fd)
+        synced.append(fd)
+        if len(synced) == 1:
+            entered.set()
+            assert release.wait(30)
+        if fail.is_set():
+            raise OSError(5, "Input/output error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(api.audit.os, "fsync", fsync)
+    first = log.submit([{"request_id": "r0", "id": "A0"}])
+    assert entered.wait(30)  # the writer is inside the first sync
+    rest = [
+        log.submit([{"request_id": f"r{i}", "id": f"A{i}"}, {"request_id": f"r{i}", "id": "B"}])
+        for i in range(1, 10)
+    ]
+    assert not any(f.done() for f in [first, *rest])  # nothing answered before its sync
+    release.set()
+    for f in [first, *rest]:
+        f.result(timeout=30)
+    assert len(synced) == 2
+    lines = [json.loads(x) for x in log.path_for().read_text().splitlines()]
+    assert len(lines) == 19 and {r["request_id"] for r in lines} == {f"r{i}" for i in range(10)}
+
+    fail.set()
+    with pytest.raises(AuditWriteError):
+        log.submit([{"request_id": "r10", "id": "A10"}]).result(timeout=30)
+    fail.clear()
+    log.submit([{"request_id": "r11", "id": "A11"}]).result(timeout=30)  # the writer lives on
+    assert log.path_for().read_text().splitlines()[-1].startswith('{"request_id":"r11"')
 
 
 # --- several server processes -----------------------------------------------------------------

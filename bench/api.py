@@ -1,7 +1,7 @@
 """API benchmark: real server processes, a load generator in another process, on generated data.
 
-    python bench/api.py --accounts 100000 [--concurrency 20] [--seconds 15] [--workers 2]
-                        [--threads 2] [--reuse]
+    python bench/api.py --accounts 100000 [--concurrency 20] [--seconds 10] [--repeat 3]
+                        [--workers 2] [--threads 2] [--reuse]
 
 Steps: generate a data set (``ingest.generate``, subprocess) and load it (EMPTIES the graph that
 ``Settings()`` points at), run the detector and write a build (``--reuse`` keeps a loaded graph
@@ -215,10 +215,11 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--concurrency", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--think-ms", type=float, default=100.0)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
     settings = Settings()
@@ -238,38 +239,52 @@ def main() -> None:
         "clusters": len(clusters),
         "build": bid,
         "machine": f"{platform.node()} {os.cpu_count()} cores",
-        "load_generator": f"wrk, 1 thread, {c} connections, {s:g} s per scenario",
+        "load_generator": f"wrk, 1 thread, {c} connections, {s:g} s per run",
         "server": f"{args.workers} uvicorn processes x {args.threads} threads (production)",
+        "repeat": f"{args.repeat} rounds, each scenario of each server once per round; the run "
+        "with the median requests/s is reported, rps_runs lists all",
     }
-    # Baselines on the same data in this run: (1) the server as the previous bench ran it: one
-    # process, 16 threads, and no score cache (which it had, but never used); (2) one process with
-    # this version's defaults.
+    # Baselines on the same data in this run, their servers up beside the tuned one and their
+    # scenarios interleaved with its own, so that drift in the machine's speed hits all alike:
+    # (1) the server as the previous bench ran it: one process, 16 threads, no score cache
+    # (which it had, but never used); (2) one process with this version's defaults.
     before = {"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0", "RINGSCOPE_API_THREADS": "16"}
-    with Server({**before, "RINGSCOPE_API_WORKERS": "1"}) as base:
-        load_test(base.url, key, NB, random_ids[:50], 4, 2.0)  # warm-up
-        results["baseline_before"] = {
-            "config": "1 process, 16 threads, no score cache",
-            "trivial": load_test(base.url, key, TRIVIAL, None, c, s),
-            "nb2_random": load_test(base.url, key, NB, random_ids, c, s),
-            "nb2_ring": load_test(base.url, key, NB, ring_ids, c, s),
-        }
-    with Server({"RINGSCOPE_API_WORKERS": "1"}) as one:
-        load_test(one.url, key, NB, random_ids, 4, 5.0)  # warm-up (fills the score cache)
-        results["one_process_defaults"] = {
-            "config": f"1 process, {settings.api_threads} threads, score cache",
-            "nb2_random": load_test(one.url, key, NB, random_ids, c, s),
-        }
-    with Server(tuned) as srv:
+    with (
+        Server({**before, "RINGSCOPE_API_WORKERS": "1"}) as base,
+        Server({"RINGSCOPE_API_WORKERS": "1"}) as one,
+        Server(tuned) as srv,
+    ):
         url = srv.url
-        load_test(url, key, NB, random_ids, c, 5.0)  # warm-up (fills each process's cache)
-        results["trivial"] = load_test(url, key, TRIVIAL, None, c, s)
-        results["nb2_random"] = load_test(url, key, NB, random_ids, c, s)
-        results["nb2_ring"] = load_test(url, key, NB, ring_ids, c, s)
-        results["nb2_random_json"] = load_test(url, key, NB_JSON, random_ids, c, s)
-        results["nb2_ring_json"] = load_test(url, key, NB_JSON, ring_ids, c, s)
-        results["nb2_random_paced"] = load_test(url, key, NB, random_ids, c, s, args.think_ms)
+        for server in (base, one, srv):  # warm-up (fills the score caches)
+            load_test(server.url, key, NB, random_ids, c, 5.0)
+        plan: list[tuple[str, str, Server, str, list[str] | None, float]] = [
+            ("baseline_before", "trivial", base, TRIVIAL, None, 0.0),
+            ("baseline_before", "nb2_random", base, NB, random_ids, 0.0),
+            ("baseline_before", "nb2_ring", base, NB, ring_ids, 0.0),
+            ("one_process_defaults", "nb2_random", one, NB, random_ids, 0.0),
+            ("tuned", "trivial", srv, TRIVIAL, None, 0.0),
+            ("tuned", "nb2_random", srv, NB, random_ids, 0.0),
+            ("tuned", "nb2_ring", srv, NB, ring_ids, 0.0),
+            ("tuned", "nb2_random_json", srv, NB_JSON, random_ids, 0.0),
+            ("tuned", "nb2_ring_json", srv, NB_JSON, ring_ids, 0.0),
+            ("tuned", "nb2_random_paced", srv, NB, random_ids, args.think_ms),
+        ]
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for _ in range(args.repeat):
+            for group, name, server, query, ids, think in plan:
+                res = load_test(server.url, key, query, ids, c, s, think)
+                runs.setdefault((group, name), []).append(res)
+        for (group, name), done in runs.items():
+            ranked = sorted(done, key=lambda r: r["rps"])
+            median = dict(ranked[len(ranked) // 2])
+            median["rps_runs"] = [round(r["rps"], 1) for r in done]
+            results.setdefault(group, {})[name] = median
+        results["baseline_before"]["config"] = "1 process, 16 threads, no score cache"
+        results["one_process_defaults"]["config"] = (
+            f"1 process, {settings.api_threads} threads, score cache"
+        )
         results["speedup_vs_before"] = {
-            k: results[k]["rps"] / results["baseline_before"][k]["rps"]
+            k: results["tuned"][k]["rps"] / results["baseline_before"][k]["rps"]
             for k in ("trivial", "nb2_random", "nb2_ring")
         }
         ctx = mp.get_context("spawn")
@@ -279,14 +294,13 @@ def main() -> None:
         results["clusters_pull"] = queue.get(timeout=900)
         proc.join()
         # GraphQL overhead: the same neighbourhoods, one at a time, server vs. the same service
-        # call (the same Cypher in one read transaction, a warm score cache) run directly.
+        # call (the same Cypher in one read transaction, a warm score cache) run directly,
+        # interleaved over the rounds; medians of the rounds' p50s.
         sample = random_ids[:300]
-        s1 = load_test(url, key, NB, sample, 1, 10.0)
-        s1j = load_test(url, key, NB_JSON, sample, 1, 10.0)
         cache = ScoreCache(settings.api_score_cache_chunks)
-        direct: list[float] = []
-        for rnd_pass in range(2):  # the first pass warms the cache, the second is timed
-            direct = []
+
+        def direct_pass() -> list[float]:
+            times = []
             for a in sample:
                 t0 = time.perf_counter()
                 service.neighbourhood(
@@ -294,14 +308,20 @@ def main() -> None:
                     hub_degree=settings.api_hub_degree, flag_score=settings.api_flag_score,
                     cache=cache,
                 )  # fmt: skip
-                direct.append(time.perf_counter() - t0)
-            del rnd_pass
+                times.append(time.perf_counter() - t0)
+            return times
+
+        direct_pass()  # warms the cache
+        graphql, graphql_json, direct = [], [], []
+        for _ in range(args.repeat):
+            graphql.append(load_test(url, key, NB, sample, 1, 5.0)["p50_ms"])
+            graphql_json.append(load_test(url, key, NB_JSON, sample, 1, 5.0)["p50_ms"])
+            direct.append(pct(direct_pass(), 0.5) * 1000)
         results["overhead"] = {
-            "graphql_p50_ms": s1["p50_ms"],
-            "graphql_json_p50_ms": s1j["p50_ms"],
-            "direct_p50_ms": pct(direct, 0.5) * 1000,
-            "graphql_mean_ms": 1000 * s1["duration_s"] / max(1, s1["requests"]),
-            "direct_mean_ms": 1000 * statistics.fmean(direct),
+            "graphql_p50_ms": statistics.median(graphql),
+            "graphql_json_p50_ms": statistics.median(graphql_json),
+            "direct_p50_ms": statistics.median(direct),
+            "rounds": {"graphql": graphql, "graphql_json": graphql_json, "direct": direct},
         }
         o = results["overhead"]
         o["ratio_p50"] = o["graphql_p50_ms"] / o["direct_p50_ms"]

@@ -134,6 +134,9 @@ def main() -> None:
     doc = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "batch_size": settings.ingest_batch_size, "writers": settings.ingest_writers,
+        "neo4j": settings.neo4j_uri or (
+            f"embedded 5.26, heap {settings.neo4j_heap}, page cache {settings.neo4j_pagecache}"
+        ),
         "warmup_accounts": args.warmup,
         "results": results, "naive": baseline,
         "speedup_vs_naive_first_size": round(speedup, 1), "goals": GOALS,

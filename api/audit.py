@@ -64,7 +64,6 @@ class AuditBuffer:
 class AuditLog:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._lock = threading.Lock()
         self._queued: list[tuple[bytes, Future[None]]] = []
         self._wake = threading.Condition()
         self._writer: threading.Thread | None = None
@@ -108,23 +107,18 @@ class AuditLog:
         return self.directory / f"api-audit-{day}.jsonl"
 
     def _append(self, data: bytes) -> None:
-        """One write of whole records, then fsync; raises AuditWriteError on failure."""
+        """One write of whole records, then fsync; raises AuditWriteError on failure. Only the
+        writer thread calls it, so appends never race within a process."""
         try:
-            with self._lock:
-                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                path = self.path_for()
-                created = not path.exists()
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                except BaseException:
-                    os.close(fd)
-                    raise
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = self.path_for()
+            created = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                # Durable before the response leaves. fsync flushes the file, not the fd: one
-                # request's sync also covers the records other requests appended before it.
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                # Durable before the responses leave: one sync for every request in the batch.
                 os.fsync(fd)
             finally:
                 os.close(fd)

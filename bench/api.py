@@ -172,7 +172,6 @@ class Server:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.env = {
             **os.environ,

@@ -978,7 +978,7 @@ class ScoreCache:
         self._chunks: OrderedDict[tuple[str, int], tuple[list[str], list[float]]] = OrderedDict()
 
     def held_chunks(self, build_id: str) -> int:
-        """How many of ``build_id``'s chunks are held now (for tests and metrics)."""
+        """How many of ``build_id``'s chunks are held now (tests)."""
         with self._lock:
             return sum(1 for bid, _ in self._chunks if bid == build_id)
 

@@ -84,6 +84,13 @@ class Graph:
     def close(self) -> None:
         self.driver.close()
 
+    def reconnect(self, settings: Settings) -> None:
+        """Swap in a fresh driver, after the store under this one was replaced (a bulk import):
+        the old driver's pooled connections and causal bookmarks belong to the old store."""
+        fresh = connect(settings)
+        old, self.driver = self.driver, fresh.driver
+        old.close()
+
     def __enter__(self) -> Graph:
         return self
 

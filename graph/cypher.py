@@ -91,6 +91,7 @@ INGEST_FILE_DONE: LiteralString = (
 INGEST_COMMITTED: LiteralString = (
     "MATCH (b:IngestBatch) WHERE b.id STARTS WITH $prefix RETURN b.batch AS batch"
 )
+INGEST_ANY_NODE: LiteralString = "MATCH (n) RETURN id(n) AS node LIMIT 1"
 INGEST_KNOWN_ACCOUNTS: LiteralString = (
     f"UNWIND $ids AS id MATCH (a:{ACCOUNT.label} {{id: id}}) RETURN a.id AS id"
 )

@@ -7,6 +7,7 @@ Its state lives in ``<data_dir>/neo4j``::
     password         the generated password of user ``neo4j`` (mode 0600)
     state.json       pid, port and uri of the running instance
     launcher.log     the JVM's stdout and stderr
+    import.pending   present while an offline bulk import rewrites the store (see import_full)
 
 Auth is on: a loopback bind keeps other machines out, but not other users of this machine.
 """
@@ -40,6 +41,7 @@ from ringscope.settings import Settings
 
 LAUNCHER_SRC = Path(__file__).resolve().parent / "launcher"
 MAIN_CLASS = "io.ringscope.launcher.EmbeddedNeo4j"
+ADMIN_CLASS = "org.neo4j.cli.AdminTool"  # neo4j-admin; its import tool is on the classpath
 MIN_JAVA = 17
 # Neo4j 5 needs these on Java 17+ (its own start scripts pass the same).
 JVM_FLAGS = (
@@ -81,6 +83,7 @@ class EmbeddedNeo4j:
         self.password_file = self.root / "password"
         self.state_file = self.root / "state.json"
         self.log_file = self.root / "launcher.log"
+        self.import_marker = self.root / "import.pending"
 
     # --- public API -------------------------------------------------------------------------
 
@@ -101,6 +104,12 @@ class EmbeddedNeo4j:
             running = self.status()
             if running is not None:
                 return running, False
+            if self.import_marker.exists():
+                raise StoreError(
+                    f"A bulk import into {self.home} was interrupted, so its store is incomplete. "
+                    "Run the bulk load again (`ringscope ingest --bulk DIR` starts the store "
+                    "afresh), or remove that directory to start empty."
+                )
             port = self.settings.neo4j_port
             java = check_java(self.settings.java)
             _check_port_free(port)
@@ -126,6 +135,51 @@ class EmbeddedNeo4j:
                 )
             self.state_file.unlink(missing_ok=True)
             return True
+
+    def discard_interrupted_import(self) -> bool:
+        """Drop the default database left half-written by an interrupted bulk import, so the
+        next start creates it empty. Returns False (and touches nothing) when none was."""
+        if not self.import_marker.exists():
+            return False
+        with self._lock():
+            if self.status() is not None:
+                raise StoreError(f"Neo4j runs on {self.home} although an import is pending.")
+            db = self.settings.neo4j_database
+            for sub in ("databases", "transactions"):
+                shutil.rmtree(self.home / "data" / sub / db, ignore_errors=True)
+            self.import_marker.unlink()
+        return True
+
+    def import_full(self, arguments: Path, log_file: Path) -> None:
+        """Replace the default database with ``neo4j-admin database import full @arguments``.
+
+        The instance is stopped for the import and started again after it. ``import.pending``
+        marks the store as incomplete for as long as the importer runs, so a killed import is
+        never mistaken for a graph (``start`` refuses it; ``discard_interrupted_import`` drops it).
+        """
+        s = self.settings
+        java = check_java(s.java)
+        classpath = build_launcher(s)
+        self.stop()
+        self.import_marker.write_text(json.dumps({"arguments": str(arguments)}))
+        cmd = [
+            java, f"-Xms{s.neo4j_heap}", f"-Xmx{s.neo4j_heap}", *JVM_FLAGS, "-cp", classpath,
+            ADMIN_CLASS, "database", "import", "full", s.neo4j_database, f"@{arguments}",
+        ]  # fmt: skip
+        env = {**os.environ, "NEO4J_HOME": str(self.home)}
+        env.pop("NEO4J_CONF", None)
+        with open(log_file, "wb") as log:
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=self.root, check=False,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise StoreError(
+                f"neo4j-admin database import failed (exit {proc.returncode}); the store in "
+                f"{self.home} is incomplete. See {log_file}:\n{_tail(_read_from(log_file, 0), 15)}"
+            )
+        self.import_marker.unlink()
+        self.start()
 
     # --- internals ----------------------------------------------------------------------------
 

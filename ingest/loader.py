@@ -35,9 +35,11 @@ from rich.table import Table as RichTable
 
 from graph import cypher, init_schema
 from graph.connection import Graph
+from graph.embedded import EmbeddedNeo4j
 from graph.model import BY_NAME as KIND_BY_NAME
-from graph.model import DEVICE, PAYEE, PHONE
+from graph.model import DEVICE, PAYEE, PHONE, Kind
 from ingest import contract
+from ingest.bulk import ImportFiles
 from ingest.contract import (
     ACCOUNTS,
     CONTRACT_VERSION,
@@ -101,6 +103,10 @@ class LoadReport:
     quarantine_file: str
     started_at: str
     elapsed_s: float = 0.0
+    mode: str = "cypher"  # or "bulk": the offline importer, then labels through Cypher
+    import_s: float = 0.0  # bulk: importer run, restart and schema (part of elapsed_s)
+    import_bytes: int = 0  # bulk: size of the importer's CSV input
+    schema_s: float = 0.0  # bulk: building the constraints' indexes after the import
     sources: list[SourceReport] = field(default_factory=list)
 
     @property
@@ -385,6 +391,14 @@ def _rows_for(table: Table, t: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
+def _link_kind(table: Table, kind: str | None) -> Kind:
+    """The kind of node a link table's rows point at (its label and relationship type)."""
+    if table.name == "payments":
+        return PAYEE
+    found = {"account_devices": DEVICE, "account_phones": PHONE}.get(table.name)
+    return found if found is not None else KIND_BY_NAME[str(kind)]
+
+
 def _query(table: Table, kind: str | None) -> LiteralString:
     name = table.name
     if name == "accounts":
@@ -399,9 +413,7 @@ def _query(table: Table, kind: str | None) -> LiteralString:
         return cypher.INGEST_LABELS
     if name == "payments":
         return cypher.INGEST_PAYMENTS
-    rel = {"account_devices": DEVICE.rel, "account_phones": PHONE.rel}.get(name)
-    if rel is None:
-        rel = KIND_BY_NAME[str(kind)].rel
+    rel = _link_kind(table, kind).rel
     assert rel is not None
     return cypher.INGEST_LINKS[rel]
 
@@ -683,9 +695,7 @@ class _Loader:
                 if stream.table is ACCOUNTS:
                     with self.lock:
                         ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
-                for kind in files:
-                    part = rows if kind is None else rows.filter(
-                        pc.equal(rows.column("kind"), kind)).drop_columns("kind")  # fmt: skip
+                for kind, part in _parts(rows, files):
                     self._write_part(session, stream, report, part, b, kind, files[kind],
                                      layout.batch_size, committed[kind], batches)  # fmt: skip
             with self.lock:
@@ -706,6 +716,10 @@ class _Loader:
                     future.result()
         for kind, fid in files.items():
             self.graph.write(cypher.INGEST_FILE_DONE, {"file_id": fid, "batches": batches[kind]})
+        self._remember_accounts(ids)
+
+    def _remember_accounts(self, ids: list[np.ndarray[Any, Any]]) -> None:
+        """Add a written accounts stream's ids to the ones later streams are checked against."""
         if ids:
             merged = np.concatenate([a.astype(object) for a in (self.accounts, *ids)])
             self.accounts = np.unique(merged.astype(bytes))
@@ -757,6 +771,85 @@ class _Loader:
         if len(found) != 1:
             raise IngestError(f"{stream.path}: its ledger entries disagree on the layout: {found}")
         return found.pop()
+
+
+def _parts(rows: pa.Table, files: dict[str | None, str]) -> Iterator[tuple[str | None, pa.Table]]:
+    """A reduced bucket split per ledger file: identifier rows by kind, other tables whole."""
+    for kind in files:
+        if kind is None:
+            yield kind, rows
+        else:
+            yield kind, rows.filter(pc.equal(rows.column("kind"), kind)).drop_columns("kind")
+
+
+class _BulkLoader(_Loader):
+    """Reads and reduces as :class:`_Loader` does, but appends each batch-sized slice to the
+    importer's CSV files (ingest/bulk.py), with the ledger entry a Cypher write would commit."""
+
+    def __init__(self, sink: ImportFiles, *args: Any) -> None:
+        super().__init__(*args)
+        self.sink = sink
+        self.started: dict[str, dict[str, str | int]] = {}
+
+    def _start_files(
+        self, files: dict[str | None, str], stream: Stream, sha: str, wanted: Layout
+    ) -> Layout:
+        for fid in files.values():
+            self.started[fid] = {
+                "file": stream.name, "table": stream.table.name, "sha256": sha,
+                "batch_size": wanted.batch_size, "partitions": wanted.partitions,
+                "classes": wanted.classes,
+            }  # fmt: skip
+        return wanted
+
+    def _write(
+        self, stream: Stream, report: SourceReport, spill: Spill, layout: Layout,
+        files: dict[str | None, str], progress: _Progress,
+    ) -> None:  # fmt: skip
+        batches = dict.fromkeys(files, 0)
+        ids: list[np.ndarray[Any, Any]] = []
+        progress.start("write", report, "writing import files", layout.buckets)
+        bsize = layout.batch_size
+        for b in range(layout.buckets):
+            t = spill.read(b)
+            spill.drop(b)
+            if t is not None:
+                rows = _reduce(stream.table, t)
+                del t
+                if stream.table is ACCOUNTS:
+                    ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
+                for kind, part in _parts(rows, files):
+                    if not part.num_rows:
+                        continue
+                    n = -(-part.num_rows // bsize)
+                    numbers = [b * BATCH_STRIDE + i for i in range(n)]
+                    fid = files[kind]
+                    self.sink.ledger_batches(
+                        [f"{fid}#{no}" for no in numbers], fid, numbers,
+                        [min(bsize, part.num_rows - i * bsize) for i in range(n)],
+                    )  # fmt: skip
+                    batches[kind] += n
+                    report.batches += n
+                    report.batches_written += n
+                    report.properties_set += self._emit(stream, report, kind, part)
+            progress.advance("write")
+        for kind, fid in files.items():
+            self.sink.ledger_file(fid, {**self.started[fid], "batches": batches[kind]})
+        self._remember_accounts(ids)
+
+    def _emit(self, stream: Stream, report: SourceReport, kind: str | None, part: pa.Table) -> int:
+        if stream.table.entity:
+            label = ACCOUNTS_LABEL if stream.table is ACCOUNTS else {
+                "devices": DEVICE.label, "phones": PHONE.label, "payees": PAYEE.label,
+            }[stream.table.name]  # fmt: skip
+            report.nodes_created += part.num_rows
+            return self.sink.nodes(label, part)
+        target = _link_kind(stream.table, kind)
+        report.relationships_created += part.num_rows
+        if stream.table.name == "payments":
+            return self.sink.payments(ACCOUNTS_LABEL, target.label, part, report)
+        assert target.rel is not None
+        return self.sink.relationships(target.rel, ACCOUNTS_LABEL, target.label, part, report)
 
 
 def _source_field(output: Output | None, field_name: str) -> str:
@@ -859,8 +952,13 @@ def load(
     report_dir: Path | None = None,
     mapping: Path | None = None,
     progress: bool | None = None,
+    bulk: bool = False,
 ) -> LoadReport:
     """Load a data set directory into the graph; see the module doc and docs/data-contract.md.
+
+    ``bulk`` is for initial loads into the embedded instance's empty database: everything but
+    the labels goes through Neo4j's offline importer (ingest/bulk.py), then labels through
+    Cypher. The graph and the ledger end as a Cypher load leaves them.
 
     Returns the run's report (also written as ``report.json``, next to ``quarantine.jsonl``, in
     ``report_dir``, by default ``settings.data_dir / "ingest-runs" / <run id>``). Raises an
@@ -893,21 +991,70 @@ def load(
         quarantine_file=str(quarantine_path),
         started_at=started.isoformat(),
     )
+    if bulk:
+        _check_bulk_target(graph, settings)
+        report.mode = "bulk"
     init_schema(graph)
     bar = _Progress(sys.stderr.isatty() if progress is None else progress)
     try:
         with quarantine_path.open("w", encoding="utf-8") as qfile:
-            loader = _Loader(
+            args = (
                 graph, region, ts_format, int(settings.ingest_batch_size),
                 int(settings.ingest_writers), qfile, fingerprint, report_dir / "spill",
             )  # fmt: skip
+            loader = _Loader(*args)
+            if bulk:
+                sink = ImportFiles(report_dir / "import")
+                bulk_loader = _BulkLoader(sink, *args)
+                _pipeline(bulk_loader, [s for s in streams if s.table.name != "labels"],
+                          report, bar)  # fmt: skip
+                _import(sink, graph, settings, report, report_dir)
+                loader.accounts = bulk_loader.accounts
+                streams = [s for s in streams if s.table.name == "labels"]
             _pipeline(loader, streams, report, bar)
     finally:
         bar.stop()
         shutil.rmtree(report_dir / "spill", ignore_errors=True)
+        shutil.rmtree(report_dir / "import", ignore_errors=True)
         report.elapsed_s = round(time.monotonic() - t0, 3)
         (report_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2))
     return report
+
+
+def _check_bulk_target(graph: Graph, settings: Settings) -> None:
+    """Bulk loads replace the database: only the embedded one, and only while it is empty."""
+    if settings.neo4j_uri:
+        raise IngestError(
+            "--bulk rewrites the store offline, so it only loads into the embedded Neo4j; with "
+            "NEO4J_URI set, load without --bulk (or run neo4j-admin database import on the server)."
+        )
+    found = graph.read(cypher.INGEST_ANY_NODE)
+    if found:
+        raise IngestError(
+            f"--bulk is for an initial load, but database {graph.database!r} already holds "
+            "nodes; load without --bulk (loads are incremental), or start from an empty store."
+        )
+
+
+def _import(
+    sink: ImportFiles, graph: Graph, settings: Settings, report: LoadReport, report_dir: Path
+) -> None:
+    """Run the importer on what the bulk loader wrote, then put the schema back in place."""
+    t0 = time.monotonic()
+    bare = sink.finish()
+    for label, n in bare.items():
+        owner = sink.target_owner[label]
+        assert isinstance(owner, SourceReport)
+        owner.nodes_created += n
+        owner.properties_set += n
+    arguments = sink.write_arguments(report_dir / "import.report")
+    report.import_bytes = sink.bytes
+    EmbeddedNeo4j(settings).import_full(arguments, report_dir / "import.log")
+    graph.reconnect(settings)
+    t1 = time.monotonic()
+    init_schema(graph)
+    report.schema_s = round(time.monotonic() - t1, 3)
+    report.import_s = round(time.monotonic() - t0, 3)
 
 
 def iter_quarantine(path: Path) -> Iterator[dict[str, Any]]:

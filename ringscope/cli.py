@@ -174,13 +174,23 @@ def ingest_cmd(
     report_dir: Annotated[
         Path | None, typer.Option(help="Where report.json and the quarantine file go.")
     ] = None,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="Initial load into the empty embedded Neo4j through its offline importer "
+            "(stops and restarts it); much faster than transactional writes.",
+        ),
+    ] = False,
 ) -> None:
     """Load a data set into Neo4j: validated, normalised, idempotent, bad rows quarantined."""
     from ingest import load
 
     settings = Settings()
+    if bulk and not settings.neo4j_uri and EmbeddedNeo4j(settings).discard_interrupted_import():
+        err.print("dropped the incomplete store of an interrupted bulk import")
     with connect(settings) as graph:
-        report = load(directory, graph, settings, report_dir=report_dir, mapping=mapping)
+        report = load(directory, graph, settings, report_dir=report_dir, mapping=mapping, bulk=bulk)
     report.render(out)
 
 

@@ -58,9 +58,10 @@ def _decimal_text(e4: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 class ImportFiles:
-    """The importer's input: one CSV file (with its own typed header) per written slice.
-
-    Node files are keyed by label (the id space), relationship files by type. Link targets that
+    """The importer's input: CSV files with typed headers, one per label (node files; the label
+    is the id space) or relationship type and header. Slices with the header of an earlier one
+    are appended to its file: the importer parses a few big files faster than many small
+    ones. Link targets that
     no entity table described (a device seen only in logins) become bare nodes at ``finish``.
     """
 
@@ -71,20 +72,24 @@ class ImportFiles:
         self.entities: dict[str, list[pa.Array]] = {}
         self.targets: dict[str, list[pa.Array]] = {}
         self.target_owner: dict[str, object] = {}
-        self._n = 0
+        self._files: dict[tuple[str, str, str], Path] = {}
         self.bytes = 0
         self.multiline = False  # a value holds a line break: the importer must parse serially
 
     def _write(self, option: str, name: str, header: list[str], t: pa.Table) -> None:
-        self._n += 1
-        path = self.root / f"{self._n:06d}-{name}.csv"
+        line = ",".join(header) + "\n"
+        key = (option, name, line)
+        path = self._files.get(key)
         buf = io.BytesIO()
-        buf.write((",".join(header) + "\n").encode())
+        if path is None:
+            path = self._files[key] = self.root / f"{len(self._files) + 1:04d}-{name}.csv"
+            self.arguments.append(f"--{option}={name}={path}")
+            buf.write(line.encode())
         if t.num_rows:
             pacsv.write_csv(t, buf, _CSV)
-        path.write_bytes(buf.getvalue())
-        self.bytes += path.stat().st_size
-        self.arguments.append(f"--{option}={name}={path}")
+        with path.open("ab") as fh:
+            fh.write(buf.getvalue())
+        self.bytes += buf.tell()
 
     def _scan(self, col: pa.ChunkedArray | pa.Array) -> None:
         if not self.multiline and pa.types.is_string(col.type):

@@ -172,3 +172,23 @@ def test_a_killed_bulk_import_is_refused_then_loaded_afresh(
         nodes, rels = counts(g)
         assert nodes["Account"] == 200 and rels["USES_DEVICE"] == 200
         assert not embedded.import_marker.exists()
+
+
+def test_bulk_load_through_a_mapping_matches_cypher(
+    graph: Graph, neo4j_settings: Settings, bulk_settings: Settings, tmp_path: Path
+) -> None:
+    """The AWS transactions sample: one foreign file feeding accounts, payments and labels."""
+    shared = REPO.parent / "shared" / "data"
+    if not (shared / "aws_transactions_2k.csv").is_file():
+        pytest.skip(f"reference data not present: {shared} (see shared/data/README.md)")
+    mapping = REPO / "ingest" / "mappings" / "aws_transactions.yaml"
+    by_cypher = load(shared, graph, neo4j_settings, mapping=mapping,
+                     report_dir=tmp_path / "cypher", progress=False)  # fmt: skip
+    assert by_cypher.rows_quarantined > 0  # unparseable billing phones
+    with connect(bulk_settings) as g:
+        g.write(cypher.DELETE_ALL)
+        bulk = load(shared, g, bulk_settings, mapping=mapping, report_dir=tmp_path / "bulk",
+                    progress=False, bulk=True)  # fmt: skip
+        assert dump(g) == dump(graph)
+        assert ledger_batches(g) == ledger_batches(graph)
+    assert _quarantined(bulk.quarantine_file) == _quarantined(by_cypher.quarantine_file)

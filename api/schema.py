@@ -36,6 +36,7 @@ from strawberry.types import ExecutionContext, Info
 from api import service
 from api.auth import Capability, list_keys
 from api.context import RequestContext
+from api.execution import LeafObjectExecutionContext
 from models import builds
 from models.builds import ClusterInfo
 from ringscope.errors import RingScopeError
@@ -851,7 +852,8 @@ class RingScopeSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The schema with its limits; introspection off when ``api_env`` is production."""
+    """The schema with its limits; introspection off when ``api_env`` is production; leaf-only
+    objects completed by api/execution.py unless ``api_fast_leaves`` is off."""
     s = settings or Settings()
     # Factories, so that every request gets fresh extension instances; the parser and
     # validation caches themselves are module-level LRU caches shared by all requests. The
@@ -872,7 +874,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if s.api_env == "production":
         extensions.append(DisableIntrospection)
-    return RingScopeSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return RingScopeSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=LeafObjectExecutionContext if s.api_fast_leaves else None,
+    )
 
 
 def sdl() -> str:

@@ -18,8 +18,10 @@ each scenario, N concurrent connections back to back:
 * ``clusters_pull``: every cluster of the build, pages of 500, one client (time per full pull)
 
 and reports requests/s, p50 and p99. Two baselines run first, in the same run on the same data:
-the server as it ran before this bench's changes (one process, 16 threads, no score cache), and
-one process with the default settings. Then the GraphQL overhead: the same 2-hop neighbourhoods
+the server as it ran before session 5's changes (one process, 16 threads, no score cache,
+graphql-core completing every field), and one process with the default settings; beside the
+tuned server runs the same server with ``RINGSCOPE_API_FAST_LEAVES=false`` (api/execution.py
+off). Then the GraphQL overhead: the same 2-hop neighbourhoods
 one at a time (one wrk connection) vs. the same service call (the same Cypher in one read
 transaction, a warm score cache) run directly through the driver in this process. Writes
 ``bench/results/api-<accounts>.json``. Needs ``wrk`` (``apt-get install wrk``).
@@ -247,20 +249,25 @@ def main() -> None:
     # scenarios interleaved with its own, so that drift in the machine's speed hits all alike:
     # (1) the server as the previous bench ran it: one process, 16 threads, no score cache
     # (which it had, but never used); (2) one process with this version's defaults.
-    before = {"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0", "RINGSCOPE_API_THREADS": "16"}
+    # (3) the tuned server with graphql-core completing every field (no api/execution.py).
+    before = {"RINGSCOPE_API_SCORE_CACHE_CHUNKS": "0", "RINGSCOPE_API_THREADS": "16",
+              "RINGSCOPE_API_FAST_LEAVES": "false"}  # fmt: skip
     with (
         Server({**before, "RINGSCOPE_API_WORKERS": "1"}) as base,
         Server({"RINGSCOPE_API_WORKERS": "1"}) as one,
+        Server({**tuned, "RINGSCOPE_API_FAST_LEAVES": "false"}) as core,
         Server(tuned) as srv,
     ):
         url = srv.url
-        for server in (base, one, srv):  # warm-up (fills the score caches)
+        for server in (base, one, core, srv):  # warm-up (fills the score caches)
             load_test(server.url, key, NB, random_ids, c, 5.0)
         plan: list[tuple[str, str, Server, str, list[str] | None, float]] = [
             ("baseline_before", "trivial", base, TRIVIAL, None, 0.0),
             ("baseline_before", "nb2_random", base, NB, random_ids, 0.0),
             ("baseline_before", "nb2_ring", base, NB, ring_ids, 0.0),
             ("one_process_defaults", "nb2_random", one, NB, random_ids, 0.0),
+            ("tuned_graphql_core", "nb2_random", core, NB, random_ids, 0.0),
+            ("tuned_graphql_core", "nb2_ring", core, NB, ring_ids, 0.0),
             ("tuned", "trivial", srv, TRIVIAL, None, 0.0),
             ("tuned", "nb2_random", srv, NB, random_ids, 0.0),
             ("tuned", "nb2_ring", srv, NB, ring_ids, 0.0),
@@ -278,7 +285,10 @@ def main() -> None:
             median = dict(ranked[len(ranked) // 2])
             median["rps_runs"] = [round(r["rps"], 1) for r in done]
             results.setdefault(group, {})[name] = median
-        results["baseline_before"]["config"] = "1 process, 16 threads, no score cache"
+        results["baseline_before"]["config"] = (
+            "1 process, 16 threads, no score cache, graphql-core completion"
+        )
+        results["tuned_graphql_core"]["config"] = "tuned, graphql-core completing every field"
         results["one_process_defaults"]["config"] = (
             f"1 process, {settings.api_threads} threads, score cache"
         )
@@ -311,20 +321,28 @@ def main() -> None:
             return times
 
         direct_pass()  # warms the cache
-        graphql, graphql_json, direct = [], [], []
+        graphql, graphql_core, graphql_json, direct = [], [], [], []
         for _ in range(args.repeat):
             graphql.append(load_test(url, key, NB, sample, 1, 5.0)["p50_ms"])
+            graphql_core.append(load_test(core.url, key, NB, sample, 1, 5.0)["p50_ms"])
             graphql_json.append(load_test(url, key, NB_JSON, sample, 1, 5.0)["p50_ms"])
             direct.append(pct(direct_pass(), 0.5) * 1000)
         results["overhead"] = {
             "graphql_p50_ms": statistics.median(graphql),
+            "graphql_core_p50_ms": statistics.median(graphql_core),
             "graphql_json_p50_ms": statistics.median(graphql_json),
             "direct_p50_ms": statistics.median(direct),
-            "rounds": {"graphql": graphql, "graphql_json": graphql_json, "direct": direct},
+            "rounds": {
+                "graphql": graphql,
+                "graphql_core": graphql_core,
+                "graphql_json": graphql_json,
+                "direct": direct,
+            },
         }
         o = results["overhead"]
         o["ratio_p50"] = o["graphql_p50_ms"] / o["direct_p50_ms"]
         o["ratio_json_p50"] = o["graphql_json_p50_ms"] / o["direct_p50_ms"]
+        o["ratio_core_p50"] = o["graphql_core_p50_ms"] / o["direct_p50_ms"]
     graph.close()
     results["goals"] = GOALS
     out = REPO / "bench" / "results" / f"api-{args.accounts}.json"

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Few: more threads only fight over the GIL (measured at 20 clients, 100k accounts: 2
     # threads 149 neighbourhoods/s, 4: 131, 16: 108).
     api_threads: int = 4
+    # Complete leaf-only objects (neighbourhood nodes, edges, paths) without graphql-core's
+    # per-field machinery (api/execution.py); off: graphql-core completes every field.
+    api_fast_leaves: bool = True
     # The append-only audit log directory; default <data_dir>/audit.
     api_audit_dir: Path | None = None
     # /healthz answers 503 when the current build finished longer ago than this (seconds);

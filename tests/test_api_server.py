@@ -259,6 +259,49 @@ def test_neighbourhood_json_form_matches_the_typed_lists(server: LiveServer, key
         assert bool(masked) == (key == keys.risk_engine)  # ID-1 is an ID document: PII
 
 
+def test_leaf_object_fast_path_answers_as_graphql_core_does(
+    server: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """api/execution.py completes leaf-only objects itself; every answer (data and errors, for
+    each role) must be the one graphql-core's own completion gives."""
+    import api.execution
+    from api.schema import build_schema
+
+    queries = [
+        '{ riskNeighbourhood(kind: ACCOUNT, id: "A003", hops: 2) { truncated '
+        "center { __typename id riskScore flagged } "
+        "nodes { __typename k: key kind id masked hop degree hub riskScore label flagged } "
+        "edges { source target kind firstSeen lastSeen count } "
+        "paths { nodes via flaggedAccount riskScore } } }",
+        '{ entity(kind: PHONE, id: "' + PHONE + '") { id kind masked riskScore '
+        "degrees { kind count } clusters { id score } } }",
+        "{ clusters(minScore: 0, first: 2) { buildId edges { node { id score size reasons "
+        "members { id riskScore } } } pageInfo { hasNextPage endCursor } } }",
+        '{ accountRisk(ids: ["A000", "A010", "nope"]) { id riskScore flagged } '
+        "currentBuild { id modelVersion } }",
+        '{ cluster(id: "' + "missing" + '") { id } }',
+    ]  # fmt: skip
+    completed = 0
+    real = api.execution._complete
+
+    def counting(steps: Any, source: Any) -> Any:
+        nonlocal completed
+        completed += 1
+        return real(steps, source)
+
+    monkeypatch.setattr(api.execution, "_complete", counting)
+    fast = [server.gql(q, k) for q in queries for k in (keys.investigator, keys.risk_engine)]
+    assert completed > 20  # the fast path did the leaf objects
+    assert any("errors" in body for body in fast)  # refusals and domain errors are compared too
+    fast_schema = server.app.schema
+    server.app.schema = build_schema(server.settings.model_copy(update={"api_fast_leaves": False}))
+    try:
+        slow = [server.gql(q, k) for q in queries for k in (keys.investigator, keys.risk_engine)]
+    finally:
+        server.app.schema = fast_schema
+    assert fast == slow
+
+
 def test_hub_is_one_node_never_expanded(server: LiveServer, keys: Keys) -> None:
     body = server.gql(
         '{ riskNeighbourhood(kind: ACCOUNT, id: "A000", hops: 3, limit: 1000) '

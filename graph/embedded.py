@@ -179,9 +179,12 @@ class EmbeddedNeo4j:
                 cwd=self.root, check=False,
             )  # fmt: skip
         if proc.returncode != 0:
+            # The importer's reason comes before its Java stack trace: leave the frames out.
+            lines = _read_from(log_file, 0).splitlines()
+            told = "\n".join(ln for ln in lines if not ln.lstrip().startswith("at "))
             raise StoreError(
                 f"neo4j-admin database import failed (exit {proc.returncode}); the store in "
-                f"{self.home} is incomplete. See {log_file}:\n{_tail(_read_from(log_file, 0), 15)}"
+                f"{self.home} is incomplete. See {log_file}:\n{_tail(told, 15)}"
             )
         self.import_marker.unlink()
         self.start()

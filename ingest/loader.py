@@ -399,16 +399,16 @@ def _link_kind(table: Table, kind: str | None) -> Kind:
     return found if found is not None else KIND_BY_NAME[str(kind)]
 
 
+def _entity_label(table: Table) -> str:
+    """The node label an entity table's rows become."""
+    return {"accounts": ACCOUNTS_LABEL, "devices": DEVICE.label, "phones": PHONE.label,
+            "payees": PAYEE.label}[table.name]  # fmt: skip
+
+
 def _query(table: Table, kind: str | None) -> LiteralString:
     name = table.name
-    if name == "accounts":
-        return cypher.INGEST_NODES[ACCOUNTS_LABEL]
-    if name == "devices":
-        return cypher.INGEST_NODES[DEVICE.label]
-    if name == "phones":
-        return cypher.INGEST_NODES[PHONE.label]
-    if name == "payees":
-        return cypher.INGEST_NODES[PAYEE.label]
+    if table.entity:
+        return cypher.INGEST_NODES[_entity_label(table)]
     if name == "labels":
         return cypher.INGEST_LABELS
     if name == "payments":
@@ -687,14 +687,8 @@ class _Loader:
         progress.start("write", report, "writing", layout.buckets)
 
         def bucket(session: neo4j.Session, b: int) -> None:
-            t = spill.read(b)
-            spill.drop(b)
-            if t is not None:
-                rows = _reduce(stream.table, t)
-                del t
-                if stream.table is ACCOUNTS:
-                    with self.lock:
-                        ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
+            rows = self._reduced(stream, spill, b, ids)
+            if rows is not None:
                 for kind, part in _parts(rows, files):
                     self._write_part(session, stream, report, part, b, kind, files[kind],
                                      layout.batch_size, committed[kind], batches)  # fmt: skip
@@ -717,6 +711,21 @@ class _Loader:
         for kind, fid in files.items():
             self.graph.write(cypher.INGEST_FILE_DONE, {"file_id": fid, "batches": batches[kind]})
         self._remember_accounts(ids)
+
+    def _reduced(
+        self, stream: Stream, spill: Spill, b: int, ids: list[np.ndarray[Any, Any]]
+    ) -> pa.Table | None:
+        """Bucket ``b`` read back, dropped from disk and reduced; an accounts bucket's ids are
+        added to ``ids`` (see ``_remember_accounts``)."""
+        t = spill.read(b)
+        spill.drop(b)
+        if t is None:
+            return None
+        rows = _reduce(stream.table, t)
+        if stream.table is ACCOUNTS:
+            with self.lock:
+                ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
+        return rows
 
     def _remember_accounts(self, ids: list[np.ndarray[Any, Any]]) -> None:
         """Add a written accounts stream's ids to the ones later streams are checked against."""
@@ -811,13 +820,8 @@ class _BulkLoader(_Loader):
         progress.start("write", report, "writing import files", layout.buckets)
         bsize = layout.batch_size
         for b in range(layout.buckets):
-            t = spill.read(b)
-            spill.drop(b)
-            if t is not None:
-                rows = _reduce(stream.table, t)
-                del t
-                if stream.table is ACCOUNTS:
-                    ids.append(np.array([v.encode() for v in rows.column("id").to_pylist()]))
+            rows = self._reduced(stream, spill, b, ids)
+            if rows is not None:
                 for kind, part in _parts(rows, files):
                     if not part.num_rows:
                         continue
@@ -839,11 +843,8 @@ class _BulkLoader(_Loader):
 
     def _emit(self, stream: Stream, report: SourceReport, kind: str | None, part: pa.Table) -> int:
         if stream.table.entity:
-            label = ACCOUNTS_LABEL if stream.table is ACCOUNTS else {
-                "devices": DEVICE.label, "phones": PHONE.label, "payees": PAYEE.label,
-            }[stream.table.name]  # fmt: skip
             report.nodes_created += part.num_rows
-            return self.sink.nodes(label, part)
+            return self.sink.nodes(_entity_label(stream.table), part)
         target = _link_kind(stream.table, kind)
         report.relationships_created += part.num_rows
         if stream.table.name == "payments":

@@ -61,8 +61,8 @@ class ImportFiles:
     """The importer's input: CSV files with typed headers, one per label (node files; the label
     is the id space) or relationship type and header. Slices with the header of an earlier one
     are appended to its file: the importer parses a few big files faster than many small
-    ones. Link targets that
-    no entity table described (a device seen only in logins) become bare nodes at ``finish``.
+    ones. Link targets that no entity table described (a device seen only in logins) become
+    bare nodes at ``finish``.
     """
 
     def __init__(self, root: Path) -> None:
@@ -95,7 +95,9 @@ class ImportFiles:
         if not self.multiline and pa.types.is_string(col.type):
             self.multiline = pc.any(pc.match_substring_regex(col, "[\r\n]")).as_py() is True
 
-    def _properties(self, t: pa.Table) -> tuple[list[str], pa.Table, int]:
+    def _properties(
+        self, t: pa.Table
+    ) -> tuple[list[str], dict[str, pa.ChunkedArray | pa.Array], int]:
         """Typed header fields and the columns as CSV text; all-null columns are left out (a
         null is no property). Returns the count of non-null property values too."""
         header: list[str] = []
@@ -114,7 +116,7 @@ class ImportFiles:
             self._scan(col)
             cols[f.name] = _iso(col) if pa.types.is_timestamp(f.type) else col
             values += len(col) - col.null_count
-        return header, pa.table(cols) if cols else pa.table({}), values
+        return header, cols, values
 
     def nodes(self, label: str, t: pa.Table) -> int:
         """Entity rows (``id`` plus properties) as nodes. Returns the properties set."""
@@ -122,8 +124,8 @@ class ImportFiles:
         self._scan(ids)
         self.entities.setdefault(label, []).append(pc.unique(ids))
         rest = t.drop_columns(["id"])
-        header, props, values = self._properties(rest)
-        body = pa.table({"id": ids, **{n: props.column(n) for n in props.column_names}})
+        header, cols, values = self._properties(rest)
+        body = pa.table({"id": ids, **cols})
         self._write("nodes", label, [f"id:ID({label})", *header], body)
         return values + len(t)
 
@@ -133,8 +135,7 @@ class ImportFiles:
         self._scan(targets)
         self.targets.setdefault(end, []).append(pc.unique(targets))
         self.target_owner.setdefault(end, owner)
-        header, props, values = self._properties(t.drop_columns(["account", "target"]))
-        cols = {n: props.column(n) for n in props.column_names}
+        header, cols, values = self._properties(t.drop_columns(["account", "target"]))
         body = pa.table({"a": t.column("account"), "b": targets, **cols})
         self._write("relationships", rel, [f":START_ID({start})", f":END_ID({end})", *header], body)
         return values

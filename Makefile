@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/lint-imports   # the layers and the one namespace: pyproject.toml [tool.importlinter]
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,5 +1,5 @@
-"""``python -m api ...``: the API's commands without the main ``ringscope`` CLI."""
+"""``python -m ringscope.api ...``: the API's commands without the main ``ringscope`` CLI."""
 
-from api.cli import api_cli
+from ringscope.api.cli import api_cli
 
 api_cli(prog_name="ringscope-api")

@@ -47,15 +47,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from strawberry.http.ides import get_graphql_ide_html
 
-from api.audit import AuditBuffer, AuditLog, AuditWriteError
-from api.auth import KeyVerifier, init_api_schema
-from api.context import Masker, RequestContext, load_mask_secret
-from api.schema import build_schema
-from api.service import ModelStore
-from graph import cypher
-from graph.connection import Graph, connect
-from models.builds import BuildInfo, ScoreCache, current_build
+from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
+from ringscope.api.auth import KeyVerifier, init_api_schema
+from ringscope.api.context import Masker, RequestContext, load_mask_secret
+from ringscope.api.schema import build_schema
+from ringscope.api.service import ModelStore
 from ringscope.errors import RingScopeError
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph, connect
+from ringscope.models.builds import BuildInfo, ScoreCache, current_build
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")

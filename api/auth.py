@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from graph import cypher
-from graph.connection import Graph
 from ringscope.errors import RingScopeError
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
 
 KEY_PREFIX = "rsk"
 _KEY_RE = re.compile(r"^rsk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")

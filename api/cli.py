@@ -1,6 +1,6 @@
 """Commands of the API: ``serve``, ``apikey create|revoke|list``, ``query clusters``, ``schema``.
 
-Mounted in ``ringscope/cli.py``; also runnable on their own as ``python -m api ...``.
+Mounted in ``ringscope/cli.py``; also runnable on their own as ``python -m ringscope.api ...``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve /graphql, /healthz and /metrics with uvicorn until interrupted."""
-    from api.app import serve as run
+    from ringscope.api.app import serve as run
 
     try:
         run(Settings(), host, port, workers)
@@ -57,8 +57,8 @@ def apikey_create(
     name: Annotated[str | None, typer.Option(help="Who holds it (recorded as author).")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from api.auth import Role, create_key
-    from graph import connect
+    from ringscope.api.auth import Role, create_key
+    from ringscope.graph import connect
 
     if role not in {r.value for r in Role}:
         _fail(ValueError(f"Unknown role {role!r}: one of {', '.join(r.value for r in Role)}."))
@@ -77,8 +77,8 @@ def apikey_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (rsk_<id>_...).")],
 ) -> None:
     """Revoke a key; servers refuse it within RINGSCOPE_API_KEY_CACHE_SECONDS."""
-    from api.auth import revoke_key
-    from graph import connect
+    from ringscope.api.auth import revoke_key
+    from ringscope.graph import connect
 
     try:
         with connect(Settings()) as graph:
@@ -91,8 +91,8 @@ def apikey_revoke(
 @apikey_cli.command("list")
 def apikey_list() -> None:
     """List keys (ids, roles, names, dates; never secrets), one JSON object per line."""
-    from api.auth import list_keys
-    from graph import connect
+    from ringscope.api.auth import list_keys
+    from ringscope.graph import connect
 
     try:
         with connect(Settings()) as graph:
@@ -121,7 +121,7 @@ def query_clusters(
     url: Annotated[str | None, typer.Option(help="Default: RINGSCOPE_API_URL.")] = None,
 ) -> None:
     """Every cluster of the current build at or above --min-score, as JSON lines."""
-    from api.client import RingScopeClient
+    from ringscope.api.client import RingScopeClient
 
     settings = Settings()
     if settings.api_key is None:
@@ -160,7 +160,7 @@ def schema(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print (or write, or --check) the schema's SDL; api/schema.graphql is the committed one."""
-    from api.schema import sdl
+    from ringscope.api.schema import sdl
 
     text = sdl()
     if check:

@@ -22,13 +22,13 @@ from typing import ParamSpec, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from api import service
-from api.audit import AuditBuffer
-from api.auth import Capability, Principal
-from graph.connection import Graph
-from graph.model import BY_NAME
-from models.builds import ClusterInfo, RingSnapshot, ScoreCache
+from ringscope.api import service
+from ringscope.api.audit import AuditBuffer
+from ringscope.api.auth import Capability, Principal
 from ringscope.errors import RingScopeError
+from ringscope.graph.connection import Graph
+from ringscope.graph.model import BY_NAME
+from ringscope.models.builds import ClusterInfo, RingSnapshot, ScoreCache
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")

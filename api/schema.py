@@ -33,13 +33,13 @@ from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext, Info
 
-from api import service
-from api.auth import Capability, list_keys
-from api.context import RequestContext
-from api.execution import LeafObjectExecutionContext
-from models import builds
-from models.builds import ClusterInfo
+from ringscope.api import service
+from ringscope.api.auth import Capability, list_keys
+from ringscope.api.context import RequestContext
+from ringscope.api.execution import LeafObjectExecutionContext
 from ringscope.errors import RingScopeError
+from ringscope.models import builds
+from ringscope.models.builds import ClusterInfo
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import neo4j
 
-from api.auth import Principal
-from graph import cypher
-from graph.connection import Graph
-from graph.model import BY_NAME, KINDS
-from models import builds
-from models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
+from ringscope.api.auth import Principal
 from ringscope.errors import RingScopeError
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.graph.model import BY_NAME, KINDS
+from ringscope.models import builds
+from ringscope.models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
 
 if TYPE_CHECKING:
-    from models.projection import Projection
-    from models.risk import AccountRiskModel
+    from ringscope.models.projection import Projection
+    from ringscope.models.risk import AccountRiskModel
 
 T = TypeVar("T")
 
@@ -526,7 +526,7 @@ class ModelStore:
         self._loaded: tuple[Path, AccountRiskModel] | None = None
 
     def current(self) -> AccountRiskModel:
-        from models.artefacts import current_model, load_model
+        from ringscope.models.artefacts import current_model, load_model
 
         path = current_model(self.root)
         if path is None:
@@ -567,7 +567,11 @@ def explain(
     explanation as the whole graph, so this costs a few reads of one neighbourhood, never a
     projection of the whole graph. Investigators' verdicts count as labels, as in a rebuild.
     """
-    from models.projection import identifier_ids, read_local_projection, unread_identifiers
+    from ringscope.models.projection import (
+        identifier_ids,
+        read_local_projection,
+        unread_identifiers,
+    )
 
     model = models.current()
     info = builds.current_build(graph)

@@ -3,12 +3,12 @@
     python bench/api.py --accounts 100000 [--concurrency 20] [--seconds 10] [--repeat 3]
                         [--workers 2] [--threads 2] [--reuse]
 
-Steps: generate a data set (``ingest.generate``, subprocess) and load it (EMPTIES the graph that
-``Settings()`` points at), run the detector and write a build (``--reuse`` keeps a loaded graph
-with a current build), create an admin key, start ``python -m api serve`` (production settings)
-on a free loopback port, then drive it with ``wrk`` (C, ``bench/wrk_post.lua``: a few percent of
-one core, where the earlier httpx generator took most of one of the machine's two cores) for
-each scenario, N concurrent connections back to back:
+Steps: generate a data set (``ringscope.synth.generate``, subprocess) and load it (EMPTIES the
+graph that ``Settings()`` points at), run the detector and write a build (``--reuse`` keeps a
+loaded graph with a current build), create an admin key, start ``python -m ringscope.api serve``
+(production settings) on a free loopback port, then drive it with ``wrk`` (C,
+``bench/wrk_post.lua``: a few percent of one core, where the earlier httpx generator took most
+of one of the machine's two cores) for each scenario, N concurrent connections back to back:
 
 * ``trivial``: ``{ currentBuild { id } }``
 * ``nb2_random``: ``riskNeighbourhood`` 2 hops from random accounts
@@ -49,12 +49,12 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api import service  # noqa: E402
-from api.auth import create_key  # noqa: E402
-from graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
-from ingest import load  # noqa: E402  (before bench/ joins the path: bench/ingest.py)
-from models.builds import ScoreCache, all_clusters, current_build, write_build  # noqa: E402
-from models.detect import detect  # noqa: E402
+from ringscope.api import service  # noqa: E402
+from ringscope.api.auth import create_key  # noqa: E402
+from ringscope.graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
+from ringscope.ingest import load  # noqa: E402  (before bench/ joins the path: bench/ingest.py)
+from ringscope.models.builds import ScoreCache, all_clusters, current_build, write_build  # noqa: E402
+from ringscope.models.detect import detect  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -170,7 +170,8 @@ def _pull_process(url: str, key: str, repeat: int, queue: Any) -> None:
 
 
 class Server:
-    """``python -m api serve`` (production settings) on a free loopback port, as a process."""
+    """``python -m ringscope.api serve`` (production settings) on a free loopback port, as a
+    process."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
@@ -186,7 +187,7 @@ class Server:
         cmd = [
             sys.executable,
             "-m",
-            "api",
+            "ringscope.api",
             "serve",
             "--host",
             "127.0.0.1",

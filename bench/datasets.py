@@ -15,7 +15,7 @@ def generate(accounts: int, root: Path, seed: int) -> Path:
     out = root / f"data-{accounts}"
     if not (out / "accounts.parquet").exists() and not (out / "accounts.csv").exists():
         code = (
-            "import sys; from pathlib import Path; from ingest.generate import generate; "
+            "import sys; from pathlib import Path; from ringscope.synth.generate import generate; "
             "generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
         )
         subprocess.run(

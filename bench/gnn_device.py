@@ -29,7 +29,7 @@ from torch_geometric.data import HeteroData
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.gnn import GNNClassifier, MeanAdjacency  # noqa: E402
+from ringscope.models.gnn import GNNClassifier, MeanAdjacency  # noqa: E402
 
 
 def synthetic(shape: dict[str, Any], seed: int) -> tuple[HeteroData, np.ndarray]:

@@ -3,13 +3,13 @@
     python bench/ingest.py --accounts 100000 [--accounts 1000000] [--mode cypher|bulk|both]
 
 A warm-up load of a small set comes first (``--warmup``). Then, for each size: generate a data
-set (``ingest.generate``, in a subprocess, so its memory is not counted), empty the graph, load
-it with :func:`ingest.load` and measure rows/s, elapsed time and the peak RSS of this Python
-process (reset before each load). ``--mode both`` (the default on the embedded Neo4j) loads
-each size twice, side by side: through Cypher batches and through the offline importer
-(``bulk=True``). Right after the smallest size's loads, run the naive baseline on the same data
-(one auto-commit transaction per account_devices row, MERGE per row), time-boxed into an
-emptied graph, and report the ratios. Prints a table; writes
+set (``ringscope.synth.generate``, in a subprocess, so its memory is not counted), empty the
+graph, load it with :func:`ringscope.ingest.load` and measure rows/s, elapsed time and the peak
+RSS of this Python process (reset before each load). ``--mode both`` (the default on the
+embedded Neo4j) loads each size twice, side by side: through Cypher batches and through the
+offline importer (``bulk=True``). Right after the smallest size's loads, run the naive baseline
+on the same data (one auto-commit transaction per account_devices row, MERGE per row), time-
+boxed into an emptied graph, and report the ratios. Prints a table; writes
 ``bench/results/ingest-<accounts>.json``. Uses the Neo4j that ``Settings()`` points at
 (NEO4J_URI or the embedded one): it is EMPTIED.
 """
@@ -36,8 +36,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from graph import EmbeddedNeo4j, Graph, connect, counts, cypher, init_schema  # noqa: E402
-from ingest import load  # noqa: E402
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, cypher, init_schema  # noqa: E402
+from ringscope.ingest import load  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))

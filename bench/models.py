@@ -33,13 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.datasets import generate  # noqa: E402
-from graph import EmbeddedNeo4j, connect, init_schema  # noqa: E402
-from ingest import load  # noqa: E402
-from models.builds import write_build  # noqa: E402
-from models.detect import DetectConfig, detect  # noqa: E402
-from models.evaluate import evaluate, recall_at_precision  # noqa: E402
-from models.projection import read_projection  # noqa: E402
-from models.risk import AccountRiskModel  # noqa: E402
+from ringscope.graph import EmbeddedNeo4j, connect, init_schema  # noqa: E402
+from ringscope.ingest import load  # noqa: E402
+from ringscope.models.builds import write_build  # noqa: E402
+from ringscope.models.detect import DetectConfig, detect  # noqa: E402
+from ringscope.models.evaluate import evaluate, recall_at_precision  # noqa: E402
+from ringscope.models.projection import read_projection  # noqa: E402
+from ringscope.models.risk import AccountRiskModel  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 def one(mode: str) -> dict[str, Any]:
     """Run one rebuild in this process and return its record."""
-    from graph import connect
-    from ringscope.rebuild import rebuild
+    from ringscope.graph import connect
+    from ringscope.jobs.rebuild import rebuild
     from ringscope.settings import Settings
 
     settings = Settings()

@@ -1,8 +1,8 @@
 """Neo4j: the embedded default, connections, the schema and the Cypher RingScope runs."""
 
-from graph.connection import Graph, Target, connect, resolve_target
-from graph.embedded import EmbeddedNeo4j, Instance
-from graph.schema import counts, init_schema
+from ringscope.graph.connection import Graph, Target, connect, resolve_target
+from ringscope.graph.embedded import EmbeddedNeo4j, Instance
+from ringscope.graph.schema import counts, init_schema
 
 __all__ = [
     "EmbeddedNeo4j",

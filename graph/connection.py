@@ -13,8 +13,8 @@ from typing import Any, LiteralString
 import neo4j
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
-from graph.embedded import EmbeddedNeo4j
 from ringscope.errors import Neo4jAuthError, Neo4jUnavailableError
+from ringscope.graph.embedded import EmbeddedNeo4j
 from ringscope.settings import Settings
 
 

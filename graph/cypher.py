@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-from graph.model import ACCOUNT, DEVICE, KINDS
+from ringscope.graph.model import ACCOUNT, DEVICE, KINDS
 
 # --- schema -----------------------------------------------------------------------------------
 

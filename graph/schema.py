@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from graph import cypher
-from graph.connection import Graph
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
 
 
 def init_schema(graph: Graph) -> list[str]:

@@ -1,7 +1,7 @@
 """Ingest: data-set files (the data contract, or foreign files plus a mapping) into Neo4j."""
 
-from ingest.contract import IngestError, IngestFormatError, MappingError, Reason
-from ingest.loader import LoadReport, SourceReport, load
+from ringscope.ingest.contract import IngestError, IngestFormatError, MappingError, Reason
+from ringscope.ingest.loader import LoadReport, SourceReport, load
 
 __all__ = [
     "IngestError",

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ingest.contract import IngestError
+from ringscope.ingest.contract import IngestError
 
 INGEST_BATCH = "IngestBatch"
 INGEST_FILE = "IngestFile"

@@ -33,14 +33,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from graph import cypher, init_schema
-from graph.connection import Graph
-from graph.embedded import EmbeddedNeo4j
-from graph.model import BY_NAME as KIND_BY_NAME
-from graph.model import DEVICE, PAYEE, PHONE, Kind
-from ingest import contract
-from ingest.bulk import ImportFiles
-from ingest.contract import (
+from ringscope.graph import cypher, init_schema
+from ringscope.graph.connection import Graph
+from ringscope.graph.embedded import EmbeddedNeo4j
+from ringscope.graph.model import BY_NAME as KIND_BY_NAME
+from ringscope.graph.model import DEVICE, PAYEE, PHONE, Kind
+from ringscope.ingest import contract
+from ringscope.ingest.bulk import ImportFiles
+from ringscope.ingest.contract import (
     ACCOUNTS,
     CONTRACT_VERSION,
     FORMATS,
@@ -51,10 +51,10 @@ from ingest.contract import (
     Reason,
     Table,
 )
-from ingest.mapping import Mapping, Output, load_mapping
-from ingest.normalise import Context, Mask, Result, normalise
-from ingest.read import RaggedCsvError, RawBatch, header, read_batches, sha256_file
-from ingest.spill import Spill, bucket_of
+from ringscope.ingest.mapping import Mapping, Output, load_mapping
+from ringscope.ingest.normalise import Context, Mask, Result, normalise
+from ringscope.ingest.read import RaggedCsvError, RawBatch, header, read_batches, sha256_file
+from ringscope.ingest.spill import Spill, bucket_of
 from ringscope.settings import Settings
 
 READ_ROWS = 65_536  # rows per read batch (independent of the write batch size)

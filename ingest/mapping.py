@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ingest.contract import BY_NAME, IngestFormatError, MappingError, Table
+from ringscope.ingest.contract import BY_NAME, IngestFormatError, MappingError, Table
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.contract import (
+from ringscope.ingest.contract import (
     AMOUNT_SCALE,
     IDENTIFIER_KINDS,
     KYC_LEVELS,

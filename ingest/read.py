@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ingest.contract import FORMATS, IngestFormatError
+from ringscope.ingest.contract import FORMATS, IngestFormatError
 
 
 @dataclass

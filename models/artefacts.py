@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.features import FEATURE_SCHEMA, FeatureSchema
-from models.gnn import GNNClassifier
-from models.risk import AccountRiskModel, RiskConfig
 from ringscope.errors import RingScopeError
+from ringscope.models.features import FEATURE_SCHEMA, FeatureSchema
+from ringscope.models.gnn import GNNClassifier
+from ringscope.models.risk import AccountRiskModel, RiskConfig
 
 __all__ = [
     "ModelArtefactError",

@@ -32,10 +32,10 @@ import neo4j
 import numpy as np
 from scipy import sparse
 
-from graph import cypher
-from graph.connection import Graph
-from graph.schema import init_schema
 from ringscope.errors import RingScopeError
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.graph.schema import init_schema
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from models.linking import LinkParams, eligible
-from models.projection import F64, I64, KindEdges, Projection
+from ringscope.models.linking import LinkParams, eligible
+from ringscope.models.projection import F64, I64, KindEdges, Projection
 
 DAY = 86_400
 PERSONAL = ("id_document", "bank_card", "email")

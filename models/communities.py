@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from models.projection import I64
 from ringscope.errors import RingScopeError
+from ringscope.models.projection import I64
 
 Split = tuple[int, list[I64]]  # (index of a group, the parts proposed to replace it)
 

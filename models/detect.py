@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graph.connection import Graph
-from models import clusters as cl
-from models.communities import engine_for, strong_graph
-from models.linking import LinkParams, eligible, link_matrix
-from models.projection import F64, Projection, identifier_ids, read_projection
+from ringscope.graph.connection import Graph
+from ringscope.models import clusters as cl
+from ringscope.models.communities import engine_for, strong_graph
+from ringscope.models.linking import LinkParams, eligible, link_matrix
+from ringscope.models.projection import F64, Projection, identifier_ids, read_projection
 from ringscope.settings import Settings
 
 __all__ = ["Cluster", "DetectConfig", "Detection", "detect"]

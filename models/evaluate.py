@@ -33,9 +33,9 @@ import pyarrow.csv as pacsv
 from rich.table import Table
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from graph.connection import Graph
-from models.builds import account_scores, all_clusters, overlaps
 from ringscope.errors import RingScopeError
+from ringscope.graph.connection import Graph
+from ringscope.models.builds import account_scores, all_clusters, overlaps
 
 MATCH_JACCARD = 0.5  # a cluster matches a ring or benign group at this Jaccard overlap
 TRUE_POSITIVE_FRAUD_SHARE = 0.5  # a flagged cluster is a true positive at this fraud share

@@ -19,8 +19,8 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
-from models.linking import dedupe_pairs
-from models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
+from ringscope.models.linking import dedupe_pairs
+from ringscope.models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
 
 __all__ = [
     "FEATURE_SCHEMA",

@@ -36,8 +36,8 @@ from rich.table import Table
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from models.tabular import RFGraph, TreeClassifier, adjacency, neighbour_features
 from ringscope.errors import RingScopeError
+from ringscope.models.tabular import RFGraph, TreeClassifier, adjacency, neighbour_features
 
 __all__ = [
     "DATASETS",
@@ -276,7 +276,7 @@ def _tree_graph(ds: GadDataset, sp_: Split, setting: str, seed: int) -> Scored:
 
 def _gnn(ds: GadDataset, sp_: Split, setting: str, seed: int) -> Scored:
     """Our GNN (``models.gnn``), imported here so the harness runs without torch-geometric."""
-    from models.gnn import GNNClassifier, homogeneous
+    from ringscope.models.gnn import GNNClassifier, homogeneous
 
     data = ds.cached("gnn", lambda: homogeneous(ds.x, ds.edge_index))
     out = []

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from models.projection import F64, I64, KindEdges, Projection
+from ringscope.models.projection import F64, I64, KindEdges, Projection
 
 DAY = 86_400
 

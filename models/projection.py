@@ -17,9 +17,9 @@ from typing import Any, LiteralString
 import numpy as np
 import numpy.typing as npt
 
-from graph import cypher
-from graph.connection import Graph
-from graph.model import IDENTIFIER_KINDS
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.graph.model import IDENTIFIER_KINDS
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]

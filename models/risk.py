@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from models.features import (
+from ringscope.models.features import (
     F32,
     FEATURE_DESCRIPTIONS,
     FEATURE_SCHEMA,
@@ -38,9 +38,9 @@ from models.features import (
     label_features,
     to_hetero,
 )
-from models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
-from models.projection import F64, I64, KIND_NAMES, Projection
-from models.tabular import segment_reduce
+from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
+from ringscope.models.projection import F64, I64, KIND_NAMES, Projection
+from ringscope.models.tabular import segment_reduce
 
 __all__ = ["AccountRiskModel", "Explanation", "RiskConfig", "tree_feature_names"]
 

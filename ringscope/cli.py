@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.auth import create_key
-from api.cli import apikey_cli, query_cli, schema, serve
-from graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
-from graph.embedded import build_launcher, check_java
-from models.builds import ClusterInfo, clusters
+from ringscope.api.auth import create_key
+from ringscope.api.cli import apikey_cli, query_cli, schema, serve
 from ringscope.errors import RingScopeError
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
+from ringscope.graph.embedded import build_launcher, check_java
+from ringscope.models.builds import ClusterInfo, clusters
 from ringscope.settings import Settings
 
 err = Console(stderr=True)
@@ -151,7 +151,7 @@ def generate_cmd(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write a realistic data set with planted rings (and its ground truth, separately)."""
-    from ingest.generate import generate
+    from ringscope.synth.generate import generate
 
     truth_dir = truth or out_dir.parent / "truth"
     t0 = time.monotonic()
@@ -184,7 +184,7 @@ def ingest_cmd(
     ] = False,
 ) -> None:
     """Load a data set into Neo4j: validated, normalised, idempotent, bad rows quarantined."""
-    from ingest import load
+    from ringscope.ingest import load
 
     settings = Settings()
     if bulk and not settings.neo4j_uri and EmbeddedNeo4j(settings).discard_interrupted_import():
@@ -221,7 +221,7 @@ def detect_cmd(
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
 ) -> None:
     """Rings only: `ringscope rebuild --no-model` (no ingest, no learned scores)."""
-    from ringscope.schedule import configure_logging
+    from ringscope.jobs.schedule import configure_logging
 
     configure_logging()
     _rebuild_once(Settings(), None, False, False, False, top)
@@ -236,8 +236,8 @@ def evaluate_cmd(
     ] = None,
 ) -> None:
     """Compare the current build with the ground truth: ring recall, precision, benign FPR, AUC."""
-    from models.detect import DetectConfig
-    from models.evaluate import evaluate
+    from ringscope.models.detect import DetectConfig
+    from ringscope.models.evaluate import evaluate
 
     if threshold is None:
         threshold = DetectConfig().flag_threshold
@@ -258,7 +258,7 @@ def _rebuild_once(
     use_model: bool,
     top: int,
 ) -> None:
-    from ringscope.rebuild import rebuild
+    from ringscope.jobs.rebuild import rebuild
 
     def progress(step: str, msg: str) -> None:
         if sys.stderr.isatty():
@@ -303,7 +303,7 @@ def rebuild_cmd(
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
 ) -> None:
     """Refresh everything as one new build: load, project, score, detect, write, switch."""
-    from ringscope.schedule import configure_logging
+    from ringscope.jobs.schedule import configure_logging
 
     configure_logging()
     _rebuild_once(Settings(), input_dir, retrain, score_only, use_model, top)
@@ -325,7 +325,7 @@ def schedule_cmd(
 ) -> None:
     """Run rebuilds periodically in the foreground; SIGTERM or Ctrl-C stops after the current
     run finishes. A failed run is logged and the schedule goes on."""
-    from ringscope.schedule import configure_logging, parse_schedule, run_schedule
+    from ringscope.jobs.schedule import configure_logging, parse_schedule, run_schedule
 
     configure_logging()
     sched = parse_schedule(every, cron)
@@ -346,7 +346,7 @@ def explain_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Why the current model scores an account as it does: top features and identifiers."""
-    from api.service import ModelStore, explain
+    from ringscope.api.service import ModelStore, explain
 
     settings = Settings()
     with connect(settings) as graph:
@@ -396,7 +396,7 @@ def bench_gad_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per setting.")] = False,
 ) -> None:
     """GADBench protocol on a published fraud graph: our GNN, our tree model and RF-Graph."""
-    from models.gad import render_table, run_gad
+    from ringscope.models.gad import render_table, run_gad
 
     settings_ = ["full", "semi"] if setting == "both" else [setting]
     for s in settings_:
@@ -417,8 +417,8 @@ def demo_cmd(
 ) -> None:
     """The main job, end to end: Neo4j up, a sample generated and loaded, a rebuild (rings and
     the learned model) published as a build, evaluated against the planted truth, API served."""
-    from ingest import load
-    from ingest.generate import generate
+    from ringscope.ingest import load
+    from ringscope.synth.generate import generate
 
     settings = Settings()
     t0 = time.monotonic()
@@ -442,7 +442,7 @@ def demo_cmd(
         report.render(out)
 
         err.rule("4. Rebuild: rings, the learned model (tree + GNN), a new build")
-        from ringscope.rebuild import rebuild
+        from ringscope.jobs.rebuild import rebuild
 
         def progress(step: str, msg: str) -> None:
             err.print(f"[bold]{step:>8}[/bold] {msg}")
@@ -462,8 +462,8 @@ def demo_cmd(
         _print_clusters(list(top_flagged.items), f"Top 10 clusters of build {build.id}")
 
         err.rule("5. Evaluation against the planted truth")
-        from models.detect import DetectConfig
-        from models.evaluate import evaluate
+        from ringscope.models.detect import DetectConfig
+        from ringscope.models.evaluate import evaluate
 
         flag = DetectConfig().flag_threshold
         out.print(evaluate(graph, truth, flag_threshold=flag).render())
@@ -475,7 +475,7 @@ def demo_cmd(
             key = create_key(graph, "investigator", "demo-investigator")
             top = clusters(graph, build.id, min_score=0.0, first=1).items
     if serve_api:
-        from api.app import serve as run_server
+        from ringscope.api.app import serve as run_server
 
         err.rule("7. The API")
         account = top[0].members[0] if top else "A0000001"

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import uvicorn
 
-from api.app import RingScopeApp, create_app
-from api.auth import create_key
-from graph import Graph
-from models.builds import write_build
+from ringscope.api.app import RingScopeApp, create_app
+from ringscope.api.auth import create_key
+from ringscope.graph import Graph
+from ringscope.models.builds import write_build
 from ringscope.settings import Settings
 from tests.conftest import free_port
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema
 from ringscope.settings import Settings
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from graph import Graph
+from ringscope.graph import Graph
 
 Tables = dict[str, dict[str, list[Any]]]
 

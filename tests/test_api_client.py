@@ -1,5 +1,5 @@
 """The typed client against a live server: pagination across a build switch, batched account
-risk, labels, retries of reads only, and the CLI commands (`python -m api ...`)."""
+risk, labels, retries of reads only, and the CLI commands (`python -m ringscope.api ...`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from api.client import AuthenticationError, ClientError, QueryError, RingScopeClient
-from graph import Graph, connect, cypher, init_schema
-from models.builds import write_build
+from ringscope.api.client import AuthenticationError, ClientError, QueryError, RingScopeClient
+from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.models.builds import write_build
 from ringscope.settings import Settings
 from tests.api_support import (
     ACCOUNTS,
@@ -126,7 +126,7 @@ def test_reads_are_retried_and_writes_are_not() -> None:
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api", *args],
+        [sys.executable, "-m", "ringscope.api", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graph import Graph, connect, cypher, init_schema
-from ingest import load
-from ingest.generate import generate
-from models.artefacts import current_model, load_model
-from models.projection import Projection, read_projection
-from models.risk import AccountRiskModel
-from ringscope.rebuild import rebuild
+from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.ingest import load
+from ringscope.jobs.rebuild import rebuild
+from ringscope.models.artefacts import current_model, load_model
+from ringscope.models.projection import Projection, read_projection
+from ringscope.models.risk import AccountRiskModel
 from ringscope.settings import Settings
+from ringscope.synth.generate import generate
 from tests.api_support import Keys, LiveServer, api_settings, make_keys
 
 pytestmark = pytest.mark.neo4j

@@ -26,13 +26,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from api.app import create_app
-from api.audit import AuditLog, AuditWriteError
-from api.context import MaskSecretError, mask_secret_path
-from graph import Graph
-from graph.connection import resolve_target
-from models.builds import write_build
+import ringscope.api.audit
+from ringscope.api.app import create_app
+from ringscope.api.audit import AuditLog, AuditWriteError
+from ringscope.api.context import MaskSecretError, mask_secret_path
 from ringscope.errors import RingScopeError
+from ringscope.graph import Graph
+from ringscope.graph.connection import resolve_target
+from ringscope.models.builds import write_build
 from ringscope.settings import Settings
 from tests.api_support import (
     PHONE,
@@ -348,8 +349,6 @@ def test_audit_records_are_fsynced_once_per_request(
         synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
         real_fsync(fd)
 
-    import api.audit
-
     query = (
         '{ a: entity(kind: ACCOUNT, id: "A001") { id } b: entity(kind: ACCOUNT, id: "A002") '
         '{ id } accountRisk(ids: ["A003", "A004"]) { id } }'
@@ -357,7 +356,7 @@ def test_audit_records_are_fsynced_once_per_request(
     with LiveServer(make_settings()) as srv:
         # os.fsync is patched for the whole process: only once the server (and its mask secret
         # file) is up, so that only the audit log's syncs are seen.
-        monkeypatch.setattr(api.audit.os, "fsync", fsync)
+        monkeypatch.setattr(ringscope.api.audit.os, "fsync", fsync)
         resp = srv.post(query, key)
         assert resp.status_code == 200
         records = srv.audit_for(resp.headers["x-request-id"])  # read back from disk
@@ -382,10 +381,8 @@ def test_failed_audit_fsync_refuses_the_request(
     def fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    import api.audit
-
     with LiveServer(make_settings()) as srv:
-        monkeypatch.setattr(api.audit.os, "fsync", fsync)
+        monkeypatch.setattr(ringscope.api.audit.os, "fsync", fsync)
         resp = srv.post('{ entity(kind: ACCOUNT, id: "A001") { id } }', key)
         assert resp.status_code == 500
         assert "data" not in resp.json()
@@ -400,7 +397,6 @@ def test_audit_records_queued_during_a_sync_share_the_next_one(
     """Group commit: while the writer thread syncs one request's records, the records of nine
     more requests queue up, and one more write and sync covers all of them. A failed sync fails
     every request it covered, and the writer goes on."""
-    import api.audit
 
     log = AuditLog(tmp_path / "audit")
     real_fsync = os.fsync
@@ -419,7 +415,7 @@ def test_audit_records_queued_during_a_sync_share_the_next_one(
             raise OSError(5, "Input/output error")
         return real_fsync(fd)
 
-    monkeypatch.setattr(api.audit.os, "fsync", fsync)
+    monkeypatch.setattr(ringscope.api.audit.os, "fsync", fsync)
     first = log.submit([{"request_id": "r0", "id": "A0"}])
     assert entered.wait(30)  # the writer is inside the first sync
     rest = [
@@ -461,7 +457,16 @@ def test_worker_processes_share_metrics_and_the_audit_log(
         "RINGSCOPE_API_KEY_CACHE_SECONDS": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(prom),
     }
-    cmd = [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ringscope.api",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

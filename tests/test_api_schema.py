@@ -7,8 +7,8 @@ from pathlib import Path
 from graphql import build_schema as parse_sdl
 from graphql import find_breaking_changes
 
-from api.schema import EntityKind, build_schema, sdl
-from graph.model import KINDS
+from ringscope.api.schema import EntityKind, build_schema, sdl
+from ringscope.graph.model import KINDS
 from ringscope.settings import Settings
 
 COMMITTED = Path(__file__).resolve().parents[1] / "api" / "schema.graphql"
@@ -22,7 +22,9 @@ def test_live_schema_does_not_break_committed_clients() -> None:
 
 
 def test_committed_sdl_is_current() -> None:
-    assert COMMITTED.read_text() == sdl(), "run: python -m api schema --out api/schema.graphql"
+    assert COMMITTED.read_text() == sdl(), (
+        "run: python -m ringscope.api schema --out api/schema.graphql"
+    )
 
 
 def test_breaking_change_is_detected() -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.auth import revoke_key
-from graph import Graph, connect, cypher, init_schema
+import ringscope.api.execution
+from ringscope.api.auth import revoke_key
+from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.settings import Settings
 from tests.api_support import (
     EMAIL,
@@ -264,8 +265,7 @@ def test_leaf_object_fast_path_answers_as_graphql_core_does(
 ) -> None:
     """api/execution.py completes leaf-only objects itself; every answer (data and errors, for
     each role) must be the one graphql-core's own completion gives."""
-    import api.execution
-    from api.schema import build_schema
+    from ringscope.api.schema import build_schema
 
     queries = [
         '{ riskNeighbourhood(kind: ACCOUNT, id: "A003", hops: 2) { truncated '
@@ -282,14 +282,14 @@ def test_leaf_object_fast_path_answers_as_graphql_core_does(
         '{ cluster(id: "' + "missing" + '") { id } }',
     ]  # fmt: skip
     completed = 0
-    real = api.execution._complete
+    real = ringscope.api.execution._complete
 
     def counting(steps: Any, source: Any) -> Any:
         nonlocal completed
         completed += 1
         return real(steps, source)
 
-    monkeypatch.setattr(api.execution, "_complete", counting)
+    monkeypatch.setattr(ringscope.api.execution, "_complete", counting)
     fast = [server.gql(q, k) for q in queries for k in (keys.investigator, keys.risk_engine)]
     assert completed > 20  # the fast path did the leaf objects
     assert any("errors" in body for body in fast)  # refusals and domain errors are compared too
@@ -391,7 +391,7 @@ def test_verdicts_and_case_notes(server: LiveServer, keys: Keys, world: Any) -> 
     )
     assert body["data"]["entity"]["verdicts"] == [{"verdict": "LEGIT", "note": "known customer"}]
     # The rebuild's labels: A011's own verdict beats the ring's; the other members get fraud.
-    from api.service import verdict_labels
+    from ringscope.api.service import verdict_labels
 
     labels = {a: lab for a, (lab, _) in verdict_labels(graph).items()}
     assert labels["A011"] == "legit" and labels["A010"] == labels["A012"] == "fraud"
@@ -507,7 +507,7 @@ def test_missing_wrong_and_revoked_keys_get_401(server: LiveServer, keys: Keys, 
         server.url, json={"query": q}, headers={"Authorization": "Basic Zm9vOmJhcg=="}
     )
     assert resp.status_code == 401 and resp.headers["www-authenticate"].startswith("Bearer")
-    from api.auth import create_key
+    from ringscope.api.auth import create_key
 
     temp = create_key(world[0], "risk_engine", "temp")
     assert server.post(q, temp.key).status_code == 200
@@ -582,7 +582,7 @@ def test_healthz_and_metrics(server: LiveServer, build_id: str) -> None:
 def test_unexpected_errors_are_masked(
     server: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import service
+    from ringscope.api import service
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from graph import Graph
-from models import builds
-from models.builds import (
+from ringscope.graph import Graph
+from ringscope.models import builds
+from ringscope.models.builds import (
     BuildInProgressError,
     BuildNotFoundError,
     BuildWriter,
@@ -17,7 +17,7 @@ from models.builds import (
     match_rings,
     write_build,
 )
-from models.detect import Cluster, Detection
+from ringscope.models.detect import Cluster, Detection
 
 ACCOUNTS = [f"A{i:03d}" for i in range(60)]
 

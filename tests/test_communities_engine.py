@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from models.communities import (
+from ringscope.errors import RingScopeError
+from ringscope.models.communities import (
     CommunityEngine,
     InProcessEngine,
     UnknownEngineError,
@@ -18,8 +19,7 @@ from models.communities import (
     risk_splits,
     strong_graph,
 )
-from models.projection import I64
-from ringscope.errors import RingScopeError
+from ringscope.models.projection import I64
 
 THRESHOLD = 0.25
 
@@ -111,7 +111,7 @@ def test_unknown_engine_names_the_known_ones() -> None:
 
 
 def test_a_second_engine_registers_without_touching_the_rest() -> None:
-    from models import communities as mod
+    from ringscope.models import communities as mod
 
     class Recording(InProcessEngine):
         @property

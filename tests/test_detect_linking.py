@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.detect import DetectConfig
-from models.linking import kind_link_matrix
-from models.projection import KindEdges
+from ringscope.models.detect import DetectConfig
+from ringscope.models.linking import kind_link_matrix
+from ringscope.models.projection import KindEdges
 
 DAY = 86_400
 T0 = 1_600_000_000

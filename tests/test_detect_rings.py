@@ -7,8 +7,8 @@ from typing import Any, LiteralString
 
 import pytest
 
-from graph import Graph
-from models.detect import DetectConfig, Detection, detect
+from ringscope.graph import Graph
+from ringscope.models.detect import DetectConfig, Detection, detect
 
 pytestmark = pytest.mark.neo4j
 

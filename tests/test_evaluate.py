@@ -7,10 +7,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from graph import Graph
-from models.builds import write_build
-from models.detect import Cluster, Detection
-from models.evaluate import TruthError, evaluate, evaluation_from_json, recall_at_precision
+from ringscope.graph import Graph
+from ringscope.models.builds import write_build
+from ringscope.models.detect import Cluster, Detection
+from ringscope.models.evaluate import (
+    TruthError,
+    evaluate,
+    evaluation_from_json,
+    recall_at_precision,
+)
 
 IDS = [f"A{i:03d}" for i in range(20)]
 

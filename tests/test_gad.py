@@ -10,9 +10,15 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import average_precision_score
 
-from models import gad
-from models.tabular import RFGraph, TreeClassifier, adjacency, feature_names, neighbour_features
 from ringscope.errors import RingScopeError
+from ringscope.models import gad
+from ringscope.models.tabular import (
+    RFGraph,
+    TreeClassifier,
+    adjacency,
+    feature_names,
+    neighbour_features,
+)
 
 # -- neighbour_features ---------------------------------------------------------------------------
 

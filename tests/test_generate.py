@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.generate import BENIGN_KINDS, TYPOLOGIES, generate
+from ringscope.synth.generate import BENIGN_KINDS, TYPOLOGIES, generate
 
 N = 5000
 SEED = 7

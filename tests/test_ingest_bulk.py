@@ -16,10 +16,10 @@ from conftest import free_port
 from helpers import ringscope
 from ingest_support import Tables, dump, ledger_batches, sample_tables, write_dataset
 
-from graph import EmbeddedNeo4j, Graph, connect, counts, cypher
-from ingest import IngestError, load
-from ingest.loader import iter_quarantine
 from ringscope.errors import StoreError
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, cypher
+from ringscope.ingest import IngestError, load
+from ringscope.ingest.loader import iter_quarantine
 from ringscope.settings import Settings
 
 pytestmark = [
@@ -121,8 +121,8 @@ def test_bulk_load_refuses_a_server_it_does_not_own(
 _CHILD = """
 import sys
 from pathlib import Path
-from graph import connect
-from ingest import load
+from ringscope.graph import connect
+from ringscope.ingest import load
 from ringscope.settings import Settings
 s = Settings()
 with connect(s) as g:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from ingest_support import dump, sample_tables, write_dataset
 
-from graph import Graph, counts, cypher
-from ingest import IngestFormatError, load
-from ingest.loader import iter_quarantine
+import ringscope.ingest.loader
 from ringscope.errors import RingScopeError
+from ringscope.graph import Graph, counts, cypher
+from ringscope.ingest import IngestFormatError, load
+from ringscope.ingest.loader import iter_quarantine
 from ringscope.settings import Settings
 
 pytestmark = pytest.mark.neo4j
@@ -186,16 +187,15 @@ def test_spilled_buckets_of_large_inputs_give_the_same_graph(
 ) -> None:
     """Big inputs are read in many batches, spilled to disk in many hash buckets and reduced one
     bucket at a time by two writers; the graph must be the one a single in-memory pass gives."""
-    import ingest.loader
 
     d = write_dataset(tmp_path / "data", sample_tables(n_accounts=40), "parquet")
     one = neo4j_settings.model_copy(update={"ingest_writers": 1})
     _load(d, graph, one, tmp_path, "whole")
     expected = dump(graph)
     graph.write(cypher.DELETE_ALL)
-    monkeypatch.setattr(ingest.loader, "READ_ROWS", 7)
-    monkeypatch.setattr(ingest.loader, "SPILL_FLUSH_ROWS", 10)
-    monkeypatch.setattr(ingest.loader, "PARTITION_BYTES", 64)
+    monkeypatch.setattr(ringscope.ingest.loader, "READ_ROWS", 7)
+    monkeypatch.setattr(ringscope.ingest.loader, "SPILL_FLUSH_ROWS", 10)
+    monkeypatch.setattr(ringscope.ingest.loader, "PARTITION_BYTES", 64)
     report = _load(d, graph, neo4j_settings, tmp_path, "spilled")
     by_table = {s.table: s.batches for s in report.sources}
     assert by_table["accounts"] >= 4 and by_table["account_identifiers"] >= 4, by_table

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from ingest_support import dump, ledger_batches, sample_tables, write_dataset
 
-from graph import Graph, counts, cypher
-from ingest import load
+from ringscope.graph import Graph, counts, cypher
+from ringscope.ingest import load
 from ringscope.settings import Settings
 
 pytestmark = pytest.mark.neo4j
@@ -101,8 +101,8 @@ def test_second_directory_updates_counts_and_times(
 _CHILD = """
 import sys
 from pathlib import Path
-from graph import connect
-from ingest import load
+from ringscope.graph import connect
+from ringscope.ingest import load
 from ringscope.settings import Settings
 s = Settings()
 with connect(s) as g:

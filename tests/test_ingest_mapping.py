@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from graph import Graph, counts
-from ingest import MappingError, load
-from ingest.mapping import load_mapping
+from ringscope.graph import Graph, counts
+from ringscope.ingest import MappingError, load
+from ringscope.ingest.mapping import load_mapping
 from ringscope.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ingest.loader import Layout, _schedule
-from ingest.spill import Spill, bucket_of, stable_hash
+from ringscope.ingest.loader import Layout, _schedule
+from ringscope.ingest.spill import Spill, bucket_of, stable_hash
 
 REPO = Path(__file__).resolve().parents[1]
 

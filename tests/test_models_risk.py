@@ -18,22 +18,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 
-from graph import Graph, connect, cypher, init_schema
-from graph.model import KINDS
-from ingest import load
-from ingest.generate import generate
-from models import linking
-from models.artefacts import ModelSchemaError, load_model, save_model
-from models.features import FEATURE_SCHEMA, account_features, to_hetero
-from models.gnn import GNNClassifier, MeanAdjacency
-from models.projection import (
+from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.graph.model import KINDS
+from ringscope.ingest import load
+from ringscope.models import linking
+from ringscope.models.artefacts import ModelSchemaError, load_model, save_model
+from ringscope.models.features import FEATURE_SCHEMA, account_features, to_hetero
+from ringscope.models.gnn import GNNClassifier, MeanAdjacency
+from ringscope.models.projection import (
     Projection,
     read_local_projection,
     read_projection,
     unread_identifiers,
 )
-from models.risk import AccountRiskModel
+from ringscope.models.risk import AccountRiskModel
 from ringscope.settings import Settings
+from ringscope.synth.generate import generate
 
 
 def neighbour_only_graph(seed: int = 0) -> tuple[HeteroData, np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import neo4j
 import pytest
 
-from graph import Graph
+from ringscope.graph import Graph
 from ringscope.settings import Settings
 from tests.conftest import free_port
 from tests.helpers import ringscope

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import Principal
-from api.service import label_account, verdict_labels
-from graph import Graph, connect, cypher, init_schema
-from graph.connection import resolve_target
-from ingest.generate import generate
-from models.builds import all_clusters, current_build, list_builds
-from ringscope.rebuild import STEPS
+from ringscope.api.auth import Principal
+from ringscope.api.service import label_account, verdict_labels
+from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.graph.connection import resolve_target
+from ringscope.jobs.rebuild import STEPS
+from ringscope.models.builds import all_clusters, current_build, list_builds
 from ringscope.settings import Settings
+from ringscope.synth.generate import generate
 from tests.helpers import ringscope
 
 pytestmark = pytest.mark.neo4j

@@ -20,7 +20,7 @@ from types import FrameType
 import pytest
 
 from ringscope.errors import RingScopeError
-from ringscope.schedule import (
+from ringscope.jobs.schedule import (
     MAX_WAIT_CHUNK_S,
     Schedule,
     ScheduleError,
@@ -369,7 +369,7 @@ def test_sigterm_during_a_job_lets_it_finish(sentinel_handlers: dict[int, object
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from ringscope.schedule import configure_logging, parse_schedule, run_schedule
+from ringscope.jobs.schedule import configure_logging, parse_schedule, run_schedule
 
 out, mode = Path(sys.argv[1]), sys.argv[2]
 release = out.with_suffix(".release")

@@ -1636,7 +1636,7 @@ def generate(
     }  # fmt: skip
     manifest = {
         "contract": CONTRACT_VERSION,
-        "generator": "ingest.generate",
+        "generator": "ringscope.synth.generate",
         "world_end": "2025-06-30T00:00:00+00:00",
         "parameters": params,
         "counts": counts,

@@ -37,9 +37,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from graph.connection import Graph
-from models.builds import BuildInfo, BuildWriter
 from ringscope.errors import RingScopeError
+from ringscope.graph.connection import Graph
+from ringscope.models.builds import BuildInfo, BuildWriter
 from ringscope.settings import Settings
 
 __all__ = ["STEPS", "RebuildError", "RebuildResult", "rebuild"]
@@ -123,11 +123,11 @@ def rebuild(
     progress: Callable[[str, str], None] | None = None,
 ) -> RebuildResult:
     """Run every step; on any failure the previous build keeps serving (see the module doc)."""
-    from api.service import apply_verdicts
-    from models import artefacts
-    from models.detect import detect
-    from models.projection import read_projection
-    from models.risk import AccountRiskModel
+    from ringscope.api.service import apply_verdicts
+    from ringscope.models import artefacts
+    from ringscope.models.detect import detect
+    from ringscope.models.projection import read_projection
+    from ringscope.models.risk import AccountRiskModel
 
     policy = _policy(retrain, score_only, use_model)
     steps: dict[str, float] = {}
@@ -157,7 +157,7 @@ def rebuild(
     try:
         with _Heartbeat(writer):
             if input_dir is not None:
-                from ingest import load
+                from ringscope.ingest import load
 
                 with step("ingest"):
                     report = load(input_dir, graph, settings, progress=False)

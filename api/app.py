@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 import strawberry
+import uvicorn
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -48,14 +49,15 @@ from prometheus_client.registry import Collector
 from strawberry.http.ides import get_graphql_ide_html
 
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
-from ringscope.api.auth import KeyVerifier, init_api_schema
+from ringscope.api.auth import KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
 from ringscope.api.schema import build_schema
-from ringscope.api.service import ModelStore
 from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph, connect
+from ringscope.graph.schema import init_schema
 from ringscope.models.builds import BuildInfo, ScoreCache, current_build
+from ringscope.models.store import ModelStore
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")
@@ -296,7 +298,7 @@ class RingScopeApp:
                 update={"neo4j_query_timeout": self.settings.api_query_timeout}
             )
             self._graph = connect(api_settings)
-        init_api_schema(self._graph)
+        init_schema(self._graph)
         self._verifier = KeyVerifier(self._graph, self.settings.api_key_cache_seconds)
 
     def shutdown(self) -> None:
@@ -564,8 +566,6 @@ def serve(
     masking secret made once here first, so the workers never race to do either, and metrics go
     to a private ``PROMETHEUS_MULTIPROC_DIR`` unless one is set.
     """
-    import uvicorn
-
     n = workers or settings.api_workers
     if n < 1:
         raise RingScopeError(f"The API needs at least one worker process, not {n}.")
@@ -595,7 +595,7 @@ def serve(
         own_dir = tempfile.mkdtemp(prefix="ringscope-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     try:
-        uvicorn.run("api.app:worker_app", factory=True, workers=n, **options)
+        uvicorn.run("ringscope.api.app:worker_app", factory=True, workers=n, **options)
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)

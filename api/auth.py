@@ -17,11 +17,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph
+from ringscope.graph.schema import init_schema
+from ringscope.graph.values import native
 
 KEY_PREFIX = "rsk"
 _KEY_RE = re.compile(r"^rsk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
@@ -94,21 +95,10 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _native(value: Any) -> Any:
-    to_native = getattr(value, "to_native", None)
-    return to_native() if callable(to_native) else value
-
-
-def init_api_schema(graph: Graph) -> None:
-    """Constraints and indexes of the API's own nodes (idempotent)."""
-    for statement in cypher.API_SCHEMA:
-        graph.write(statement)
-
-
 def create_key(graph: Graph, role: Role | str, name: str | None = None) -> CreatedKey:
     """Create a key for ``role`` and return it; only its hash is stored."""
     role = Role(role)
-    init_api_schema(graph)
+    init_schema(graph)  # idempotent: the key id's uniqueness constraint exists
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     name = name or f"{role.value}-{key_id}"
@@ -121,16 +111,13 @@ def create_key(graph: Graph, role: Role | str, name: str | None = None) -> Creat
 
 def revoke_key(graph: Graph, key_id: str) -> None:
     """Revoke a key by id (idempotent). Raises ApiKeyError when no such key exists."""
-    records, _, _ = graph.driver.execute_query(
-        graph.query(cypher.API_KEY_REVOKE), {"id": key_id}, database_=graph.database
-    )
-    if not records:
+    if not graph.write_records(cypher.API_KEY_REVOKE, {"id": key_id}):
         raise ApiKeyError(f"No API key with id {key_id!r}; `ringscope apikey list` shows them.")
 
 
 def list_keys(graph: Graph) -> list[KeyInfo]:
     return [
-        KeyInfo(r["id"], r["role"], r["name"], _native(r["created_at"]), _native(r["revoked_at"]))
+        KeyInfo(r["id"], r["role"], r["name"], native(r["created_at"]), native(r["revoked_at"]))
         for r in graph.read(cypher.API_KEY_LIST)
     ]
 

@@ -13,7 +13,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ringscope.api.app import serve as run_server
+from ringscope.api.auth import Role, create_key, list_keys, revoke_key
+from ringscope.api.client import RingScopeClient
+from ringscope.api.schema import sdl
 from ringscope.errors import RingScopeError
+from ringscope.graph import connect
 from ringscope.settings import Settings
 
 err = Console(stderr=True)
@@ -43,10 +48,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve /graphql, /healthz and /metrics with uvicorn until interrupted."""
-    from ringscope.api.app import serve as run
-
     try:
-        run(Settings(), host, port, workers)
+        run_server(Settings(), host, port, workers)
     except RingScopeError as exc:
         _fail(exc)
 
@@ -57,9 +60,6 @@ def apikey_create(
     name: Annotated[str | None, typer.Option(help="Who holds it (recorded as author).")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from ringscope.api.auth import Role, create_key
-    from ringscope.graph import connect
-
     if role not in {r.value for r in Role}:
         _fail(ValueError(f"Unknown role {role!r}: one of {', '.join(r.value for r in Role)}."))
     try:
@@ -77,9 +77,6 @@ def apikey_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (rsk_<id>_...).")],
 ) -> None:
     """Revoke a key; servers refuse it within RINGSCOPE_API_KEY_CACHE_SECONDS."""
-    from ringscope.api.auth import revoke_key
-    from ringscope.graph import connect
-
     try:
         with connect(Settings()) as graph:
             revoke_key(graph, key_id)
@@ -91,9 +88,6 @@ def apikey_revoke(
 @apikey_cli.command("list")
 def apikey_list() -> None:
     """List keys (ids, roles, names, dates; never secrets), one JSON object per line."""
-    from ringscope.api.auth import list_keys
-    from ringscope.graph import connect
-
     try:
         with connect(Settings()) as graph:
             keys = list_keys(graph)
@@ -121,8 +115,6 @@ def query_clusters(
     url: Annotated[str | None, typer.Option(help="Default: RINGSCOPE_API_URL.")] = None,
 ) -> None:
     """Every cluster of the current build at or above --min-score, as JSON lines."""
-    from ringscope.api.client import RingScopeClient
-
     settings = Settings()
     if settings.api_key is None:
         _fail(RingScopeError("Set RINGSCOPE_API_KEY to an API key (`ringscope apikey create`)."))
@@ -160,8 +152,6 @@ def schema(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print (or write, or --check) the schema's SDL; api/schema.graphql is the committed one."""
-    from ringscope.api.schema import sdl
-
     text = sdl()
     if check:
         if SCHEMA_PATH.read_text() != text:

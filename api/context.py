@@ -27,8 +27,9 @@ from ringscope.api.audit import AuditBuffer
 from ringscope.api.auth import Capability, Principal
 from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
-from ringscope.graph.model import BY_NAME
+from ringscope.kinds import BY_NAME
 from ringscope.models.builds import ClusterInfo, RingSnapshot, ScoreCache
+from ringscope.models.store import ModelStore
 from ringscope.settings import Settings
 
 log = logging.getLogger("ringscope.api")
@@ -160,7 +161,7 @@ class RequestContext:
     principal: Principal
     audit: AuditBuffer
     masker: Masker
-    models: service.ModelStore | None = None  # the app's; None where no model is served
+    models: ModelStore | None = None  # the app's; None where no model is served
     scores: ScoreCache | None = None  # the app's cache of complete builds' score chunks
     loaders: Loaders = field(init=False)
     _build: asyncio.Task[str | None] | None = field(default=None, init=False)

@@ -1,21 +1,21 @@
 """The API's service layer: every read and write the GraphQL resolvers need, over a Graph.
 
 Resolvers never run Cypher themselves; they call these functions (through per-request
-DataLoaders for the batched ones). Builds, clusters and scores come from :mod:`models.builds`;
-the API's own Cypher is the ``# --- api ---`` section of :mod:`graph.cypher`. Everything here is
-synchronous (the neo4j driver is), and the server runs it in worker threads.
+DataLoaders for the batched ones). Builds, clusters, ring histories and scores come from
+:mod:`models.builds`, verdicts as labels from :mod:`models.verdicts`, explanations from
+:mod:`models.explain`; the API's own Cypher is the ``# --- api ---`` section of
+:mod:`graph.cypher`. Everything here is synchronous (the neo4j driver is), and the server runs
+it in worker threads.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import neo4j
 
@@ -23,15 +23,13 @@ from ringscope.api.auth import Principal
 from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph
-from ringscope.graph.model import BY_NAME, KINDS
+from ringscope.graph.values import native
+from ringscope.kinds import BY_NAME, KINDS
 from ringscope.models import builds
+from ringscope.models import explain as explanations
 from ringscope.models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
-
-if TYPE_CHECKING:
-    from ringscope.models.projection import Projection
-    from ringscope.models.risk import AccountRiskModel
-
-T = TypeVar("T")
+from ringscope.models.explain import ExplanationRecord
+from ringscope.models.store import ModelStore
 
 MAX_ACCOUNT_RISK_IDS = 1_000
 MAX_NOTE_CHARS = 10_000
@@ -56,22 +54,11 @@ class InvalidArgumentError(ApiError):
     pass
 
 
-def _native(value: Any) -> Any:
-    to_native = getattr(value, "to_native", None)
-    return to_native() if callable(to_native) else value
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
-
-
-def _read(graph: Graph, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
-    """One read transaction, with the graph's server-side timeout."""
-    with graph.driver.session(database=graph.database) as session:
-        return session.execute_read(neo4j.unit_of_work(timeout=graph.query_timeout)(work))
 
 
 def kind_of(name: str) -> str:
@@ -101,12 +88,12 @@ def entities(graph: Graph, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, s
         out: dict[tuple[str, str], EntityRecord] = {}
         for kind, ids in by_kind.items():
             for r in tx.run(cypher.API_ENTITIES[kind], {"ids": ids}):
-                props = {k: _native(v) for k, v in dict(r["props"]).items()}
+                props = {k: native(v) for k, v in dict(r["props"]).items()}
                 degrees = {k: int(v) for k, v in dict(r["degrees"]).items()}
                 out[(kind, r["id"])] = EntityRecord(kind, r["id"], props, degrees)
         return out
 
-    return _read(graph, work)
+    return graph.read_tx(work)
 
 
 def entity_clusters(
@@ -124,9 +111,9 @@ def entity_clusters(
         for kind, ids in by_kind.items():
             params = {"ids": ids, "build_id": build_id}
             for r in tx.run(cypher.API_ENTITY_CLUSTERS[kind], params):
-                out[(kind, r["id"])].append(builds._cluster_info(r["cluster"]))
+                out[(kind, r["id"])].append(builds.cluster_info(r["cluster"]))
 
-    _read(graph, work)
+    graph.read_tx(work)
     return out
 
 
@@ -140,14 +127,7 @@ def account_risk(
 
 
 def ring_histories(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[RingSnapshot]]:
-    out: dict[str, list[RingSnapshot]] = {r: [] for r in ring_ids}
-    for r in graph.read(cypher.API_RING_HISTORIES, {"ring_ids": list(ring_ids)}):
-        out[r["ring_id"]].append(
-            RingSnapshot(
-                r["build_id"], _native(r["finished_at"]), int(r["size"]), float(r["score"])
-            )
-        )
-    return out
+    return builds.ring_histories(graph, ring_ids)
 
 
 def current_build_id(graph: Graph) -> str | None:
@@ -199,7 +179,7 @@ def _verdict(props: Mapping[str, Any]) -> VerdictRecord:
         note=props.get("note") or "",
         author=props.get("author") or "",
         key_id=props.get("key_id") or "",
-        created_at=_native(props.get("created_at")),
+        created_at=native(props.get("created_at")),
         build_id=props.get("build_id"),
         members=tuple(props.get("members") or ()),
     )
@@ -212,7 +192,7 @@ def _note(props: Mapping[str, Any]) -> NoteRecord:
         text=props.get("text") or "",
         author=props.get("author") or "",
         key_id=props.get("key_id") or "",
-        created_at=_native(props.get("created_at")),
+        created_at=native(props.get("created_at")),
         build_id=props.get("build_id"),
     )
 
@@ -242,9 +222,7 @@ def label_account(
         "key_id": principal.key_id,
         "build_id": current_build_id(graph),
     }
-    recs, _, _ = graph.driver.execute_query(
-        graph.query(cypher.API_VERDICT_ACCOUNT), params, database_=graph.database
-    )
+    recs = graph.write_records(cypher.API_VERDICT_ACCOUNT, params)
     if not recs:
         raise NotFoundError(f"No account {account_id!r}.")
     return _verdict(recs[0]["verdict"])
@@ -267,9 +245,7 @@ def label_cluster(
         "build_id": info.build_id,
         "members": list(info.members),
     }
-    recs, _, _ = graph.driver.execute_query(
-        graph.query(cypher.API_VERDICT_RING), params, database_=graph.database
-    )
+    recs = graph.write_records(cypher.API_VERDICT_RING, params)
     return _verdict(recs[0]["verdict"]), info
 
 
@@ -289,9 +265,7 @@ def add_case_note(
         "key_id": principal.key_id,
         "build_id": info.build_id,
     }
-    recs, _, _ = graph.driver.execute_query(
-        graph.query(cypher.API_NOTE_CREATE), params, database_=graph.database
-    )
+    recs = graph.write_records(cypher.API_NOTE_CREATE, params)
     return _note(recs[0]["note"]), info
 
 
@@ -308,30 +282,6 @@ def notes(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[NoteRecord]]:
     for r in graph.read(cypher.API_NOTES, {"ring_ids": list(ring_ids)}):
         out[r["ring_id"]].append(_note(r["note"]))
     return out
-
-
-def verdict_labels(graph: Graph) -> dict[str, tuple[str, datetime | None]]:
-    """Investigators' labels for the next rebuild: account -> (fraud|legit, when).
-
-    An account's own latest verdict wins over verdicts on rings it was in; among ring verdicts the
-    latest wins. See docs/api.md ("Verdicts and rebuilds").
-    """
-    return {
-        r["account"]: (r["label"], _native(r["labelled_at"]))
-        for r in graph.read(cypher.API_VERDICT_LABELS)
-    }
-
-
-def apply_verdicts(graph: Graph, proj: Projection) -> int:
-    """Overwrite ``proj``'s labels with investigators' verdicts; returns how many applied."""
-    index = {a: i for i, a in enumerate(proj.ids)}
-    applied = 0
-    for account, (label, _) in verdict_labels(graph).items():
-        i = index.get(account)
-        if i is not None:
-            proj.label[i] = 1 if label == "fraud" else 0
-            applied += 1
-    return applied
 
 
 # --- neighbourhoods ---------------------------------------------------------------------------
@@ -392,7 +342,6 @@ def neighbourhood(
     limit: int,
     min_score: float,
     hub_degree: int,
-    flag_score: float,
     cache: builds.ScoreCache | None = None,
 ) -> Neighbourhood | None:
     """The subgraph within ``hops`` of an entity, hubs unexpanded, at most ``limit`` nodes.
@@ -401,7 +350,8 @@ def neighbourhood(
     score lookup per hop that reaches accounts). Accounts other than the start below
     ``min_score`` are left out (and not expanded). Identifiers with more than ``hub_degree``
     accounts are returned with ``hub`` set and their degree, and never expanded. Paths lead from
-    the start to each flagged account (risk >= ``flag_score`` or a known fraud label).
+    the start to each flagged account: risk at or above the build's flag threshold (the detector's,
+    recorded on the build: :attr:`models.builds.BuildInfo.flag_threshold`) or a known fraud label.
     """
     kind = kind_of(kind)
 
@@ -410,6 +360,7 @@ def neighbourhood(
         if start is None:
             return None
         build_id: str | None = start["build_id"]
+        threshold = builds.flag_threshold(start["flag_threshold"])
         is_account = kind == "account"
         center = NbNode(
             start["eid"],
@@ -483,7 +434,7 @@ def neighbourhood(
             n.eid
             for n in nodes.values()
             if n.kind == "account"
-            and ((n.risk is not None and n.risk >= flag_score) or n.label == "fraud")
+            and ((n.risk is not None and n.risk >= threshold) or n.label == "fraud")
         }
         # Paths lead from the center to the *other* flagged accounts.
         ranked = sorted(
@@ -497,7 +448,7 @@ def neighbourhood(
             paths.append(path[::-1])
         return Neighbourhood(build_id, center, nodes, edges, paths, truncated, hops, limit, flagged)
 
-    return _read(graph, work)
+    return graph.read_tx(work)
 
 
 def ping(graph: Graph) -> None:
@@ -508,105 +459,13 @@ def unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-# --- explanations -----------------------------------------------------------------------------
+# --- explanations (models.explain) -----------------------------------------------------------
 
 MAX_EXPLAIN_TOP = 20
-
-
-class ModelStore:
-    """The current account-risk model, loaded once per version and shared by all requests.
-
-    ``<models dir>/current`` is read on each call (a small file), so a rebuild's new model
-    is picked up without a restart; the previous version is dropped when the next one loads.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root  # Settings.models_dir
-        self._lock = threading.Lock()
-        self._loaded: tuple[Path, AccountRiskModel] | None = None
-
-    def current(self) -> AccountRiskModel:
-        from ringscope.models.artefacts import current_model, load_model
-
-        path = current_model(self.root)
-        if path is None:
-            raise NotFoundError("No trained model yet: run `ringscope rebuild` first.")
-        with self._lock:
-            if self._loaded is None or self._loaded[0] != path:
-                self._loaded = (path, load_model(path))
-            return self._loaded[1]
-
-
-@dataclass(frozen=True)
-class ExplainedIdentifier:
-    kind: str
-    id: str
-    score_drop: float
-
-
-@dataclass(frozen=True)
-class ExplanationRecord:
-    account_id: str
-    score: float
-    model: str
-    model_version: str | None
-    build_id: str | None
-    top_features: tuple[tuple[str, float, float, str], ...]
-    identifiers: tuple[ExplainedIdentifier, ...]
-    accounts_read: int
-    approximate: bool  # an identifier of the account was too big to read whole
 
 
 def explain(
     graph: Graph, models: ModelStore, account_id: str, *, top: int, budget: int
 ) -> ExplanationRecord | None:
-    """Why the current model scores an account as it does, from its neighbourhood alone.
-
-    The account's local projection (:func:`models.projection.read_local_projection`: the
-    accounts sharing an identifier with it and their edges) gives the same score and
-    explanation as the whole graph, so this costs a few reads of one neighbourhood, never a
-    projection of the whole graph. Investigators' verdicts count as labels, as in a rebuild.
-    """
-    from ringscope.models.projection import (
-        identifier_ids,
-        read_local_projection,
-        unread_identifiers,
-    )
-
-    model = models.current()
-    info = builds.current_build(graph)
-    counts = (info.metrics.get("counts") if info is not None else None) or {}
-    data_now = counts.get("data_now")
-    proj = read_local_projection(
-        graph,
-        account_id,
-        data_now=int(data_now) if data_now is not None else _latest_seen(graph),
-        always=model.config.hub_degree,
-        budget=budget,
-    )
-    if proj is None:
-        return None
-    apply_verdicts(graph, proj)
-    why = model.explain(proj, account_id, top=top)
-    names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
-    # The tree reads only identifiers it always gets whole; the GNN also reads bigger ones.
-    approximate = model.choice != "tree" and unread_identifiers(proj, account_id) > 0
-    return ExplanationRecord(
-        account_id=account_id,
-        score=why.score,
-        model=why.model,
-        model_version=model.version,
-        build_id=info.id if info is not None else None,
-        top_features=why.top_features,
-        identifiers=tuple(
-            ExplainedIdentifier(k, names.get(n, f"#{n}"), d) for k, n, d in why.identifiers
-        ),
-        accounts_read=proj.n,
-        approximate=approximate or data_now is None,
-    )
-
-
-def _latest_seen(graph: Graph) -> int:
-    """The data's "now" for a build that did not record it (built before it was recorded)."""
-    rows = graph.read(cypher.API_LATEST_ACCOUNT_CREATED)
-    return int(rows[0]["now"]) if rows and rows[0]["now"] is not None else 0
+    """Why the current model scores an account (:func:`models.explain.explain`)."""
+    return explanations.explain(graph, models, account_id, top=top, budget=budget)

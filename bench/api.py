@@ -315,7 +315,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 service.neighbourhood(
                     graph, "account", a, hops=2, limit=100, min_score=0.0,
-                    hub_degree=settings.api_hub_degree, flag_score=settings.api_flag_score,
+                    hub_degree=settings.api_hub_degree,
                     cache=cache,
                 )  # fmt: skip
                 times.append(time.perf_counter() - t0)

@@ -67,7 +67,7 @@ def run(data: HeteroData, y: np.ndarray, device: str, epochs: int, threads: int)
     gnn.fit(data, "account", tr, y[tr], va, y[va])
     train_s = time.perf_counter() - t
     t = time.perf_counter()
-    p = gnn.decision_function(data, "account")
+    p = gnn.predict_proba(data, "account")
     score_s = time.perf_counter() - t
     out: dict[str, Any] = {
         "device": device,

@@ -78,7 +78,7 @@ def run_seed(settings: Settings, accounts: int, seed: int, work: Path) -> dict[s
                 model = AccountRiskModel(seed=0, use_gnn=use_gnn).fit(proj)
                 row["train_s"] = round(time.perf_counter() - t, 1)
                 t = time.perf_counter()
-                p = model.decision_function(proj)
+                p = model.predict_proba(proj)
                 row["score_s"] = round(time.perf_counter() - t, 1)
                 row["chosen"] = model.choice
                 row["validation"] = model.metrics["validation"]

@@ -6,9 +6,9 @@ whether to launch anything. The driver it returns is injected into the code that
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 import neo4j
 from neo4j.exceptions import AuthError, ServiceUnavailable
@@ -16,6 +16,8 @@ from neo4j.exceptions import AuthError, ServiceUnavailable
 from ringscope.errors import Neo4jAuthError, Neo4jUnavailableError
 from ringscope.graph.embedded import EmbeddedNeo4j
 from ringscope.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,13 @@ def resolve_target(settings: Settings, *, start: bool = True) -> Target:
 
 
 class Graph:
-    """A driver plus the database name, so no query forgets which database it is for."""
+    """A driver plus the database name, so no query forgets which database it is for.
+
+    Two ways to run Cypher, both with the server-side timeout: one statement (:meth:`read`,
+    :meth:`write`, :meth:`write_records`, through ``execute_query`` and its bookmark manager),
+    or a function of one managed transaction (:meth:`read_tx`, :meth:`write_tx`, in a session
+    of its own) for several statements that must see the same data.
+    """
 
     def __init__(self, driver: neo4j.Driver, database: str, query_timeout: float) -> None:
         self.driver = driver
@@ -73,13 +81,34 @@ class Graph:
         self, text: LiteralString, params: Mapping[str, Any] | None = None
     ) -> neo4j.ResultSummary:
         """Run a write query in a managed (retried) transaction and return its summary."""
-        _, summary, _ = self.driver.execute_query(
+        return self._write(text, params)[1]
+
+    def write_records(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None
+    ) -> list[neo4j.Record]:
+        """Run a write query in a managed (retried) transaction and return its records."""
+        return self._write(text, params)[0]
+
+    def _write(
+        self, text: LiteralString, params: Mapping[str, Any] | None
+    ) -> tuple[list[neo4j.Record], neo4j.ResultSummary]:
+        records, summary, _ = self.driver.execute_query(
             self.query(text),
             dict(params or {}),
             database_=self.database,
             routing_=neo4j.RoutingControl.WRITE,
         )
-        return summary
+        return records, summary
+
+    def read_tx(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        """Run ``work`` in one managed (retried) read transaction with the configured timeout."""
+        with self.driver.session(database=self.database) as session:
+            return session.execute_read(neo4j.unit_of_work(timeout=self.query_timeout)(work))
+
+    def write_tx(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        """Run ``work`` in one managed (retried) write transaction with the configured timeout."""
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(neo4j.unit_of_work(timeout=self.query_timeout)(work))
 
     def close(self) -> None:
         self.driver.close()

@@ -1,14 +1,14 @@
 """Every Cypher statement RingScope runs, in one place, as parameterised constants.
 
 Values always travel as parameters. The only text assembled here is labels and relationship
-types, and only from the fixed table in :mod:`graph.model`, never from input.
+types, and only from the fixed table in :mod:`ringscope.kinds`, never from input.
 """
 
 from __future__ import annotations
 
 from typing import LiteralString
 
-from ringscope.graph.model import ACCOUNT, DEVICE, KINDS
+from ringscope.kinds import ACCOUNT, DEVICE, KINDS
 
 # --- schema -----------------------------------------------------------------------------------
 
@@ -43,7 +43,6 @@ SCHEMA: tuple[LiteralString, ...] = (
 SHOW_CONSTRAINTS: LiteralString = (
     "SHOW CONSTRAINTS YIELD name, labelsOrTypes, properties RETURN name, labelsOrTypes, properties"
 )
-SHOW_INDEXES: LiteralString = "SHOW INDEXES YIELD name, state RETURN name, state"
 
 # --- counts -----------------------------------------------------------------------------------
 # One MATCH per label/type so Neo4j answers each from its count store, without a scan.
@@ -64,15 +63,6 @@ AWAIT_INDEXES: LiteralString = "CALL db.awaitIndexes(300)"
 # The loader (ingest/loader.py). Every batch query starts with the ledger guard: it records the
 # batch as an (:IngestBatch) node in the same transaction as the batch's writes, and does nothing
 # at all when that batch was committed before. That makes re-runs and resumed runs idempotent.
-
-INGEST_BATCH_CONSTRAINT: LiteralString = (
-    "CREATE CONSTRAINT ingestbatch_id_unique IF NOT EXISTS "
-    "FOR (n:IngestBatch) REQUIRE n.id IS UNIQUE"
-)
-INGEST_FILE_CONSTRAINT: LiteralString = (
-    "CREATE CONSTRAINT ingestfile_id_unique IF NOT EXISTS FOR (n:IngestFile) REQUIRE n.id IS UNIQUE"
-)
-INGEST_SCHEMA: tuple[LiteralString, ...] = (INGEST_BATCH_CONSTRAINT, INGEST_FILE_CONSTRAINT)
 
 # The layout (batch size, partitions, target classes) a file was first loaded with wins, so a
 # resumed run buckets and slices it the same way. A stream's entries (one per identifier kind)
@@ -102,7 +92,7 @@ _GUARD = (
     "CREATE (:IngestBatch {id: $batch_id, file: $file_id, batch: $batch_no, rows: size($rows), "
     "committed_at: datetime()}) "
     "WITH 1 AS ignored UNWIND $rows AS raw "
-    # Timestamps arrive as epoch milliseconds (see ingest.loader._rows_for).
+    # Timestamps arrive as epoch milliseconds (see ingest.writer._rows_for).
     "WITH raw {.*, "
     + ", ".join(
         f"{k}: CASE WHEN raw.{k} IS NULL THEN null ELSE datetime({{epochMillis: raw.{k}}}) END"
@@ -261,7 +251,7 @@ INGEST_NAIVE_DEVICE_ROW: LiteralString = (
 )
 
 # --- builds -----------------------------------------------------------------------------------
-# Versioned ring-detection results (models/builds.py, docs/builds.md). Every query that reads a
+# Versioned ring-detection results (models/builds/, docs/builds.md). Every query that reads a
 # build's clusters filters on `build_id` and a score predicate, so it is answered from the
 # composite index (build_id, score). Readers resolve the (:CurrentBuild) pointer first.
 
@@ -393,10 +383,12 @@ BUILD_CLUSTER_BY_ID: LiteralString = "MATCH (c:Cluster {id: $cluster_id}) RETURN
 BUILD_CLUSTER_BY_RING: LiteralString = (
     "MATCH (c:Cluster {ring_id: $ring_id}) WHERE c.build_id = $build_id RETURN c {.*} AS cluster"
 )
+# Rings in every stored complete build, for any number of ring ids at once (the API's loader).
 BUILD_RING_HISTORY: LiteralString = (
-    "MATCH (c:Cluster {ring_id: $ring_id})-[:IN_BUILD]->(b:Build) WHERE b.status = 'complete' "
-    "RETURN b.id AS build_id, b.finished_at AS finished_at, c.size AS size, c.score AS score "
-    "ORDER BY b.finished_at, b.id"
+    "UNWIND $ring_ids AS rid MATCH (c:Cluster {ring_id: rid})-[:IN_BUILD]->(b:Build) "
+    "WHERE b.status = 'complete' "
+    "RETURN rid AS ring_id, b.id AS build_id, b.finished_at AS finished_at, c.size AS size, "
+    "c.score AS score ORDER BY b.finished_at, b.id"
 )
 BUILD_SCORES: LiteralString = (
     "MATCH (s:ScoreChunk) WHERE s.build_id = $build_id "
@@ -423,9 +415,10 @@ BUILD_ACCOUNT_SCORES: LiteralString = (
 )
 
 # --- api --------------------------------------------------------------------------------------
-# The GraphQL API (api/service.py, api/auth.py). API keys, investigators' verdicts and case notes
-# are nodes of their own, keyed by account or ring id and never by build, so they survive every
-# rebuild; docs/api.md describes them.
+# The GraphQL API (api/service.py, api/auth.py) and the readers of what it records (the rebuild's
+# labels, models/verdicts.py; explanations, models/explain.py). API keys, investigators' verdicts
+# and case notes are nodes of their own, keyed by account or ring id and never by build, so they
+# survive every rebuild; docs/api.md describes them. graph.schema.init_schema creates API_SCHEMA.
 
 API_SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT apikey_id_unique IF NOT EXISTS FOR (n:ApiKey) REQUIRE n.id IS UNIQUE",
@@ -481,21 +474,17 @@ API_ENTITY_CLUSTERS: dict[str, LiteralString] = {
     )
     for k in KINDS
 }
-API_RING_HISTORIES: LiteralString = (
-    "UNWIND $ring_ids AS rid MATCH (c:Cluster {ring_id: rid})-[:IN_BUILD]->(b:Build) "
-    "WHERE b.status = 'complete' "
-    "RETURN rid AS ring_id, b.id AS build_id, b.finished_at AS finished_at, c.size AS size, "
-    "c.score AS score ORDER BY b.finished_at, b.id"
-)
 
-# riskNeighbourhood: the current build's id and the start node in one statement, then one
-# expansion per hop. Nodes are carried between hops by element id (an id seek) within one read
-# transaction; identifiers are expanded only when their degree is at most $hub_degree, so a hub
-# costs one degree count, not its neighbours.
+# riskNeighbourhood: the current build's id and flag threshold (null for builds written before it
+# was recorded) and the start node in one statement, then one expansion per hop. Nodes are
+# carried between hops by element id (an id seek) within one read transaction; identifiers are
+# expanded only when their degree is at most $hub_degree, so a hub costs one degree count, not
+# its neighbours.
 API_NB_START: dict[str, LiteralString] = {
     k.name: "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
-    f"WITH b.id AS build_id MATCH (n:{k.label} {{id: $id}}) "
-    "RETURN build_id, elementId(n) AS eid, n.label AS label, "
+    "WITH b.id AS build_id, b.flag_threshold AS flag_threshold "
+    f"MATCH (n:{k.label} {{id: $id}}) "
+    "RETURN build_id, flag_threshold, elementId(n) AS eid, n.label AS label, "
     + (
         f"COUNT {{ (n)-[:{_API_ACCOUNT_RELS}]->() }} AS degree"
         if k.rel is None

@@ -9,9 +9,11 @@ from ringscope.graph.connection import Graph
 def init_schema(graph: Graph) -> list[str]:
     """Create every constraint and index (IF NOT EXISTS) and wait until they are online.
 
-    Returns the names of the constraints that now exist. Safe to run any number of times.
+    Every node RingScope writes is covered: the graph, the ingest ledger, the builds and the
+    API's own nodes (keys, verdicts, case notes). Returns the names of the constraints that now
+    exist. Safe to run any number of times.
     """
-    for statement in cypher.SCHEMA:
+    for statement in (*cypher.SCHEMA, *cypher.API_SCHEMA):
         graph.write(statement)
     graph.write(cypher.AWAIT_INDEXES)
     return sorted(r["name"] for r in graph.read(cypher.SHOW_CONSTRAINTS))

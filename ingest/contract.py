@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ringscope.errors import RingScopeError
+from ringscope.kinds import KINDS
 
 CONTRACT_VERSION = 1
 
@@ -125,8 +126,11 @@ BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 KYC_LEVELS = (0, 1, 2, 3)
 PAYEE_KINDS = ("merchant", "individual")
 LABEL_VALUES = ("fraud", "legit")
-# account_identifiers.kind -> graph.model kind name
-IDENTIFIER_KINDS = ("ip", "email", "id_document", "bank_card")
+# The kinds that arrive as account_identifiers rows (its `kind` column names them), from the
+# kinds table; the others have tables of their own.
+IDENTIFIER_KINDS: tuple[str, ...] = tuple(
+    k.name for k in KINDS if k.link_table == ACCOUNT_IDENTIFIERS.name
+)
 # Money is kept exactly as integers of 1/10 000 of the currency unit.
 AMOUNT_SCALE = 4
 # A payment is "round" when its amount is a positive multiple of this many currency units.

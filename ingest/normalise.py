@@ -194,6 +194,25 @@ def booleans(values: pa.Array) -> tuple[pa.Array, Mask]:
     return parsed, _np(pc.and_(pc.is_valid(values), pc.is_null(parsed)))
 
 
+def _as_given(values: pa.Array) -> pa.Array:
+    return values
+
+
+def _lower(values: pa.Array) -> pa.Array:
+    return pc.utf8_lower(values)
+
+
+# Each kind that arrives as account_identifiers rows, and how its value is normalised so that one
+# real identifier is one node. tests/test_kinds.py checks that every such kind in the kinds table
+# (ringscope.kinds) has an entry here.
+VALUE_NORMALISERS: dict[str, Callable[[pa.Array], pa.Array]] = {
+    "ip": _as_given,
+    "email": _lower,  # case-insensitive in practice: one mailbox, one node
+    "id_document": _as_given,
+    "bank_card": _as_given,
+}
+
+
 def property_name(column: str) -> str:
     """An extra column's name as a node property: letters, digits and underscores only."""
     return _PROPERTY_NAME.sub("_", column.strip()).strip("_") or "column"
@@ -284,9 +303,12 @@ def normalise(table: Table, batch: pa.RecordBatch, ctx: Context) -> Result:
         flags.missing(kind, "kind", Reason.MISSING_VALUE)
         one_of("kind", IDENTIFIER_KINDS, Reason.UNKNOWN_KIND, "kind")
         value = key("value", "target")
-        # Emails are case-insensitive in practice: one mailbox, one node.
-        is_email = _np(pc.equal(cols["kind"], "email"))
-        cols["target"] = pc.if_else(pa.array(is_email), pc.utf8_lower(value), value)
+        target = value
+        for kind_name, normaliser in VALUE_NORMALISERS.items():
+            if normaliser is not _as_given:
+                is_kind = pa.array(_np(pc.equal(cols["kind"], kind_name)))
+                target = pc.if_else(is_kind, normaliser(value), target)
+        cols["target"] = target
         ts("seen_at", "seen_at")
     else:  # pragma: no cover - TABLES is closed
         raise AssertionError(name)

@@ -12,20 +12,17 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ringscope.kinds import DEVICE, IDENTIFIER_KINDS, PAYEE, PHONE
 from ringscope.models.linking import LinkParams, eligible
 from ringscope.models.projection import F64, I64, KindEdges, Projection
 
 DAY = 86_400
-PERSONAL = ("id_document", "bank_card", "email")
-KIND_WORDS = {
-    "device": ("device", "devices"),
-    "phone": ("phone number", "phone numbers"),
-    "payee": ("payee", "payees"),
-    "ip": ("IP address", "IP addresses"),
-    "email": ("email address", "email addresses"),
-    "id_document": ("ID document", "ID documents"),
-    "bank_card": ("bank card", "bank cards"),
-}
+# From the kinds table (ringscope.kinds): which kinds are one person's, which are places, the
+# words for each, and the order the reasons cite them in.
+PERSONAL = tuple(k.name for k in IDENTIFIER_KINDS if k.personal)
+PLACES = tuple(k.name for k in IDENTIFIER_KINDS if k.place)
+KIND_WORDS = {k.name: k.words for k in IDENTIFIER_KINDS}
+CITE_ORDER = tuple(k.name for k in sorted(IDENTIFIER_KINDS, key=lambda k: k.cite_rank))
 
 # The score is sigmoid(BIAS + sum(weight * signal)); every signal is in [0, 1]. See
 # docs/detection.md for why each one is there and what it separates.
@@ -111,13 +108,13 @@ def account_signals(proj: Projection, model: F64 | None) -> dict[str, F64]:
     now = proj.now()
     sig: dict[str, F64] = {}
     zero = np.zeros(n, dtype=np.float64)
-    dev = proj.kinds.get("device")
-    ph = proj.kinds.get("phone")
+    dev = proj.kinds.get(DEVICE.name)
+    ph = proj.kinds.get(PHONE.name)
     sig["emulator"] = _member_flags(dev, n).astype(np.float64) if dev else zero
     sig["virtual_phone"] = _member_flags(ph, n).astype(np.float64) if ph else zero
     sig["low_kyc"] = ((proj.kyc >= 0) & (proj.kyc <= 1)).astype(np.float64)
     sig["young"] = ((proj.created >= 0) & (now - proj.created < 365 * DAY)).astype(np.float64)
-    pay = proj.kinds.get("payee")
+    pay = proj.kinds.get(PAYEE.name)
     if pay is not None and pay.round_count is not None:
         cnt = np.bincount(pay.acc, weights=pay.count, minlength=n)
         rnd = np.bincount(pay.acc, weights=pay.round_count, minlength=n)
@@ -187,7 +184,7 @@ def cluster_table(
         feats[f"shared_{name}"] = np.bincount(pc[shared], minlength=k).astype(np.float64)
         cov = members / np.maximum(size[pc], 1)
         np.maximum.at(common, pc[shared], cov[shared])
-        if name in ("ip", "device"):
+        if name in PLACES:
             np.maximum.at(coverage, pc[shared], cov[shared])
         sel = np.isin(c_of * max(edges.m, 1) + ident, pair[shared])
         np.maximum.at(join, acc[sel], edges.first[in_c][sel])
@@ -200,11 +197,11 @@ def cluster_table(
             strict=True,
         ):
             evidence[c].shared.setdefault(name, []).append((int(node), int(mem)))
-        if name == "device":
+        if name == DEVICE.name:
             emu = edges.flag[pi]
             for c, node in zip(pc[emu].tolist(), edges.nodes[pi[emu]].tolist(), strict=True):
                 evidence[c].emulators.append(int(node))
-        if name == "payee":
+        if name == PAYEE.name:
             # Concentration: members paying one payee, times that payee's share of payers
             # inside the cluster; a colluding merchant or collector scores 1, a popular shop ~0.
             conc = cov * members / np.maximum(deg[pi], 1)
@@ -242,7 +239,7 @@ def cluster_table(
     counts["quiet"] = count_of(sig["quiet"])
     feats["sparse_structure"] = (1.0 - feats["density"]) * np.clip((size - 2) / 3, 0.0, 1.0)
     feats["kyc_mean"] = mean_of(np.maximum(proj.kyc, 0).astype(np.float64))
-    pay = proj.kinds.get("payee")
+    pay = proj.kinds.get(PAYEE.name)
     if pay is not None and pay.round_count is not None:
         m = lab[pay.acc] >= 0
         cnt = np.bincount(lab[pay.acc[m]], weights=pay.count[m], minlength=k)
@@ -469,7 +466,7 @@ def reasons(
             out.append((v, text))
     sentences = [t[0].upper() + t[1:] for _, t in out[:3]]
     # Always say what holds the cluster together (the key identifiers).
-    structure = shared_text(("device", "phone", "id_document", "bank_card", "email", "ip", "payee"))
+    structure = shared_text(CITE_ORDER)
     if analysis is not None and analysis.articulation_identifiers:
         kind, node = analysis.articulation_identifiers[0]
         structure += (

@@ -8,6 +8,7 @@ without the detector changing: :func:`engine_for` picks one by name.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -34,8 +35,6 @@ def strong_graph(s: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
 def _leiden(sub: sp.csr_matrix, resolution: float, seed: int) -> I64:
     coo = sub.tocoo()
     g = ig.Graph(n=sub.shape[0], edges=list(zip(coo.row.tolist(), coo.col.tolist(), strict=True)))
-    import random
-
     state = random.getstate()
     random.seed(seed)  # igraph's Leiden draws from Python's RNG: seed it for determinism
     try:

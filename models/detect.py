@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ringscope.graph.connection import Graph
+from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
@@ -44,27 +45,15 @@ class Detection:
 
 
 def _default_kind_weights() -> dict[str, float]:
-    return {
-        "id_document": 1.0,
-        "bank_card": 0.9,
-        "email": 0.8,
-        "phone": 0.8,
-        "device": 0.8,
-        "ip": 0.35,
-        "payee": 0.3,
-    }
+    return {k.name: k.weight for k in IDENTIFIER_KINDS}
 
 
 def _default_caps() -> dict[str, int]:
-    return {
-        "id_document": 50,
-        "bank_card": 50,
-        "email": 50,
-        "phone": 50,
-        "device": 50,
-        "ip": 200,
-        "payee": 60,
-    }
+    return {k.name: k.degree_cap for k in IDENTIFIER_KINDS}
+
+
+def _default_time_floors() -> dict[str, float]:
+    return {k.name: k.time_floor for k in IDENTIFIER_KINDS if k.time_floor is not None}
 
 
 @dataclass(frozen=True)
@@ -73,6 +62,7 @@ class DetectConfig:
 
     # Per-kind weight of one shared identifier used by exactly two accounts. Documents, cards,
     # emails, phones and devices are personal; an IP or a payee is shared by strangers too.
+    # The defaults (weights, caps, time floors) are the kinds table's (ringscope.kinds).
     kind_weights: dict[str, float] = field(default_factory=_default_kind_weights)
     # Identifiers used by more accounts than this are hubs: left out of linking (kept in features).
     degree_caps: dict[str, int] = field(default_factory=_default_caps)
@@ -84,9 +74,7 @@ class DetectConfig:
     # Only kinds that are reissued to strangers are time-aware: numbers are recycled, dynamic IPs
     # reassigned, devices resold. Documents, cards, emails and payees keep their full weight.
     time_bucket_days: int = 120
-    time_floors: dict[str, float] = field(
-        default_factory=lambda: {"phone": 0.2, "ip": 0.3, "device": 0.4}
-    )
+    time_floors: dict[str, float] = field(default_factory=_default_time_floors)
     # Co-arrival: a pair that first used the identifier within about arrival_days of each other
     # gets up to arrival_bonus times the identifier's weight on top (farms, takeover waves).
     arrival_days: int = 7
@@ -114,6 +102,15 @@ class DetectConfig:
     max_key_identifiers: int = 5
     # Which community engine finds and splits the groups (models.communities.engine_for).
     community_engine: str = "in-process"
+
+    def __post_init__(self) -> None:
+        # A kind without a weight or cap would link nothing (or die deep in a rebuild): refuse
+        # the config up front, naming what is missing.
+        kinds = {k.name for k in IDENTIFIER_KINDS}
+        for name, table in (("kind_weights", self.kind_weights), ("degree_caps", self.degree_caps)):
+            missing = sorted(kinds - table.keys())
+            if missing:
+                raise ValueError(f"DetectConfig.{name} has no entry for: {', '.join(missing)}")
 
     def link_params(self) -> LinkParams:
         return LinkParams(

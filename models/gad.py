@@ -275,7 +275,8 @@ def _tree_graph(ds: GadDataset, sp_: Split, setting: str, seed: int) -> Scored:
 
 
 def _gnn(ds: GadDataset, sp_: Split, setting: str, seed: int) -> Scored:
-    """Our GNN (``models.gnn``), imported here so the harness runs without torch-geometric."""
+    """Our GNN (``models.gnn``)."""
+    # torch and torch-geometric: heavy; the tree and RF-Graph rows of the harness need neither.
     from ringscope.models.gnn import GNNClassifier, homogeneous
 
     data = ds.cached("gnn", lambda: homogeneous(ds.x, ds.edge_index))
@@ -284,7 +285,7 @@ def _gnn(ds: GadDataset, sp_: Split, setting: str, seed: int) -> Scored:
         clf = GNNClassifier(seed=seed, **params).fit(
             data, "node", sp_.train, ds.y[sp_.train], sp_.val, ds.y[sp_.val]
         )
-        scores = np.asarray(clf.decision_function(data, "node"), dtype=np.float64)
+        scores = np.asarray(clf.predict_proba(data, "node"), dtype=np.float64)
         desc = ",".join(f"{k}={v}" for k, v in params.items())
         out.append((_val_auprc(ds.y[sp_.val], scores[sp_.val]), scores, desc))
     return _best(out)

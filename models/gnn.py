@@ -9,7 +9,7 @@ means no neighbour sampler: every epoch sees the whole graph, which at 1M accoun
 
     data = MeanAdjacency()(data)                # a plain PyG-style transform
     clf = GNNClassifier(seed=0).fit(data, "account", train_idx, y_train, val_idx, y_val)
-    p = clf.decision_function(data, "account")  # probability per account
+    p = clf.predict_proba(data, "account")      # probability per account
 """
 
 from __future__ import annotations
@@ -204,7 +204,8 @@ def _device(name: str) -> torch.device:
 
 
 class GNNClassifier:
-    """Semi-supervised node classifier: ``fit``, ``decision_function``, ``predict``.
+    """Semi-supervised node classifier: ``fit``, ``predict_proba``, ``decision_function``,
+    ``predict``.
 
     Imbalance: the positive class is weighted ``neg/pos`` (capped), so a 3% class is not ignored.
     Label noise: early stopping on validation AUPRC (when given), weight decay, dropout and the
@@ -339,6 +340,12 @@ class GNNClassifier:
         return out
 
     def decision_function(self, data: HeteroData, node_type: str) -> npt.NDArray[np.float64]:
+        """Raw score (the logit) for every node of ``node_type``; ranks as ``predict_proba``."""
+        if self.model is not None and node_type != self.model.target:
+            raise ValueError(f"the model scores {self.model.target!r} nodes, not {node_type!r}")
+        return self.logits(data).numpy().astype(np.float64)
+
+    def predict_proba(self, data: HeteroData, node_type: str) -> npt.NDArray[np.float64]:
         """Probability of the positive class for every node of ``node_type``."""
         if self.model is not None and node_type != self.model.target:
             raise ValueError(f"the model scores {self.model.target!r} nodes, not {node_type!r}")
@@ -347,7 +354,7 @@ class GNNClassifier:
     def predict(
         self, data: HeteroData, node_type: str, threshold: float = 0.5
     ) -> npt.NDArray[np.int64]:
-        return (self.decision_function(data, node_type) >= threshold).astype(np.int64)
+        return (self.predict_proba(data, node_type) >= threshold).astype(np.int64)
 
     # -- state for the artefact (plain tensors: safetensors, never pickle) ---------------------
     def tensors(self) -> dict[str, Tensor]:

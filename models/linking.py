@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ringscope.kinds import PAYEE
 from ringscope.models.projection import F64, I64, KindEdges, Projection
 
 DAY = 86_400
@@ -23,6 +24,8 @@ DAY = 86_400
 
 @dataclass(frozen=True)
 class LinkParams:
+    # Every identifier kind has a weight and a cap (DetectConfig checks): a kind left out would
+    # otherwise link nothing without a word.
     kind_weights: dict[str, float]
     degree_caps: dict[str, int]
     merchant_degree_cap: int
@@ -35,8 +38,8 @@ class LinkParams:
 def eligible(edges: KindEdges, params: LinkParams) -> npt.NDArray[np.bool_]:
     """Per identifier: does it take part in linking (shared, and not a hub)?"""
     deg = edges.degree()
-    ok = (deg >= 2) & (deg <= params.degree_caps.get(edges.kind, 50))
-    if edges.kind == "payee":
+    ok = (deg >= 2) & (deg <= params.degree_caps[edges.kind])
+    if edges.kind == PAYEE.name:
         ok &= ~edges.flag | (deg <= params.merchant_degree_cap)
     return ok
 
@@ -44,7 +47,7 @@ def eligible(edges: KindEdges, params: LinkParams) -> npt.NDArray[np.bool_]:
 def identifier_weights(edges: KindEdges, params: LinkParams) -> F64:
     """Weight of each identifier (0 for those left out of linking)."""
     deg = edges.degree().astype(np.float64)
-    w = params.kind_weights.get(edges.kind, 0.0) / np.sqrt(np.maximum(deg - 1.0, 1.0))
+    w = params.kind_weights[edges.kind] / np.sqrt(np.maximum(deg - 1.0, 1.0))
     return np.where(eligible(edges, params), w, 0.0)
 
 
@@ -136,7 +139,7 @@ def link_matrix(proj: Projection, params: LinkParams) -> tuple[sp.csr_matrix, sp
     total = sp.csr_matrix((proj.n, proj.n), dtype=np.float64)
     arrival = sp.csr_matrix((proj.n, proj.n), dtype=np.float64)
     for edges in proj.kinds.values():
-        if params.kind_weights.get(edges.kind, 0.0) > 0:
+        if params.kind_weights[edges.kind] > 0:
             s, a = kind_link_matrix(edges, proj.n, params)
             total = total + s
             arrival = arrival + a

@@ -10,6 +10,7 @@ cluster's reasons name (:func:`identifier_ids`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
@@ -19,7 +20,7 @@ import numpy.typing as npt
 
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph
-from ringscope.graph.model import IDENTIFIER_KINDS
+from ringscope.kinds import IDENTIFIER_KINDS
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -109,8 +110,6 @@ def _node_set(graph: Graph, query: LiteralString) -> I64:
 
 def read_projection(graph: Graph, chunk: int = 50_000) -> Projection:
     """Read accounts and every account-identifier relationship into arrays."""
-    import time
-
     t0 = time.perf_counter()
     node_col, created_col, kyc_col, label_col = (_Grow(np.int64, 1024) for _ in range(4))
     ids: list[str] = []
@@ -158,8 +157,6 @@ def _read_edges(
     graph: Graph, proj: Projection, chunk: int, flag_of: Callable[[str, I64], B]
 ) -> None:
     """Every identifier relationship of ``proj``'s accounts, per kind, into ``proj.kinds``."""
-    import time
-
     for kind in IDENTIFIER_KINDS:
         assert kind.rel is not None
         t1 = time.perf_counter()
@@ -213,8 +210,6 @@ def read_local_projection(
     accounts read stay within ``budget``. An identifier not read (a big merchant, a carrier IP)
     makes the GNN's message through it approximate (see :func:`unread_identifiers`).
     """
-    import time
-
     t0 = time.perf_counter()
     rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
     if not rows:

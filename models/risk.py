@@ -2,7 +2,7 @@
 heterogeneous GNN, compared on validation AUPRC, calibrated, explained, stored safely.
 
     model = AccountRiskModel(seed=0).fit(proj)     # proj = models.projection.read_projection(g)
-    p = model.decision_function(proj)              # probability per account, in proj order
+    p = model.predict_proba(proj)                  # probability per account, in proj order
     why = model.explain(proj, "A-000042")          # top features and influential identifiers
     save_model(model, path); load_model(path)      # safetensors + manifest (models.artefacts)
 
@@ -17,7 +17,7 @@ validation AUPRC, tree regularisation (``min_child_samples``) and down-weighted 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -137,7 +137,8 @@ class Explanation:
 
 
 class AccountRiskModel:
-    """The learned account scorer: ``fit``, ``decision_function``, ``predict``, ``explain``."""
+    """The learned account scorer: ``fit``, ``predict_proba``, ``decision_function``, ``predict``,
+    ``explain``."""
 
     def __init__(self, config: RiskConfig | None = None, **overrides: Any) -> None:
         self.config = RiskConfig(**{**asdict(config or RiskConfig()), **overrides})
@@ -215,7 +216,7 @@ class AccountRiskModel:
             self.gnn = GNNClassifier(gcfg).fit(
                 data, "account", tr, y[tr], va, y[va], sample_weight=w[tr]
             )
-            p_gnn = self.gnn.decision_function(data, "account")[va]
+            p_gnn = self.gnn.predict_proba(data, "account")[va]
             cand["gnn"] = p_gnn
             t_gnn = time.perf_counter() - t1
             best_w, best_ap = 0.5, -1.0
@@ -268,22 +269,30 @@ class AccountRiskModel:
         if self.choice == "tree":
             return p_tree
         assert self.gnn is not None
-        p_gnn = self.gnn.decision_function(MeanAdjacency()(to_hetero(proj)), "account")
+        p_gnn = self.gnn.predict_proba(MeanAdjacency()(to_hetero(proj)), "account")
         if self.choice == "gnn":
             return p_gnn
         return self.blend_weight * p_tree + (1 - self.blend_weight) * p_gnn
 
     def _calibrate(self, raw: F64) -> F64:
-        a, b = self.platt
-        out: F64 = 1.0 / (1.0 + np.exp(-(a * _logit(raw) + b)))
+        out: F64 = 1.0 / (1.0 + np.exp(-self._log_odds(raw)))
         return out
 
-    def decision_function(self, proj: Projection) -> F64:
+    def _log_odds(self, raw: F64) -> F64:
+        a, b = self.platt
+        out: F64 = a * _logit(raw) + b
+        return out
+
+    def predict_proba(self, proj: Projection) -> F64:
         """Calibrated probability that each account (in ``proj`` order) is labelled fraud."""
         return self._calibrate(self._raw(proj))
 
+    def decision_function(self, proj: Projection) -> F64:
+        """Raw score: the calibrated log-odds per account; ``predict_proba`` is its sigmoid."""
+        return self._log_odds(self._raw(proj))
+
     def predict(self, proj: Projection, threshold: float = 0.5) -> npt.NDArray[np.int64]:
-        return (self.decision_function(proj) >= threshold).astype(np.int64)
+        return (self.predict_proba(proj) >= threshold).astype(np.int64)
 
     # -- explanations --------------------------------------------------------------------------
 
@@ -333,8 +342,6 @@ class AccountRiskModel:
 def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projection:
     """The projection with one account's edges to some identifiers of one kind removed
     (identifier indices unchanged)."""
-    from dataclasses import replace
-
     e = proj.kinds[kind]
     full_degree = e.full_degree
     if full_degree is not None:  # one account's edges go: its identifiers lose one account

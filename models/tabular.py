@@ -367,8 +367,5 @@ class RFGraph:
             return np.zeros(p.shape[0])
         return np.asarray(p[:, classes.index(1)], dtype=np.float64)
 
-    def decision_function(self, X: npt.NDArray[Any]) -> F64:
-        return self.predict_proba(X)
-
     def predict(self, X: npt.NDArray[Any], threshold: float = 0.5) -> npt.NDArray[np.int64]:
         return (self.predict_proba(X) >= threshold).astype(np.int64)

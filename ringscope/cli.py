@@ -8,17 +8,26 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ringscope.api.app import serve as run_server
 from ringscope.api.auth import create_key
 from ringscope.api.cli import apikey_cli, query_cli, schema, serve
 from ringscope.errors import RingScopeError
 from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from ringscope.graph.embedded import build_launcher, check_java
+from ringscope.ingest import load
+from ringscope.jobs.rebuild import rebuild
+from ringscope.jobs.schedule import configure_logging, parse_schedule, run_schedule
 from ringscope.models.builds import ClusterInfo, clusters
+from ringscope.models.detect import DetectConfig
+from ringscope.models.explain import explain
+from ringscope.models.store import ModelStore
 from ringscope.settings import Settings
+from ringscope.synth.generate import WorldParams, generate
 
 err = Console(stderr=True)
 out = Console()
@@ -149,15 +158,23 @@ def generate_cmd(
     accounts: Annotated[int, typer.Option(min=100)] = 10_000,
     seed: Annotated[int, typer.Option()] = 42,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    world: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="A world seed: draw the world's mechanics (household sizes, label delays, "
+            "ring timing, ...) from it; absent: the default world. Seeds 1-99 are for "
+            "development, 100 and up are held out for reporting.",
+        ),
+    ] = None,
 ) -> None:
     """Write a realistic data set with planted rings (and its ground truth, separately)."""
-    from ringscope.synth.generate import generate
-
     truth_dir = truth or out_dir.parent / "truth"
     t0 = time.monotonic()
     written = generate(
-        out_dir, truth_dir, accounts, seed, fmt=fmt, default_region=Settings().default_region
-    )
+        out_dir, truth_dir, accounts, seed, fmt=fmt, default_region=Settings().default_region,
+        world=None if world is None else WorldParams.draw(world),
+    )  # fmt: skip
     table = Table("table", "rows", title=f"Generated in {time.monotonic() - t0:.1f} s")
     for name, n in written.items():
         table.add_row(name, f"{n:,}")
@@ -184,8 +201,6 @@ def ingest_cmd(
     ] = False,
 ) -> None:
     """Load a data set into Neo4j: validated, normalised, idempotent, bad rows quarantined."""
-    from ringscope.ingest import load
-
     settings = Settings()
     if bulk and not settings.neo4j_uri and EmbeddedNeo4j(settings).discard_interrupted_import():
         err.print("dropped the incomplete store of an interrupted bulk import")
@@ -221,8 +236,6 @@ def detect_cmd(
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
 ) -> None:
     """Rings only: `ringscope rebuild --no-model` (no ingest, no learned scores)."""
-    from ringscope.jobs.schedule import configure_logging
-
     configure_logging()
     _rebuild_once(Settings(), None, False, False, False, top)
 
@@ -236,7 +249,7 @@ def evaluate_cmd(
     ] = None,
 ) -> None:
     """Compare the current build with the ground truth: ring recall, precision, benign FPR, AUC."""
-    from ringscope.models.detect import DetectConfig
+    # scikit-learn's metrics: about a second of import that only evaluate needs.
     from ringscope.models.evaluate import evaluate
 
     if threshold is None:
@@ -258,8 +271,6 @@ def _rebuild_once(
     use_model: bool,
     top: int,
 ) -> None:
-    from ringscope.jobs.rebuild import rebuild
-
     def progress(step: str, msg: str) -> None:
         if sys.stderr.isatty():
             err.print(f"[bold]{step:>8}[/bold] {msg}")
@@ -303,8 +314,6 @@ def rebuild_cmd(
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
 ) -> None:
     """Refresh everything as one new build: load, project, score, detect, write, switch."""
-    from ringscope.jobs.schedule import configure_logging
-
     configure_logging()
     _rebuild_once(Settings(), input_dir, retrain, score_only, use_model, top)
 
@@ -325,8 +334,6 @@ def schedule_cmd(
 ) -> None:
     """Run rebuilds periodically in the foreground; SIGTERM or Ctrl-C stops after the current
     run finishes. A failed run is logged and the schedule goes on."""
-    from ringscope.jobs.schedule import configure_logging, parse_schedule, run_schedule
-
     configure_logging()
     sched = parse_schedule(every, cron)
     settings = Settings()
@@ -346,8 +353,6 @@ def explain_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Why the current model scores an account as it does: top features and identifiers."""
-    from ringscope.api.service import ModelStore, explain
-
     settings = Settings()
     with connect(settings) as graph:
         why = explain(
@@ -396,6 +401,7 @@ def bench_gad_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per setting.")] = False,
 ) -> None:
     """GADBench protocol on a published fraud graph: our GNN, our tree model and RF-Graph."""
+    # torch and torch-geometric (the GAD harness): seconds of import no other command needs.
     from ringscope.models.gad import render_table, run_gad
 
     settings_ = ["full", "semi"] if setting == "both" else [setting]
@@ -417,9 +423,6 @@ def demo_cmd(
 ) -> None:
     """The main job, end to end: Neo4j up, a sample generated and loaded, a rebuild (rings and
     the learned model) published as a build, evaluated against the planted truth, API served."""
-    from ringscope.ingest import load
-    from ringscope.synth.generate import generate
-
     settings = Settings()
     t0 = time.monotonic()
     err.rule("1. Neo4j")
@@ -442,7 +445,6 @@ def demo_cmd(
         report.render(out)
 
         err.rule("4. Rebuild: rings, the learned model (tree + GNN), a new build")
-        from ringscope.jobs.rebuild import rebuild
 
         def progress(step: str, msg: str) -> None:
             err.print(f"[bold]{step:>8}[/bold] {msg}")
@@ -462,7 +464,7 @@ def demo_cmd(
         _print_clusters(list(top_flagged.items), f"Top 10 clusters of build {build.id}")
 
         err.rule("5. Evaluation against the planted truth")
-        from ringscope.models.detect import DetectConfig
+        # scikit-learn's metrics: about a second of import that only the evaluation needs.
         from ringscope.models.evaluate import evaluate
 
         flag = DetectConfig().flag_threshold
@@ -475,8 +477,6 @@ def demo_cmd(
             key = create_key(graph, "investigator", "demo-investigator")
             top = clusters(graph, build.id, min_score=0.0, first=1).items
     if serve_api:
-        from ringscope.api.app import serve as run_server
-
         err.rule("7. The API")
         account = top[0].members[0] if top else "A0000001"
         url = f"http://{settings.api_host}:{settings.api_port}/graphql"
@@ -500,8 +500,6 @@ def app() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as exc:
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)

@@ -1,4 +1,47 @@
-"""Errors that reach a user. Each message says what went wrong and what to do about it."""
+"""Errors that reach a user. Each message says what went wrong and what to do about it.
+
+Every such error is a :class:`RingScopeError`: the CLI prints its message as one line (exit
+code 2, never a traceback), and the API answers it as a GraphQL error with a code. The classes
+live next to the code that raises them; this is the whole tree, in one place::
+
+    RingScopeError                          ringscope.errors
+    ├── Neo4jError                          ringscope.errors: start, reach, authenticate
+    │   ├── JavaNotFoundError
+    │   ├── PortInUseError
+    │   ├── StoreError                      an incomplete or foreign store
+    │   ├── LaunchTimeoutError
+    │   ├── Neo4jAuthError
+    │   └── Neo4jUnavailableError
+    ├── IngestError                         ingest.contract: a load cannot run at all
+    │   ├── IngestFormatError               a whole file is unreadable (names file and column)
+    │   └── MappingError                    a mapping file is invalid
+    ├── BuildError                          models.builds
+    │   └── BuildInProgressError            another rebuild holds the lock
+    ├── BuildNotFoundError                  models.builds
+    ├── InvalidCursorError                  models.builds: a page cursor that was not ours
+    ├── ModelArtefactError                  models.artefacts
+    │   └── ModelSchemaError                a stored model for other features
+    ├── NoModelError                        models.store: explain with no trained model
+    ├── TruthError                          models.evaluate: ground truth missing or malformed
+    ├── UnknownEngineError                  models.communities
+    ├── BenchmarkError                      models.gad
+    │   └── DatasetMissingError
+    ├── RebuildError                        jobs.rebuild
+    ├── ScheduleError                       jobs.schedule: a bad --every / --cron
+    ├── ApiError                            api.service: answered as GraphQL errors
+    │   ├── NotFoundError
+    │   ├── LimitExceededError              a query over its cost bound
+    │   └── InvalidArgumentError
+    ├── ApiKeyError                         api.auth
+    ├── MaskSecretError                     api.context: the PII masking secret file
+    └── ClientError                         api.client: the risk engine's typed client
+        ├── AuthenticationError
+        └── QueryError
+
+Internal signals that never reach a user as such: ``ingest.read.RaggedCsvError`` (becomes a
+quarantined row), ``api.audit.AuditWriteError`` (the request is refused with a 500) and the
+app's body-size guard.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ environment of any other Neo4j tool; everything RingScope-specific is ``RINGSCOP
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,8 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _xdg(var: str, fallback: str) -> Path:
-    import os
-
     return Path(os.environ.get(var) or Path.home() / fallback) / "ringscope"
 
 
@@ -61,7 +60,7 @@ class Settings(BaseSettings):
     # size (5k-50k rows per transaction is the published sweet spot).
     default_region: str = "CN"
     ingest_batch_size: int = 10_000
-    # Concurrent write sessions; their batches never touch the same node (ingest.loader._schedule).
+    # Concurrent write sessions; their batches never touch the same node (ingest.layout._schedule).
     ingest_writers: int = Field(default=2, ge=1, le=16)
 
     # --- api --- (the GraphQL server and its client; see docs/api.md)
@@ -83,8 +82,6 @@ class Settings(BaseSettings):
     # `limit` is capped at api_neighbourhood_max_nodes.
     api_hub_degree: int = 50
     api_neighbourhood_max_nodes: int = 500
-    # Accounts at or above this risk (or with a fraud label/verdict) are "flagged" in paths.
-    api_flag_score: float = 0.6  # the detector's DetectConfig.flag_threshold
     # explain(accountId): beyond the identifiers the tree model always reads (at most its
     # hub_degree, 200, accounts), bigger ones are read smallest first while the accounts read
     # stay within this; one left unread makes the GNN part of the answer approximate.

@@ -61,7 +61,7 @@ def server(world: Any) -> Iterator[LiveServer]:
 def _whole_graph_scores(settings: Settings, proj: Projection) -> dict[str, float]:
     path = current_model(settings.models_dir)
     assert path is not None
-    p = load_model(path).decision_function(proj)
+    p = load_model(path).predict_proba(proj)
     return dict(zip(proj.ids, p.tolist(), strict=True))
 
 

@@ -8,7 +8,7 @@ from graphql import build_schema as parse_sdl
 from graphql import find_breaking_changes
 
 from ringscope.api.schema import EntityKind, build_schema, sdl
-from ringscope.graph.model import KINDS
+from ringscope.kinds import KINDS
 from ringscope.settings import Settings
 
 COMMITTED = Path(__file__).resolve().parents[1] / "api" / "schema.graphql"

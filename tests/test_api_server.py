@@ -16,6 +16,7 @@ import pytest
 import ringscope.api.execution
 from ringscope.api.auth import revoke_key
 from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.models.verdicts import verdict_labels
 from ringscope.settings import Settings
 from tests.api_support import (
     EMAIL,
@@ -391,8 +392,6 @@ def test_verdicts_and_case_notes(server: LiveServer, keys: Keys, world: Any) -> 
     )
     assert body["data"]["entity"]["verdicts"] == [{"verdict": "LEGIT", "note": "known customer"}]
     # The rebuild's labels: A011's own verdict beats the ring's; the other members get fraud.
-    from ringscope.api.service import verdict_labels
-
     labels = {a: lab for a, (lab, _) in verdict_labels(graph).items()}
     assert labels["A011"] == "legit" and labels["A010"] == labels["A012"] == "fraud"
     body = server.gql(

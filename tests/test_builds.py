@@ -17,6 +17,7 @@ from ringscope.models.builds import (
     match_rings,
     write_build,
 )
+from ringscope.models.builds import writer as build_writer
 from ringscope.models.detect import Cluster, Detection
 
 ACCOUNTS = [f"A{i:03d}" for i in range(60)]
@@ -135,8 +136,8 @@ def test_write_build_and_read_back(graph: Graph) -> None:
 
 
 def test_score_chunks_cover_many_accounts(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(builds, "SCORE_CHUNK", 7)
-    monkeypatch.setattr(builds, "SCORE_BATCH", 20)
+    monkeypatch.setattr(build_writer, "SCORE_CHUNK", 7)
+    monkeypatch.setattr(build_writer, "SCORE_BATCH", 20)
     ids = [f"C{i:04d}" for i in range(50)]
     d = Detection((), {a: i / 100 for i, a in enumerate(ids)}, {})
     write_build(graph, d, batch_rows=20)
@@ -156,7 +157,7 @@ def test_score_cache_answers_like_cypher_across_builds(
 ) -> None:
     """The API's chunk cache gives what the Cypher lookup gives, per build, holds at most its
     limit, and never serves a pruned build."""
-    monkeypatch.setattr(builds, "SCORE_CHUNK", 7)
+    monkeypatch.setattr(build_writer, "SCORE_CHUNK", 7)
     ids = [f"C{i:04d}" for i in range(50)]
     first = write_build(graph, Detection((), {a: i / 100 for i, a in enumerate(ids)}, {}))
     second = write_build(graph, Detection((), {a: 1 - i / 100 for i, a in enumerate(ids)}, {}))

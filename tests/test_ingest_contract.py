@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from ingest_support import dump, sample_tables, write_dataset
 
-import ringscope.ingest.loader
+import ringscope.ingest.layout
+import ringscope.ingest.stream_loader
 from ringscope.errors import RingScopeError
 from ringscope.graph import Graph, counts, cypher
 from ringscope.ingest import IngestFormatError, load
@@ -193,9 +194,9 @@ def test_spilled_buckets_of_large_inputs_give_the_same_graph(
     _load(d, graph, one, tmp_path, "whole")
     expected = dump(graph)
     graph.write(cypher.DELETE_ALL)
-    monkeypatch.setattr(ringscope.ingest.loader, "READ_ROWS", 7)
-    monkeypatch.setattr(ringscope.ingest.loader, "SPILL_FLUSH_ROWS", 10)
-    monkeypatch.setattr(ringscope.ingest.loader, "PARTITION_BYTES", 64)
+    monkeypatch.setattr(ringscope.ingest.stream_loader, "READ_ROWS", 7)
+    monkeypatch.setattr(ringscope.ingest.stream_loader, "SPILL_FLUSH_ROWS", 10)
+    monkeypatch.setattr(ringscope.ingest.layout, "PARTITION_BYTES", 64)
     report = _load(d, graph, neo4j_settings, tmp_path, "spilled")
     by_table = {s.table: s.batches for s in report.sources}
     assert by_table["accounts"] >= 4 and by_table["account_identifiers"] >= 4, by_table

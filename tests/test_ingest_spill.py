@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ringscope.ingest.loader import Layout, _schedule
+from ringscope.ingest.layout import Layout, _schedule
 from ringscope.ingest.spill import Spill, bucket_of, stable_hash
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def test_stable_hash_is_fixed_across_processes_and_chunking() -> None:
     chunked = pa.chunked_array([pa.array(values[:1]), pa.array(values[1:])])
     assert stable_hash(chunked).tolist() == expected
     assert stable_hash(pa.array(["x", *values]).slice(1)).tolist() == expected
-    code = "import pyarrow as pa; from ingest.spill import stable_hash; " \
+    code = "import pyarrow as pa; from ringscope.ingest.spill import stable_hash; " \
            f"print(stable_hash(pa.array({values!r})).tolist())"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True, env={"PYTHONHASHSEED": "123", "PATH": ""})  # fmt: skip

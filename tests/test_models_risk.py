@@ -19,8 +19,8 @@ from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 
 from ringscope.graph import Graph, connect, cypher, init_schema
-from ringscope.graph.model import KINDS
 from ringscope.ingest import load
+from ringscope.kinds import KINDS
 from ringscope.models import linking
 from ringscope.models.artefacts import ModelSchemaError, load_model, save_model
 from ringscope.models.features import FEATURE_SCHEMA, account_features, to_hetero
@@ -62,12 +62,17 @@ def test_gnn_learns_what_only_neighbours_know() -> None:
     idx = np.random.default_rng(1).permutation(len(y))
     tr, va, te = idx[:300], idx[300:400], idx[400:]
     gnn = GNNClassifier(seed=0, epochs=150).fit(data, "account", tr, y[tr], va, y[va])
-    p_gnn = gnn.decision_function(data, "account")
+    p_gnn = gnn.predict_proba(data, "account")
     x = data["account"].x.numpy()
     own = LogisticRegression().fit(x[tr], y[tr]).predict_proba(x)[:, 1]
     auc_gnn = roc_auc_score(y[te], p_gnn[te])
     auc_own = roc_auc_score(y[te], own[te])
     assert auc_gnn > 0.95, auc_gnn
+    # sklearn's vocabulary: decision_function is the raw score (a logit), predict_proba its
+    # probability.
+    logit = gnn.decision_function(data, "account")
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), p_gnn, rtol=1e-6)
+    assert logit.min() < 0 < logit.max()
     assert auc_own < 0.7, auc_own  # own features are noise
     assert auc_gnn > auc_own + 0.25
 
@@ -78,7 +83,7 @@ def test_gnn_is_deterministic_for_a_seed() -> None:
     a = GNNClassifier(seed=3, epochs=20).fit(data, "account", tr, y[tr])
     b = GNNClassifier(seed=3, epochs=20).fit(data, "account", tr, y[tr])
     np.testing.assert_array_equal(
-        a.decision_function(data, "account"), b.decision_function(data, "account")
+        a.predict_proba(data, "account"), b.predict_proba(data, "account")
     )
 
 
@@ -103,7 +108,7 @@ def test_a_gpu_model_falls_back_to_the_cpu_and_keeps_its_weights_there() -> None
     cpu = GNNClassifier(seed=3, epochs=20).fit(data, "account", tr, y[tr])
     if not torch.cuda.is_available():  # no GPU here: the same computation on the CPU
         np.testing.assert_array_equal(
-            gnn.decision_function(data, "account"), cpu.decision_function(data, "account")
+            gnn.predict_proba(data, "account"), cpu.predict_proba(data, "account")
         )
 
 
@@ -137,8 +142,10 @@ def model(proj: Projection) -> AccountRiskModel:
 def test_model_scores_every_account_and_ranks_labelled_fraud_high(
     proj: Projection, model: AccountRiskModel
 ) -> None:
-    p = model.decision_function(proj)
+    p = model.predict_proba(proj)
     assert p.shape == (proj.n,) and np.all((p >= 0) & (p <= 1))
+    # decision_function is the raw score (calibrated log-odds); predict_proba its sigmoid.
+    np.testing.assert_allclose(1 / (1 + np.exp(-model.decision_function(proj))), p, rtol=1e-9)
     assert model.choice in ("tree", "gnn", "blend")
     assert set(model.metrics["validation"]) >= {"tree", "gnn", "blend"}
     assert roc_auc_score(proj.label == 1, p) > 0.9
@@ -156,7 +163,7 @@ def test_artefact_round_trip(proj: Projection, model: AccountRiskModel, tmp_path
     assert "tree.lightgbm" in tensors and tensors["tree.lightgbm"].dtype == torch.uint8
     again = load_model(path)
     assert again.version == "risk-test" and again.choice == model.choice
-    np.testing.assert_array_equal(again.decision_function(proj), model.decision_function(proj))
+    np.testing.assert_array_equal(again.predict_proba(proj), model.predict_proba(proj))
 
 
 @pytest.mark.neo4j
@@ -179,7 +186,7 @@ def test_mismatched_feature_schema_is_refused(model: AccountRiskModel, tmp_path:
 def test_unseen_account_is_scored_from_its_neighbourhood(
     loaded: Graph, proj: Projection, model: AccountRiskModel
 ) -> None:
-    p = model.decision_function(proj)
+    p = model.predict_proba(proj)
     # A newcomer opened on the same devices, phones, IPs and payees as the labelled fraud
     # account the model rates highest: a new member of a known ring.
     fraud = np.flatnonzero(proj.label == 1)
@@ -201,7 +208,7 @@ def test_unseen_account_is_scored_from_its_neighbourhood(
         )
     try:
         after = read_projection(loaded)
-        q = model.decision_function(after)  # the same model: no retraining
+        q = model.predict_proba(after)  # the same model: no retraining
         mate = q[after.ids.index("ZZ-new-ringmate")]
         loner = q[after.ids.index("ZZ-new-loner")]
         assert mate > loner
@@ -218,7 +225,7 @@ def test_unseen_account_is_scored_from_its_neighbourhood(
 def test_explanations_are_deterministic(
     proj: Projection, model: AccountRiskModel, tmp_path: Path
 ) -> None:
-    p = model.decision_function(proj)
+    p = model.predict_proba(proj)
     top = proj.ids[int(np.argmax(np.where(proj.label == 1, -1, p)))]  # an unlabelled high one
     first = model.explain(proj, top)
     assert first == model.explain(proj, top)
@@ -248,7 +255,7 @@ def test_local_projection_scores_and_explains_like_the_whole_graph(
 ) -> None:
     """An account's neighbourhood, read on its own, gives the same score and explanation as the
     whole graph: what the API's ``explain`` relies on to stay cheap on a big graph."""
-    p = model.decision_function(proj)
+    p = model.predict_proba(proj)
     fraud = np.flatnonzero(proj.label == 1)
     unlabelled = np.flatnonzero(proj.label == -1)
     picks = {
@@ -289,6 +296,6 @@ def test_local_projection_leaves_big_hubs_unread_and_stays_exact_for_trees(
     assert np.count_nonzero(lp.ident == j) < deg[big]  # its accounts were not all read
     assert unread_identifiers(local, account) >= 1
     tree.config.hub_degree = 10  # the tree leaves identifiers above 10 accounts out too
-    full = tree.decision_function(proj)[proj.ids.index(account)]
-    assert tree.decision_function(local)[local.ids.index(account)] == pytest.approx(full, abs=1e-9)
+    full = tree.predict_proba(proj)[proj.ids.index(account)]
+    assert tree.predict_proba(local)[local.ids.index(account)] == pytest.approx(full, abs=1e-9)
     tree.config.hub_degree = hub_degree

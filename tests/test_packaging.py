@@ -9,6 +9,7 @@ under another name (its own settings caches, its own metrics), which is worse th
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,20 @@ ROOT_FOLDERS = ("graph", "ingest", "api", "models")
 
 @pytest.mark.slow
 def test_the_wheel_installs_only_ringscope(tmp_path: Path) -> None:
+    # Built from a copy of the source: setuptools keeps a build/ folder in the tree it builds,
+    # and stale files there would end up in the wheel.
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", "target"
+        ),
+    )
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(tmp_path), str(REPO)],
+        [*pip, "-w", str(tmp_path), str(src)],
         capture_output=True,
         text=True,
         check=False,

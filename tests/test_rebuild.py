@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from ringscope.api.auth import Principal
-from ringscope.api.service import label_account, verdict_labels
+from ringscope.api.service import label_account
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.graph.connection import resolve_target
 from ringscope.jobs.rebuild import STEPS
 from ringscope.models.builds import all_clusters, current_build, list_builds
+from ringscope.models.verdicts import verdict_labels
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 from tests.helpers import ringscope

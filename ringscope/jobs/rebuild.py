@@ -5,7 +5,7 @@ Steps, in order (each timed and logged; ``docs/rebuild.md``)::
     lock     take the build lock and open a ``running`` build (models.builds.BuildWriter.begin)
     ingest   load new input, when --input is given (ingest.load)
     project  read the account-identifier graph once (models.projection)
-    labels   investigators' verdicts override imported labels (api.service.verdict_labels)
+    labels   investigators' verdicts override imported labels (models.verdicts)
     score    retrain the learned model, or reuse the current one (models.risk, models.artefacts)
     detect   rings, clusters and account scores, using the learned scores (models.detect)
     write    clusters, memberships and scores under the running build
@@ -39,7 +39,11 @@ import numpy as np
 
 from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
+from ringscope.ingest import load
 from ringscope.models.builds import BuildInfo, BuildWriter
+from ringscope.models.detect import DetectConfig, detect
+from ringscope.models.projection import read_projection
+from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
 
 __all__ = ["STEPS", "RebuildError", "RebuildResult", "rebuild"]
@@ -90,7 +94,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self.stop.wait(self.every):
             try:
-                self.writer._heartbeat(force=True)
+                self.writer.heartbeat(force=True)
             except Exception:  # the main thread finds out at its next write
                 log.exception("heartbeat failed")
                 return
@@ -123,10 +127,9 @@ def rebuild(
     progress: Callable[[str, str], None] | None = None,
 ) -> RebuildResult:
     """Run every step; on any failure the previous build keeps serving (see the module doc)."""
-    from ringscope.api.service import apply_verdicts
+    # torch, torch-geometric and lightgbm (the learned model): seconds of import that a
+    # rings-only rebuild, and every other command importing this module, does without.
     from ringscope.models import artefacts
-    from ringscope.models.detect import detect
-    from ringscope.models.projection import read_projection
     from ringscope.models.risk import AccountRiskModel
 
     policy = _policy(retrain, score_only, use_model)
@@ -145,7 +148,13 @@ def rebuild(
         say(name, f"done in {steps[name]:.1f} s")
         log.info("step finished", extra={"step": name, "seconds": steps[name]})
 
-    writer = BuildWriter(graph, stale_after=settings.rebuild_stale_after_s)
+    # detect() below runs with this config: its flag threshold goes on the build.
+    config = DetectConfig()
+    writer = BuildWriter(
+        graph,
+        stale_after=settings.rebuild_stale_after_s,
+        flag_threshold=config.flag_threshold,
+    )
     with step("lock"):
         build_id = writer.begin()
     counts["build_id"] = build_id
@@ -157,8 +166,6 @@ def rebuild(
     try:
         with _Heartbeat(writer):
             if input_dir is not None:
-                from ringscope.ingest import load
-
                 with step("ingest"):
                     report = load(input_dir, graph, settings, progress=False)
                 counts["ingest"] = {
@@ -209,12 +216,14 @@ def rebuild(
                         model_path = settings.models_dir / version
                         artefacts.save_model(model, model_path, version=version, build_id=build_id)
                         retrained = True
-                    probs = model.decision_function(proj)
+                    probs = model.predict_proba(proj)
                     scores = dict(zip(proj.ids, np.round(probs, 6).tolist(), strict=True))
                     model_metrics = dict(model.metrics)
                 writer.model_version = version
             with step("detect"):
-                detection = detect(graph, projection=proj, account_model_scores=scores)
+                detection = detect(
+                    graph, config=config, projection=proj, account_model_scores=scores
+                )
             counts["clusters"] = len(detection.clusters)
             with step("write"):
                 writer.write(detection, scores)

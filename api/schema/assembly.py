@@ -1,0 +1,85 @@
+"""The schema assembled: the root types, the query limits, error masking, and its SDL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from ringscope.api.execution import LeafObjectExecutionContext
+from ringscope.api.schema.mutations import Mutation
+from ringscope.api.schema.queries import Query
+from ringscope.errors import RingScopeError
+from ringscope.settings import Settings
+
+log = logging.getLogger("ringscope.api")
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Mask unexpected errors (and log them); show GraphQL's and named domain errors."""
+    original = error.original_error
+    unexpected = original is not None and not isinstance(original, RingScopeError | GraphQLError)
+    if unexpected and original is not None:
+        log.error("unexpected error in %s", error.path, exc_info=original)
+    return unexpected
+
+
+class RingScopeSchema(strawberry.Schema):
+    """Expected errors (refusals, domain errors, invalid queries) are answers, not log noise;
+    unexpected ones are logged by :func:`should_mask` before they are masked."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with its limits; introspection off when ``api_env`` is production; leaf-only
+    objects completed by api/execution.py unless ``api_fast_leaves`` is off."""
+    s = settings or Settings()
+    # Factories, so that every request gets fresh extension instances; the parser and
+    # validation caches themselves are module-level LRU caches shared by all requests. The
+    # validation cache is keyed by the rule classes too, and QueryDepthLimiter and
+    # MaxAliasesLimiter make a new rule class per instance: built per request they missed the
+    # cache every time (10% of a neighbourhood request's CPU went to validation). Their rules
+    # are made once here and added per request.
+    limits = (
+        QueryDepthLimiter(max_depth=s.api_max_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=s.api_max_aliases).validation_rules
+    )
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(MaxTokensLimiter, max_token_count=s.api_max_tokens),
+        partial(ParserCache, maxsize=1_000),
+        partial(ValidationCache, maxsize=1_000),
+        partial(AddValidationRules, limits),
+        partial(MaskErrors, should_mask_error=should_mask, error_message="Internal server error."),
+    ]
+    if s.api_env == "production":
+        extensions.append(DisableIntrospection)
+    return RingScopeSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=LeafObjectExecutionContext if s.api_fast_leaves else None,
+    )
+
+
+def sdl() -> str:
+    """The schema's SDL (what api/schema.graphql holds)."""
+    return build_schema(Settings()).as_str() + "\n"

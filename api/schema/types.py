@@ -1,0 +1,309 @@
+"""The schema's object types: builds, verdicts and notes, entities, clusters and their pages.
+
+Resolvers only translate: they read through the request's DataLoaders, mask personal data for
+roles that may not see it, and record every entity they return in the request's audit buffer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from ringscope.api import service
+from ringscope.api.context import RequestContext
+from ringscope.api.schema.enums import EntityKind, VerdictValue
+from ringscope.api.schema.fields import Ctx, typed_field
+from ringscope.api.schema.permissions import CanReadCases
+from ringscope.kinds import ACCOUNT
+from ringscope.models.builds import ClusterInfo
+
+# --- builds, verdicts and notes ----------------------------------------------------------------
+
+
+@strawberry.type(description="How many neighbours of one kind an entity has.")
+class Degree:
+    kind: EntityKind
+    count: int
+
+
+@strawberry.type
+class Feature:
+    name: str
+    value: float
+
+
+@strawberry.type(description="A complete ring-detection build.")
+class Build:
+    id: strawberry.ID
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_version: str | None
+    previous_build: str | None
+
+
+@strawberry.type(description="A ring in one build.")
+class RingSnapshot:
+    build_id: str
+    finished_at: datetime | None
+    size: int
+    score: float
+
+
+@strawberry.type(description="An investigator's verdict on an account or a ring; append-only.")
+class Verdict:
+    id: strawberry.ID
+    target_kind: str
+    target_id: str
+    verdict: VerdictValue
+    note: str
+    author: str
+    created_at: datetime | None
+    build_id: str | None
+
+    @classmethod
+    def of(cls, v: service.VerdictRecord) -> Verdict:
+        return cls(
+            id=strawberry.ID(v.id),
+            target_kind=v.target_kind,
+            target_id=v.target_id,
+            verdict=VerdictValue(v.verdict),
+            note=v.note,
+            author=v.author,
+            created_at=v.created_at,
+            build_id=v.build_id,
+        )
+
+
+@strawberry.type(description="A case note on a ring, kept across builds.")
+class CaseNote:
+    id: strawberry.ID
+    ring_id: str
+    text: str
+    author: str
+    created_at: datetime | None
+    build_id: str | None
+
+    @classmethod
+    def of(cls, n: service.NoteRecord) -> CaseNote:
+        return cls(
+            id=strawberry.ID(n.id),
+            ring_id=n.ring_id,
+            text=n.text,
+            author=n.author,
+            created_at=n.created_at,
+            build_id=n.build_id,
+        )
+
+
+# --- entities and clusters --------------------------------------------------------------------
+
+
+@strawberry.type(description="An account or identifier. PII values are masked for some roles.")
+class Entity:
+    kind: EntityKind
+    id: strawberry.ID
+    masked: bool = strawberry.field(description="True when `id` is a masked PII value.")
+    raw_id: strawberry.Private[str]
+    build_id: strawberry.Private[str | None]  # whose scores apply; None: the current build
+    record: strawberry.Private[service.EntityRecord | None] = None
+
+    @classmethod
+    def make(
+        cls,
+        ctx: RequestContext,
+        kind: str,
+        raw_id: str,
+        field_name: str,
+        build_id: str | None = None,
+        record: service.EntityRecord | None = None,
+    ) -> Entity:
+        ctx.returned(kind, raw_id, field_name)
+        shown, masked = ctx.masker.display(kind, raw_id, ctx.principal)
+        return cls(
+            kind=EntityKind(kind),
+            id=strawberry.ID(shown),
+            masked=masked,
+            raw_id=raw_id,
+            build_id=build_id,
+            record=record,
+        )
+
+    def audit_target(self) -> tuple[str, str]:
+        return self.kind.value, self.raw_id
+
+    async def _record(self, info: Ctx) -> service.EntityRecord | None:
+        if self.record is None:
+            self.record = await info.context.loaders.entity.load((self.kind.value, self.raw_id))
+        return self.record
+
+    @typed_field(description="Account: its score in the build; identifier: riskiest ring.")
+    async def risk_score(self, info: Ctx) -> float | None:
+        ctx = info.context
+        if self.kind.value == ACCOUNT.name:
+            bid = self.build_id or await ctx.current_build_id()
+            return None if bid is None else await ctx.loaders.risk.load((bid, self.raw_id))
+        found = await ctx.loaders.clusters.load((self.kind.value, self.raw_id))
+        return max((c.score for c in found), default=None)
+
+    @typed_field(description="The known label from the data (accounts): fraud or legit.")
+    async def label(self, info: Ctx) -> str | None:
+        rec = await self._record(info)
+        return None if rec is None else rec.props.get("label")
+
+    @strawberry.field
+    async def created_at(self, info: Ctx) -> datetime | None:
+        rec = await self._record(info)
+        value = None if rec is None else rec.props.get("created_at")
+        return value if isinstance(value, datetime) else None
+
+    @strawberry.field
+    async def kyc_level(self, info: Ctx) -> int | None:
+        rec = await self._record(info)
+        value = None if rec is None else rec.props.get("kyc_level")
+        return None if value is None else int(value)
+
+    @typed_field(description="Neighbours in total.")
+    async def degree(self, info: Ctx) -> int:
+        rec = await self._record(info)
+        return 0 if rec is None else sum(rec.degrees.values())
+
+    @typed_field(description="Neighbours per kind (identifiers: accounts using them).")
+    async def degrees(self, info: Ctx) -> list[Degree]:
+        rec = await self._record(info)
+        if rec is None:
+            return []
+        return [Degree(kind=EntityKind(k), count=n) for k, n in rec.degrees.items()]
+
+    @typed_field(description="Clusters of the current build it is in or ties together.")
+    async def clusters(self, info: Ctx) -> list[Cluster]:
+        found = await info.context.loaders.clusters.load((self.kind.value, self.raw_id))
+        return [Cluster.make(info.context, c, "clusters") for c in found]
+
+    @typed_field(permission_classes=[CanReadCases], description="Verdicts (accounts).")
+    async def verdicts(self, info: Ctx) -> list[Verdict]:
+        if self.kind.value != ACCOUNT.name:
+            return []
+        found = await info.context.loaders.account_verdicts.load(self.raw_id)
+        return [Verdict.of(v) for v in found]
+
+
+@strawberry.type(description="An identifier shared by members of a cluster.")
+class SharedIdentifier:
+    kind: EntityKind
+    id: strawberry.ID
+    masked: bool
+    members: int = strawberry.field(description="Members of the cluster that use it.")
+
+
+@strawberry.type(description="A detected ring in one build.")
+class Cluster:
+    id: strawberry.ID = strawberry.field(description="<build id>/<ring id>")
+    ring_id: strawberry.ID = strawberry.field(description="Stable across builds.")
+    build_id: str
+    score: float
+    size: int
+    density: float
+    reasons: list[str]
+    first_seen_build: str
+    first_seen_at: datetime | None
+    info_: strawberry.Private[ClusterInfo]
+
+    @classmethod
+    def make(cls, ctx: RequestContext, c: ClusterInfo, field_name: str) -> Cluster:
+        ctx.returned("cluster", c.id, field_name)
+        return cls(
+            id=strawberry.ID(c.id),
+            ring_id=strawberry.ID(c.ring_id),
+            build_id=c.build_id,
+            score=c.score,
+            size=c.size,
+            density=c.density,
+            reasons=list(c.reasons),
+            first_seen_build=c.first_seen_build,
+            first_seen_at=c.first_seen_at,
+            info_=c,
+        )
+
+    def audit_target(self) -> tuple[str, str]:
+        return "cluster", str(self.id)
+
+    @typed_field(description="Member accounts; riskScore is their score in this build.")
+    def members(self, info: Ctx) -> list[Entity]:
+        return [
+            Entity.make(info.context, "account", m, "members", build_id=self.build_id)
+            for m in self.info_.members
+        ]
+
+    @strawberry.field
+    def shared_identifiers(self, info: Ctx) -> list[SharedIdentifier]:
+        ctx = info.context
+        out = []
+        for kind, value, n in self.info_.key_identifiers:
+            ctx.returned(kind, value, "sharedIdentifiers")
+            shown, masked = ctx.masker.display(kind, value, ctx.principal)
+            out.append(
+                SharedIdentifier(
+                    kind=EntityKind(kind), id=strawberry.ID(shown), masked=masked, members=n
+                )
+            )
+        return out
+
+    @strawberry.field
+    def features(self) -> list[Feature]:
+        return [Feature(name=k, value=v) for k, v in sorted(self.info_.features.items())]
+
+    @typed_field(description="The ring in every stored build, oldest first.")
+    async def history(self, info: Ctx) -> list[RingSnapshot]:
+        found = await info.context.loaders.history.load(self.info_.ring_id)
+        return [
+            RingSnapshot(build_id=s.build_id, finished_at=s.finished_at, size=s.size, score=s.score)
+            for s in found
+        ]
+
+    @typed_field(permission_classes=[CanReadCases], description="Verdicts on the ring.")
+    async def labels(self, info: Ctx) -> list[Verdict]:
+        found = await info.context.loaders.ring_verdicts.load(self.info_.ring_id)
+        return [Verdict.of(v) for v in found]
+
+    @typed_field(permission_classes=[CanReadCases], description="Case notes on the ring.")
+    async def notes(self, info: Ctx) -> list[CaseNote]:
+        found = await info.context.loaders.notes.load(self.info_.ring_id)
+        return [CaseNote.of(n) for n in found]
+
+
+@strawberry.type
+class ClusterEdge:
+    cursor: str
+    node: Cluster
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="One page of one build's clusters, by score descending.")
+class ClusterConnection:
+    build_id: str
+    total_count: int
+    edges: list[ClusterEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class AccountRisk:
+    id: strawberry.ID
+    risk_score: float | None
+    build_id: str
+
+
+@strawberry.type
+class ApiKeyInfo:
+    id: strawberry.ID
+    role: str
+    name: str
+    created_at: datetime | None
+    revoked_at: datetime | None

@@ -11,12 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
+from ringscope.models.boundaries import core_mask
+from ringscope.models.cluster_score import ClusterScorer
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
 from ringscope.models.projection import F64, Projection, identifier_ids, read_projection
@@ -42,6 +45,7 @@ class Detection:
     clusters: tuple[Cluster, ...]  # sorted by score, highest first
     account_scores: dict[str, float]  # account id -> risk in [0, 1]
     stage_seconds: dict[str, float]  # projection, linking, communities, features
+    scorer: dict[str, object] = field(default_factory=lambda: {"source": "prior"})
 
 
 def _default_kind_weights() -> dict[str, float]:
@@ -102,6 +106,16 @@ class DetectConfig:
     max_key_identifiers: int = 5
     # Which community engine finds and splits the groups (models.communities.engine_for).
     community_engine: str = "in-process"
+    # The cluster score: "prior" (the hand-set weights, clusters.SCORE_WEIGHTS) or "learned"
+    # (models.cluster_score: fitted on the platform's labels, calibrated; it falls back to the
+    # prior with fewer than cluster_min_positives clusters that hold a fraud label).
+    cluster_scorer: Literal["prior", "learned"] = "prior"
+    cluster_min_positives: int = 20
+    # Ring boundaries (models.boundaries): a cluster scoring at least analyse_min_score keeps
+    # only its core (its largest block of at least min_core members); the attached members (a
+    # ring member's family, hanging on one member) leave it and inherit nothing from it.
+    trim_attached: bool = False
+    min_core: int = 3
 
     def __post_init__(self) -> None:
         # A kind without a weight or cap would link nothing (or die deep in a rebuild): refuse
@@ -203,6 +217,32 @@ def detect(
             table = cl.cluster_table(proj, groups, s, params, sig, model)
             scores, contrib = cl.score(table)
 
+    if cfg.trim_attached:
+        attached = np.zeros(len(groups), dtype=np.int64)
+        cores: list[np.ndarray] = []
+        for c, members in enumerate(groups):
+            mask = (
+                core_mask(members, strong, cfg.min_core)
+                if scores[c] >= cfg.analyse_min_score
+                else np.ones(len(members), dtype=bool)
+            )
+            cores.append(members[mask])
+            attached[c] = int((~mask).sum())
+        if attached.any():
+            groups = cores
+            table = cl.cluster_table(proj, groups, s, params, sig, model)
+            scores, contrib = cl.score(table)
+        # Reported per cluster: members left out as attached, and the core's share of the whole.
+        table.features["attached"] = attached.astype(np.float64)
+        table.features["core_share"] = table.features["size"] / (table.features["size"] + attached)
+
+    scorer = ClusterScorer(min_positives=cfg.cluster_min_positives, seed=cfg.seed)
+    if cfg.cluster_scorer == "learned":
+        scorer.fit(table)
+        if scorer.source == "learned":
+            scores = scorer.predict_proba(table)
+            contrib = scorer.contributions(table)
+
     # networkx analysis for the clusters worth explaining, then one lookup of identifier ids.
     elig = {name: eligible(e, params) for name, e in proj.kinds.items()}
     analyses: dict[int, cl.Analysis] = {}
@@ -267,4 +307,4 @@ def detect(
         acc[members] = np.maximum(acc[members], scores[c])
     account_scores = {a: round(float(v), 6) for a, v in zip(proj.ids, acc.tolist(), strict=True)}
     seconds["features"] = time.perf_counter() - t
-    return Detection(tuple(out), account_scores, seconds)
+    return Detection(tuple(out), account_scores, seconds, scorer.describe())

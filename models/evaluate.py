@@ -354,3 +354,68 @@ def recall_at_precision(
             if r >= top_recall:
                 top_recall, top_t = r, t
     return top_recall, top_t
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Clusters whose score lies in ``[lo, hi)`` (the last bin includes 1.0) and what they are."""
+
+    lo: float
+    hi: float
+    clusters: int
+    rings: int  # clusters that match a planted ring (Jaccard >= 0.5, as ring recall counts)
+    true_positives: int  # clusters at least half fraud (as precision counts)
+    mean_score: float | None
+    ring_share: float | None
+    true_positive_share: float | None
+
+
+def reliability(
+    graph: Graph, truth_dir: Path, *, bins: int = 10, build_id: str | None = None
+) -> tuple[ReliabilityBin, ...]:
+    """The reliability (calibration) table of the cluster score: every cluster of the build,
+    binned by score into ``bins`` equal bins of [0, 1], with the share of each bin that is a
+    planted ring and the share that is a true positive, by the rules :func:`evaluate` uses.
+
+    A calibrated score has each bin's ring share near its mean score; a score tuned on one
+    world often is not on another, which a recall/precision pair at one threshold hides.
+    Scores outside [0, 1] fall into the first or the last bin.
+    """
+    truth_dir = Path(truth_dir)
+    acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud"))
+    rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
+    fraud_ids = {
+        a
+        for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
+        if str(f).strip().lower() in ("true", "1", "t", "yes")
+    }
+    _, clusters = all_clusters(graph, build_id)
+    _, _, ring_members = _groups(rings_t["ring_id"], rings_t["typology"], rings_t["account_id"])
+    members = [c.members for c in clusters]
+    score = np.array([c.score for c in clusters], dtype=np.float64)
+    _, is_ring = _matched(ring_members, members)
+    tp = np.array(
+        [
+            bool(m) and sum(x in fraud_ids for x in m) >= TRUE_POSITIVE_FRAUD_SHARE * len(m)
+            for m in members
+        ],
+        dtype=bool,
+    )
+    which = np.clip((score * bins).astype(np.int64), 0, bins - 1) if len(score) else score
+    out = []
+    for b in range(bins):
+        sel = which == b
+        n = int(sel.sum())
+        out.append(
+            ReliabilityBin(
+                lo=b / bins,
+                hi=(b + 1) / bins,
+                clusters=n,
+                rings=int(is_ring[sel].sum()),
+                true_positives=int(tp[sel].sum()),
+                mean_score=float(score[sel].mean()) if n else None,
+                ring_share=_ratio(int(is_ring[sel].sum()), n),
+                true_positive_share=_ratio(int(tp[sel].sum()), n),
+            )
+        )
+    return tuple(out)

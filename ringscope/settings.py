@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     model_seed: int = 0
     model_use_gnn: bool = True
     model_threads: int = 1
+    # The cluster score: "prior" (hand-set weights) or "learned" (fitted on this platform's
+    # labels and calibrated; models/cluster_score.py), which falls back to the prior when the
+    # labels are too few. The build records which was used (metrics.counts.cluster_scorer).
+    cluster_scorer: Literal["prior", "learned"] = "prior"
+    # Ring boundaries: flagged clusters keep only their core; attached members (a ring member's
+    # family on one tie) leave them and inherit nothing (models/boundaries.py).
+    detect_trim_attached: bool = False
     # The GNN's training time budget in seconds (training stops there, best epoch kept); 0: none.
     model_gnn_max_seconds: float = 600.0
     # Where the GNN trains and scores: "cpu" or "cuda" (falls back to the CPU when no GPU is

@@ -149,7 +149,9 @@ def rebuild(
         log.info("step finished", extra={"step": name, "seconds": steps[name]})
 
     # detect() below runs with this config: its flag threshold goes on the build.
-    config = DetectConfig()
+    config = DetectConfig(
+        cluster_scorer=settings.cluster_scorer, trim_attached=settings.detect_trim_attached
+    )
     writer = BuildWriter(
         graph,
         stale_after=settings.rebuild_stale_after_s,
@@ -225,6 +227,7 @@ def rebuild(
                     graph, config=config, projection=proj, account_model_scores=scores
                 )
             counts["clusters"] = len(detection.clusters)
+            counts["cluster_scorer"] = detection.scorer
             with step("write"):
                 writer.write(detection, scores)
         _failpoint("switch")

@@ -1,0 +1,54 @@
+"""Ring boundaries: a cluster's core, and the members merely attached to it.
+
+Why: a ring member's own family shares a home IP or a parent's bank card with them, so community
+detection pulls the family into the ring's cluster. The cluster then counts as a false positive,
+and innocent relatives inherit a ring score. The ring itself is held together by many ties among
+its members (a device farm, a collector payee, reused documents); the family hangs on by the one
+member it is related to.
+
+The core is the largest *block* of the cluster's strong-link subgraph: its biconnected component
+with the most members (ties: the most internal link weight). A block has no single member whose
+removal splits it; a family hanging on one ring member forms a block of its own that meets the
+ring only at that member (an articulation point, who stays in the core). So the family is
+attached, the member they know is core. Rings that are chains by design (mules passing money
+along) have no block of ``min_core`` members or more; for those the whole cluster is the core,
+so trimming never breaks a chain apart.
+
+Shapes: ``members`` is a (m,) array of account indices, ``strong`` the (n, n) upper-triangular
+strong-link matrix (``communities.strong_graph``); :func:`core_mask` returns a (m,) bool mask.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ringscope.models.projection import I64
+
+
+def core_mask(members: I64, strong: sp.csr_matrix, min_core: int = 3) -> npt.NDArray[np.bool_]:
+    """Per member of one cluster, whether it is in the cluster's core (see the module doc)."""
+    m = len(members)
+    everyone = np.ones(m, dtype=bool)
+    if m < 2 * min_core:  # too small to hold a core and an attached group of its own
+        return everyone
+    sub = strong[members][:, members]
+    sub = (sub + sub.T).tocoo()
+    g = nx.Graph()
+    g.add_nodes_from(range(m))
+    for i, j, w in zip(sub.row.tolist(), sub.col.tolist(), sub.data.tolist(), strict=True):
+        if i < j:
+            g.add_edge(i, j, weight=w)
+    best: tuple[int, float] = (0, 0.0)
+    core: set[int] = set()
+    for comp in nx.biconnected_components(g):
+        weight = float(g.subgraph(comp).size(weight="weight"))
+        if (len(comp), weight) > best:
+            best, core = (len(comp), weight), set(comp)
+    if len(core) < min_core:
+        return everyone
+    out = np.zeros(m, dtype=bool)
+    out[list(core)] = True
+    return out

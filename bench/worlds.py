@@ -184,13 +184,28 @@ def run_world(
     """One world end to end into ``graph``, which must be empty: generate, load, then per
     detector variant a rebuild and its evaluation (``configured``: ``settings`` as given).
     ``world_seed`` None is the default world (data seed 42), for reference."""
-    first, *rest = variants
-    out = [_run_world(graph, settings, world_seed, accounts, work, use_model=use_model,
-                      bulk=bulk, flag_threshold=flag_threshold, variant=first)]  # fmt: skip
-    for v in rest:
-        out.append(_evaluate_variant(graph, settings, world_seed, accounts, work, use_model,
-                                     flag_threshold, v, {}))  # fmt: skip
-    return out
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    data, _ = generate_world(world_seed, accounts, work / "worlds")
+    seconds["generate"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    name = "default" if world_seed is None else str(world_seed)
+    load(data, graph, settings, report_dir=work / "reports" / name, progress=False, bulk=bulk)
+    seconds["load"] = round(time.perf_counter() - t, 1)
+    return [
+        _evaluate_variant(
+            graph,
+            settings,
+            world_seed,
+            accounts,
+            work,
+            use_model,
+            flag_threshold,
+            v,
+            seconds if i == 0 else {},
+        )
+        for i, v in enumerate(variants)
+    ]
 
 
 def _variant_settings(settings: Settings, variant: str) -> Settings:
@@ -219,30 +234,6 @@ def _evaluate_variant(
     report = world_report(graph, truth, threshold)
     seconds["evaluate"] = round(time.perf_counter() - t, 1)
     return {**report, "use_model": use_model, "variant": variant, "seconds": dict(seconds)}
-
-
-def _run_world(
-    graph: Graph,
-    settings: Settings,
-    world_seed: int | None,
-    accounts: int,
-    work: Path,
-    *,
-    use_model: bool,
-    bulk: bool,
-    flag_threshold: float | None,
-    variant: str,
-) -> dict[str, Any]:
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    data, _ = generate_world(world_seed, accounts, work / "worlds")
-    seconds["generate"] = round(time.perf_counter() - t, 1)
-    t = time.perf_counter()
-    name = "default" if world_seed is None else str(world_seed)
-    load(data, graph, settings, report_dir=work / "reports" / name, progress=False, bulk=bulk)
-    seconds["load"] = round(time.perf_counter() - t, 1)
-    return _evaluate_variant(graph, settings, world_seed, accounts, work, use_model,
-                             flag_threshold, variant, seconds)  # fmt: skip
 
 
 def _aggregate(values: Sequence[float | None], higher: bool) -> dict[str, float | int | None]:

@@ -35,7 +35,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
-from ringscope.models.builds import account_scores, all_clusters, overlaps
+from ringscope.models.builds import ClusterInfo, account_scores, all_clusters, overlaps
 
 MATCH_JACCARD = 0.5  # a cluster matches a ring or benign group at this Jaccard overlap
 TRUE_POSITIVE_FRAUD_SHARE = 0.5  # a flagged cluster is a true positive at this fraud share
@@ -309,16 +309,10 @@ def evaluation_from_json(text: str | Mapping[str, Any]) -> Evaluation:
     return Evaluation(**d)
 
 
-def recall_at_precision(
-    graph: Graph, truth_dir: Path, *, precision: float = 0.9, build_id: str | None = None
-) -> tuple[float, float | None]:
-    """The best ring recall over flag thresholds whose cluster precision is at least
-    ``precision``, and the lowest such threshold (None when none reaches it).
-
-    Comparing detectors at a fixed precision is fair where their scores are on different
-    scales: a ring counts as found at threshold ``t`` when a cluster scoring at least ``t``
-    matches it (Jaccard >= 0.5), and a cluster is a true positive as in :func:`evaluate`.
-    """
+def _truth_and_clusters(
+    graph: Graph, truth_dir: Path | str, build_id: str | None
+) -> tuple[set[str], list[list[str]], list[ClusterInfo]]:
+    """The truth's fraud accounts and ring memberships, and the build's clusters."""
     truth_dir = Path(truth_dir)
     acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud"))
     rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
@@ -329,16 +323,36 @@ def recall_at_precision(
     }
     _, clusters = all_clusters(graph, build_id)
     _, _, ring_members = _groups(rings_t["ring_id"], rings_t["typology"], rings_t["account_id"])
+    return fraud_ids, ring_members, clusters
+
+
+def _true_positives(members: Sequence[Sequence[str]], fraud_ids: set[str]) -> np.ndarray:
+    """Per cluster: at least TRUE_POSITIVE_FRAUD_SHARE of its members are fraud."""
+    return np.array(
+        [
+            bool(m) and sum(x in fraud_ids for x in m) >= TRUE_POSITIVE_FRAUD_SHARE * len(m)
+            for m in members
+        ],
+        dtype=bool,
+    )
+
+
+def recall_at_precision(
+    graph: Graph, truth_dir: Path, *, precision: float = 0.9, build_id: str | None = None
+) -> tuple[float, float | None]:
+    """The best ring recall over flag thresholds whose cluster precision is at least
+    ``precision``, and the lowest such threshold (None when none reaches it).
+
+    Comparing detectors at a fixed precision is fair where their scores are on different
+    scales: a ring counts as found at threshold ``t`` when a cluster scoring at least ``t``
+    matches it (Jaccard >= 0.5), and a cluster is a true positive as in :func:`evaluate`.
+    """
+    fraud_ids, ring_members, clusters = _truth_and_clusters(graph, truth_dir, build_id)
     if not ring_members or not clusters:
         return 0.0, None
     members = [c.members for c in clusters]
     score = np.array([c.score for c in clusters], dtype=np.float64)
-    tp = np.array(
-        [
-            bool(m) and sum(x in fraud_ids for x in m) >= TRUE_POSITIVE_FRAUD_SHARE * len(m)
-            for m in members
-        ]
-    )
+    tp = _true_positives(members, fraud_ids)
     gi, ci, inter, gs, cs = overlaps(ring_members, members)
     ok = inter / np.maximum(gs[gi] + cs[ci] - inter, 1) >= MATCH_JACCARD
     best = np.full(len(ring_members), -np.inf)
@@ -381,26 +395,11 @@ def reliability(
     world often is not on another, which a recall/precision pair at one threshold hides.
     Scores outside [0, 1] fall into the first or the last bin.
     """
-    truth_dir = Path(truth_dir)
-    acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud"))
-    rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
-    fraud_ids = {
-        a
-        for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
-        if str(f).strip().lower() in ("true", "1", "t", "yes")
-    }
-    _, clusters = all_clusters(graph, build_id)
-    _, _, ring_members = _groups(rings_t["ring_id"], rings_t["typology"], rings_t["account_id"])
+    fraud_ids, ring_members, clusters = _truth_and_clusters(graph, truth_dir, build_id)
     members = [c.members for c in clusters]
     score = np.array([c.score for c in clusters], dtype=np.float64)
     _, is_ring = _matched(ring_members, members)
-    tp = np.array(
-        [
-            bool(m) and sum(x in fraud_ids for x in m) >= TRUE_POSITIVE_FRAUD_SHARE * len(m)
-            for m in members
-        ],
-        dtype=bool,
-    )
+    tp = _true_positives(members, fraud_ids)
     which = np.clip((score * bins).astype(np.int64), 0, bins - 1) if len(score) else score
     out = []
     for b in range(bins):

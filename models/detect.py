@@ -19,6 +19,7 @@ from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
 from ringscope.models.boundaries import core_mask
+from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
 from ringscope.models.cluster_score import ClusterScorer
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
@@ -91,8 +92,9 @@ class DetectConfig:
     max_cluster_size: int = 80
     leiden_resolution: float = 1.0
     seed: int = 0
-    # A cluster is "flagged" at or above this score (the evaluation threshold).
-    flag_threshold: float = 0.6
+    # A cluster is "flagged" at or above this score (the evaluation threshold); the build
+    # records it, and builds without the record take this default.
+    flag_threshold: float = DEFAULT_FLAG_THRESHOLD
     # Components of at least split_min_size members are also cut by Leiden; the parts replace
     # the component when the best part scores at least split_gain higher (risk concentrates).
     split_min_size: int = 6

@@ -9,7 +9,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ringscope.graph.values import native
-from ringscope.models.detect import DetectConfig
+
+# The cluster score at which a cluster is flagged: the detector's default (DetectConfig reads it
+# from here), and the threshold of every build written before the writer recorded one. Kept here
+# so that readers of builds (the API) need not import the detector.
+DEFAULT_FLAG_THRESHOLD = 0.6
 
 # --- what the detector hands over (models.detect.Cluster / Detection satisfy these) -------------
 
@@ -44,7 +48,7 @@ class DetectionResult(Protocol):
 def flag_threshold(recorded: Any) -> float:
     """A build's flag threshold: the one its writer recorded, else the detector's default (the
     threshold of every build written before the writer recorded it)."""
-    return DetectConfig.flag_threshold if recorded is None else float(recorded)
+    return DEFAULT_FLAG_THRESHOLD if recorded is None else float(recorded)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class BuildInfo:
     error: str | None = None
     # Accounts at or above this risk are "flagged" (the API's neighbourhood paths): the
     # detector's threshold when the build was written, so readers never keep a copy of it.
-    flag_threshold: float = DetectConfig.flag_threshold
+    flag_threshold: float = DEFAULT_FLAG_THRESHOLD
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -58,6 +58,11 @@ EPS = 1e-6
 Source = Literal["prior", "learned"]
 
 
+def _logit(p: F64) -> F64:
+    q = np.clip(p, EPS, 1 - EPS)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
 @dataclass
 class ClusterScorer:
     """Learned, calibrated cluster score: ``fit`` returns self, ``predict_proba`` is a
@@ -133,20 +138,26 @@ class ClusterScorer:
         x = self._matrix(table)
         return {n: self.coef[n] * x[:, j] for j, n in enumerate(FEATURES)}
 
-    def predict_proba(self, table: cl.ClusterTable) -> F64:
-        """P(ring) per cluster: the PU posterior (learned) or the prior's score."""
-        if self.source == "prior":
-            return cl.score(table)[0]
-        z = self.intercept + sum(self._g_contributions(table).values(), np.zeros(table.n_clusters))
-        g = np.clip(cl.sigmoid(np.asarray(z, dtype=np.float64)), EPS, 1 - EPS)
+    def _posterior(self, table: cl.ClusterTable, g_logit: F64) -> F64:
+        """P(ring) from the logit of ``g`` and the clusters' labels (see the module doc)."""
+        g = np.clip(cl.sigmoid(g_logit), EPS, 1 - EPS)
         c = self.label_frequency
         unlabelled = np.clip((1 - c) / c * g / (1 - g), 0.0, 1.0)
         return np.asarray(np.where(self._labelled(table), 1.0, unlabelled), dtype=np.float64)
 
+    def _g_logit(self, contrib: dict[str, F64], k: int) -> F64:
+        return np.asarray(self.intercept + sum(contrib.values(), np.zeros(k)), dtype=np.float64)
+
+    def predict_proba(self, table: cl.ClusterTable) -> F64:
+        """P(ring) per cluster: the PU posterior (learned) or the prior's score."""
+        if self.source == "prior":
+            return cl.score(table)[0]
+        contrib = self._g_contributions(table)
+        return self._posterior(table, self._g_logit(contrib, table.n_clusters))
+
     def decision_function(self, table: cl.ClusterTable) -> F64:
         """Raw score: the logit of ``predict_proba``."""
-        p = np.clip(self.predict_proba(table), EPS, 1 - EPS)
-        return np.asarray(np.log(p / (1 - p)), dtype=np.float64)
+        return _logit(self.predict_proba(table))
 
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Each signal's contribution to the score's logit, named as the reasons expect: the
@@ -155,7 +166,8 @@ class ClusterScorer:
         if self.source == "prior":
             return cl.score(table)[1]
         out = self._g_contributions(table)
-        rest = self.decision_function(table) - (self.intercept + sum(out.values(), 0.0))
+        z = self._g_logit(out, table.n_clusters)
+        rest = _logit(self._posterior(table, z)) - z
         out["fraud_label_share"] = np.where(self._labelled(table), np.maximum(rest, 0.0), 0.0)
         return out
 

@@ -161,11 +161,18 @@ def world_report(graph: Graph, truth: Path, flag_threshold: float) -> dict[str, 
 
 
 # Detector variants compared on the same loaded world: settings each rebuild runs with.
+# "before" is the detector as it was before issue #20 (hand-set weights, whole clusters, no
+# co-activation); "after" is today's default (learned score, trimmed cores, co-activation).
+_OFF = {"cluster_scorer": "prior", "detect_trim_attached": False, "detect_coactivation": False}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "prior": {"cluster_scorer": "prior", "detect_trim_attached": False},
-    "learned": {"cluster_scorer": "learned", "detect_trim_attached": False},
-    "trim": {"cluster_scorer": "prior", "detect_trim_attached": True},
-    "learned+trim": {"cluster_scorer": "learned", "detect_trim_attached": True},
+    "before": _OFF,
+    "prior": {**_OFF, "detect_coactivation": True},
+    "learned": {**_OFF, "cluster_scorer": "learned", "detect_coactivation": True},
+    "after": {
+        "cluster_scorer": "learned",
+        "detect_trim_attached": True,
+        "detect_coactivation": True,
+    },
 }
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -13,6 +13,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ringscope.kinds import DEVICE, IDENTIFIER_KINDS, PAYEE, PHONE
+from ringscope.models.coactivation import Cohorts
 from ringscope.models.linking import LinkParams, eligible
 from ringscope.models.projection import F64, I64, KindEdges, Projection
 
@@ -35,6 +36,7 @@ SCORE_WEIGHTS: dict[str, float] = {
     "quiet_share": 2.5,
     "sparse_structure": 1.5,
     "payee_concentration": 2.0,
+    "coactivation_share": 4.0,
     "round_excess": 2.0,
     "low_kyc_share": 1.5,
     "young_share": 1.0,
@@ -69,6 +71,7 @@ class Evidence:
     shared: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # kind -> (node, k)
     emulators: list[int] = field(default_factory=list)
     top_payee: tuple[int, int, int] | None = None  # (node, members paying, payers in total)
+    burst_payees: list[int] = field(default_factory=list)  # payees the members woke on together
 
 
 @dataclass
@@ -140,6 +143,7 @@ def cluster_table(
     params: LinkParams,
     sig: dict[str, F64],
     model: F64 | None,
+    cohorts: Cohorts | None = None,
 ) -> ClusterTable:
     n, k = proj.n, len(clusters)
     lab = np.full(n, -1, dtype=np.int64)
@@ -188,6 +192,9 @@ def cluster_table(
             np.maximum.at(coverage, pc[shared], cov[shared])
         sel = np.isin(c_of * max(edges.m, 1) + ident, pair[shared])
         np.maximum.at(join, acc[sel], edges.first[in_c][sel])
+        kind_member = np.zeros(n, dtype=np.float64)
+        kind_member[acc[sel]] = 1.0
+        feats[f"member_share_{name}"] = mean_of(kind_member)
         if name in PERSONAL:
             personal_member[acc[sel]] = True
         for c, node, mem in zip(
@@ -218,6 +225,7 @@ def cluster_table(
                     )
     for name in KIND_WORDS:
         feats.setdefault(f"shared_{name}", np.zeros(k))
+        feats.setdefault(f"member_share_{name}", np.zeros(k))
     feats.setdefault("payee_concentration", np.zeros(k))
     feats["place_coverage"] = coverage
     feats["no_common_identifier"] = (common < 1.0 - 1e-9).astype(np.float64)
@@ -269,12 +277,49 @@ def cluster_table(
     counts["joined_3d"] = j3
     feats["join_burst"] = np.clip((j3 - 1) / np.maximum(size - 1, 1), 0.0, 1.0)
 
+    _coactivation(proj, lab, k, cohorts, feats, counts, evidence, mean_of, count_of)
+
     if model is not None:
         feats["model_score_mean"] = mean_of(model)
         mx = np.zeros(k)
         np.maximum.at(mx, lab[m], model[m])
         feats["model_score_max"] = mx
     return ClusterTable(k, feats, counts, evidence)
+
+
+def _coactivation(
+    proj: Projection,
+    lab: I64,
+    k: int,
+    cohorts: Cohorts | None,
+    feats: dict[str, F64],
+    counts: dict[str, I64],
+    evidence: list[Evidence],
+    mean_of: Callable[[F64], F64],
+    count_of: Callable[[F64], I64],
+) -> None:
+    """Members that woke together with another member (a shared burst cohort, see
+    models.coactivation), the least days they had been quiet, and the payees they woke on."""
+    woke = np.zeros(proj.n, dtype=np.float64)
+    quiet = np.full(k, -1, dtype=np.int64)
+    if cohorts is not None and cohorts.n_cohorts:
+        coo = cohorts.members.tocoo()
+        inside = lab[coo.row] >= 0
+        acc, coh = coo.row[inside].astype(np.int64), coo.col[inside].astype(np.int64)
+        key = lab[acc] * cohorts.n_cohorts + coh
+        uniq, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        hit = cnt[inv.ravel()] >= 2
+        woke[acc[hit]] = 1.0
+        least = np.full(k, np.inf)
+        np.minimum.at(least, lab[acc[hit]], cohorts.quiet_days[acc[hit]])
+        quiet = np.where(np.isinf(least), -1, np.floor(least)).astype(np.int64)
+        payees = proj.kinds[PAYEE.name].nodes
+        for u in uniq[cnt >= 2].tolist():
+            c, j = divmod(int(u), cohorts.n_cohorts)
+            evidence[c].burst_payees.append(int(payees[cohorts.payee[j]]))
+    feats["coactivation_share"] = mean_of(woke)
+    counts["coactivated"] = count_of(woke)
+    counts["quiet_days_before_wake"] = quiet
 
 
 def score(table: ClusterTable) -> tuple[F64, dict[str, F64]]:
@@ -437,6 +482,13 @@ def reasons(
             text = f"{k} of {n} accounts paid payee {pid} ({whose})"
             if f["round_share"] >= 0.6:
                 text += f", {round(100 * f['round_share'])}% of payments in round amounts"
+        elif name == "coactivation_share" and ev.burst_payees:
+            burst = sorted(set(ev.burst_payees))
+            text = (
+                f"{cnt['coactivated']} of {n} accounts woke together: they first paid the same "
+                f"new {_plural(len(burst), ('payee', 'payees'))} ({_ids(burst, names)}) within "
+                f"days of each other, after at least {cnt['quiet_days_before_wake']} days open"
+            )
         elif name == "round_excess":
             text = f"{round(100 * f['round_share'])}% of the accounts' payments are round amounts"
         elif name == "quiet_share":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
@@ -21,6 +22,7 @@ from ringscope.models import clusters as cl
 from ringscope.models.boundaries import core_mask
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
 from ringscope.models.cluster_score import ClusterScorer
+from ringscope.models.coactivation import CoactivationParams, burst_cohorts, coactivation_matrix
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
 from ringscope.models.projection import F64, Projection, identifier_ids, read_projection
@@ -111,13 +113,20 @@ class DetectConfig:
     # The cluster score: "prior" (the hand-set weights, clusters.SCORE_WEIGHTS) or "learned"
     # (models.cluster_score: fitted on the platform's labels, calibrated; it falls back to the
     # prior with fewer than cluster_min_positives clusters that hold a fraud label).
-    cluster_scorer: Literal["prior", "learned"] = "prior"
-    cluster_min_positives: int = 20
+    cluster_scorer: Literal["prior", "learned"] = "learned"
+    cluster_min_positives: int = 8
+    # Inverse strength of the penalty on deviations from the prior; None: chosen by CV.
+    cluster_c_l2: float | None = None
     # Ring boundaries (models.boundaries): a cluster scoring at least analyse_min_score keeps
     # only its core (its largest block of at least min_core members); the attached members (a
     # ring member's family, hanging on one member) leave it and inherit nothing from it.
-    trim_attached: bool = False
+    trim_attached: bool = True
     min_core: int = 3
+    # Co-activation (models.coactivation): accounts open at least quiet_days that first pay the
+    # same new payee within burst_days of its first payment are linked with this weight (0: off).
+    coactivation_weight: float = 0.3
+    burst_days: int = 3
+    quiet_days: int = 21
 
     def __post_init__(self) -> None:
         # A kind without a weight or cap would link nothing (or die deep in a rebuild): refuse
@@ -137,6 +146,14 @@ class DetectConfig:
             time_floors=dict(self.time_floors),
             arrival_days=self.arrival_days,
             arrival_bonus=self.arrival_bonus,
+        )
+
+    def coactivation_params(self) -> CoactivationParams:
+        return CoactivationParams(
+            burst_days=self.burst_days,
+            quiet_days=self.quiet_days,
+            min_members=self.min_cluster_size,
+            weight=self.coactivation_weight,
         )
 
 
@@ -164,6 +181,15 @@ def detect(
 
     t = time.perf_counter()
     s, arrival = link_matrix(proj, params)
+    cohorts = None
+    if cfg.coactivation_weight > 0:
+        # Waking together is a link like sharing an identifier, and a wave (for splitting).
+        cparams = cfg.coactivation_params()
+        cohorts = burst_cohorts(proj, params, cparams)
+        if cohorts.n_cohorts:
+            co = coactivation_matrix(cohorts, cparams)
+            s = sp.csr_matrix(s + co)
+            arrival = sp.csr_matrix(arrival + co)
     seconds["linking"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -185,7 +211,7 @@ def detect(
             [float(account_model_scores.get(a, 0.0)) for a in proj.ids], dtype=np.float64
         )
     sig = cl.account_signals(proj, model)
-    table = cl.cluster_table(proj, groups, s, params, sig, model)
+    table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
     scores, contrib = cl.score(table)
     wave = strong.multiply(strong_graph(arrival, cfg.wave_threshold) > 0).tocsr()
     splits = engine.risk_splits(
@@ -198,11 +224,11 @@ def detect(
         # judging with model scores kept 4% of the planted rings glued to benign neighbours).
         flat = [p for _, parts in splits for p in parts]
         plain = cl.account_signals(proj, None)
-        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, plain, None))
+        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, plain, None, cohorts))
         whole = (
             scores
             if model is None
-            else cl.score(cl.cluster_table(proj, groups, s, params, plain, None))[0]
+            else cl.score(cl.cluster_table(proj, groups, s, params, plain, None, cohorts))[0]
         )
         replace: dict[int, list[np.ndarray]] = {}
         gain: dict[int, float] = {}
@@ -216,7 +242,7 @@ def detect(
         if replace:
             groups = [p for gi, grp in enumerate(groups) for p in replace.get(gi, [grp])]
             groups.sort(key=lambda a: (int(a[0]), len(a)))
-            table = cl.cluster_table(proj, groups, s, params, sig, model)
+            table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
             scores, contrib = cl.score(table)
 
     if cfg.trim_attached:
@@ -232,13 +258,15 @@ def detect(
             attached[c] = int((~mask).sum())
         if attached.any():
             groups = cores
-            table = cl.cluster_table(proj, groups, s, params, sig, model)
+            table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
             scores, contrib = cl.score(table)
         # Reported per cluster: members left out as attached, and the core's share of the whole.
         table.features["attached"] = attached.astype(np.float64)
         table.features["core_share"] = table.features["size"] / (table.features["size"] + attached)
 
-    scorer = ClusterScorer(min_positives=cfg.cluster_min_positives, seed=cfg.seed)
+    scorer = ClusterScorer(
+        min_positives=cfg.cluster_min_positives, c_l2=cfg.cluster_c_l2, seed=cfg.seed
+    )
     if cfg.cluster_scorer == "learned":
         scorer.fit(table)
         if scorer.source == "learned":
@@ -276,6 +304,7 @@ def detect(
                 wanted.extend(x for x, _ in sorted(items, key=lambda t: (-t[1], t[0]))[:3])
             if ev.top_payee is not None:
                 wanted.append(ev.top_payee[0])
+            wanted.extend(ev.burst_payees[:3])
     if len(wanted) < 50_000:
         names = identifier_ids(graph, wanted)
     else:  # pragma: no cover - only when very many clusters score high

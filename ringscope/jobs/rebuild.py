@@ -150,7 +150,12 @@ def rebuild(
 
     # detect() below runs with this config: its flag threshold goes on the build.
     config = DetectConfig(
-        cluster_scorer=settings.cluster_scorer, trim_attached=settings.detect_trim_attached
+        cluster_scorer=settings.cluster_scorer,
+        cluster_min_positives=settings.cluster_min_positives,
+        trim_attached=settings.detect_trim_attached,
+        coactivation_weight=(
+            DetectConfig().coactivation_weight if settings.detect_coactivation else 0.0
+        ),
     )
     writer = BuildWriter(
         graph,

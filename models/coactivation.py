@@ -25,9 +25,9 @@ so every pair in one cohort gets ``weight`` (default 0.3, above the strong-link 
 0.25: one shared burst links, however big the cohort, since a bigger synchronised wake is more
 suspicious, not less) and pairs that woke together on several payees get that many times it.
 
-Shapes: ``Projection`` of ``n`` accounts -> ``Cohorts`` with ``members (n, m)`` sparse 0/1, ``payee
-(m,)`` payee indices into the payee kind, ``t0 (m,)`` epoch seconds, ``quiet (n,)`` the least
-days any member was quiet before its burst (-1 for accounts in no cohort); ``matrix -> (n, n)``.
+Shapes: ``Projection`` of ``n`` accounts -> ``Cohorts`` with ``members (n, m)`` sparse 0/1,
+``payee (m,)`` payee indices into the payee kind, ``quiet_days (n,)`` the least days an account
+was open before its burst (-1 for accounts in no cohort); ``coactivation_matrix -> (n, n)``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ringscope.kinds import PAYEE
-from ringscope.models.linking import LinkParams, dedupe_pairs, eligible
+from ringscope.models.linking import DAY, LinkParams, dedupe_pairs, eligible
 from ringscope.models.projection import F64, I64, Projection
-
-DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,6 @@ class CoactivationParams:
 class Cohorts:
     members: sp.csr_matrix  # (n accounts, m cohorts), 1 where the account is in the cohort
     payee: I64  # (m,) payee index (into proj.kinds["payee"]) of each cohort
-    t0: I64  # (m,) the payee's first payment, epoch seconds
     quiet_days: F64  # (n,) days the account was open before its (earliest) burst; -1 if none
 
     @property
@@ -68,7 +65,6 @@ class Cohorts:
 def _empty(n: int) -> Cohorts:
     return Cohorts(
         sp.csr_matrix((n, 0), dtype=np.float64),
-        np.zeros(0, dtype=np.int64),
         np.zeros(0, dtype=np.int64),
         np.full(n, -1.0),
     )
@@ -105,7 +101,7 @@ def burst_cohorts(proj: Projection, link: LinkParams, params: CoactivationParams
     members.data[:] = 1.0
     least = np.full(n, np.inf)
     np.minimum.at(least, acc[keep], quiet[keep])
-    return Cohorts(members, used.astype(np.int64), t0[used], np.where(np.isinf(least), -1.0, least))
+    return Cohorts(members, used.astype(np.int64), np.where(np.isinf(least), -1.0, least))
 
 
 def coactivation_matrix(cohorts: Cohorts, params: CoactivationParams) -> sp.csr_matrix:

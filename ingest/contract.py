@@ -45,6 +45,9 @@ class Reason(StrEnum):
     UNKNOWN_KIND = "unknown kind"
     INVALID_VALUE = "invalid value"
     DUPLICATE_PAYMENT = "duplicate payment_id with different content"
+    KEY_TOO_LONG = "key too long"
+    CONTROL_CHARACTER = "control character"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp out of range"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,20 @@ LABEL_VALUES = ("fraud", "legit")
 IDENTIFIER_KINDS: tuple[str, ...] = tuple(
     k.name for k in KINDS if k.link_table == ACCOUNT_IDENTIFIERS.name
 )
+# The longest key value accepted, in characters. Keys become indexed node ids (the uniqueness
+# constraints), and Neo4j refuses an index entry over 8,167 bytes mid-transaction, after earlier
+# batches committed; 512 characters are at most 2,048 bytes of UTF-8, far below that, and far
+# above any real id, phone, email (254 at most), IP, card or document number.
+MAX_KEY_CHARS = 512
+# Key values may not hold control characters (C0, DEL, C1): a NUL or a bell in an id is a
+# corrupt export, and such ids print as invisible twins of real ones.
+CONTROL_CHARACTERS = r"[\x{00}-\x{1f}\x{7f}-\x{9f}]"
+# Timestamps are accepted from 1970-01-01 (inclusive) to 2100-01-01 (exclusive), UTC: outside
+# that no real account, login or payment happened, the far edges (year 1 or 9999) overflow
+# Python's datetime once converted to UTC, and placeholder dates (0001-01-01, 9999-12-31) would
+# otherwise distort first_seen / last_seen.
+TIMESTAMP_MIN = "1970-01-01T00:00:00+00:00"
+TIMESTAMP_MAX = "2100-01-01T00:00:00+00:00"
 # Money is kept exactly as integers of 1/10 000 of the currency unit.
 AMOUNT_SCALE = 4
 # A payment is "round" when its amount is a positive multiple of this many currency units.

@@ -20,10 +20,14 @@ import pyarrow.compute as pc
 
 from ringscope.ingest.contract import (
     AMOUNT_SCALE,
+    CONTROL_CHARACTERS,
     IDENTIFIER_KINDS,
     KYC_LEVELS,
     LABEL_VALUES,
+    MAX_KEY_CHARS,
     PAYEE_KINDS,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     Reason,
     Table,
 )
@@ -89,6 +93,14 @@ class _Flags:
     def missing(self, values: pa.Array, name: str, reason: Reason) -> None:
         self.flag(_np(pc.is_null(values)), name, reason)
 
+    def key(self, values: pa.Array, name: str) -> None:
+        """A key must be given, at most MAX_KEY_CHARS long and free of control characters."""
+        self.missing(values, name, Reason.MISSING_KEY)
+        self.flag(_np(pc.greater(pc.utf8_length(values), MAX_KEY_CHARS)), name,
+                  Reason.KEY_TOO_LONG)  # fmt: skip
+        self.flag(_np(pc.match_substring_regex(values, CONTROL_CHARACTERS)), name,
+                  Reason.CONTROL_CHARACTER)  # fmt: skip
+
     def refused(self) -> list[Refused]:
         return [
             Refused(int(i), str(self.field[i]), Reason(self.reason[i]))
@@ -99,18 +111,29 @@ class _Flags:
 # --- values -----------------------------------------------------------------------------------
 
 
-def _py_timestamp(value: str, fmt: str | None) -> datetime | None:
+def _py_timestamp(value: str, fmt: str | None) -> tuple[datetime | None, bool]:
+    """One timestamp the slow way; returns it (or None) and whether it parsed but cannot be
+    converted to UTC at all (``9999-12-31T23:59:59-01:00`` is past year 9999 in UTC)."""
     try:
         ts = datetime.strptime(value, fmt) if fmt else datetime.fromisoformat(value)
     except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        return None, False
+    try:
+        return (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)), False
+    except OverflowError:
+        return None, True
 
 
-def timestamps(values: pa.Array, fmt: str | None) -> tuple[pa.Array, Mask]:
+_TS_MIN = pa.scalar(datetime.fromisoformat(TIMESTAMP_MIN), TS)
+_TS_MAX = pa.scalar(datetime.fromisoformat(TIMESTAMP_MAX), TS)
+
+
+def timestamps(values: pa.Array, fmt: str | None) -> tuple[pa.Array, Mask, Mask]:
     """ISO-8601 (or ``fmt``) text -> UTC timestamps; naive ones are taken as UTC. Returns the
-    timestamps and the mask of non-empty values that did not parse."""
+    timestamps (null where refused), the mask of non-empty values that did not parse, and the
+    mask of those that parsed but lie outside [TIMESTAMP_MIN, TIMESTAMP_MAX) (contract.py)."""
     parsed: pa.Array | None = None
+    overflow = np.zeros(len(values), dtype=bool)
     if fmt is None:
         # Parse at ns so that any sub-second precision is accepted (the fast, vectorised path),
         # then truncate to the stored precision. Out-of-ns-range values take the Python path.
@@ -121,10 +144,14 @@ def timestamps(values: pa.Array, fmt: str | None) -> tuple[pa.Array, Mask]:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
     if parsed is None:
-        parsed = pa.array(
-            [None if v is None else _py_timestamp(v, fmt) for v in values.to_pylist()], TS
-        )
-    return parsed, _np(pc.and_(pc.is_valid(values), pc.is_null(parsed)))
+        slow = [(None, False) if v is None else _py_timestamp(v, fmt) for v in values.to_pylist()]
+        parsed = pa.array([ts for ts, _ in slow], TS)
+        overflow = np.array([o for _, o in slow], dtype=bool)
+    outside = overflow | _np(pc.or_(pc.less(parsed, _TS_MIN), pc.greater_equal(parsed, _TS_MAX)))
+    unparsed = ~overflow & _np(pc.and_(pc.is_valid(values), pc.is_null(parsed)))
+    if outside.any():
+        parsed = pc.if_else(pa.array(outside), pa.scalar(None, TS), parsed)
+    return parsed, unparsed, outside
 
 
 def _py_amount(value: str) -> int | None:
@@ -228,14 +255,23 @@ def normalise(table: Table, batch: pa.RecordBatch, ctx: Context) -> Result:
     check_accounts: pa.Array | None = None
 
     def ts(name: str, out: str) -> None:
-        cols[out], bad = timestamps(text(batch, name), ctx.timestamp_format)
+        cols[out], bad, outside = timestamps(text(batch, name), ctx.timestamp_format)
         flags.flag(bad, name, Reason.UNPARSEABLE_TIMESTAMP)
+        flags.flag(outside, name, Reason.TIMESTAMP_OUT_OF_RANGE)
 
     def key(name: str, out: str) -> pa.Array:
         values = text(batch, name)
-        flags.missing(values, name, Reason.MISSING_KEY)
+        flags.key(values, name)
         cols[out] = values
         return values
+
+    def phone_key(out: str) -> None:
+        raw = text(batch, "phone")
+        flags.key(raw, "phone")
+        # Refused spellings are not parsed (nor cached): a 5 MB "phone" stays out of the cache.
+        cols[out], bad = phones(pc.if_else(pa.array(flags.bad), pa.scalar(None, pa.string()),
+                                           raw), ctx)  # fmt: skip
+        flags.flag(bad, "phone", Reason.UNPARSEABLE_PHONE)
 
     def one_of(name: str, allowed: tuple[str, ...], reason: Reason, out: str) -> None:
         values = pc.utf8_lower(text(batch, name))
@@ -258,10 +294,7 @@ def normalise(table: Table, batch: pa.RecordBatch, ctx: Context) -> Result:
         cols["is_emulator"], bad = booleans(text(batch, "is_emulator"))
         flags.flag(bad, "is_emulator", Reason.INVALID_VALUE)
     elif name == "phones":
-        raw = text(batch, "phone")
-        flags.missing(raw, "phone", Reason.MISSING_KEY)
-        cols["id"], bad = phones(raw, ctx)
-        flags.flag(bad, "phone", Reason.UNPARSEABLE_PHONE)
+        phone_key("id")
         cols["carrier"] = text(batch, "carrier")
         cols["is_virtual"], bad = booleans(text(batch, "is_virtual"))
         flags.flag(bad, "is_virtual", Reason.INVALID_VALUE)
@@ -280,10 +313,7 @@ def normalise(table: Table, batch: pa.RecordBatch, ctx: Context) -> Result:
         if name == "account_devices":
             key("device_id", "target")
         else:
-            raw = text(batch, "phone")
-            flags.missing(raw, "phone", Reason.MISSING_KEY)
-            cols["target"], bad = phones(raw, ctx)
-            flags.flag(bad, "phone", Reason.UNPARSEABLE_PHONE)
+            phone_key("target")
         ts("seen_at", "seen_at")
     elif name == "payments":
         key("payment_id", "payment_id")

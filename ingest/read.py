@@ -32,6 +32,11 @@ class RawBatch:
     malformed: list[tuple[int, Any]] = field(default_factory=list)
 
 
+# Python's csv module refuses fields over 128 kB by default; a 5 MB value must reach the
+# contract checks (and be quarantined there as a key too long) instead of stopping the read.
+CSV_FIELD_LIMIT = 1 << 30
+
+
 class RaggedCsvError(Exception):
     """The fast CSV reader met a row with the wrong number of fields; re-read exactly."""
 
@@ -71,7 +76,12 @@ def header(path: Path) -> list[str]:
                 if n >= 1000:
                     break
                 if line.strip():
-                    obj = json.loads(line)
+                    # A line that is not JSON is the reader's to quarantine ("malformed row"),
+                    # wherever it is; it must not refuse the whole file here.
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
                     if isinstance(obj, dict):
                         names.update(dict.fromkeys(obj))
         return list(names)
@@ -97,7 +107,7 @@ def read_batches(
             yield from _jsonl(path, columns, batch_rows)
     except (RaggedCsvError, IngestFormatError):
         raise
-    except (OSError, UnicodeDecodeError, pa.ArrowException) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
         raise IngestFormatError(f"{path}: cannot read it as {fmt}: {exc}") from None
 
 
@@ -149,6 +159,7 @@ def _strings(columns: list[str], records: list[list[str | None]]) -> pa.RecordBa
 
 
 def _csv_exact(path: Path, columns: list[str], batch_rows: int) -> Iterator[RawBatch]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         next(reader, None)
@@ -197,6 +208,14 @@ def _parquet(path: Path, columns: list[str], batch_rows: int) -> Iterator[RawBat
         start += len(batch)
 
 
+def _encodable(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _jsonl(path: Path, columns: list[str], batch_rows: int) -> Iterator[RawBatch]:
     # JSON numbers are kept as their decimal text (parse_float=str): money never becomes a float.
     decoder = json.JSONDecoder(parse_float=str, parse_int=str)
@@ -214,6 +233,8 @@ def _jsonl(path: Path, columns: list[str], batch_rows: int) -> Iterator[RawBatch
                 obj = decoder.decode(line)
             except ValueError:
                 obj = None
+            if "\\u" in line and not _encodable(obj):
+                obj = None  # a lone surrogate ("\ud800") is no text: Arrow cannot hold it
             if not isinstance(obj, dict) or not known.issuperset(obj):
                 # Not an object, or keys the header scan did not see: quarantine the raw line.
                 malformed.append((n, line.rstrip("\n")))

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,11 +34,13 @@ from ringscope.graph.embedded import EmbeddedNeo4j
 from ringscope.ingest.bulk import ImportFiles
 from ringscope.ingest.contract import ACCOUNTS, CONTRACT_VERSION, IngestError
 from ringscope.ingest.mapping import load_mapping
-from ringscope.ingest.plan import Stream, _check_header, _plan
+from ringscope.ingest.plan import Stream, _plan, _preflight, _unread
 from ringscope.ingest.progress import _Progress
 from ringscope.ingest.report import LoadReport, SourceReport
 from ringscope.ingest.stream_loader import _BulkLoader, _Loader, _Prepared
 from ringscope.settings import Settings
+
+log = logging.getLogger(__name__)
 
 LEDGER_LAYOUT = 2  # part of every batch id: bump when the bucketing or slicing changes
 
@@ -105,8 +109,10 @@ def load(
     directory = Path(directory)
     spec = load_mapping(mapping) if mapping is not None else None
     streams = _plan(directory, spec)
-    for stream in streams:  # fail fast, before anything is written
-        _check_header(stream, spec)
+    _preflight(streams, spec)  # every file checked whole: fail fast, before anything is written
+    warnings = _unread(directory, streams, spec)
+    for warning in warnings:
+        log.warning("ingest: %s", warning)
     report_dir = Path(report_dir or Path(settings.data_dir) / "ingest-runs" / run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     quarantine_path = report_dir / "quarantine.jsonl"
@@ -125,6 +131,7 @@ def load(
         report_dir=str(report_dir),
         quarantine_file=str(quarantine_path),
         started_at=started.isoformat(),
+        warnings=warnings,
     )
     if bulk:
         _check_bulk_target(graph, settings)
@@ -192,6 +199,24 @@ def _import(
     report.import_s = round(time.monotonic() - t0, 3)
 
 
+def unexpected_failure(exc: BaseException, log_dir: Path) -> IngestError:
+    """An exception that no check anticipated, as a one-line IngestError for the user: the
+    traceback goes to a log file in ``log_dir`` (and to the logger), never to the terminal. Bad
+    input should end in a quarantined row or a named refusal; this is the net under that."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = log_dir / f"ingest-error-{stamp}-{uuid.uuid4().hex[:6]}.log"
+    trace = "".join(traceback.format_exception(exc))
+    path.write_text(trace, encoding="utf-8")
+    log.error("ingest failed unexpectedly; traceback in %s", path, exc_info=exc)
+    detail = " ".join(str(exc).split())
+    detail = detail if len(detail) <= 200 else detail[:200] + "..."
+    return IngestError(
+        f"ingest stopped by an unexpected {type(exc).__name__}: {detail} (traceback in {path}); "
+        "batches committed before it are in the ledger, so running the load again resumes it."
+    )
+
+
 def iter_quarantine(path: Path) -> Iterator[dict[str, Any]]:
     """Read a quarantine file back (for tests and tools)."""
     with path.open(encoding="utf-8") as fh:
@@ -199,4 +224,4 @@ def iter_quarantine(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-__all__ = ["LoadReport", "SourceReport", "iter_quarantine", "load"]
+__all__ = ["LoadReport", "SourceReport", "iter_quarantine", "load", "unexpected_failure"]

@@ -1,9 +1,10 @@
 """Planning a load: which files of a directory are read as which contract tables (directly, or
-through a mapping's outputs), in table order, each checked for its required columns."""
+through a mapping's outputs), in table order, each checked whole (the pre-flight pass) before
+anything is written, and which files of the directory are not read at all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringscope.ingest.contract import (
@@ -15,7 +16,7 @@ from ringscope.ingest.contract import (
     Table,
 )
 from ringscope.ingest.mapping import Mapping, Output
-from ringscope.ingest.read import header
+from ringscope.ingest.preflight import Checked, check_file
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Stream:
     table: Table
     output: Output | None
     name: str  # as shown in reports and the quarantine file
+    checked: Checked | None = field(default=None, compare=False)  # set by the pre-flight pass
 
 
 def _plan(directory: Path, mapping: Mapping | None) -> list[Stream]:
@@ -57,8 +59,18 @@ def _plan(directory: Path, mapping: Mapping | None) -> list[Stream]:
     return sorted(streams, key=lambda s: order[s.table.name])
 
 
-def _check_header(stream: Stream, mapping: Mapping | None) -> None:
-    columns = header(stream.path)
+def _preflight(streams: list[Stream], mapping: Mapping | None) -> None:
+    """Check every file whole before anything is written (ingest/preflight.py), once per file
+    however many outputs it feeds, then each stream's columns against its table or output."""
+    checked: dict[Path, Checked] = {}
+    for stream in streams:
+        if stream.path not in checked:
+            checked[stream.path] = check_file(stream.path)
+        stream.checked = checked[stream.path]
+        _check_header(stream, list(stream.checked.columns), mapping)
+
+
+def _check_header(stream: Stream, columns: list[str], mapping: Mapping | None) -> None:
     if stream.output is not None and mapping is not None:
         mapping.check_columns(stream.path, columns, stream.output)
         return
@@ -68,3 +80,28 @@ def _check_header(stream: Stream, mapping: Mapping | None) -> None:
             f"{stream.path}: required column {missing[0]!r} of table {stream.table.name} is "
             f"missing; the file has {', '.join(columns) or 'no columns'}."
         )
+
+
+def _unread(directory: Path, streams: list[Stream], mapping: Mapping | None) -> list[str]:
+    """A warning for each file of the directory that this load does not read (contract mode
+    only: a mapping names its sources, and its directory usually holds other data too). Names
+    starting with a dot and subdirectories are left alone."""
+    if mapping is not None:
+        return []
+    read = {s.path.name for s in streams}
+    tables = {t.name for t in TABLES}
+    warnings = []
+    for path in sorted(directory.iterdir()):
+        if path.name in read or path.name.startswith(".") or not path.is_file():
+            continue
+        stem, ext = path.stem, path.suffix
+        if stem in tables and ext.lower() in FORMATS:
+            hint = f"extensions are lower case: did you mean {stem}{ext.lower()}?"
+        elif stem in tables:
+            hint = f"unknown file type {ext!r}; use one of {', '.join(FORMATS)}"
+        elif stem.lower() in tables:
+            hint = f"table names are lower case: did you mean {stem.lower()}{ext.lower()}?"
+        else:
+            hint = "not a table of the data contract"
+        warnings.append(f"{path.name}: not read ({hint}).")
+    return warnings

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 
@@ -48,6 +49,7 @@ class LoadReport:
     import_bytes: int = 0  # bulk: size of the importer's CSV input
     schema_s: float = 0.0  # bulk: building the constraints' indexes after the import
     sources: list[SourceReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. files of the directory not read
 
     @property
     def rows_read(self) -> int:
@@ -131,6 +133,8 @@ class LoadReport:
         """Print the summary table and, when rows were refused, why and where they went."""
         console = console or Console(stderr=True)
         console.print(self.table())
+        for warning in self.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         reasons = self.reasons()
         if reasons:
             console.print(

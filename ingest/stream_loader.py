@@ -183,7 +183,13 @@ class _Loader:
         asked which accounts exist, so this can run while the previous stream is written."""
         t0 = time.monotonic()
         progress.start("read", report, "reading")
-        sha = sha256_file(stream.path)
+        checked = stream.checked
+        if checked is not None and not checked.unchanged(stream.path):
+            raise IngestError(
+                f"{stream.path}: changed after the pre-flight check; load it again once it is "
+                "complete (files must not change during a load)."
+            )
+        sha = checked.sha256 if checked is not None else sha256_file(stream.path)
         out_name = stream.output.name if stream.output else ""
         base = hashlib.sha256(
             f"{sha}|{stream.table.name}|{out_name}|{self.fingerprint}".encode()

@@ -20,6 +20,7 @@ from ringscope.errors import RingScopeError
 from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from ringscope.graph.embedded import build_launcher, check_java
 from ringscope.ingest import load
+from ringscope.ingest.loader import unexpected_failure
 from ringscope.jobs.rebuild import rebuild
 from ringscope.jobs.schedule import configure_logging, parse_schedule, run_schedule
 from ringscope.models.builds import ClusterInfo, clusters
@@ -204,8 +205,15 @@ def ingest_cmd(
     settings = Settings()
     if bulk and not settings.neo4j_uri and EmbeddedNeo4j(settings).discard_interrupted_import():
         err.print("dropped the incomplete store of an interrupted bulk import")
-    with connect(settings) as graph:
-        report = load(directory, graph, settings, report_dir=report_dir, mapping=mapping, bulk=bulk)
+    try:
+        with connect(settings) as graph:
+            report = load(directory, graph, settings, report_dir=report_dir, mapping=mapping,
+                          bulk=bulk)  # fmt: skip
+    except RingScopeError:
+        raise
+    except Exception as exc:  # no traceback on the terminal: one line, the trace in a log file
+        log_dir = report_dir or Path(settings.data_dir) / "ingest-runs"
+        raise unexpected_failure(exc, log_dir) from exc
     report.render(out)
 
 

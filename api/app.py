@@ -51,8 +51,9 @@ from strawberry.http.ides import get_graphql_ide_html
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
 from ringscope.api.auth import KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
+from ringscope.api.health import HealthProbe, api_driver_settings
 from ringscope.api.schema import build_schema
-from ringscope.errors import RingScopeError
+from ringscope.errors import Neo4jUnavailableError, RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph, connect
 from ringscope.graph.schema import init_schema
@@ -283,6 +284,7 @@ class RingScopeApp:
         self._owns_graph = graph is None
         self._verifier: KeyVerifier | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._health = HealthProbe(settings.api_health_timeout)
 
     @property
     def graph(self) -> Graph:
@@ -294,10 +296,7 @@ class RingScopeApp:
 
     def startup(self) -> None:
         if self._graph is None:
-            api_settings = self.settings.model_copy(
-                update={"neo4j_query_timeout": self.settings.api_query_timeout}
-            )
-            self._graph = connect(api_settings)
+            self._graph = connect(api_driver_settings(self.settings))
         init_schema(self._graph)
         self._verifier = KeyVerifier(self._graph, self.settings.api_key_cache_seconds)
 
@@ -323,6 +322,7 @@ class RingScopeApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.shutdown()
+                self._health.close()
                 if _multiprocess():
                     prom_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 if self._executor is not None:
@@ -343,6 +343,9 @@ class RingScopeApp:
         t0 = time.perf_counter()
         try:
             status, headers, body = await self._route(scope, receive, path)
+        except Neo4jUnavailableError as exc:  # e.g. an uncached API key could not be looked up
+            log.warning("answering %s with 503: %s (%s)", label, exc, exc.__cause__)
+            status, headers, body = _json(503, _error(str(exc)), [("retry-after", "1")])
         except Exception:
             log.exception("unhandled error answering %s", label)
             status, headers, body = _json(500, _error("Internal server error."))
@@ -394,11 +397,11 @@ class RingScopeApp:
         down: dict[str, Any] = {"status": "unhealthy", "neo4j": False, "build": None}
         if self._graph is None:
             return _json(503, {**down, "reason": "starting", "build_age_s": None})
-        loop = asyncio.get_running_loop()
-        try:
-            info = await loop.run_in_executor(None, current_build, self._graph)
+        try:  # in the probe's own thread, within api_health_timeout (api/health.py)
+            info = await self._health.current_build(self._graph)
         except Exception as exc:
-            log.warning("healthz: cannot read Neo4j: %s", exc)
+            log.warning("healthz: cannot read Neo4j: %s (%s)", exc or type(exc).__name__,
+                        exc.__cause__)  # fmt: skip
             return _json(503, {**down, "reason": "neo4j_unreachable", "build_age_s": None})
         if info is None:
             return _json(

@@ -6,18 +6,47 @@ whether to launch anything. The driver it returns is injected into the code that
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
-from neo4j.exceptions import AuthError, ServiceUnavailable
+from neo4j.exceptions import (
+    AuthError,
+    ConnectionPoolError,
+    DatabaseUnavailable,
+    ServiceUnavailable,
+    SessionExpired,
+)
 
 from ringscope.errors import Neo4jAuthError, Neo4jUnavailableError
 from ringscope.graph.embedded import EmbeddedNeo4j
 from ringscope.settings import Settings
 
 T = TypeVar("T")
+
+# The driver's ways of saying that Neo4j cannot be reached right now (refused, timed out, gone
+# mid-transaction, no connection within the acquisition timeout, the database offline). They
+# become Neo4jUnavailableError, a named error: the CLI prints it in one line and the API answers
+# it as such (a GraphQL error, or a 503) instead of "Internal server error."
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ServiceUnavailable,
+    SessionExpired,
+    ConnectionPoolError,
+    DatabaseUnavailable,
+)
+_CONNECT_FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, OSError, ValueError)
+UNAVAILABLE_MESSAGE = (
+    "Neo4j is unavailable (it refused the connection or did not answer in time); retry shortly."
+)
+
+
+def unavailable() -> Neo4jUnavailableError:
+    """The named error for a driver error in :data:`UNAVAILABLE`. Raised ``from`` the driver's
+    error, which stays in the cause (for the log): its text names the server's address, which
+    an API client has no business seeing."""
+    return Neo4jUnavailableError(UNAVAILABLE_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -54,12 +83,35 @@ class Graph:
     :meth:`write`, :meth:`write_records`, through ``execute_query`` and its bookmark manager),
     or a function of one managed transaction (:meth:`read_tx`, :meth:`write_tx`, in a session
     of its own) for several statements that must see the same data.
+
+    With ``unavailable_hold_s`` above 0 (the API's ``api_neo4j_unavailable_hold_s``), once Neo4j
+    is found unavailable every call fails at once with the same named error for that long,
+    instead of each waiting out the driver's timeouts; the first call after it tries Neo4j
+    again. So a frozen server costs one request the acquisition timeout, not every request
+    queued behind the few threads that wait on it.
     """
 
-    def __init__(self, driver: neo4j.Driver, database: str, query_timeout: float) -> None:
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        database: str,
+        query_timeout: float,
+        unavailable_hold_s: float = 0.0,
+    ) -> None:
         self.driver = driver
         self.database = database
         self.query_timeout = query_timeout
+        self.unavailable_hold_s = unavailable_hold_s
+        self._unavailable_until = 0.0
+
+    def _check_available(self) -> None:
+        if self._unavailable_until and time.monotonic() < self._unavailable_until:
+            raise unavailable()
+
+    def _unavailable(self) -> Neo4jUnavailableError:
+        if self.unavailable_hold_s > 0:
+            self._unavailable_until = time.monotonic() + self.unavailable_hold_s
+        return unavailable()
 
     def query(self, text: LiteralString) -> neo4j.Query:
         """Wrap a Cypher constant with the configured server-side timeout."""
@@ -69,12 +121,16 @@ class Graph:
         self, text: LiteralString, params: Mapping[str, Any] | None = None
     ) -> list[neo4j.Record]:
         """Run a read query (routed to a reader on a cluster) and return its records."""
-        records, _, _ = self.driver.execute_query(
-            self.query(text),
-            dict(params or {}),
-            database_=self.database,
-            routing_=neo4j.RoutingControl.READ,
-        )
+        self._check_available()
+        try:
+            records, _, _ = self.driver.execute_query(
+                self.query(text),
+                dict(params or {}),
+                database_=self.database,
+                routing_=neo4j.RoutingControl.READ,
+            )
+        except UNAVAILABLE as exc:
+            raise self._unavailable() from exc
         return records
 
     def write(
@@ -92,23 +148,35 @@ class Graph:
     def _write(
         self, text: LiteralString, params: Mapping[str, Any] | None
     ) -> tuple[list[neo4j.Record], neo4j.ResultSummary]:
-        records, summary, _ = self.driver.execute_query(
-            self.query(text),
-            dict(params or {}),
-            database_=self.database,
-            routing_=neo4j.RoutingControl.WRITE,
-        )
+        self._check_available()
+        try:
+            records, summary, _ = self.driver.execute_query(
+                self.query(text),
+                dict(params or {}),
+                database_=self.database,
+                routing_=neo4j.RoutingControl.WRITE,
+            )
+        except UNAVAILABLE as exc:
+            raise self._unavailable() from exc
         return records, summary
 
     def read_tx(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run ``work`` in one managed (retried) read transaction with the configured timeout."""
-        with self.driver.session(database=self.database) as session:
-            return session.execute_read(neo4j.unit_of_work(timeout=self.query_timeout)(work))
+        self._check_available()
+        try:
+            with self.driver.session(database=self.database) as session:
+                return session.execute_read(neo4j.unit_of_work(timeout=self.query_timeout)(work))
+        except UNAVAILABLE as exc:
+            raise self._unavailable() from exc
 
     def write_tx(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run ``work`` in one managed (retried) write transaction with the configured timeout."""
-        with self.driver.session(database=self.database) as session:
-            return session.execute_write(neo4j.unit_of_work(timeout=self.query_timeout)(work))
+        self._check_available()
+        try:
+            with self.driver.session(database=self.database) as session:
+                return session.execute_write(neo4j.unit_of_work(timeout=self.query_timeout)(work))
+        except UNAVAILABLE as exc:
+            raise self._unavailable() from exc
 
     def close(self) -> None:
         self.driver.close()
@@ -128,11 +196,26 @@ class Graph:
 
 
 def connect(settings: Settings, *, start: bool = True) -> Graph:
-    """Open a verified connection, translating driver errors into ones that say what to do."""
+    """Open a verified connection, translating driver errors into ones that say what to do.
+
+    The driver's timeouts come from the settings (``neo4j_connection_timeout`` and the rest):
+    its own defaults (30 s to connect, 60 s to get a connection, 30 s of retries) made a request
+    to a dead or frozen Neo4j hang for 15-38 s in the API. A read already in flight on a frozen
+    server is bounded by the server's ``connection.recv_timeout_seconds`` hint instead (the
+    embedded Neo4j's is ``neo4j_recv_timeout``).
+    """
     target = resolve_target(settings, start=start)
     auth = (target.user, target.password) if target.password is not None else None
     # Notifications (e.g. "relationship type does not exist yet") are noise for generated queries.
-    driver = neo4j.GraphDatabase.driver(target.uri, auth=auth, notifications_min_severity="OFF")
+    driver = neo4j.GraphDatabase.driver(
+        target.uri,
+        auth=auth,
+        notifications_min_severity="OFF",
+        connection_timeout=settings.neo4j_connection_timeout,
+        connection_acquisition_timeout=settings.neo4j_acquisition_timeout,
+        max_transaction_retry_time=settings.neo4j_max_retry_time,
+        liveness_check_timeout=settings.neo4j_liveness_check_timeout,
+    )
     try:
         driver.verify_connectivity()
     except AuthError:
@@ -142,10 +225,12 @@ def connect(settings: Settings, *, start: bool = True) -> Graph:
             f"Neo4j at {target.uri} rejected the credentials of user {target.user!r}. "
             f"Check NEO4J_USER and {source}."
         ) from None
-    except (ServiceUnavailable, OSError, ValueError) as exc:
+    except _CONNECT_FAILURES as exc:
         driver.close()
         raise Neo4jUnavailableError(
             f"Cannot reach Neo4j at {target.uri}: {exc}. Check that the server runs and that "
             "NEO4J_URI is right (bolt://, neo4j:// or neo4j+s://)."
         ) from None
-    return Graph(driver, target.database, settings.neo4j_query_timeout)
+    return Graph(
+        driver, target.database, settings.neo4j_query_timeout, settings.neo4j_unavailable_hold_s
+    )

@@ -244,6 +244,8 @@ class EmbeddedNeo4j:
             s.neo4j_pagecache,
             "--password-file",
             str(self.password_file),
+            "--recv-timeout",
+            str(s.neo4j_recv_timeout),
         ]
         started_at = time.time()
         with open(self.log_file, "ab") as log:

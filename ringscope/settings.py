@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     )
     # Seconds a single Cypher query may run before the server aborts it.
     neo4j_query_timeout: float = 120.0
+    # The driver's limits, in seconds, for every command (the API server uses its own, shorter
+    # api_neo4j_* instead; docs/api.md#outages). connection: one TCP connect. acquisition: getting
+    # a connection from the pool, opening one (connect, Bolt handshake, login) or checking one
+    # included. retry: how long a managed transaction is retried after a transient failure.
+    # liveness: a pooled connection idle longer than this is checked (one round trip) before it
+    # is used; None: never checked.
+    neo4j_connection_timeout: float = Field(default=30.0, gt=0)
+    neo4j_acquisition_timeout: float = Field(default=60.0, gt=0)
+    neo4j_max_retry_time: float = Field(default=30.0, ge=0)
+    neo4j_liveness_check_timeout: float | None = None
+    # After Neo4j was found unavailable, every call fails at once for this long (seconds)
+    # instead of each waiting out the timeouts above; 0: off (the API's: 1 s).
+    neo4j_unavailable_hold_s: float = Field(default=0.0, ge=0)
 
     # The embedded Neo4j. Sized for a 2-core, 24 GiB machine that also runs the Python side:
     # 2 GiB heap for transactions of 10k-row UNWIND batches, 2 GiB page cache holds the 1M-account
@@ -53,6 +66,11 @@ class Settings(BaseSettings):
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "2g"
     neo4j_start_timeout: float = 180.0
+    # The embedded Neo4j sends a keep-alive every second while it works on a request and tells
+    # drivers to drop a connection silent for this many seconds (Bolt's
+    # connection.recv_timeout_seconds; Neo4j's default is 120): a frozen server (SIGSTOP, a
+    # stalled VM) fails a read in flight within it. Takes effect when the instance starts.
+    neo4j_recv_timeout: int = Field(default=4, ge=1)
     java: str = "java"
     mvn: str = "mvn"
 
@@ -112,6 +130,18 @@ class Settings(BaseSettings):
     # The HMAC key of masked PII keys (at least 16 characters). Unset: generated once into
     # <data_dir>/api/mask_secret (mode 0600) and reused, so tokens survive restarts.
     api_mask_secret: SecretStr | None = None
+    # The API's driver limits (docs/api.md#outages), used instead of neo4j_connection_timeout,
+    # neo4j_acquisition_timeout and neo4j_max_retry_time; the API also checks every pooled
+    # connection before use. No retries: clients retry (RingScopeClient does). So with Neo4j gone
+    # or frozen a query fails in about 2 s with "Neo4j is unavailable" instead of 30-60 s.
+    api_neo4j_connection_timeout: float = Field(default=2.0, gt=0)
+    api_neo4j_acquisition_timeout: float = Field(default=2.0, gt=0)
+    api_neo4j_max_retry_time: float = Field(default=0.0, ge=0)
+    # Once a call found Neo4j unavailable, the API's calls fail at once for this long instead of
+    # each holding a worker thread for the acquisition timeout; the next one after it tries again.
+    api_neo4j_unavailable_hold_s: float = Field(default=1.0, ge=0)
+    # /healthz's own deadline (seconds): Neo4j not answering within it is a 503.
+    api_health_timeout: float = Field(default=2.0, gt=0)
     # --- end api ---
 
     # --- rebuild and models --- (ringscope rebuild / schedule; see docs/rebuild.md)

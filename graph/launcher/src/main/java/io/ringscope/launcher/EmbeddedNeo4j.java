@@ -3,6 +3,7 @@ package io.ringscope.launcher;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -21,7 +22,8 @@ import org.neo4j.io.ByteUnit;
 /**
  * Runs Neo4j Community embedded, with one Bolt connector bound to 127.0.0.1 only.
  *
- * <p>Arguments: {@code --home DIR --port N --pagecache SIZE --password-file FILE}. Auth is on: on
+ * <p>Arguments: {@code --home DIR --port N --pagecache SIZE --password-file FILE [--recv-timeout
+ * SECONDS]}. Auth is on: on
  * the first start the built-in {@code neo4j} user gets the password read from the file, which the
  * Python side generated with mode 0600. The password never appears on the command line.
  *
@@ -38,6 +40,10 @@ public final class EmbeddedNeo4j {
     Path home = Path.of(require(opts, "--home")).toAbsolutePath();
     int port = Integer.parseInt(require(opts, "--port"));
     String pagecache = opts.getOrDefault("--pagecache", "512m");
+    // A keep-alive every second while a request runs; drivers drop a connection that stays silent
+    // for recvTimeout seconds (the connection.recv_timeout_seconds hint is interval x probes).
+    // Neo4j's default, 60 s x 2, left a read on a frozen server (SIGSTOP) hanging for 2 minutes.
+    int recvTimeout = Math.max(1, Integer.parseInt(opts.getOrDefault("--recv-timeout", "4")));
     String password =
         Files.readString(Path.of(require(opts, "--password-file")), StandardCharsets.UTF_8).strip();
 
@@ -52,6 +58,8 @@ public final class EmbeddedNeo4j {
               .setConfig(HttpsConnector.enabled, false)
               .setConfig(GraphDatabaseSettings.auth_enabled, true)
               .setConfig(GraphDatabaseSettings.udc_enabled, false)
+              .setConfig(BoltConnector.connection_keep_alive, Duration.ofSeconds(1))
+              .setConfig(BoltConnector.connection_keep_alive_probes, recvTimeout)
               // Netty waits a 5 s quiet period per event loop group on shutdown; nothing is in
               // flight after the databases have stopped, so one second is plenty.
               .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 1)

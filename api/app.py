@@ -298,7 +298,11 @@ class RingScopeApp:
         if self._graph is None:
             self._graph = connect(api_driver_settings(self.settings))
         init_schema(self._graph)
-        self._verifier = KeyVerifier(self._graph, self.settings.api_key_cache_seconds)
+        s = self.settings
+        self._verifier = KeyVerifier(
+            self._graph, s.api_key_cache_seconds, negative_ttl=s.api_key_negative_cache_seconds,
+            max_entries=s.api_key_cache_size,
+        )  # fmt: skip
 
     def shutdown(self) -> None:
         if self._graph is not None and self._owns_graph:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
@@ -25,6 +28,7 @@ from ringscope.graph.schema import init_schema
 from ringscope.graph.values import native
 
 KEY_PREFIX = "rsk"
+V = TypeVar("V")
 _KEY_RE = re.compile(r"^rsk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 
 
@@ -134,41 +138,106 @@ def parse_bearer(header: str | None) -> tuple[str, str] | None:
 
 
 class KeyVerifier:
-    """Checks presented keys against Neo4j, caching verified records for ``ttl`` seconds.
+    """Checks presented keys against Neo4j, with a bounded cache of verified keys and a short
+    negative cache of unknown key ids.
 
-    The cache holds the stored hash, so a wrong secret for a cached key id is still refused;
-    revocation takes effect within ``ttl`` (0 disables the cache).
+    * Verified records are kept for ``ttl`` seconds, at most ``max_entries`` of them, least
+      recently used out first. The cache holds the stored hash, so a wrong secret for a cached
+      key id is still refused; revocation takes effect within ``ttl`` (0 turns all caching off).
+      It used to be a dict cleared whole at 10,000 entries, so a flood of random key ids evicted
+      every valid key with them: unknown ids are no longer kept here at all.
+    * An id that is neither cached nor in the list of unrevoked key ids (one read, made at most
+      once per ``negative_ttl`` seconds, by whichever request first needs it) is refused without
+      a read of its own: before, each random key id cost one Neo4j read. The price: a key created
+      after the list was read is refused until the list is ``negative_ttl`` old (1 s by default).
+      With more than ``max_listed`` keys the list is not kept, and unknown ids are remembered one
+      by one for ``negative_ttl`` instead (as many as ``max_entries``, oldest out first).
     """
 
-    def __init__(self, graph: Graph, ttl: float) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        ttl: float,
+        *,
+        negative_ttl: float = 1.0,
+        max_entries: int = 10_000,
+        max_listed: int = 100_000,
+    ) -> None:
         self.graph = graph
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, str, Principal | None]] = {}
+        # A negative answer never outlives a positive one: ttl 0 turns everything off.
+        self.negative_ttl = min(negative_ttl, ttl)
+        self.max_entries = max_entries
+        self.max_listed = max_listed
+        self._known: OrderedDict[str, tuple[float, str, Principal]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        # The unrevoked key ids and when they were read; None: not read yet, or too many.
+        self._listed: frozenset[str] | None = None
+        self._listed_at = -math.inf
+        self._list_lock = threading.Lock()  # one list read at a time; the others use its answer
 
     def verify(self, header: str | None) -> Principal | None:
         parsed = parse_bearer(header)
         if parsed is None:
             return None
         key_id, secret = parsed
+        record = self._record(key_id)
+        if record is None:
+            return None
+        stored, principal = record
+        return principal if hmac.compare_digest(stored, _hash(secret)) else None
+
+    def _record(self, key_id: str) -> tuple[str, Principal] | None:
+        """The stored hash and the principal of an unrevoked key, or None."""
+        if self.ttl <= 0:
+            return self._read(key_id)
         now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(key_id)
-        if hit is None or now - hit[0] > self.ttl:
-            recs = self.graph.read(cypher.API_KEY_GET, {"id": key_id})
-            if not recs or recs[0]["revoked"]:
-                stored, principal = "", None
-            else:
-                r = recs[0]
-                stored = str(r["hash"])
-                principal = Principal(key_id, Role(r["role"]), str(r["name"]))
-            hit = (now, stored, principal)
-            if self.ttl > 0:
-                with self._lock:
-                    if len(self._cache) > 10_000:
-                        self._cache.clear()
-                    self._cache[key_id] = hit
-        _, stored, principal = hit
-        if principal is None or not hmac.compare_digest(stored, _hash(secret)):
+            hit = self._known.get(key_id)
+            if hit is not None and now - hit[0] <= self.ttl:
+                self._known.move_to_end(key_id)
+                return hit[1], hit[2]
+            if hit is None:
+                seen = self._unknown.get(key_id)
+                if seen is not None and now - seen <= self.negative_ttl:
+                    return None
+        if hit is None and not self._may_exist(key_id):
             return None
-        return principal
+        record = self._read(key_id)
+        with self._lock:
+            if record is None:
+                self._known.pop(key_id, None)
+                _put(self._unknown, key_id, now, self.max_entries)
+            else:
+                self._unknown.pop(key_id, None)
+                _put(self._known, key_id, (now, *record), self.max_entries)
+        return record
+
+    def _may_exist(self, key_id: str) -> bool:
+        """False when a list of unrevoked key ids at most ``negative_ttl`` old lacks the id."""
+        if self.negative_ttl <= 0:
+            return True
+        with self._list_lock:
+            if time.monotonic() - self._listed_at > self.negative_ttl:
+                recs = self.graph.read(cypher.API_KEY_IDS, {"limit": self.max_listed + 1})
+                ids = [str(i) for i in recs[0]["ids"]] if recs else []
+                self._listed = frozenset(ids) if len(ids) <= self.max_listed else None
+                self._listed_at = time.monotonic()
+            listed = self._listed
+        return listed is None or key_id in listed
+
+    def _read(self, key_id: str) -> tuple[str, Principal] | None:
+        recs = self.graph.read(cypher.API_KEY_GET, {"id": key_id})
+        if not recs or recs[0]["revoked"]:
+            return None
+        r = recs[0]
+        return str(r["hash"]), Principal(key_id, Role(r["role"]), str(r["name"]))
+
+
+def _put(cache: OrderedDict[str, V], key: str, value: V, limit: int) -> None:
+    """Insert as the most recently used entry; drop the least recently used beyond ``limit``."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)

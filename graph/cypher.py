@@ -446,6 +446,12 @@ API_KEY_LIST: LiteralString = (
     "MATCH (k:ApiKey) RETURN k.id AS id, k.role AS role, k.name AS name, "
     "k.created_at AS created_at, k.revoked_at AS revoked_at ORDER BY k.created_at, k.id"
 )
+# The ids of the keys in use (not revoked), at most $limit: the API's negative key cache
+# (api.auth.KeyVerifier) refuses an id missing from a fresh list without a read per id.
+API_KEY_IDS: LiteralString = (
+    "MATCH (k:ApiKey) WHERE k.revoked_at IS NULL WITH k.id AS id LIMIT $limit "
+    "RETURN collect(id) AS ids"
+)
 
 _API_IDENTIFIERS = tuple(k for k in KINDS if k.rel is not None)
 _API_ACCOUNT_RELS = "|".join(k.rel for k in _API_IDENTIFIERS if k.rel is not None)

@@ -107,8 +107,14 @@ class Settings(BaseSettings):
     # Score chunks (5,000 accounts each) the server keeps in memory; 200 is 1M accounts, ~100 MB;
     # 0: none (every score read in Cypher).
     api_score_cache_chunks: int = 200
-    # Seconds a verified API key is cached in the server (revocation takes effect after this).
+    # Seconds a verified API key is cached in the server (revocation takes effect after this);
+    # 0 turns every key cache off. At most api_key_cache_size keys are kept, least recently used
+    # out first. An unknown key id is refused without a Neo4j read while the list of key ids read
+    # for an earlier unknown id is younger than api_key_negative_cache_seconds (capped by
+    # api_key_cache_seconds), so a key created since may be refused for that long.
     api_key_cache_seconds: float = 10.0
+    api_key_cache_size: int = Field(default=10_000, ge=1)
+    api_key_negative_cache_seconds: float = Field(default=1.0, ge=0)
     # Server processes (`ringscope serve --workers`). One process's Python is the API's
     # bottleneck (GIL-bound; docs/api.md has the measurements), so a machine with spare cores
     # serves more with more processes. Each has its own driver, key cache and score cache.

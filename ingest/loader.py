@@ -7,7 +7,8 @@ together with its ledger entry (``IngestBatch``). Batch ids are derived from the
 so a re-run skips what is committed: loading twice is a no-op, and a killed load resumes.
 
 This module runs the load; the stages are in ``plan.py`` (which files, as which tables),
-``stream_loader.py`` (one stream: read, bucket, reduce, write), ``aggregate.py`` (the
+``preflight.py`` (every file checked whole, encoding and quoting included, before the first
+write), ``stream_loader.py`` (one stream: read, bucket, reduce, write), ``aggregate.py`` (the
 reductions), ``layout.py`` (bucketing, batch slicing, the writers' schedule), ``writer.py`` (the
 Cypher batches), ``bulk.py`` (the offline importer's files) and ``report.py`` (the report).
 """
@@ -111,8 +112,8 @@ def load(
     streams = _plan(directory, spec)
     _preflight(streams, spec)  # every file checked whole: fail fast, before anything is written
     warnings = _unread(directory, streams, spec)
-    for warning in warnings:
-        log.warning("ingest: %s", warning)
+    for warning in warnings:  # info: the report prints them, the log keeps them
+        log.info("ingest: %s", warning)
     report_dir = Path(report_dir or Path(settings.data_dir) / "ingest-runs" / run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     quarantine_path = report_dir / "quarantine.jsonl"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -27,9 +26,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -51,7 +51,9 @@ from strawberry.http.ides import get_graphql_ide_html
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
 from ringscope.api.auth import KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
+from ringscope.api.execution import ExecutionLoops
 from ringscope.api.health import HealthProbe, api_driver_settings
+from ringscope.api.ratelimit import RateLimitedError
 from ringscope.api.schema import build_schema
 from ringscope.errors import Neo4jUnavailableError, RingScopeError
 from ringscope.graph import cypher
@@ -284,6 +286,7 @@ class RingScopeApp:
         self._owns_graph = graph is None
         self._verifier: KeyVerifier | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._loops: ExecutionLoops | None = None  # started by the first /graphql request
         self._health = HealthProbe(settings.api_health_timeout)
 
     @property
@@ -305,6 +308,9 @@ class RingScopeApp:
         )  # fmt: skip
 
     def shutdown(self) -> None:
+        if self._loops is not None:
+            self._loops.stop()
+            self._loops = None
         if self._graph is not None and self._owns_graph:
             self._graph.close()
             self._graph = None
@@ -460,9 +466,12 @@ class RingScopeApp:
         except _BodyTooLarge:
             return _json(413, _error("The request body is too large."), extra)
         try:
-            data = json.loads(body)
-        except ValueError:
-            return _json(400, _error("The body is not valid JSON."), extra)
+            # orjson, not json: it refuses what json let through to fail later as a 500 with
+            # a traceback (issue #19): a lone surrogate ("\ud800") that no encoder accepts,
+            # nesting deep enough for a RecursionError (it stops at 1,024 levels), NaN.
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _json(400, _error(_bad_json(exc)), extra)
         if isinstance(data, list):
             return _json(400, _error("Batched requests are not supported: one per request."), extra)
         if not isinstance(data, dict) or not isinstance(data.get("query"), str):
@@ -481,9 +490,15 @@ class RingScopeApp:
         t0 = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
-            result = await self.schema.execute(
-                data["query"], variable_values=variables, context_value=ctx,
-                operation_name=operation,
+            # On an execution thread, not this loop: completing a large answer is CPU work
+            # that would hold up every other request, /healthz included (api/execution.py).
+            if self._loops is None:
+                self._loops = ExecutionLoops(self.settings.api_execution_threads, self._executor)
+            result = await self._loops.run(
+                partial(
+                    self.schema.execute, data["query"], variable_values=variables,
+                    context_value=ctx, operation_name=operation,
+                )
             )  # fmt: skip
             try:
                 ta = time.perf_counter()
@@ -503,10 +518,19 @@ class RingScopeApp:
             self.metrics.in_flight.dec()
             self.metrics.latency.observe(time.perf_counter() - t0)
         payload: dict[str, Any] = {"data": result.data}
+        status = 200
         if result.errors:
             self.metrics.graphql_errors.inc(len(result.errors))
-            payload["errors"] = [e.formatted for e in result.errors]
-        return _json(200, payload, extra)
+            payload["errors"] = [_clipped(e.formatted) for e in result.errors]
+            limited = next(
+                (e.original_error for e in result.errors
+                 if isinstance(e.original_error, RateLimitedError)),
+                None,
+            )  # fmt: skip
+            if limited is not None:
+                status = 429
+                extra.append(("retry-after", limited.retry_after_header))
+        return _json(status, payload, extra)
 
 
 _PATHS = ("/graphql", "/healthz", "/metrics")
@@ -518,6 +542,33 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 def _error(message: str) -> dict[str, Any]:
     return {"errors": [{"message": message}]}
+
+
+# An error message longer than this is cut in the middle: GraphQL's own messages quote the
+# document (a 100 kB field name came back whole, issue #19); ours clip inputs at the source.
+MAX_ERROR_MESSAGE_CHARS = 400
+
+
+def _clipped(error: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(error)
+    message = out.get("message")
+    if isinstance(message, str) and len(message) > MAX_ERROR_MESSAGE_CHARS:
+        cut = len(message) - 300
+        out["message"] = f"{message[:200]}... ({cut:,} characters cut) ...{message[-100:]}"
+    return out
+
+
+def _bad_json(exc: orjson.JSONDecodeError) -> str:
+    """Why the body is not JSON we read, in one line (orjson's reason names the position)."""
+    reason = str(exc)
+    if "depth limit" in reason:
+        return "The body nests arrays or objects more than 1,024 levels deep."
+    if "surrogate" in reason:
+        return (
+            f"The body is not valid JSON: {reason} (a lone UTF-16 surrogate such as \\ud800 "
+            "is not a character; send valid Unicode)."
+        )
+    return f"The body is not valid JSON: {reason}."
 
 
 def _json(

@@ -1,4 +1,16 @@
-"""Completing plain objects without graphql-core's per-field machinery.
+"""Where GraphQL operations execute, and completing plain objects without graphql-core's
+per-field machinery.
+
+**Execution threads.** graphql-core completes an answer in Python on the event loop that runs
+the operation: for a large answer, seconds of CPU between two awaits. On the server's own loop
+that froze ``/healthz`` and every other request (17.8 s for three aliased fan-out queries,
+issue #19). :class:`ExecutionLoops` runs operations on a few threads of their own, each with an
+event loop; the server's loop only reads requests, checks keys and writes answers, so it keeps
+answering while an operation completes (the GIL hands it the CPU every few milliseconds). The
+blocking Neo4j calls still run in the app's worker threads. An operation goes to the loop with
+the fewest operations in flight, so a slow one holds back only those that share its loop.
+
+**Leaf-only objects.**
 
 A neighbourhood answer is hundreds of small objects (nodes, edges, paths) whose selected fields
 are all leaves read straight off an attribute. graphql-core completes each such field on its
@@ -15,9 +27,13 @@ exactly the ones graphql-core gives (tests/test_api_server.py compares the two).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
+import uvloop
 from graphql import (
     GraphQLObjectType,
     GraphQLResolveInfo,
@@ -27,6 +43,71 @@ from graphql import (
     is_non_null_type,
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+T = TypeVar("T")
+
+
+class ExecutionLoops:
+    """``n`` daemon threads, each running an event loop whose default executor is the app's
+    (so ``RequestContext.run`` sends blocking calls to the same worker threads as before).
+
+    Started on first use, stopped by :meth:`stop`. :meth:`run` is called from the server's
+    loop only, so the in-flight counts need no lock.
+    """
+
+    def __init__(self, n: int, executor: Executor | None) -> None:
+        self.n = n
+        self.executor = executor
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._threads: list[threading.Thread] = []
+        self._busy: list[int] = []
+
+    def _start(self) -> None:
+        for i in range(self.n):
+            loop = uvloop.new_event_loop()
+            if self.executor is not None:
+                loop.set_default_executor(self.executor)
+            ready = threading.Event()
+
+            def serve(
+                loop: asyncio.AbstractEventLoop = loop, ready: threading.Event = ready
+            ) -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=serve, name=f"ringscope-graphql-{i}", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loops.append(loop)
+            self._threads.append(thread)
+            self._busy.append(0)
+
+    async def run(self, operation: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``operation()`` on the least busy execution loop and wait for its result."""
+        if not self._loops:
+            self._start()
+        i = min(range(self.n), key=self._busy.__getitem__)
+        self._busy[i] += 1
+        try:
+            future = asyncio.run_coroutine_threadsafe(operation(), self._loops[i])
+            try:
+                return await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+        finally:
+            self._busy[i] -= 1
+
+    def stop(self) -> None:
+        """Stop the loops (operations still running on them are abandoned) and their threads.
+        The loops are not closed: closing one shuts its default executor, the app's."""
+        for loop in self._loops:
+            loop.call_soon_threadsafe(loop.stop)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._loops, self._threads, self._busy = [], [], []
+
 
 # (response key, attribute or None for __typename, coerce, non-null, constant for __typename)
 Step = tuple[str, str | None, Callable[[Any], Any] | None, bool, str | None]
@@ -126,4 +207,4 @@ class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
 
 
-__all__ = ["LeafObjectExecutionContext"]
+__all__ = ["ExecutionLoops", "LeafObjectExecutionContext"]

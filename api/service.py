@@ -10,6 +10,7 @@ it in worker threads.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,13 +28,22 @@ from ringscope.graph.values import native
 from ringscope.kinds import BY_NAME, KINDS
 from ringscope.models import builds
 from ringscope.models import explain as explanations
-from ringscope.models.builds import BuildNotFoundError, ClusterInfo, RingSnapshot
+from ringscope.models.builds import (
+    BuildNotFoundError,
+    ClusterInfo,
+    InvalidCursorError,
+    RingSnapshot,
+)
 from ringscope.models.explain import ExplanationRecord
 from ringscope.models.store import ModelStore
 
 MAX_ACCOUNT_RISK_IDS = 1_000
 MAX_NOTE_CHARS = 10_000
 MAX_PATHS = 20
+# Error messages quote a client's input up to this many characters (a 100 kB id was echoed
+# back whole, issue #19); a page cursor is never longer than MAX_CURSOR_CHARS.
+MAX_ECHO_CHARS = 200
+MAX_CURSOR_CHARS = 1_000
 VERDICTS = ("fraud", "legit")
 KIND_BY_REL = {k.rel: k.name for k in KINDS if k.rel is not None}
 
@@ -54,6 +64,28 @@ class InvalidArgumentError(ApiError):
     pass
 
 
+def clip(value: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """A client's input quoted for an error message, cut to ``limit`` characters."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
+
+
+def check_cursor(cursor: str) -> None:
+    """Refuse a cursor that is not one of ours, before any read: a named error whose message
+    quotes at most :data:`MAX_CURSOR_CHARS` of it. A cursor whose score is NaN or infinite
+    matched no cluster and gave an empty page, as if the reading were done (issue #19)."""
+    again = "pass back the endCursor of a previous page."
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursorError(f"Invalid cursor ({len(cursor):,} characters): {again}")
+    try:
+        _, score, _ = builds.decode_cursor(cursor)
+    except InvalidCursorError:
+        raise InvalidCursorError(f"Invalid cursor {clip(cursor)}: {again}") from None
+    if not math.isfinite(score):
+        raise InvalidCursorError(f"Invalid cursor {clip(cursor)}: its score is {score}; {again}")
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -63,7 +95,7 @@ def _from_ms(ms: int | None) -> datetime | None:
 
 def kind_of(name: str) -> str:
     if name not in BY_NAME:
-        raise InvalidArgumentError(f"Unknown kind {name!r}; one of {', '.join(BY_NAME)}.")
+        raise InvalidArgumentError(f"Unknown kind {clip(name)}; one of {', '.join(BY_NAME)}.")
     return name
 
 
@@ -205,7 +237,9 @@ def _check_text(value: str, what: str) -> str:
 
 def _check_verdict(verdict: str) -> str:
     if verdict not in VERDICTS:
-        raise InvalidArgumentError(f"A verdict is one of {', '.join(VERDICTS)}, not {verdict!r}.")
+        raise InvalidArgumentError(
+            f"A verdict is one of {', '.join(VERDICTS)}, not {clip(verdict)}."
+        )
     return verdict
 
 
@@ -224,7 +258,7 @@ def label_account(
     }
     recs = graph.write_records(cypher.API_VERDICT_ACCOUNT, params)
     if not recs:
-        raise NotFoundError(f"No account {account_id!r}.")
+        raise NotFoundError(f"No account {clip(account_id)}.")
     return _verdict(recs[0]["verdict"])
 
 
@@ -234,7 +268,7 @@ def label_cluster(
     """Record a verdict on a ring (by cluster id or ring id), with its current members."""
     info = find_cluster(graph, cluster_or_ring_id)
     if info is None:
-        raise NotFoundError(f"No cluster or ring {cluster_or_ring_id!r}.")
+        raise NotFoundError(f"No cluster or ring {clip(cluster_or_ring_id)}.")
     params = {
         "id": "V-" + secrets.token_hex(8),
         "target_id": info.ring_id,
@@ -254,7 +288,7 @@ def add_case_note(
 ) -> tuple[NoteRecord, ClusterInfo]:
     info = find_cluster(graph, cluster_or_ring_id)
     if info is None:
-        raise NotFoundError(f"No cluster or ring {cluster_or_ring_id!r}.")
+        raise NotFoundError(f"No cluster or ring {clip(cluster_or_ring_id)}.")
     if not text.strip():
         raise InvalidArgumentError("A case note needs some text.")
     params = {

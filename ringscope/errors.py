@@ -30,8 +30,10 @@ live next to the code that raises them; this is the whole tree, in one place::
     ├── ScheduleError                       jobs.schedule: a bad --every / --cron
     ├── ApiError                            api.service: answered as GraphQL errors
     │   ├── NotFoundError
-    │   ├── LimitExceededError              a query over its cost bound
+    │   ├── LimitExceededError              a page size or list over its bound
+    │   │   └── QueryCostError              api.cost: an operation over its cost budget
     │   └── InvalidArgumentError
+    ├── RateLimitedError                    api.ratelimit: a key's explain budget (HTTP 429)
     ├── ApiKeyError                         api.auth
     ├── MaskSecretError                     api.context: the PII masking secret file
     └── ClientError                         api.client: the risk engine's typed client

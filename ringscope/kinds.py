@@ -104,7 +104,9 @@ IP = Kind(
     "ip",
     "IP",
     "USES_IP",
-    pii=False,
+    # Personal data under the GDPR (it can identify a household), so masked like a phone for
+    # roles without raw PII; the masked key still links it across answers (docs/api.md).
+    pii=True,
     words=("IP address", "IP addresses"),
     link_table="account_identifiers",
     weight=0.35,

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     api_max_aliases: int = 15
     api_max_tokens: int = 2_000
     api_max_body_bytes: int = 100_000
+    # The most an operation may cost, worked out before it runs (api/cost.py): each field
+    # counts 1 (a root read 10, explain 20,000) and each list multiplies the fields under it by
+    # its page size. The risk engine's page of 500 clusters with their members costs ~110,000.
+    api_max_cost: int = Field(default=200_000, ge=1)
+    # explain(accountId) per API key: a token bucket of this many calls, refilled at
+    # api_explain_per_minute; an empty bucket answers 429 with Retry-After. In memory, per
+    # server process.
+    api_explain_burst: int = Field(default=5, ge=1)
+    api_explain_per_minute: float = Field(default=6.0, gt=0)
+    # Threads that run GraphQL operations (each its own event loop), so that completing a large
+    # answer never blocks the server's loop: /healthz and other requests are answered meanwhile.
+    api_execution_threads: int = Field(default=4, ge=1, le=64)
     # riskNeighbourhood: identifiers used by more accounts than this are hubs (not expanded);
     # `limit` is capped at api_neighbourhood_max_nodes.
     api_hub_degree: int = 50

@@ -131,6 +131,9 @@ def api_settings(base: Settings, tmp: Path, **overrides: Any) -> Settings:
         "api_hub_degree": HUB_DEGREE,
         "api_audit_dir": tmp / "audit",
         "api_threads": 4,
+        # explain's per-key budget is tested on its own (test_api_limits); elsewhere a key
+        # explains as often as a test needs.
+        "api_explain_burst": 1_000,
     }
     values.update(overrides)
     return base.model_copy(update=values)

@@ -15,6 +15,7 @@ import pytest
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.ingest import load
 from ringscope.jobs.rebuild import rebuild
+from ringscope.kinds import KINDS
 from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.projection import Projection, read_projection
 from ringscope.models.risk import AccountRiskModel
@@ -95,7 +96,7 @@ def test_risk_engine_sees_identifiers_masked_and_every_entity_is_audited(
 ) -> None:
     _, settings, keys, proj = world
     scores = _whole_graph_scores(settings, proj)
-    pii = {"phone", "email", "id_document", "bank_card"}
+    pii = {k.name for k in KINDS if k.pii}  # phone, email, id_document, bank_card, ip
     # A flagged account whose explanation names a piece of PII.
     for account in sorted(scores, key=scores.__getitem__, reverse=True)[:50]:
         plain = server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 20})

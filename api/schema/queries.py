@@ -10,7 +10,7 @@ import math
 
 import strawberry
 
-from ringscope.api import service
+from ringscope.api import cost, service
 from ringscope.api.auth import list_keys
 from ringscope.api.schema.enums import EntityKind
 from ringscope.api.schema.explanation import Explanation, to_explanation
@@ -29,8 +29,8 @@ from ringscope.api.schema.types import (
 )
 from ringscope.models import builds
 
-MAX_PAGE = 500
-DEFAULT_PAGE = 50
+MAX_PAGE = cost.CLUSTERS.max
+DEFAULT_PAGE = cost.CLUSTERS.default
 
 
 @strawberry.type
@@ -112,6 +112,8 @@ class Query:
             raise service.LimitExceededError(f"first is between 1 and {MAX_PAGE}.")
         if not math.isfinite(min_score):
             raise service.InvalidArgumentError("minScore must be a finite number.")
+        if after is not None:
+            service.check_cursor(after)
         page = await ctx.run(
             builds.clusters, ctx.graph, min_score=min_score, first=first, after=after
         )
@@ -189,10 +191,15 @@ class Query:
             previous_build=b.previous_build,
         )
 
-    @typed_field(permission_classes=[CanManageKeys], description="Every API key (no secrets).")
-    async def api_keys(self, info: Ctx) -> list[ApiKeyInfo]:
+    @typed_field(
+        permission_classes=[CanManageKeys],
+        description=f"API keys (no secrets): the first `first` ({cost.API_KEYS.default} by "
+        f"default, at most {cost.API_KEYS.max}).",
+    )
+    async def api_keys(self, info: Ctx, first: int = cost.API_KEYS.default) -> list[ApiKeyInfo]:
+        cost.API_KEYS.check(first, "apiKeys")
         ctx = info.context
-        keys = await ctx.run(list_keys, ctx.graph)
+        keys = (await ctx.run(list_keys, ctx.graph))[:first]
         return [
             ApiKeyInfo(
                 id=strawberry.ID(k.key_id),

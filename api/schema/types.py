@@ -10,7 +10,7 @@ from datetime import datetime
 
 import strawberry
 
-from ringscope.api import service
+from ringscope.api import cost, service
 from ringscope.api.context import RequestContext
 from ringscope.api.schema.enums import EntityKind, VerdictValue
 from ringscope.api.schema.fields import Ctx, typed_field
@@ -176,17 +176,27 @@ class Entity:
             return []
         return [Degree(kind=EntityKind(k), count=n) for k, n in rec.degrees.items()]
 
-    @typed_field(description="Clusters of the current build it is in or ties together.")
-    async def clusters(self, info: Ctx) -> list[Cluster]:
+    @typed_field(
+        description="Clusters of the current build it is in or ties together, riskiest first: "
+        f"the first `first` ({cost.ENTITY_CLUSTERS.default} by default, at most "
+        f"{cost.ENTITY_CLUSTERS.max})."
+    )
+    async def clusters(self, info: Ctx, first: int = cost.ENTITY_CLUSTERS.default) -> list[Cluster]:
+        cost.ENTITY_CLUSTERS.check(first, "clusters")
         found = await info.context.loaders.clusters.load((self.kind.value, self.raw_id))
-        return [Cluster.make(info.context, c, "clusters") for c in found]
+        return [Cluster.make(info.context, c, "clusters") for c in found[:first]]
 
-    @typed_field(permission_classes=[CanReadCases], description="Verdicts (accounts).")
-    async def verdicts(self, info: Ctx) -> list[Verdict]:
+    @typed_field(
+        permission_classes=[CanReadCases],
+        description="Verdicts (accounts), oldest first: the latest `last` "
+        f"({cost.VERDICTS.default} by default, at most {cost.VERDICTS.max}).",
+    )
+    async def verdicts(self, info: Ctx, last: int = cost.VERDICTS.default) -> list[Verdict]:
+        cost.VERDICTS.check(last, "verdicts", "last")
         if self.kind.value != ACCOUNT.name:
             return []
         found = await info.context.loaders.account_verdicts.load(self.raw_id)
-        return [Verdict.of(v) for v in found]
+        return [Verdict.of(v) for v in found[-last:]]
 
 
 @strawberry.type(description="An identifier shared by members of a cluster.")
@@ -229,18 +239,29 @@ class Cluster:
     def audit_target(self) -> tuple[str, str]:
         return "cluster", str(self.id)
 
-    @typed_field(description="Member accounts; riskScore is their score in this build.")
-    def members(self, info: Ctx) -> list[Entity]:
+    @typed_field(
+        description="Member accounts; riskScore is their score in this build. The first "
+        f"`first` ({cost.MEMBERS.default} by default, at most {cost.MEMBERS.max}); `size` "
+        "says how many there are."
+    )
+    def members(self, info: Ctx, first: int = cost.MEMBERS.default) -> list[Entity]:
+        cost.MEMBERS.check(first, "members")
         return [
             Entity.make(info.context, "account", m, "members", build_id=self.build_id)
-            for m in self.info_.members
+            for m in self.info_.members[:first]
         ]
 
-    @strawberry.field
-    def shared_identifiers(self, info: Ctx) -> list[SharedIdentifier]:
+    @typed_field(
+        description="The identifiers that tie the cluster together, most shared first: the "
+        f"first `first` ({cost.SHARED.default} by default, at most {cost.SHARED.max})."
+    )
+    def shared_identifiers(
+        self, info: Ctx, first: int = cost.SHARED.default
+    ) -> list[SharedIdentifier]:
+        cost.SHARED.check(first, "sharedIdentifiers")
         ctx = info.context
         out = []
-        for kind, value, n in self.info_.key_identifiers:
+        for kind, value, n in self.info_.key_identifiers[:first]:
             ctx.returned(kind, value, "sharedIdentifiers")
             shown, masked = ctx.masker.display(kind, value, ctx.principal)
             out.append(
@@ -254,23 +275,37 @@ class Cluster:
     def features(self) -> list[Feature]:
         return [Feature(name=k, value=v) for k, v in sorted(self.info_.features.items())]
 
-    @typed_field(description="The ring in every stored build, oldest first.")
-    async def history(self, info: Ctx) -> list[RingSnapshot]:
+    @typed_field(
+        description="The ring in every stored build, oldest first: the latest `last` "
+        f"({cost.HISTORY.default} by default, at most {cost.HISTORY.max})."
+    )
+    async def history(self, info: Ctx, last: int = cost.HISTORY.default) -> list[RingSnapshot]:
+        cost.HISTORY.check(last, "history", "last")
         found = await info.context.loaders.history.load(self.info_.ring_id)
         return [
             RingSnapshot(build_id=s.build_id, finished_at=s.finished_at, size=s.size, score=s.score)
-            for s in found
+            for s in found[-last:]
         ]
 
-    @typed_field(permission_classes=[CanReadCases], description="Verdicts on the ring.")
-    async def labels(self, info: Ctx) -> list[Verdict]:
+    @typed_field(
+        permission_classes=[CanReadCases],
+        description="Verdicts on the ring, oldest first: the latest `last` "
+        f"({cost.VERDICTS.default} by default, at most {cost.VERDICTS.max}).",
+    )
+    async def labels(self, info: Ctx, last: int = cost.VERDICTS.default) -> list[Verdict]:
+        cost.VERDICTS.check(last, "labels", "last")
         found = await info.context.loaders.ring_verdicts.load(self.info_.ring_id)
-        return [Verdict.of(v) for v in found]
+        return [Verdict.of(v) for v in found[-last:]]
 
-    @typed_field(permission_classes=[CanReadCases], description="Case notes on the ring.")
-    async def notes(self, info: Ctx) -> list[CaseNote]:
+    @typed_field(
+        permission_classes=[CanReadCases],
+        description="Case notes on the ring, oldest first: the latest `last` "
+        f"({cost.NOTES.default} by default, at most {cost.NOTES.max}).",
+    )
+    async def notes(self, info: Ctx, last: int = cost.NOTES.default) -> list[CaseNote]:
+        cost.NOTES.check(last, "notes", "last")
         found = await info.context.loaders.notes.load(self.info_.ring_id)
-        return [CaseNote.of(n) for n in found]
+        return [CaseNote.of(n) for n in found[-last:]]
 
 
 @strawberry.type

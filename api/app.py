@@ -433,9 +433,13 @@ class RingScopeApp:
         self, scope: Scope, receive: Receive, method: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = _headers(scope)
+        # Always the server's own id; a client's X-Request-ID is kept beside it (api/audit.py).
+        request_id = uuid.uuid4().hex
         rid = headers.get("x-request-id", "")
-        request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        client_request_id = rid if _REQUEST_ID.match(rid) else None
         extra = [("x-request-id", request_id)]
+        if client_request_id is not None:
+            extra.append(("x-client-request-id", client_request_id))
         if method == "GET":
             if scope.get("query_string") or not self.graphiql:
                 return _json(
@@ -483,7 +487,10 @@ class RingScopeApp:
         if operation is not None and not isinstance(operation, str):
             return _json(400, _error("`operationName` must be a string."), extra)
 
-        audit = AuditBuffer(request_id, principal.key_id, principal.role.value)
+        audit = AuditBuffer(
+            request_id, principal.key_id, principal.role.value, self.masker.secret,
+            client_request_id,
+        )  # fmt: skip
         ctx = RequestContext(
             self.graph, self.settings, principal, audit, self.masker, self.models, self.scores
         )

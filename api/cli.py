@@ -1,4 +1,5 @@
-"""Commands of the API: ``serve``, ``apikey create|revoke|list``, ``query clusters``, ``schema``.
+"""Commands of the API: ``serve``, ``apikey create|revoke|list``, ``query clusters``, ``schema``,
+``audit find``.
 
 Mounted in ``ringscope/cli.py``; also runnable on their own as ``python -m ringscope.api ...``.
 """
@@ -14,11 +15,14 @@ import typer
 from rich.console import Console
 
 from ringscope.api.app import serve as run_server
+from ringscope.api.audit import find_records, is_pii
 from ringscope.api.auth import Role, create_key, list_keys, revoke_key
 from ringscope.api.client import RingScopeClient
+from ringscope.api.context import load_mask_secret, mask_secret_path
 from ringscope.api.schema import sdl
 from ringscope.errors import RingScopeError
 from ringscope.graph import connect
+from ringscope.kinds import BY_NAME
 from ringscope.settings import Settings
 
 err = Console(stderr=True)
@@ -30,6 +34,8 @@ query_cli = typer.Typer(help="Query a running RingScope API.", no_args_is_help=T
 api_cli = typer.Typer(help="The RingScope GraphQL API.", no_args_is_help=True)
 api_cli.add_typer(apikey_cli, name="apikey")
 api_cli.add_typer(query_cli, name="query")
+audit_cli = typer.Typer(help="Search the API's audit log.", no_args_is_help=True)
+api_cli.add_typer(audit_cli, name="audit")
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -162,3 +168,52 @@ def schema(
         out.write_text(text)
     else:
         sys.stdout.write(text)
+
+
+AUDIT_KINDS = (*BY_NAME, "cluster")
+
+
+@audit_cli.command("find")
+def audit_find(
+    kind: Annotated[str, typer.Option(help=f"The entity's kind: {', '.join(AUDIT_KINDS)}.")],
+    entity_id: Annotated[str, typer.Option("--id", help="Its value, as stored or as asked for.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Default: RINGSCOPE_API_AUDIT_DIR.")
+    ] = None,
+) -> None:
+    """Print the audit records (JSON lines) that name one entity.
+
+    PII values (phone, email, id_document, bank_card) are logged only as a keyed hash; the
+    value given here is hashed the same way, with the server's masking secret
+    (RINGSCOPE_API_MASK_SECRET or <data dir>/api/mask_secret), so run it where the server's
+    settings are. Emails are stored lower-cased; give the value as it was stored or asked for.
+    """
+    settings = Settings()
+    if kind not in AUDIT_KINDS:
+        _fail(ValueError(f"Unknown kind {kind!r}: one of {', '.join(AUDIT_KINDS)}."))
+    audit_dir = directory or settings.api_audit_dir or settings.data_dir / "audit"
+    if not audit_dir.is_dir():
+        _fail(RingScopeError(f"No audit log at {audit_dir}; set RINGSCOPE_API_AUDIT_DIR or --dir."))
+    if (
+        is_pii(kind)
+        and settings.api_mask_secret is None
+        and not mask_secret_path(settings).exists()
+    ):
+        # Never make a secret here: a new one would match nothing the server wrote.
+        _fail(
+            RingScopeError(
+                f"No masking secret ({mask_secret_path(settings)} is missing and "
+                "RINGSCOPE_API_MASK_SECRET is unset), so PII values cannot be hashed as the "
+                "server hashed them. Run this with the server's settings."
+            )
+        )
+    try:
+        secret = load_mask_secret(settings) if is_pii(kind) else b""
+        n = 0
+        for _, record in find_records(audit_dir, secret, kind, entity_id):
+            n += 1
+            print(json.dumps(record, ensure_ascii=False))
+    except (RingScopeError, OSError) as exc:
+        _fail(exc)
+        return
+    err.print(f"{n} records.")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ringscope.api.app import serve as run_server
 from ringscope.api.auth import create_key
-from ringscope.api.cli import apikey_cli, query_cli, schema, serve
+from ringscope.api.cli import apikey_cli, audit_cli, query_cli, schema, serve
 from ringscope.errors import RingScopeError
 from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, init_schema
 from ringscope.graph.embedded import build_launcher, check_java
@@ -42,6 +42,7 @@ cli.command("serve")(serve)
 cli.command("schema")(schema)
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(query_cli, name="query")
+cli.add_typer(audit_cli, name="audit")
 bench_cli = typer.Typer(help="Benchmarks against published work.")
 cli.add_typer(bench_cli, name="bench")
 

@@ -35,6 +35,8 @@ pytestmark = pytest.mark.neo4j
 ANSWER_WITHIN = 12.0
 # How long to wait for a state change (503 after the outage, 200 after recovery).
 CHANGE_WITHIN = 30.0
+# A query while Neo4j is up: not what is measured, and slow on a busy machine's cold Neo4j.
+WARM_WITHIN = 60.0
 QUERY = '{ entity(kind: ACCOUNT, id: "A001") { id riskScore } }'
 BURST = 32  # concurrent queries during an outage: 8 times the server's worker threads
 # Their client timeout: generous, since the test's own threads share the server's CPU (and GIL).
@@ -84,7 +86,7 @@ class Outage:
             time.sleep(0.1)
 
     def works(self) -> None:
-        resp, _ = self.query(self.keys.investigator)
+        resp, _ = self.query(self.keys.investigator, WARM_WITHIN)
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert "errors" not in body and body["data"]["entity"]["id"] == "A001", body
@@ -155,7 +157,7 @@ def check_outage(o: Outage, started: float, fresh_key: str) -> dict[str, float]:
 
 def test_frozen_neo4j_is_a_503_in_seconds_and_recovers(outage: Outage) -> None:
     o = outage
-    assert o.health()[0] == 200
+    o.wait_for_health(200, time.monotonic())  # a cold first read may miss the 2 s deadline
     o.works()  # the investigator's key is cached from here on
     pid = o.pid
     os.kill(pid, signal.SIGSTOP)

@@ -46,7 +46,9 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from strawberry.exceptions import MissingQueryError
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
 from ringscope.api.auth import KeyVerifier
@@ -55,6 +57,7 @@ from ringscope.api.execution import ExecutionLoops
 from ringscope.api.health import HealthProbe, api_driver_settings
 from ringscope.api.ratelimit import RateLimitedError
 from ringscope.api.schema import build_schema
+from ringscope.api.service import clip
 from ringscope.errors import Neo4jUnavailableError, RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph, connect
@@ -501,12 +504,15 @@ class RingScopeApp:
             # that would hold up every other request, /healthz included (api/execution.py).
             if self._loops is None:
                 self._loops = ExecutionLoops(self.settings.api_execution_threads, self._executor)
-            result = await self._loops.run(
-                partial(
-                    self.schema.execute, data["query"], variable_values=variables,
-                    context_value=ctx, operation_name=operation,
-                )
-            )  # fmt: skip
+            try:
+                result = await self._loops.run(
+                    partial(
+                        self.schema.execute, data["query"], variable_values=variables,
+                        context_value=ctx, operation_name=operation,
+                    )
+                )  # fmt: skip
+            except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as e:
+                return _json(400, _error(_no_operation(e)), extra)  # before any resolver ran
             try:
                 ta = time.perf_counter()
                 await asyncio.wrap_future(self.audit_log.submit(audit.records))
@@ -563,6 +569,17 @@ def _clipped(error: Mapping[str, Any]) -> dict[str, Any]:
         cut = len(message) - 300
         out["message"] = f"{message[:200]}... ({cut:,} characters cut) ...{message[-100:]}"
     return out
+
+
+def _no_operation(exc: Exception) -> str:
+    """Strawberry raises these before execution, when there is nothing it may run."""
+    if isinstance(exc, CannotGetOperationTypeError):
+        if exc.operation_name is None:
+            return "The document has no operation to run."
+        return f"The document has no operation named {clip(exc.operation_name)}."
+    if isinstance(exc, InvalidOperationTypeError):
+        return "Subscriptions are not supported: send a query or a mutation."
+    return "The body needs a non-empty `query` string."
 
 
 def _bad_json(exc: orjson.JSONDecodeError) -> str:

@@ -523,9 +523,10 @@ def _shape(value: Any) -> Any:
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation that will run: Strawberry's choice (the first, unless one is named)."""
     ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
-        return ops[0] if len(ops) == 1 else None
+        return ops[0] if ops else None
     return next((o for o in ops if o.name is not None and o.name.value == name), None)
 
 

@@ -169,6 +169,10 @@ def test_nested_fan_out_is_refused_before_anything_runs(
         assert server.audit_for(rid) == []
     resp, _ = post(server, keys.admin, FANOUT9_X3, {"id": ring_id})
     assert "over the budget" in only_error(resp)
+    # Without an operationName the first operation runs, and it is the one costed.
+    two = f"{FANOUT9} query B {{ currentBuild {{ id }} }}"
+    resp, _ = post(server, keys.admin, two, {"id": ring_id})
+    assert "over the budget" in only_error(resp)
     # The same cluster asked for plainly is read, and audited under the same kind of id.
     resp, rid = post(server, keys.investigator, "query C($id: ID!) { cluster(id: $id) { id } }",
                      {"id": ring_id})  # fmt: skip
@@ -369,6 +373,27 @@ def test_a_lone_surrogate_is_a_400_without_a_traceback(
     assert resp.status_code == 200 and "Invalid Unicode escape" in only_error(resp)
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert server.gql("{ currentBuild { id } }", keys.investigator)["data"]["currentBuild"]
+
+
+def test_nothing_to_run_is_a_400(server: LiveServer, keys: Keys) -> None:
+    """Strawberry raises these before execution; they used to end in a 500 and a traceback."""
+    cases = [
+        ({"query": ""}, "The body needs a non-empty `query` string."),
+        (
+            {"query": "query A { currentBuild { id } }", "operationName": "B"},
+            "The document has no operation named 'B'.",
+        ),
+        (
+            {"query": "fragment F on Query { currentBuild { id } }"},
+            "The document has no operation to run.",
+        ),
+    ]
+    for body, message in cases:
+        resp = httpx.post(
+            server.url, json=body, headers={"Authorization": f"Bearer {keys.investigator}"}
+        )
+        assert resp.status_code == 400, (body, resp.text)
+        assert resp.json() == {"errors": [{"message": message}]}
 
 
 def test_errors_do_not_echo_large_inputs(server: LiveServer, keys: Keys) -> None:

@@ -173,7 +173,9 @@ class Server:
     """``python -m ringscope.api serve`` (production settings) on a free loopback port, as a
     process."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path = REPO, log: Path | None = None) -> None:
+        self.cwd = cwd  # another checkout's root runs that checkout's server (bench/abuse.py)
+        self.log = log  # the server's stderr goes there (bench/abuse.py counts tracebacks)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.env = {
@@ -194,8 +196,9 @@ class Server:
             "--port",
             str(self.port),
         ]
+        err = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            cmd, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=err
         )
         for _ in range(300):
             try:
@@ -209,7 +212,11 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with a request that will not end
+            self.proc.kill()
+            self.proc.wait()
 
 
 def main() -> None:

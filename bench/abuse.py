@@ -26,18 +26,23 @@ The attacks (issue #19 has the reproductions):
 * ``echo_100k``: a 90 kB id (is it echoed back?);
 * ``echo_80k_field``: an 80 kB field name (is it echoed back in the error?);
 * ``cost_from_variables``: a query whose fan-out comes from a variable page size (500);
-* ``nan_cursor``: ``clusters(after: "NaN")``;
+* ``nan_cursor``: a well-formed cursor of the current build whose score is ``NaN``;
 * ``random_keys``: 300 requests, each with a random key id (a Neo4j read each, uncached);
-* ``explain_burst``: 12 single ``explain`` requests back to back with one key (rate limit).
+* ``explain_burst``: 12 single ``explain`` requests back to back with one key, on an account
+  whose explanation is quick (on a hub-linked one, each takes seconds and the bucket refills);
+* ``normal_nb2``: not an attack, 500 2-hop neighbourhoods one at a time (p50, p99): what the
+  hardening costs a normal request.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import platform
+import random
 import secrets
 import subprocess
 import sys
@@ -90,9 +95,9 @@ def prepare(settings: Settings, accounts: int, seed: int, reuse: bool) -> Graph:
 
 
 def nested(depth: int) -> str:
-    """``members{clusters{members{...{id}}}}`` with ``depth`` list levels below the cluster."""
+    """``members{clusters{members{...{id}}}}``: ``depth`` list levels below the cluster."""
     inner = "id"
-    for level in range(depth):
+    for level in reversed(range(depth)):
         inner = f"{'members' if level % 2 == 0 else 'clusters'} {{ {inner} }}"
     return inner
 
@@ -132,6 +137,8 @@ def attacks(graph: Graph) -> list[Attack]:
         for i, a in enumerate(hubby)
     )
     deep = "[" * 5000 + '"x"' + "]" * 5000  # raw JSON: json.dumps itself stops at ~1,000
+    raw = json.dumps([info.id, "NaN", "z"]).replace('"NaN"', "NaN").encode()
+    nan_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")  # a score of NaN
     fan8 = "cluster(id: $id) { " + nested(8) + " }"  # 10 levels: within the documented depth
     return [
         ("fanout9", "query F($id: ID!) { " + fan + " }", {"id": big["id"]}, "risk_engine"),
@@ -178,14 +185,15 @@ def attacks(graph: Graph) -> list[Attack]:
         (
             "cost_from_variables",
             "query C($first: Int!) { clusters(minScore: 0, first: $first) { edges { node { "
-            "members { clusters(first: 1) { members(first: 10) { id } } } } } } }",
+            "members { clusters { members { id } } } } } } }",
             {"first": 500},
             "risk_engine",
         ),
         (
             "nan_cursor",
-            'query { clusters(after: "NaN") { edges { node { id } } } }',
-            {},
+            "query P($after: String) "
+            "{ clusters(first: 5, after: $after) { edges { node { id } } } }",
+            {"after": nan_cursor},
             "admin",
         ),
     ]
@@ -283,6 +291,34 @@ def explain_burst(url: str, key: str, account: str, n: int = 12) -> dict[str, An
     return {"status": statuses, "requests": n, "retry_after": retry}
 
 
+NB2 = (
+    "query N($id: ID!) { riskNeighbourhood(kind: ACCOUNT, id: $id, hops: 2, limit: 100) "
+    "{ truncated nodes { key kind hop hub degree riskScore flagged } "
+    "edges { source target kind } } }"
+)
+
+
+def normal_traffic(url: str, key: str, ids: list[str]) -> dict[str, Any]:
+    """Not an attack: 2-hop neighbourhoods one after another, so that the price of the
+    hardening (the cost check, the execution threads, the liveness check) shows as latency."""
+    times: list[float] = []
+    statuses: dict[int, int] = {}
+    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
+        for i, a in enumerate(ids):
+            t0 = time.perf_counter()
+            r = http.post(url, json={"query": NB2, "variables": {"id": a}})
+            if i >= 20:  # the first 20 warm the caches
+                times.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    times.sort()
+    return {
+        "status": statuses,
+        "requests": len(ids),
+        "p50_ms": round(times[len(times) // 2] * 1000, 1),
+        "p99_ms": round(times[int(len(times) * 0.99)] * 1000, 1),
+    }
+
+
 def tracebacks(path: Path) -> int:
     return path.read_text(errors="replace").count("Traceback") if path.exists() else 0
 
@@ -293,12 +329,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--baseline-ref", default="d7dc6a4")
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--only", nargs="*", help="these rows only, merged into the results file")
     args = ap.parse_args()
     settings = Settings()
     graph = prepare(settings, args.accounts, args.seed, args.reuse)
     keys = {role: create_key(graph, role, f"abuse-{role}").key for role in ("admin", "risk_engine")}
     plan = attacks(graph)
-    burst_account = plan[3][1].split('"')[1]
+    accounts = [r["id"] for r in graph.read("MATCH (a:Account) RETURN a.id AS id ORDER BY a.id")]
+    sample = random.Random(args.seed).sample(accounts, 520)
 
     work = Path(tempfile.mkdtemp(prefix="ringscope-abuse-"))
     old = work / "baseline"
@@ -333,8 +371,11 @@ def main() -> None:
         ]
         singles += [
             ("random_keys", random_keys, ()),
-            ("explain_burst", explain_burst, (keys["admin"], burst_account)),
+            ("explain_burst", explain_burst, (keys["admin"], sample[0])),
+            ("normal_nb2", normal_traffic, (keys["risk_engine"], sample)),
         ]
+        if args.only:
+            singles = [t for t in singles if t[0] in args.only]
         for name, fn, extra in singles:
             row = {}
             for label, srv in servers.items():
@@ -357,6 +398,10 @@ def main() -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, check=False)
     print(json.dumps(results["tracebacks_in_server_log"]), json.dumps(results["audit_bytes"]))
     out = REPO / "bench" / "results" / f"abuse-{args.accounts}.json"
+    if args.only and out.exists():  # a partial run updates its rows of the last full run
+        merged = json.loads(out.read_text())
+        merged["attacks"].update(results["attacks"])
+        results = merged
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 

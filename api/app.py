@@ -50,6 +50,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
+from ringscope.api import connection
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
 from ringscope.api.auth import KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
@@ -635,7 +636,19 @@ def create_app(settings: Settings | None = None, graph: Graph | None = None) -> 
 def worker_app() -> RingScopeApp:
     """The app of one of several server processes (``serve`` with workers > 1): each builds its
     own from the environment's ``RINGSCOPE_*`` settings."""
-    return create_app(Settings())
+    settings = Settings()
+    connection.configure(settings)  # this process's read deadline, before any connection
+    return create_app(settings)
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the connections: the read deadline's protocol (api/connection.py),
+    the keep-alive timeout and the concurrency limit. ``serve`` and the tests' server use them."""
+    return {
+        "http": connection.configure(settings),
+        "timeout_keep_alive": settings.api_keep_alive_s,
+        "limit_concurrency": settings.api_max_connections,
+    }
 
 
 def serve(
@@ -663,9 +676,9 @@ def serve(
         "port": port or settings.api_port,
         "lifespan": "on",
         "loop": "uvloop",
-        "http": "httptools",
         "log_level": "info",
         "access_log": False,
+        **connection_options(settings),
     }
     if n == 1:
         uvicorn.run(create_app(settings), **options)

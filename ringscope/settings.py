@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     api_max_aliases: int = 15
     api_max_tokens: int = 2_000
     api_max_body_bytes: int = 100_000
+    # Connections (api/connection.py): a request's headers and body must be in within
+    # api_read_timeout_s of its first byte (or of the connection opening), or the connection is
+    # closed (slowloris); an idle keep-alive connection is closed after api_keep_alive_s; past
+    # api_max_connections connections and requests in flight per process, new ones get a 503.
+    api_read_timeout_s: float = Field(default=10.0, gt=0)
+    api_keep_alive_s: int = Field(default=5, ge=1)
+    api_max_connections: int = Field(default=1_000, ge=1)
     # The most an operation may cost, worked out before it runs (api/cost.py): each field
     # counts 1 (a root read 10, explain 20,000) and each list multiplies the fields under it by
     # its page size. The risk engine's page of 500 clusters with their members costs ~110,000.

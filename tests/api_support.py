@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from ringscope.api.app import RingScopeApp, create_app
+from ringscope.api.app import RingScopeApp, connection_options, create_app
 from ringscope.api.auth import create_key
 from ringscope.graph import Graph
 from ringscope.models.builds import write_build
@@ -154,6 +154,7 @@ class LiveServer:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            **connection_options(settings),  # the connections as `ringscope serve` has them
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

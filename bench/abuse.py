@@ -60,8 +60,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from datasets import generate  # noqa: E402
+from servers import Server, free_port  # noqa: E402
 
-from api import Server, free_port  # noqa: E402
 from ringscope.api.auth import create_key  # noqa: E402
 from ringscope.graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
 from ringscope.jobs.rebuild import rebuild  # noqa: E402

@@ -35,7 +35,6 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from datasets import generate  # noqa: E402
+from servers import Server  # noqa: E402
 
 GOALS = {"nb2_p99_ms_at_20": 50.0, "nb2_rps": 300.0, "graphql_overhead_x": 2.0}
 NB = (
@@ -76,12 +76,6 @@ CLUSTERS = (
     "edges { node { id score size reasons members { id riskScore } } } "
     "pageInfo { hasNextPage endCursor } } }"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,56 +161,6 @@ def _pull_process(url: str, key: str, repeat: int, queue: Any) -> None:
                 after = page["pageInfo"]["endCursor"]
             times.append(time.perf_counter() - t0)
     queue.put({"clusters": clusters, "pull_s": times})
-
-
-class Server:
-    """``python -m ringscope.api serve`` (production settings) on a free loopback port, as a
-    process."""
-
-    def __init__(self, env: dict[str, str], cwd: Path = REPO, log: Path | None = None) -> None:
-        self.cwd = cwd  # another checkout's root runs that checkout's server (bench/abuse.py)
-        self.log = log  # the server's stderr goes there (bench/abuse.py counts tracebacks)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/graphql"
-        self.env = {
-            **os.environ,
-            "RINGSCOPE_API_ENV": "production",
-            "RINGSCOPE_API_KEY_CACHE_SECONDS": "30",
-            **env,
-        }
-
-    def __enter__(self) -> Server:
-        cmd = [
-            sys.executable,
-            "-m",
-            "ringscope.api",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        err = self.log.open("ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=err
-        )
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.proc.terminate()
-        raise RuntimeError("the server did not come up")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # still busy with a request that will not end
-            self.proc.kill()
-            self.proc.wait()
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import uvicorn
 
 from ringscope.api.app import RingScopeApp, connection_options, create_app
 from ringscope.api.auth import create_key
-from ringscope.graph import Graph
+from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.models.builds import write_build
 from ringscope.settings import Settings
 from tests.conftest import free_port
@@ -123,6 +123,17 @@ def make_keys(graph: Graph) -> Keys:
     risk = create_key(graph, "risk_engine", "engine")
     admin = create_key(graph, "admin", "root")
     return Keys(inv.key, risk.key, admin.key, inv.key_id)
+
+
+def small_world(settings: Settings) -> Iterator[tuple[Graph, Keys]]:
+    """The body of a module's ``world`` fixture: an emptied graph with the small graph, its first
+    build and the three roles' keys (``yield from small_world(neo4j_settings)``)."""
+    with connect(settings) as g:
+        g.write(cypher.DELETE_ALL)
+        init_schema(g)
+        load_small_graph(g)
+        first_build(g)
+        yield g, make_keys(g)
 
 
 def api_settings(base: Settings, tmp: Path, **overrides: Any) -> Settings:

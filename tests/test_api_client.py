@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ringscope.api.client import AuthenticationError, ClientError, QueryError, RingScopeClient
-from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.graph import Graph
 from ringscope.models.builds import write_build
 from ringscope.settings import Settings
 from tests.api_support import (
@@ -23,9 +23,7 @@ from tests.api_support import (
     TCluster,
     api_settings,
     detection,
-    first_build,
-    load_small_graph,
-    make_keys,
+    small_world,
 )
 from tests.conftest import free_port
 
@@ -34,12 +32,7 @@ pytestmark = pytest.mark.neo4j
 
 @pytest.fixture(scope="module")
 def world(neo4j_settings: Settings) -> Iterator[tuple[Graph, Keys]]:
-    with connect(neo4j_settings) as g:
-        g.write(cypher.DELETE_ALL)
-        init_schema(g)
-        load_small_graph(g)
-        first_build(g)
-        yield g, make_keys(g)
+    yield from small_world(neo4j_settings)
 
 
 @pytest.fixture(scope="module")

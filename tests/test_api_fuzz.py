@@ -36,15 +36,13 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.graph import Graph
 from ringscope.settings import Settings
 from tests.api_support import (
     Keys,
     LiveServer,
     api_settings,
-    first_build,
-    load_small_graph,
-    make_keys,
+    small_world,
 )
 
 SDL = Path(__file__).resolve().parents[1] / "ringscope" / "api" / "schema.graphql"
@@ -76,12 +74,7 @@ class _Unhandled(logging.Handler):
 
 @pytest.fixture(scope="module")
 def world(neo4j_settings: Settings) -> Iterator[tuple[Graph, Keys]]:
-    with connect(neo4j_settings) as g:
-        g.write(cypher.DELETE_ALL)
-        init_schema(g)
-        load_small_graph(g)
-        first_build(g)
-        yield g, make_keys(g)
+    yield from small_world(neo4j_settings)
 
 
 @pytest.fixture(scope="module")

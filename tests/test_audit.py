@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from ringscope.api.audit import AuditBuffer, AuditLog
-from ringscope.graph import Graph, connect, cypher, init_schema
+from ringscope.graph import Graph
 from ringscope.settings import Settings
 from tests.api_support import (
     EMAIL,
@@ -25,9 +25,7 @@ from tests.api_support import (
     Keys,
     LiveServer,
     api_settings,
-    first_build,
-    load_small_graph,
-    make_keys,
+    small_world,
 )
 
 pytestmark = pytest.mark.neo4j
@@ -57,12 +55,7 @@ RAW = (PHONE, EMAIL, DOC, CARD, UNKNOWN_PHONE)
 
 @pytest.fixture(scope="module")
 def world(neo4j_settings: Settings) -> Iterator[tuple[Graph, Keys]]:
-    with connect(neo4j_settings) as g:
-        g.write(cypher.DELETE_ALL)
-        init_schema(g)
-        load_small_graph(g)
-        first_build(g)
-        yield g, make_keys(g)
+    yield from small_world(neo4j_settings)
 
 
 @pytest.fixture(scope="module")

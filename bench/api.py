@@ -50,14 +50,14 @@ sys.path.insert(0, str(REPO))
 
 from ringscope.api import service  # noqa: E402
 from ringscope.api.auth import create_key  # noqa: E402
-from ringscope.graph import Graph, connect, counts, cypher, init_schema  # noqa: E402
+from ringscope.graph import Graph  # noqa: E402
 from ringscope.ingest import load  # noqa: E402  (before bench/ joins the path: bench/ingest.py)
-from ringscope.models.builds import ScoreCache, all_clusters, current_build, write_build  # noqa: E402
+from ringscope.models.builds import ScoreCache, all_clusters, write_build  # noqa: E402
 from ringscope.models.detect import detect  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
-from datasets import generate  # noqa: E402
+from datasets import load_world  # noqa: E402
 from servers import Server  # noqa: E402
 
 GOALS = {"nb2_p99_ms_at_20": 50.0, "nb2_rps": 300.0, "graphql_overhead_x": 2.0}
@@ -86,23 +86,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 def prepare(settings: Settings, accounts: int, seed: int, reuse: bool) -> Graph:
-    graph = connect(settings)
-    nodes, _ = counts(graph)
-    if reuse and nodes.get("Account", 0) >= accounts and current_build(graph) is not None:
-        print(f"reusing the loaded graph ({nodes['Account']} accounts)", flush=True)
-        return graph
-    root = Path(os.environ.get("BENCH_DIR") or Path(tempfile.gettempdir()) / "ringscope-bench")
-    out = generate(accounts, root, seed)
-    graph.write(cypher.DELETE_ALL)
-    init_schema(graph)
-    t0 = time.monotonic()
-    load(out, graph, settings, progress=False)
-    print(f"loaded {accounts} accounts in {time.monotonic() - t0:.0f} s", flush=True)
+    def build(graph: Graph, data: Path) -> None:  # rings only: no model
+        t0 = time.monotonic()
+        load(data, graph, settings, progress=False)
+        print(f"loaded {accounts} accounts in {time.monotonic() - t0:.0f} s", flush=True)
+        t0 = time.monotonic()
+        write_build(graph, detect(graph, settings), model_version="bench")
+        print(f"detected and wrote a build in {time.monotonic() - t0:.0f} s", flush=True)
 
-    t0 = time.monotonic()
-    write_build(graph, detect(graph, settings), model_version="bench")
-    print(f"detected and wrote a build in {time.monotonic() - t0:.0f} s", flush=True)
-    return graph
+    return load_world(settings, accounts, seed, reuse, build)
 
 
 # --- the load generator: wrk in its own process ---------------------------------------------------

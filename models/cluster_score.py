@@ -6,32 +6,58 @@ cloners look like emulators, a household of three scores 0.95 with those weights
 labels say how common such groups are among its honest customers; this scorer learns the weights
 from them, so the score means the same thing on any platform's data.
 
-The learning problem is positive-unlabelled (PU). A cluster is *labelled* (``s = 1``) when one
-of its members carries a fraud label (imported, or an investigator's verdict); every other
-cluster is unlabelled, rings that nobody has labelled yet included. Following Elkan and Noto
-(2008), with labels assumed selected at random among rings:
+The evidence is both kinds of label. Fraud labels (imported, or investigators' verdicts) land on
+members of rings; legit labels (reviews, cleared alerts, investigators' LEGIT verdicts) land on
+honest customers, households and offices included. So the clusters holding a label are a
+case-control sample: rings found through their fraud labels, and benign groups found through
+their legit labels. Unlabelled clusters are left out of the fit. Treating them as negatives (the
+positive-unlabelled reading, used here before) taught the scorer that whole typologies which are
+labelled late or rarely, such as young synthetic-identity rings, look benign.
 
-1. Fit a logistic regression ``g(x) = P(s = 1 | x)`` on the cluster's signals, fraud labels
-   left out of ``x`` (they are the target). Legit labels stay in: they are evidence, not target.
-2. Estimate the label frequency ``c = P(s = 1 | ring)`` as the mean out-of-fold ``g`` over the
-   labelled clusters (two folds by cluster): calibration on labels held out from the fit.
-3. An unlabelled cluster is a ring with ``P(ring | x, s = 0) = (1 - c) / c * g / (1 - g)``; a
-   labelled one is a ring, unless its legit labels are at least as many as its fraud labels
-   (conflicting labels: noise is likelier), when it is scored as if unlabelled.
+**The label model.** With ``n`` members, ``f`` fraud and ``l`` legit labels:
 
-So the score of 0.6 means about 60% of such clusters are rings on whatever platform the labels
-come from, as far as its labelled rings resemble its unlabelled ones. Known limits: ``c`` is one
-number, while a big ring is likelier to hold a labelled member than a small one (the cluster's
-size is a feature of ``g``, which absorbs part of it); and labels that arrive late make ``c``
-small, which the estimate follows.
+- a ring is *discovered* with probability ``q``; then each member carries a fraud label with
+  probability ``r``. Its attached family members carry legit labels at ``rho_ring``;
+- an honest member carries a (false) fraud label at ``e`` and a legit label at ``rho``.
+
+So ``A = P(f, l | ring) = ((1 - q)[f = 0] + q r^f (1 - r)^(n - f)) rho_ring^l
+(1 - rho_ring)^(n - l)`` and ``B = P(f, l | benign) = e^f (1 - e)^(n - f) rho^l (1 - rho)^(n - l)``
+(binomial coefficients cancel). ``rho`` is the legit labels per member of clusters without a fraud
+label, ``e`` the fraud labels per member of clusters the prior calls benign (below 0.05), and
+``r`` and ``rho_ring`` come from clusters with a fraud label that the prior calls rings (a
+truncated binomial: ``E[f | f >= 1] = n r / (1 - (1 - r)^n)``). ``q`` is the one number that
+needs the unlabelled clusters: it is set so that the expected number of clusters holding a fraud
+label, summed over every cluster's ``P(ring | x)``, equals the number observed.
+
+**The fit.** ``P(ring | x) = sigmoid(a z0 + b + x @ w)``, where ``z0`` is the prior's logit, is
+fitted by maximum likelihood of the labelled clusters' labels *given that they are labelled*:
+``log(p A + (1 - p) B) - log(p A0 + (1 - p) B0)``, with ``A0`` and ``B0`` the chances of holding
+any label. Its gradient in the logit is the posterior given the labels less the posterior given
+only that some label is there. The deviations ``w`` from the prior's weights are L2-penalised,
+the penalty chosen by out-of-fold log-likelihood (two folds by cluster), so that with a dozen
+labelled rings the fit stays a recalibration of the prior. Labels are partial (most rings and
+most honest customers carry none) and noisy (``e``); both are in the model rather than cleaned.
+Labels arrive late, so young clusters are labelled less: ``young_share`` gets a fitted deviation
+(it explains selection) that scoring leaves out.
+
+**Scoring.** A labelled cluster gets the Bayes posterior ``p A / (p A + (1 - p) B)``: a fraud
+label on a ring-like cluster makes it near certain, a legit label on a family lowers it, and a
+lone fraud label on a big benign-looking group is read as likely noise. An unlabelled cluster
+gets ``p``. Having no label is evidence too, in principle, but how much depends on how long the
+cluster has been open to labelling and on which typologies a platform labels at all; used, it
+sank young rings and rarely labelled typologies on the development worlds, so it is not used. A
+score of 0.6 therefore means about 60% of such clusters are rings, as far as the labelled
+clusters resemble the unlabelled ones (``bench/worlds.py`` reports the reliability table on
+worlds nobody tuned on).
 
 The account model's scores (``model_score_*``) are left out: on the accounts it trained on they
 are in-sample and would leak the same labels.
 
-With fewer than ``min_positives`` labelled clusters the fit is not trusted and the scorer falls
-back to the prior (the hand-set weights); ``source`` says which was used and the rebuild records
-it on the build. The reasons read the learned model's top contributions (weight x value), in the
-same sentences as the prior's; a labelled cluster's labels contribute the rest of its logit.
+With fewer than ``min_positives`` clusters holding a fraud label, or as few holding a legit label,
+the fit is not trusted and the scorer falls back to the prior (the hand-set weights); ``source``
+says which was used and the rebuild records it on the build. The reasons read the learned model's
+top contributions (weight x value), in the same sentences as the prior's; a labelled cluster's
+labels contribute the rest of its logit.
 
 Shapes: a :class:`~ringscope.models.clusters.ClusterTable` of ``k`` clusters (its features and
 its per-cluster label counts) gives ``predict_proba -> (k,)`` in [0, 1] and
@@ -44,29 +70,39 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
 from ringscope.models.projection import F64
 
-LEFT_OUT = ("fraud_label_share", "model_score_mean", "model_score_max")
-# What g reads: the prior's signals (each in [0, 1]) less the target and the account model's
-# scores, plus the cluster's size (log-scaled), since bigger groups are likelier to be labelled.
-# Per identifier kind, the share of members sharing one: the prior does not tell a family's card
-# from a farm's document, but a platform's labels can (no prior weight: learned deviations only).
+# The targets (labels), and the account model's in-sample scores, are not features.
+LEFT_OUT = ("fraud_label_share", "legit_label_share", "model_score_mean", "model_score_max")
+# What p reads: the prior's signals (each in [0, 1]) less those left out, plus the cluster's size
+# (log-scaled). Per identifier kind, the share of members sharing one: the prior does not tell a
+# family's card from a farm's document, but a platform's labels can (no prior weight: learned
+# deviations only).
 FEATURES: tuple[str, ...] = (
     *(f for f in cl.SCORE_WEIGHTS if f not in LEFT_OUT),
     "log_size",
     *(f"member_share_{k.name}" for k in IDENTIFIER_KINDS),
 )
-EPS = 1e-6
+EPS = 1e-9
 # Features through which labels are selected rather than fraud shown: a label comes weeks to
-# months after the fraud, so young rings are unlabelled more often than old ones. g learns a
-# deviation for them (or it would be biased), but P(ring) keeps only the prior's weight: the
+# months after the fraud, so young clusters are labelled less often than old ones. The fit learns
+# a deviation for them (or it would be biased), but scoring keeps only the prior's weight: the
 # score is that of a cluster old enough to have been labelled.
 SELECTION = ("young_share",)
 C_L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+# Gaussian priors on the prior's scale (around 1) and the intercept (around 0): when the labelled
+# rings and families are perfectly separable, the likelihood alone would send both to infinity.
+SCALE_SD, INTERCEPT_SD = 1.0, 3.0
+# A ring's discovery chance q is searched in this range; the benign rates are clipped to these.
+Q_RANGE = (0.02, 1.0)
+NOISE_RANGE = (1e-5, 0.05)
+# Labels take months to arrive, so an account under a year old has been open to labelling for
+# about half as long as an old one: it counts as half a member in the label model.
+YOUNG_EXPOSURE = 0.5
 
 Source = Literal["prior", "learned"]
 
@@ -76,12 +112,68 @@ def _logit(p: F64) -> F64:
     return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class LabelModel:
+    """How labels land on rings and on honest groups (see the module doc); all per member."""
+
+    discovered: float  # q: the chance that a ring is found at all
+    member_rate: float  # r: the chance that a found ring's member carries a fraud label
+    ring_legit_rate: float  # rho_ring: legit labels on a ring's attached members
+    false_label_rate: float  # e: a false fraud label on an honest member
+    legit_rate: float  # rho: a legit label on an honest member
+
+    def log_likelihoods(self, f: F64, ll: F64, n: F64) -> tuple[F64, F64]:
+        """``(log A, log B)``: the chance of ``f`` fraud and ``ll`` legit labels on ``n``
+        members of a ring, and of a benign group (binomial coefficients left out: they cancel)."""
+        q, r = self.discovered, self.member_rate
+        found = np.log(q) + f * np.log(r) + (n - f) * np.log1p(-r)
+        lost = np.where(f == 0, np.log1p(-min(q, 1.0 - 1e-12)), -np.inf)
+        log_a = np.logaddexp(found, lost) + _binom(ll, n, self.ring_legit_rate)
+        log_b = _binom(f, n, self.false_label_rate) + _binom(ll, n, self.legit_rate)
+        return np.asarray(log_a, dtype=np.float64), np.asarray(log_b, dtype=np.float64)
+
+    def log_labelled(self, n: F64) -> tuple[F64, F64]:
+        """``(log A0, log B0)``: the chance that a ring, and a benign group, of ``n`` members
+        holds any label."""
+        zero = np.zeros_like(n)
+        log_a, log_b = self.log_likelihoods(zero, zero, n)
+        return _log1mexp(log_a), _log1mexp(log_b)
+
+
+def _binom(k: F64, n: F64, p: float) -> F64:
+    return np.asarray(k * np.log(p) + (n - k) * np.log1p(-p), dtype=np.float64)
+
+
+def _log1mexp(x: F64) -> F64:
+    """``log(1 - e^x)`` for ``x < 0``, stably."""
+    x = np.minimum(x, -1e-12)
+    return np.asarray(
+        np.where(x > -0.693, np.log(-np.expm1(x)), np.log1p(-np.exp(x))), dtype=np.float64
+    )
+
+
+def _truncated_rate(f: F64, n: F64) -> float:
+    """The per-member rate ``r`` with ``sum f = sum n r / (1 - (1 - r)^n)``: the label rate of
+    groups seen only because at least one member is labelled."""
+    total = float(f.sum())
+    if total <= 0 or total >= float(n.sum()):
+        return 0.5
+
+    def gap(r: float) -> float:
+        return float(np.sum(n * r / (1.0 - (1.0 - r) ** n))) - total
+
+    lo, hi = 1e-4, 1.0 - 1e-6
+    if gap(lo) >= 0:
+        return lo
+    return float(brentq(gap, lo, hi))
+
+
 @dataclass
 class ClusterScorer:
     """Learned, calibrated cluster score: ``fit`` returns self, ``predict_proba`` is a
     probability, ``decision_function`` a raw score; ``contributions`` feed the reasons."""
 
-    min_positives: int = 8  # labelled-positive clusters needed to learn (else the prior)
+    min_positives: int = 8  # clusters with a fraud label (and with a legit one) needed to learn
     c_l2: float | None = None  # inverse L2 strength on the deviations; None: chosen by CV
     seed: int = 0
     # Set by fit.
@@ -89,12 +181,10 @@ class ClusterScorer:
     source: Source = "prior"
     coef: dict[str, float] = field(default_factory=dict)
     intercept: float = 0.0
-    prior_scale: float = 1.0  # a: the weight of the prior's logit in g
-    label_frequency: float = 1.0  # Elkan-Noto c, averaged over the labelled clusters
-    discovered: float = 1.0  # q: the share of rings that get labels at all
-    member_rate: float = 1.0  # r: the chance that one member of a discovered ring is labelled
-    false_label_rate: float = 0.0  # e: the chance that an honest account carries a fraud label
+    prior_scale: float = 1.0  # a: the weight of the prior's logit
+    labels: LabelModel | None = None
     n_positive: int = 0
+    n_negative: int = 0
     n_clusters: int = 0
 
     # -- features ------------------------------------------------------------------------------
@@ -111,14 +201,16 @@ class ClusterScorer:
         return np.stack(cols, axis=1)
 
     @staticmethod
-    def _labelled(table: cl.ClusterTable) -> np.ndarray:
-        """s: the clusters holding a fraud label that no more legit labels contradict."""
-        fraud = table.counts.get("fraud_label")
-        legit = table.counts.get("legit_label")
-        if fraud is None:
-            return np.zeros(table.n_clusters, dtype=bool)
-        legit = legit if legit is not None else np.zeros_like(fraud)
-        return np.asarray((fraud > 0) & (fraud > legit), dtype=bool)
+    def _counts(table: cl.ClusterTable) -> tuple[F64, F64, F64]:
+        """``(f, l, n)``: fraud labels, legit labels and members per cluster, young members
+        counted by their exposure to labelling (``YOUNG_EXPOSURE``)."""
+        k = table.n_clusters
+        f = table.counts.get("fraud_label", np.zeros(k, dtype=np.int64))
+        ll = table.counts.get("legit_label", np.zeros(k, dtype=np.int64))
+        size = np.maximum(table.features["size"], 1.0)
+        young = table.features.get("young_share", np.zeros(k))
+        n = np.maximum(size * (1.0 - (1.0 - YOUNG_EXPOSURE) * young), np.maximum(f, ll))
+        return f.astype(np.float64), ll.astype(np.float64), np.asarray(n, dtype=np.float64)
 
     # -- fitting -------------------------------------------------------------------------------
 
@@ -126,76 +218,54 @@ class ClusterScorer:
         """Learn from the clusters' labels; fall back to the prior when too few."""
         k = table.n_clusters
         self.n_clusters = k
-        x, s = self._matrix(table), self._labelled(table)
-        self.n_positive = int(s.sum())
-        if self.n_positive < self.min_positives or s.all():
+        x = self._matrix(table)
+        f, ll, n = self._counts(table)
+        labelled = (f > 0) | (ll > 0)
+        self.n_positive, self.n_negative = int((f > 0).sum()), int(((ll > 0) & (f == 0)).sum())
+        if min(self.n_positive, self.n_negative) < self.min_positives:
             self.source = "prior"
             return self
-        z0, size = self._prior_logit(x), table.features["size"]
-        rng = np.random.default_rng(self.seed)
-        fold = rng.random(k) < 0.5
-        # The penalty is chosen by the out-of-fold log-loss: with a dozen labelled clusters the
-        # deviations from the prior stay small, with hundreds they may grow.
-        best: tuple[float, float, F64] | None = None
-        for c_l2 in (self.c_l2,) if self.c_l2 is not None else C_L2_GRID:
-            g = self._out_of_fold(z0, x, s, fold, c_l2)
-            q = np.clip(g, EPS, 1 - EPS)
-            nll = float(-np.mean(np.where(s, np.log(q), np.log(1 - q))))
-            if best is None or nll < best[0]:
-                best = (nll, c_l2, g)
-        assert best is not None
-        _, self.chosen_c_l2, g_oof = best
-        self.discovered, self.member_rate = _fit_label_frequency(g_oof[s], size[s])
-        self.label_frequency = float(np.mean(self._c(size[s])))
-        a, b, w = _fit_anchored(z0, x, s, self.chosen_c_l2)
-        self.prior_scale, self.intercept = a, b
-        self.coef = {n: float(v) for n, v in zip(FEATURES, w, strict=True)}
+        z0 = self._prior_logit(x)
+        prior = cl.sigmoid(z0)
+        benign, rings = prior < 0.05, (f > 0) & (prior >= 0.5)
+        if not rings.any():
+            rings = f > 0
+        rho = float(np.clip(ll[f == 0].sum() / n[f == 0].sum(), *NOISE_RANGE))
+        noise = float(np.clip(f[benign].sum() / max(n[benign].sum(), 1.0), *NOISE_RANGE))
+        # Legit labels on a ring's members: a few of them are its attached family; shrunk
+        # towards rho with the weight of 20 members, since there are few such clusters.
+        rho_ring = float(np.clip((ll[rings].sum() + 20 * rho) / (n[rings].sum() + 20), 1e-5, 0.5))
+        r = float(np.clip(_truncated_rate(f[rings], n[rings]), 1e-3, 0.999))
+        model = LabelModel(0.5, r, rho_ring, noise, rho)
+        idx = np.flatnonzero(labelled)
+        fold = np.random.default_rng(self.seed).random(len(idx)) < 0.5
+        theta = np.zeros(2 + x.shape[1])
+        for _ in range(3):  # q from the fitted p, and p refitted with that q
+            obs = _Observed(model, f[idx], ll[idx], n[idx])
+            if self.c_l2 is None:
+                self.chosen_c_l2 = max(
+                    C_L2_GRID, key=lambda c: obs.out_of_fold(z0[idx], x[idx], fold, c)
+                )
+            else:
+                self.chosen_c_l2 = self.c_l2
+            theta = obs.fit(z0[idx], x[idx], self.chosen_c_l2)
+            p = cl.sigmoid(theta[0] * z0 + theta[1] + x @ theta[2:])
+            model = _match_discovery(model, p, f, n)
+        self.labels = model
+        self.prior_scale, self.intercept = float(theta[0]), float(theta[1])
+        self.coef = {name: float(v) for name, v in zip(FEATURES, theta[2:], strict=True)}
         self.source = "learned"
-        # Label noise: the rate of fraud labels on members of clusters the model deems benign
-        # (P(ring | x) under 5%) estimates how often an honest account carries a false one.
-        p = self._p_ring(table, self._g_logit(self._g_contributions(table), k))
-        benign = p < 0.05
-        fraud = table.counts.get("fraud_label", np.zeros(k, dtype=np.int64))
-        if benign.any():
-            rate = float(fraud[benign].sum()) / max(float(size[benign].sum()), 1.0)
-            self.false_label_rate = float(np.clip(rate, 1e-5, 0.5))
         return self
 
     @staticmethod
-    def _out_of_fold(z0: F64, x: F64, s: np.ndarray, fold: np.ndarray, c_l2: float) -> F64:
-        """g on each half of the clusters from a fit on the other half."""
-        g = np.zeros(len(s))
-        for f in (True, False):
-            train = fold != f
-            if s[train].sum() == 0 or s[train].all():
-                g[~train] = s[train].mean() if train.any() else 0.0
-                continue
-            a, b, w = _fit_anchored(z0[train], x[train], s[train], c_l2)
-            g[~train] = cl.sigmoid(a * z0[~train] + b + x[~train] @ w)
-        return g
-
-    def _p_ring(self, table: cl.ClusterTable, g_logit: F64) -> F64:
-        """``P(ring | x) = g / c`` (Elkan and Noto), before looking at the cluster's labels."""
-        g = cl.sigmoid(g_logit)
-        return np.asarray(np.clip(g / self._c(table.features["size"]), 0.0, 1.0))
-
-    @staticmethod
     def _prior_logit(x: F64) -> F64:
-        """The prior's logit on the features ``g`` reads (labels and model scores left out)."""
+        """The prior's logit on the features ``p`` reads (labels and model scores left out)."""
         w = np.array([cl.SCORE_WEIGHTS.get(n, 0.0) for n in FEATURES])
         return np.asarray(cl.SCORE_BIAS + x @ w, dtype=np.float64)
 
-    def _c(self, size: F64) -> F64:
-        """Label frequency of a ring of ``size`` members: ``q * (1 - (1 - r) ** size)``."""
-        r = self.member_rate
-        return np.asarray(
-            np.clip(self.discovered * (1.0 - (1.0 - r) ** np.maximum(size, 1.0)), 0.02, 1.0),
-            dtype=np.float64,
-        )
-
     # -- scoring -------------------------------------------------------------------------------
 
-    def _g_contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
+    def _p_contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Per feature: ``a * prior weight + learned deviation``, times the value."""
         x = self._matrix(table)
         return {
@@ -207,102 +277,130 @@ class ClusterScorer:
         """The learned deviation from the prior's weight, except where it is about labelling."""
         return 0.0 if name in SELECTION else self.coef[name]
 
-    def _posterior(self, table: cl.ClusterTable, g_logit: F64) -> F64:
-        """P(ring) from the logit of ``g`` and the clusters' labels (see the module doc)."""
-        g = np.clip(cl.sigmoid(g_logit), EPS, 1 - EPS)
-        c = self._c(table.features["size"])
-        unlabelled = np.clip((1 - c) / c * g / (1 - g), 0.0, 1.0)
-        # A labelled cluster is a ring unless its label is one of the noisy ones: Bayes with
-        # P(s | ring) = c(n) and P(s | not a ring) = 1 - (1 - e)^n for n honest members.
-        p = np.clip(g / c, 0.0, 1.0)
-        noise = 1.0 - (1.0 - self.false_label_rate) ** np.maximum(table.features["size"], 1.0)
-        labelled = c * p / np.maximum(c * p + noise * (1.0 - p), EPS)
-        return np.asarray(np.where(self._labelled(table), labelled, unlabelled), dtype=np.float64)
-
-    def _g_logit(self, contrib: dict[str, F64], k: int) -> F64:
+    def _p_logit(self, contrib: dict[str, F64], k: int) -> F64:
         bias = self.intercept + self.prior_scale * cl.SCORE_BIAS
         return np.asarray(bias + sum(contrib.values(), np.zeros(k)), dtype=np.float64)
 
+    def _posterior_logit(self, table: cl.ClusterTable, z: F64) -> F64:
+        """The logit of P(ring | x, labels): ``z`` plus the labels' log likelihood ratio."""
+        assert self.labels is not None
+        f, ll, n = self._counts(table)
+        log_a, log_b = self.labels.log_likelihoods(f, ll, n)
+        evidence = np.where((f > 0) | (ll > 0), log_a - log_b, 0.0)  # no label: no evidence
+        return np.asarray(z + evidence, dtype=np.float64)
+
     def predict_proba(self, table: cl.ClusterTable) -> F64:
-        """P(ring) per cluster: the PU posterior (learned) or the prior's score."""
+        """P(ring) per cluster given its signals and its labels, or the prior's score."""
         if self.source == "prior":
             return cl.score(table)[0]
-        contrib = self._g_contributions(table)
-        return self._posterior(table, self._g_logit(contrib, table.n_clusters))
+        return cl.sigmoid(self.decision_function(table))
 
     def decision_function(self, table: cl.ClusterTable) -> F64:
         """Raw score: the logit of ``predict_proba``."""
-        return _logit(self.predict_proba(table))
+        if self.source == "prior":
+            return _logit(cl.score(table)[0])
+        z = self._p_logit(self._p_contributions(table), table.n_clusters)
+        return self._posterior_logit(table, z)
 
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Each signal's contribution to the score's logit, named as the reasons expect: the
-        prior's weights, or the learned weights with the labels' share of a labelled cluster's
-        logit under ``fraud_label_share``."""
+        prior's weights, or the learned weights with the labels' share of the logit under
+        ``fraud_label_share`` (when it raises it) or ``legit_label_share`` (when it lowers it)."""
         if self.source == "prior":
             return cl.score(table)[1]
-        out = self._g_contributions(table)
-        z = self._g_logit(out, table.n_clusters)
-        rest = _logit(self._posterior(table, z)) - z
-        out["fraud_label_share"] = np.where(self._labelled(table), np.maximum(rest, 0.0), 0.0)
+        out = self._p_contributions(table)
+        z = self._p_logit(out, table.n_clusters)
+        f, ll, _ = self._counts(table)
+        rest = self._posterior_logit(table, z) - z
+        out["fraud_label_share"] = np.where(f > 0, np.maximum(rest, 0.0), 0.0)
+        out["legit_label_share"] = np.where(ll > 0, np.minimum(rest, 0.0), 0.0)
         return out
 
     def describe(self) -> dict[str, object]:
         """What the build records: which scorer, and on what evidence."""
-        return {
+        out: dict[str, object] = {
             "source": self.source,
             "positives": self.n_positive,
+            "negatives": self.n_negative,
             "clusters": self.n_clusters,
             "min_positives": self.min_positives,
-            "label_frequency": round(self.label_frequency, 4),
-            "discovered": round(self.discovered, 4),
-            "member_rate": round(self.member_rate, 4),
-            "false_label_rate": round(self.false_label_rate, 6),
-            "prior_scale": round(self.prior_scale, 4),
-            "c_l2": self.chosen_c_l2,
-            "coef": {n: round(w, 4) for n, w in self.coef.items()},
-            "intercept": round(self.intercept, 4),
         }
+        if self.source == "learned" and self.labels is not None:
+            m = self.labels
+            out |= {
+                "discovered": round(m.discovered, 4),
+                "member_rate": round(m.member_rate, 4),
+                "ring_legit_rate": round(m.ring_legit_rate, 6),
+                "false_label_rate": round(m.false_label_rate, 6),
+                "legit_rate": round(m.legit_rate, 6),
+                "prior_scale": round(self.prior_scale, 4),
+                "c_l2": self.chosen_c_l2,
+                "coef": {n: round(w, 4) for n, w in self.coef.items()},
+                "intercept": round(self.intercept, 4),
+            }
+        return out
 
 
-def _fit_anchored(z0: F64, x: F64, s: np.ndarray, c_l2: float) -> tuple[float, float, F64]:
-    """Logistic regression ``g = sigmoid(a * z0 + b + x @ w)``, penalising only ``w``.
+class _Observed:
+    """The labelled clusters' label likelihoods under one label model, for fitting ``p``."""
 
-    ``z0`` is the prior's logit: with few labels the fit is a recalibration of the prior (two
-    free numbers, ``a`` and ``b``); the deviations ``w`` from its weights need evidence to grow
-    (L2, strength ``1 / c_l2`` against the summed log-loss). Returns ``(a, b, w)``.
-    """
-    y = s.astype(np.float64)
-    d = x.shape[1]
+    def __init__(self, model: LabelModel, f: F64, ll: F64, n: F64) -> None:
+        self.log_a, self.log_b = model.log_likelihoods(f, ll, n)
+        self.log_a0, self.log_b0 = model.log_labelled(n)
 
-    def loss(theta: F64) -> tuple[float, F64]:
-        a, b, w = theta[0], theta[1], theta[2:]
-        z = a * z0 + b + x @ w
-        # log(1 + e^z) - y z, stably; its gradient is sigmoid(z) - y.
-        nll = float(np.sum(np.logaddexp(0.0, z) - y * z))
-        r = cl.sigmoid(z) - y
-        grad = np.concatenate([[r @ z0, r.sum()], x.T @ r + w / c_l2])
-        return nll + float(w @ w) / (2 * c_l2), grad
+    def loglik(self, z: F64, rows: np.ndarray) -> tuple[F64, F64]:
+        """Per cluster in ``rows``, ``log P(labels | x, labelled)`` and its derivative in the
+        logit ``z``: the posterior given the labels less the posterior given only that some
+        label is there."""
+        lp, lq = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)  # log p, log (1 - p)
+        log_a, log_b = self.log_a[rows], self.log_b[rows]
+        log_a0, log_b0 = self.log_a0[rows], self.log_b0[rows]
+        num = np.logaddexp(lp + log_a, lq + log_b)
+        den = np.logaddexp(lp + log_a0, lq + log_b0)
+        grad = np.exp(lp + log_a - num) - np.exp(lp + log_a0 - den)
+        return np.asarray(num - den, dtype=np.float64), np.asarray(grad, dtype=np.float64)
 
-    theta0 = np.concatenate([[1.0, 0.0], np.zeros(d)])
-    bounds = [(0.0, None), (None, None)] + [(None, None)] * d
-    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
-    t = np.asarray(res.x, dtype=np.float64)
-    return float(t[0]), float(t[1]), t[2:]
+    def fit(self, z0: F64, x: F64, c_l2: float, rows: np.ndarray | None = None) -> F64:
+        """``theta = (a, b, w)`` maximising the penalised likelihood over ``rows`` (a bool mask;
+        all by default). ``a >= 0``; ``w`` is penalised towards 0 and ``a``, ``b`` towards
+        1 and 0 (``SCALE_SD``, ``INTERCEPT_SD``), so with few labels the fit stays a
+        recalibration of the prior."""
+        sel = np.arange(len(z0)) if rows is None else np.flatnonzero(rows)
+        z0s, xs = z0[sel], x[sel]
+
+        def loss(theta: F64) -> tuple[float, F64]:
+            a, b, w = theta[0], theta[1], theta[2:]
+            ll, g = self.loglik(a * z0s + b + xs @ w, sel)
+            pa, pb = (a - 1.0) / SCALE_SD**2, b / INTERCEPT_SD**2
+            grad = -np.concatenate([[g @ z0s - pa, g.sum() - pb], xs.T @ g - w / c_l2])
+            penalty = float(w @ w) / (2 * c_l2) + pa * (a - 1.0) / 2 + pb * b / 2
+            return -float(ll.sum()) + penalty, grad
+
+        theta0 = np.concatenate([[1.0, 0.0], np.zeros(x.shape[1])])
+        bounds = [(0.0, None), (None, None)] + [(None, None)] * x.shape[1]
+        res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+        return np.asarray(res.x, dtype=np.float64)
+
+    def out_of_fold(self, z0: F64, x: F64, fold: np.ndarray, c_l2: float) -> float:
+        """The held-out log likelihood of each half from a fit on the other half."""
+        total = 0.0
+        for half in (True, False):
+            theta = self.fit(z0, x, c_l2, rows=fold != half)
+            test = np.flatnonzero(fold == half)
+            z = theta[0] * z0[test] + theta[1] + x[test] @ theta[2:]
+            total += float(self.loglik(z, test)[0].sum())
+        return total
 
 
-def _fit_label_frequency(g: F64, size: F64) -> tuple[float, float]:
-    """``(q, r)`` with ``c(n) = q (1 - (1 - r)^n)`` closest (least squares) to the out-of-fold
-    ``g`` of the labelled clusters: Elkan and Noto's ``c = E[g | s = 1]``, letting a ring of
-    20 be likelier labelled than a ring of 3. Falls back to a constant ``c`` (``r = 1``)."""
-    if len(g) == 0:
-        return 1.0, 1.0
-
-    def err(theta: F64) -> float:
-        q, r = theta
-        return float(np.sum((g - q * (1.0 - (1.0 - r) ** size)) ** 2))
-
-    res = minimize(err, np.array([0.5, 0.2]), method="L-BFGS-B",
-                   bounds=[(0.05, 1.0), (0.005, 1.0)])  # fmt: skip
-    if not res.success:
-        return float(np.clip(np.mean(g), 0.05, 1.0)), 1.0
-    return float(res.x[0]), float(res.x[1])
+def _match_discovery(model: LabelModel, p: F64, f: F64, n: F64) -> LabelModel:
+    """The label model with ``q`` set so that the expected number of clusters holding a fraud
+    label, ``sum p (q (1 - (1 - r)^n)) + (1 - p) (1 - (1 - e)^n)``, is the number observed."""
+    seen = float((f > 0).sum())
+    ring_any = 1.0 - (1.0 - model.member_rate) ** n
+    noise_any = 1.0 - (1.0 - model.false_label_rate) ** n
+    base = float(np.sum((1.0 - p) * noise_any))
+    per_q = float(np.sum(p * ring_any))
+    q = (seen - base) / per_q if per_q > 0 else 1.0
+    q = float(np.clip(q, *Q_RANGE))
+    return LabelModel(q, model.member_rate, model.ring_legit_rate, model.false_label_rate,
+                      model.legit_rate)  # fmt: skip

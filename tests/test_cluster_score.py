@@ -49,6 +49,22 @@ def platform(n_households: int = 40, n_rings: int = 32) -> tuple[World, list[str
     return w, fresh_household, fresh_ring
 
 
+def synthetic_ring(w: World, prefix: str, size: int = 4) -> list[str]:
+    """Synthetic identities opened within days on virtual numbers, reusing ID documents (each
+    document on two accounts), each on its own ordinary phone: no emulator, no shared payee."""
+    members = []
+    for i in range(size):
+        created = f"2025-08-0{1 + i}T1{i}:00:00Z"
+        a = w.account(f"{prefix}{i}", created, kyc=0)
+        w.link("device", a, f"{prefix}-PHONE-{i}", created)
+        w.link("phone", a, f"+8617100{prefix}{i:02d}", created, flag=True)
+        w.link("id_document", a, f"{prefix}-DOC-{i // 2}", created)
+        w.link("id_document", a, f"{prefix}-DOC-X{(i + 1) // 2}", created)
+        w.link("payee", a, f"SHOP{i % 3}", created, total=310.0)
+        members.append(a)
+    return members
+
+
 def cluster_score(d: object, ids: list[str]) -> float:
     scores = [c.score for c in d.clusters if set(c.members) & set(ids)]  # type: ignore[attr-defined]
     assert scores, ids
@@ -114,3 +130,21 @@ def test_a_ring_members_family_is_not_in_the_rings_core(graph: Graph) -> None:
     assert core.features["attached"] == 3
     assert core.features["core_share"] == pytest.approx(6 / 9)
     assert all(tight.account_scores[a] < flag for a in family)
+
+
+def test_a_typology_that_is_never_labelled_stays_flagged(graph: Graph) -> None:
+    """Rings of one typology (synthetic identities) carry no fraud label at all, as when a
+    platform labels only the cash-out it has charged back. Their signals (reused documents,
+    virtual numbers) appear in no labelled cluster, so the labels say nothing about them and
+    they keep the prior's weights. Read as negatives, as positive-unlabelled learning reads
+    every unlabelled cluster, they taught the scorer that these signals are benign."""
+    w, fam, _ = platform()
+    synthetic = [synthetic_ring(w, f"S{r:02d}x") for r in range(12)]
+    w.write(graph)
+    flag = DetectConfig().flag_threshold
+
+    learned = detect(graph, config=DetectConfig(cluster_scorer="learned"))
+    assert learned.scorer["source"] == "learned"
+    assert learned.scorer["negatives"] >= 8  # the legit-labelled households are the negatives
+    assert all(cluster_score(learned, ring) >= flag for ring in synthetic)
+    assert cluster_score(learned, fam) < flag

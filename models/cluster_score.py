@@ -14,31 +14,40 @@ their legit labels. Unlabelled clusters are left out of the fit. Treating them a
 positive-unlabelled reading, used here before) taught the scorer that whole typologies which are
 labelled late or rarely, such as young synthetic-identity rings, look benign.
 
-**The label model.** With ``n`` members, ``f`` fraud and ``l`` legit labels:
+**The label model.** With ``n`` members (young ones counted half: labels take months), ``f``
+fraud and ``l`` legit labels:
 
-- a ring is *discovered* with probability ``q``; then each member carries a fraud label with
-  probability ``r``. Its attached family members carry legit labels at ``rho_ring``;
+- a ring is *discovered* with probability ``q``; then its members carry fraud labels at a rate
+  drawn per ring from ``Beta(alpha, beta)`` (one ring is worked through by investigators,
+  another has one chargeback on file), and its attached family legit labels at ``rho_ring``;
 - an honest member carries a (false) fraud label at ``e`` and a legit label at ``rho``.
 
-So ``A = P(f, l | ring) = ((1 - q)[f = 0] + q r^f (1 - r)^(n - f)) rho_ring^l
-(1 - rho_ring)^(n - l)`` and ``B = P(f, l | benign) = e^f (1 - e)^(n - f) rho^l (1 - rho)^(n - l)``
-(binomial coefficients cancel). ``rho`` is the legit labels per member of clusters without a fraud
-label, ``e`` the fraud labels per member of clusters the prior calls benign (below 0.05), and
-``r`` and ``rho_ring`` come from clusters with a fraud label that the prior calls rings (a
-truncated binomial: ``E[f | f >= 1] = n r / (1 - (1 - r)^n)``). ``q`` is the one number that
-needs the unlabelled clusters: it is set so that the expected number of clusters holding a fraud
-label, summed over every cluster's ``P(ring | x)``, equals the number observed.
+So ``A = P(f, l | ring) = ((1 - q)[f = 0] + q BetaBin(f; n, alpha, beta)) Bin(l; n, rho_ring)``
+and ``B = P(f, l | benign) = Bin(f; n, e) Bin(l; n, rho)`` (binomial coefficients cancel).
 
-**The fit.** ``P(ring | x) = sigmoid(a z0 + b + x @ w)``, where ``z0`` is the prior's logit, is
-fitted by maximum likelihood of the labelled clusters' labels *given that they are labelled*:
-``log(p A + (1 - p) B) - log(p A0 + (1 - p) B0)``, with ``A0`` and ``B0`` the chances of holding
-any label. Its gradient in the logit is the posterior given the labels less the posterior given
-only that some label is there. The deviations ``w`` from the prior's weights are L2-penalised,
-the penalty chosen by out-of-fold log-likelihood (two folds by cluster), so that with a dozen
-labelled rings the fit stays a recalibration of the prior. Labels are partial (most rings and
-most honest customers carry none) and noisy (``e``); both are in the model rather than cleaned.
-Labels arrive late, so young clusters are labelled less: ``young_share`` gets a fitted deviation
-(it explains selection) that scoring leaves out.
+**The fit, by EM.** ``p = P(ring | x) = sigmoid(a z0 + b + x @ w)``, where ``z0`` is the prior's
+logit, alternates with the label model, four rounds from a start read off the prior:
+
+1. ``p`` by maximum likelihood of the labelled clusters' labels *given that they are
+   labelled*: ``log(p A + (1 - p) B) - log(p A0 + (1 - p) B0)``, with ``A0`` and ``B0`` the
+   chances of holding any label. Its gradient in the logit is the posterior given the labels
+   less the posterior given only that some label is there. The deviations ``w`` from the
+   prior's weights are L2-penalised (the penalty chosen by out-of-fold likelihood, two folds by
+   cluster); ``a`` and ``b`` have weak Gaussian priors around 1 and 0, so that perfectly
+   separable labels cannot send them to infinity. With a dozen labelled rings the fit stays a
+   recalibration of the prior.
+2. The label model from every cluster, each counted as a ring with its posterior weight (the
+   E step) and as benign with the rest: ``rho``, ``rho_ring`` and ``e`` as weighted rates, and
+   ``(q, alpha, beta)`` jointly by weighted likelihood. A ring without labels may be undiscovered
+   or discovered with few labels; the rings that hold labels tell the two apart by how their
+   counts spread.
+
+Labels are partial (most rings and most honest customers carry none) and noisy (``e``, and
+``rho_ring`` for legit labels on rings); both are in the model rather than cleaned. Labels
+arrive late, so young clusters are labelled less: ``young_share`` gets a fitted deviation (it
+explains selection) that scoring leaves out. "Shares a personal identifier" gets no deviation of
+its own, only per kind (``member_share_<kind>``): a platform's families share cards, its
+synthetic rings documents.
 
 **Scoring.** A labelled cluster gets the Bayes posterior ``p A / (p A + (1 - p) B)``: a fraud
 label on a ring-like cluster makes it near certain, a legit label on a family lowers it, and a
@@ -70,7 +79,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.optimize import brentq, minimize
+from scipy.optimize import minimize
+from scipy.special import betaln
 
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
@@ -93,12 +103,18 @@ EPS = 1e-9
 # a deviation for them (or it would be biased), but scoring keeps only the prior's weight: the
 # score is that of a cluster old enough to have been labelled.
 SELECTION = ("young_share",)
+# Aggregates whose deviation is learned per identifier kind instead (``member_share_<kind>``): a
+# platform's families share cards, its synthetic rings documents, and one deviation on "shares a
+# personal identifier" would tar both with the same brush.
+BY_KIND = ("personal_shared_share",)
 C_L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+EM_STEPS = 4
 # Gaussian priors on the prior's scale (around 1) and the intercept (around 0): when the labelled
 # rings and families are perfectly separable, the likelihood alone would send both to infinity.
-SCALE_SD, INTERCEPT_SD = 1.0, 3.0
-# A ring's discovery chance q is searched in this range; the benign rates are clipped to these.
-Q_RANGE = (0.02, 1.0)
+SCALE_SD, INTERCEPT_SD = 1.0, 10.0
+# The logit of a ring's discovery chance q is searched in this range (q from 0.02 to 0.999); the
+# per-member label rates are clipped to NOISE_RANGE.
+Q_LOGIT = (-4.0, 7.0)
 NOISE_RANGE = (1e-5, 0.05)
 # Labels take months to arrive, so an account under a year old has been open to labelling for
 # about half as long as an old one: it counts as half a member in the label model.
@@ -114,20 +130,35 @@ def _logit(p: F64) -> F64:
 
 @dataclass(frozen=True)
 class LabelModel:
-    """How labels land on rings and on honest groups (see the module doc); all per member."""
+    """How labels land on rings and on honest groups (see the module doc); rates per member."""
 
     discovered: float  # q: the chance that a ring is found at all
-    member_rate: float  # r: the chance that a found ring's member carries a fraud label
+    # A found ring's members carry fraud labels at a rate drawn per ring from Beta(alpha, beta):
+    # one ring is worked through by investigators, another has one chargeback on file.
+    alpha: float
+    beta: float
     ring_legit_rate: float  # rho_ring: legit labels on a ring's attached members
     false_label_rate: float  # e: a false fraud label on an honest member
     legit_rate: float  # rho: a legit label on an honest member
 
+    @property
+    def member_rate(self) -> float:
+        """r: the mean chance that a found ring's member carries a fraud label."""
+        return self.alpha / (self.alpha + self.beta)
+
+    def log_found(self, f: F64, n: F64) -> F64:
+        """``log P(f fraud labels | found ring of n)``, beta-binomial, coefficient left out."""
+        return np.asarray(
+            betaln(f + self.alpha, n - f + self.beta) - betaln(self.alpha, self.beta),
+            dtype=np.float64,
+        )
+
     def log_likelihoods(self, f: F64, ll: F64, n: F64) -> tuple[F64, F64]:
         """``(log A, log B)``: the chance of ``f`` fraud and ``ll`` legit labels on ``n``
         members of a ring, and of a benign group (binomial coefficients left out: they cancel)."""
-        q, r = self.discovered, self.member_rate
-        found = np.log(q) + f * np.log(r) + (n - f) * np.log1p(-r)
-        lost = np.where(f == 0, np.log1p(-min(q, 1.0 - 1e-12)), -np.inf)
+        q = min(self.discovered, 1.0 - 1e-12)
+        found = np.log(q) + self.log_found(f, n)
+        lost = np.where(f == 0, np.log1p(-q), -np.inf)
         log_a = np.logaddexp(found, lost) + _binom(ll, n, self.ring_legit_rate)
         log_b = _binom(f, n, self.false_label_rate) + _binom(ll, n, self.legit_rate)
         return np.asarray(log_a, dtype=np.float64), np.asarray(log_b, dtype=np.float64)
@@ -150,22 +181,6 @@ def _log1mexp(x: F64) -> F64:
     return np.asarray(
         np.where(x > -0.693, np.log(-np.expm1(x)), np.log1p(-np.exp(x))), dtype=np.float64
     )
-
-
-def _truncated_rate(f: F64, n: F64) -> float:
-    """The per-member rate ``r`` with ``sum f = sum n r / (1 - (1 - r)^n)``: the label rate of
-    groups seen only because at least one member is labelled."""
-    total = float(f.sum())
-    if total <= 0 or total >= float(n.sum()):
-        return 0.5
-
-    def gap(r: float) -> float:
-        return float(np.sum(n * r / (1.0 - (1.0 - r) ** n))) - total
-
-    lo, hi = 1e-4, 1.0 - 1e-6
-    if gap(lo) >= 0:
-        return lo
-    return float(brentq(gap, lo, hi))
 
 
 @dataclass
@@ -218,39 +233,32 @@ class ClusterScorer:
         """Learn from the clusters' labels; fall back to the prior when too few."""
         k = table.n_clusters
         self.n_clusters = k
-        x = self._matrix(table)
+        full = self._matrix(table)
+        x = full * np.array([name not in BY_KIND for name in FEATURES])  # what deviates
         f, ll, n = self._counts(table)
         labelled = (f > 0) | (ll > 0)
         self.n_positive, self.n_negative = int((f > 0).sum()), int(((ll > 0) & (f == 0)).sum())
         if min(self.n_positive, self.n_negative) < self.min_positives:
             self.source = "prior"
             return self
-        z0 = self._prior_logit(x)
-        prior = cl.sigmoid(z0)
-        benign, rings = prior < 0.05, (f > 0) & (prior >= 0.5)
-        if not rings.any():
-            rings = f > 0
-        rho = float(np.clip(ll[f == 0].sum() / n[f == 0].sum(), *NOISE_RANGE))
-        noise = float(np.clip(f[benign].sum() / max(n[benign].sum(), 1.0), *NOISE_RANGE))
-        # Legit labels on a ring's members: a few of them are its attached family; shrunk
-        # towards rho with the weight of 20 members, since there are few such clusters.
-        rho_ring = float(np.clip((ll[rings].sum() + 20 * rho) / (n[rings].sum() + 20), 1e-5, 0.5))
-        r = float(np.clip(_truncated_rate(f[rings], n[rings]), 1e-3, 0.999))
-        model = LabelModel(0.5, r, rho_ring, noise, rho)
+        z0 = self._prior_logit(full)
+        model = _initial_labels(f, ll, n, cl.sigmoid(z0))
         idx = np.flatnonzero(labelled)
         fold = np.random.default_rng(self.seed).random(len(idx)) < 0.5
+        scored = np.array([name not in SELECTION for name in FEATURES], dtype=np.float64)
         theta = np.zeros(2 + x.shape[1])
-        for _ in range(3):  # q from the fitted p, and p refitted with that q
+        for step in range(EM_STEPS):
+            # p given the label model (the labelled clusters), then the label model given p
+            # (every cluster, weighted by its posterior of being a ring): EM.
             obs = _Observed(model, f[idx], ll[idx], n[idx])
-            if self.c_l2 is None:
-                self.chosen_c_l2 = max(
+            if step == 0:
+                self.chosen_c_l2 = self.c_l2 if self.c_l2 is not None else max(
                     C_L2_GRID, key=lambda c: obs.out_of_fold(z0[idx], x[idx], fold, c)
-                )
-            else:
-                self.chosen_c_l2 = self.c_l2
+                )  # fmt: skip
             theta = obs.fit(z0[idx], x[idx], self.chosen_c_l2)
-            p = cl.sigmoid(theta[0] * z0 + theta[1] + x @ theta[2:])
-            model = _match_discovery(model, p, f, n)
+            z = theta[0] * z0 + theta[1] + x @ (theta[2:] * scored)
+            log_a, log_b = model.log_likelihoods(f, ll, n)
+            model = _m_step(cl.sigmoid(z + log_a - log_b), f, ll, n, model)
         self.labels = model
         self.prior_scale, self.intercept = float(theta[0]), float(theta[1])
         self.coef = {name: float(v) for name, v in zip(FEATURES, theta[2:], strict=True)}
@@ -330,6 +338,7 @@ class ClusterScorer:
             out |= {
                 "discovered": round(m.discovered, 4),
                 "member_rate": round(m.member_rate, 4),
+                "member_rate_alpha_beta": [round(m.alpha, 4), round(m.beta, 4)],
                 "ring_legit_rate": round(m.ring_legit_rate, 6),
                 "false_label_rate": round(m.false_label_rate, 6),
                 "legit_rate": round(m.legit_rate, 6),
@@ -392,15 +401,45 @@ class _Observed:
         return total
 
 
-def _match_discovery(model: LabelModel, p: F64, f: F64, n: F64) -> LabelModel:
-    """The label model with ``q`` set so that the expected number of clusters holding a fraud
-    label, ``sum p (q (1 - (1 - r)^n)) + (1 - p) (1 - (1 - e)^n)``, is the number observed."""
-    seen = float((f > 0).sum())
-    ring_any = 1.0 - (1.0 - model.member_rate) ** n
-    noise_any = 1.0 - (1.0 - model.false_label_rate) ** n
-    base = float(np.sum((1.0 - p) * noise_any))
-    per_q = float(np.sum(p * ring_any))
-    q = (seen - base) / per_q if per_q > 0 else 1.0
-    q = float(np.clip(q, *Q_RANGE))
-    return LabelModel(q, model.member_rate, model.ring_legit_rate, model.false_label_rate,
-                      model.legit_rate)  # fmt: skip
+def _initial_labels(f: F64, ll: F64, n: F64, prior: F64) -> LabelModel:
+    """A starting label model read off the prior: legit labels per member of clusters without a
+    fraud label, fraud labels per member of clusters the prior calls benign, and a found ring's
+    members labelled at about 0.25."""
+    benign, rings = prior < 0.05, (f > 0) & (prior >= 0.5)
+    rho = float(np.clip(ll[f == 0].sum() / n[f == 0].sum(), *NOISE_RANGE))
+    noise = float(np.clip(f[benign].sum() / max(n[benign].sum(), 1.0), *NOISE_RANGE))
+    rho_ring = float(np.clip((ll[rings].sum() + 20 * rho) / (n[rings].sum() + 20), *NOISE_RANGE))
+    return LabelModel(0.5, 1.0, 3.0, rho_ring, noise, rho)
+
+
+def _m_step(w: F64, f: F64, ll: F64, n: F64, start: LabelModel) -> LabelModel:
+    """The label model that best explains every cluster's labels, each cluster counted as a ring
+    with weight ``w`` (its posterior) and as benign with ``1 - w``. The rings' part, ``q`` and
+    the beta-binomial member rate, is fitted jointly: a ring without labels may be undiscovered
+    (``1 - q``) or discovered with few labels, and the rings that do hold labels tell the two
+    apart by how their counts spread."""
+    ben = 1.0 - w
+
+    def rate(num: F64, den: F64, bounds: tuple[float, float]) -> float:
+        return float(np.clip(num.sum() / max(float(den.sum()), 1e-9), *bounds))
+
+    def nll(theta: F64) -> float:
+        q = float(cl.sigmoid(np.array([theta[0]]))[0])
+        a, b = np.exp(theta[1:])
+        found = np.log(q) + betaln(f + a, n - f + b) - betaln(a, b)
+        lost = np.where(f == 0, np.log1p(-min(q, 1.0 - 1e-12)), -np.inf)
+        return -float(np.sum(w * np.logaddexp(found, lost)))
+
+    q0 = float(np.clip(start.discovered, 0.05, 0.95))
+    theta0 = np.array([np.log(q0 / (1 - q0)), np.log(start.alpha), np.log(start.beta)])
+    res = minimize(nll, theta0, method="L-BFGS-B", bounds=[Q_LOGIT, (-3.0, 5.0), (-3.0, 5.0)])
+    q = float(cl.sigmoid(np.array([res.x[0]]))[0])
+    a, b = np.exp(res.x[1:])
+    return LabelModel(
+        discovered=q,
+        alpha=float(a),
+        beta=float(b),
+        ring_legit_rate=rate(w * ll, w * n, NOISE_RANGE),
+        false_label_rate=rate(ben * f, ben * n, NOISE_RANGE),
+        legit_rate=rate(ben * ll, ben * n, NOISE_RANGE),
+    )

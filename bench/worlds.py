@@ -162,8 +162,8 @@ def world_report(graph: Graph, truth: Path, flag_threshold: float) -> dict[str, 
 
 # Detector variants compared on the same loaded world: settings each rebuild runs with.
 # "before" is the detector as it was before issue #20 (hand-set weights, whole clusters, no
-# co-activation); "prior" is today's default (co-activation on); "after" adds the opt-in learned
-# score and trimmed cores.
+# co-activation); "prior" adds co-activation (the default until session 10); "learned" adds the
+# learned score on whole clusters; "after" is today's default (learned score, trimmed cores).
 _OFF = {"cluster_scorer": "prior", "detect_trim_attached": False, "detect_coactivation": False}
 VARIANTS: dict[str, dict[str, Any]] = {
     "before": _OFF,

@@ -112,15 +112,16 @@ class DetectConfig:
     community_engine: str = "in-process"
     # The cluster score: "prior" (the hand-set weights, clusters.SCORE_WEIGHTS) or "learned"
     # (models.cluster_score: fitted on the platform's labels, calibrated; it falls back to the
-    # prior with fewer than cluster_min_positives clusters that hold a fraud label).
-    cluster_scorer: Literal["prior", "learned"] = "prior"
+    # prior with fewer than cluster_min_positives clusters holding a fraud label, or as few
+    # holding only legit labels).
+    cluster_scorer: Literal["prior", "learned"] = "learned"
     cluster_min_positives: int = 8
     # Inverse strength of the penalty on deviations from the prior; None: chosen by CV.
     cluster_c_l2: float | None = None
     # Ring boundaries (models.boundaries): a cluster scoring at least analyse_min_score keeps
     # only its core (its largest block of at least min_core members); the attached members (a
     # ring member's family, hanging on one member) leave it and inherit nothing from it.
-    trim_attached: bool = False
+    trim_attached: bool = True
     min_core: int = 3
     # Co-activation (models.coactivation): accounts open at least quiet_days that first pay the
     # same new payee within burst_days of its first payment are linked with this weight (0: off).

@@ -183,12 +183,13 @@ class Settings(BaseSettings):
     # The cluster score: "prior" (hand-set weights) or "learned" (fitted on this platform's
     # labels and calibrated; models/cluster_score.py), which falls back to the prior when the
     # labels are too few. The build records which was used (metrics.counts.cluster_scorer).
-    cluster_scorer: Literal["prior", "learned"] = "prior"
-    # Labelled clusters (holding a fraud label) the learned score needs; fewer: the prior.
+    cluster_scorer: Literal["prior", "learned"] = "learned"
+    # Clusters holding a fraud label, and clusters holding only legit labels, that the learned
+    # score needs (each); fewer: the prior.
     cluster_min_positives: int = 8
     # Ring boundaries: flagged clusters keep only their core; attached members (a ring member's
     # family on one tie) leave them and inherit nothing (models/boundaries.py).
-    detect_trim_attached: bool = False
+    detect_trim_attached: bool = True
     # Co-activation (models/coactivation.py): accounts quiet for weeks that first pay the same
     # new payee within days of each other are linked (sleeper rings). Off: identifiers only.
     detect_coactivation: bool = True

@@ -10,9 +10,11 @@ The core is the largest *block* of the cluster's strong-link subgraph: its bicon
 with the most members (ties: the most internal link weight). A block has no single member whose
 removal splits it; a family hanging on one ring member forms a block of its own that meets the
 ring only at that member (an articulation point, who stays in the core). So the family is
-attached, the member they know is core. Rings that are chains by design (mules passing money
-along) have no block of ``min_core`` members or more; for those the whole cluster is the core,
-so trimming never breaks a chain apart.
+attached, the member they know is core. What the core leaves out is not dropped: its own
+connected groups of three or more (the family, or a second ring joined by one member) become
+clusters of their own, scored on their own evidence (:func:`attached_groups`). Rings that are
+chains by design (mules passing money along) have no block of ``min_core`` members or more; for
+those the whole cluster is the core, so trimming never breaks a chain apart.
 
 Shapes: ``members`` is a (m,) array of account indices, ``strong`` the (n, n) upper-triangular
 strong-link matrix (``communities.strong_graph``); :func:`core_mask` returns a (m,) bool mask.
@@ -24,6 +26,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from ringscope.models.projection import I64
 
@@ -52,3 +55,20 @@ def core_mask(members: I64, strong: sp.csr_matrix, min_core: int = 3) -> npt.NDA
     out = np.zeros(m, dtype=bool)
     out[list(core)] = True
     return out
+
+
+def attached_groups(rest: I64, strong: sp.csr_matrix, min_size: int = 3) -> list[I64]:
+    """The attached members' own groups: connected parts of the strong links among ``rest``
+    (the members a core left out) with at least ``min_size`` members, largest first.
+
+    Why: a cluster can hold two rings joined by one member, or a ring and a family of three
+    that shares a card with one ring member. Trimming keeps the biggest block as the core; the
+    rest is not dropped but scored on its own, so a second ring is still found and a family is
+    judged as a family."""
+    if len(rest) < min_size:
+        return []
+    sub = strong[rest][:, rest]
+    n_parts, part = connected_components(sub + sub.T, directed=False)
+    sizes = np.bincount(part, minlength=n_parts)
+    keep = [p for p in np.argsort(-sizes, kind="stable").tolist() if sizes[p] >= min_size]
+    return [np.sort(rest[part == p]) for p in keep]

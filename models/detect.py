@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
-from ringscope.models.boundaries import core_mask
+from ringscope.models.boundaries import attached_groups, core_mask
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
 from ringscope.models.cluster_score import ClusterScorer
 from ringscope.models.coactivation import CoactivationParams, burst_cohorts, coactivation_matrix
@@ -247,8 +247,9 @@ def detect(
             scores, contrib = cl.score(table)
 
     if cfg.trim_attached:
-        attached = np.zeros(len(groups), dtype=np.int64)
         cores: list[np.ndarray] = []
+        left: list[int] = []
+        rest_groups: list[np.ndarray] = []
         for c, members in enumerate(groups):
             mask = (
                 core_mask(members, strong, cfg.min_core)
@@ -256,9 +257,12 @@ def detect(
                 else np.ones(len(members), dtype=bool)
             )
             cores.append(members[mask])
-            attached[c] = int((~mask).sum())
+            left.append(int((~mask).sum()))
+            # What the core left out is scored on its own where it holds together.
+            rest_groups += attached_groups(members[~mask], strong, cfg.min_cluster_size)
+        attached = np.array(left + [0] * len(rest_groups), dtype=np.int64)
         if attached.any():
-            groups = cores
+            groups = cores + rest_groups
             table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
             scores, contrib = cl.score(table)
         # Reported per cluster: members left out as attached, and the core's share of the whole.

@@ -102,7 +102,8 @@ def test_too_few_labels_fall_back_to_the_prior(graph: Graph) -> None:
 
 def test_a_ring_members_family_is_not_in_the_rings_core(graph: Graph) -> None:
     """Six cash-out accounts on two emulators, and the family of one of them: three old,
-    ID-verified relatives sharing a parent's bank card with that member."""
+    ID-verified relatives who shop regularly and bound a parent's bank card to their accounts
+    as each opened one, as did that member."""
     w = World()
     w.background()
     ring = cash_out(w, prefix="C", size=6)
@@ -111,10 +112,10 @@ def test_a_ring_members_family_is_not_in_the_rings_core(graph: Graph) -> None:
         created = f"20{18 + i}-0{3 + i}-0{4 + i}T09:00:00Z"
         a = w.account(f"F{i}", created, kyc=2)
         w.link("device", a, f"F-PHONE-{i}", created)
-        w.link("payee", a, "SHOP1", created, total=87.3, count=9)
+        w.link("payee", a, "SHOP1", created, total=87.3, count=40)
+        w.link("bank_card", a, "FAMILY-CARD", created)
         family.append(a)
-    for a in [ring[0], *family]:
-        w.link("bank_card", a, "FAMILY-CARD", "2021-01-01T00:00:00Z")
+    w.link("bank_card", ring[0], "FAMILY-CARD", "2025-05-01T00:00:00Z")
     w.write(graph)
     flag = DetectConfig().flag_threshold
 
@@ -130,6 +131,10 @@ def test_a_ring_members_family_is_not_in_the_rings_core(graph: Graph) -> None:
     assert core.features["attached"] == 3
     assert core.features["core_share"] == pytest.approx(6 / 9)
     assert all(tight.account_scores[a] < flag for a in family)
+    # Not dropped: what the core left out is a group of its own, judged on its own evidence.
+    (own,) = [c for c in tight.clusters if set(c.members) & set(family)]
+    assert set(own.members) == set(family)
+    assert own.score < flag
 
 
 def test_a_typology_that_is_never_labelled_is_not_learned_as_benign(graph: Graph) -> None:
@@ -152,3 +157,26 @@ def test_a_typology_that_is_never_labelled_is_not_learned_as_benign(graph: Graph
     assert abs(coef["member_share_id_document"]) < 0.05
     lowest_ring = min(cluster_score(learned, ring) for ring in synthetic)
     assert lowest_ring > max(cluster_score(learned, h) for h in [*households, fam])
+
+
+def test_a_second_ring_joined_by_one_member_is_found_on_its_own(graph: Graph) -> None:
+    """Two cash-out rings joined by one member who also used the other ring's emulator: one
+    component, two blocks. The larger ring is the core; the other is not dropped as attached
+    but becomes its own flagged cluster."""
+    w = World()
+    w.background()
+    big = cash_out(w, prefix="C", size=6, merchant="M-COLLUDE-1")
+    small = cash_out(w, prefix="D", size=4, merchant="M-COLLUDE-2")
+    w.link("device", big[0], "D-EMU-0", "2025-05-01T00:00:00Z", "2025-05-20T00:00:00Z", flag=True)
+    w.write(graph)
+    flag = DetectConfig().flag_threshold
+
+    loose = detect(graph, config=DetectConfig(trim_attached=False))
+    assert any(set(big) | set(small) <= set(c.members) for c in loose.clusters)  # one cluster
+
+    tight = detect(graph, config=DetectConfig(trim_attached=True))
+    by_members = {frozenset(c.members): c for c in tight.clusters}
+    assert by_members[frozenset(big)].score >= flag
+    assert by_members[frozenset(big)].features["attached"] == len(small)
+    assert by_members[frozenset(small)].score >= flag
+    assert all(tight.account_scores[a] >= flag for a in small)

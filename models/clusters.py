@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -320,6 +321,30 @@ def _coactivation(
     feats["coactivation_share"] = mean_of(woke)
     counts["coactivated"] = count_of(woke)
     counts["quiet_days_before_wake"] = quiet
+
+
+def splice(table: ClusterTable, k: int, rows: list[int], sub: ClusterTable) -> ClusterTable:
+    """``table`` grown to ``k`` clusters with ``rows`` taken from ``sub`` (row ``i`` of ``sub``
+    is cluster ``rows[i]``); the others keep ``table``'s. Every feature is a function of one
+    cluster's members (and the whole graph), so recomputing only the clusters that changed gives
+    the same table as recomputing all of them, for a fraction of the time."""
+    idx = np.asarray(rows, dtype=np.int64)
+
+    def grow(old: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        out = np.zeros(k, dtype=old.dtype)
+        out[: len(old)] = old
+        out[idx] = new
+        return out
+
+    evidence = list(table.evidence) + [Evidence() for _ in range(k - table.n_clusters)]
+    for i, r in enumerate(rows):
+        evidence[r] = sub.evidence[i]
+    return ClusterTable(
+        k,
+        {n: grow(v, sub.features[n]) for n, v in table.features.items()},
+        {n: grow(v, sub.counts[n]) for n, v in table.counts.items()},
+        evidence,
+    )
 
 
 def score(table: ClusterTable) -> tuple[F64, dict[str, F64]]:

@@ -262,8 +262,12 @@ def detect(
             rest_groups += attached_groups(members[~mask], strong, cfg.min_cluster_size)
         attached = np.array(left + [0] * len(rest_groups), dtype=np.int64)
         if attached.any():
+            # Only the trimmed clusters and the new ones are recomputed.
+            redo = [c for c, n_left in enumerate(left) if n_left]
+            redo += list(range(len(groups), len(groups) + len(rest_groups)))
             groups = cores + rest_groups
-            table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
+            sub = cl.cluster_table(proj, [groups[c] for c in redo], s, params, sig, model, cohorts)
+            table = cl.splice(table, len(groups), redo, sub)
             scores, contrib = cl.score(table)
         # Reported per cluster: members left out as attached, and the core's share of the whole.
         table.features["attached"] = attached.astype(np.float64)

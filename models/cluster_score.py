@@ -75,7 +75,7 @@ its per-cluster label counts) gives ``predict_proba -> (k,)`` in [0, 1] and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -153,13 +153,17 @@ class LabelModel:
             dtype=np.float64,
         )
 
-    def log_likelihoods(self, f: F64, ll: F64, n: F64) -> tuple[F64, F64]:
-        """``(log A, log B)``: the chance of ``f`` fraud and ``ll`` legit labels on ``n``
-        members of a ring, and of a benign group (binomial coefficients left out: they cancel)."""
+    def log_ring_fraud(self, f: F64, n: F64) -> F64:
+        """``log P(f fraud labels | ring of n)``: undiscovered (``f = 0``) or found."""
         q = min(self.discovered, 1.0 - 1e-12)
         found = np.log(q) + self.log_found(f, n)
         lost = np.where(f == 0, np.log1p(-q), -np.inf)
-        log_a = np.logaddexp(found, lost) + _binom(ll, n, self.ring_legit_rate)
+        return np.asarray(np.logaddexp(found, lost), dtype=np.float64)
+
+    def log_likelihoods(self, f: F64, ll: F64, n: F64) -> tuple[F64, F64]:
+        """``(log A, log B)``: the chance of ``f`` fraud and ``ll`` legit labels on ``n``
+        members of a ring, and of a benign group (binomial coefficients left out: they cancel)."""
+        log_a = self.log_ring_fraud(f, n) + _binom(ll, n, self.ring_legit_rate)
         log_b = _binom(f, n, self.false_label_rate) + _binom(ll, n, self.legit_rate)
         return np.asarray(log_a, dtype=np.float64), np.asarray(log_b, dtype=np.float64)
 
@@ -423,22 +427,18 @@ def _m_step(w: F64, f: F64, ll: F64, n: F64, start: LabelModel) -> LabelModel:
     def rate(num: F64, den: F64, bounds: tuple[float, float]) -> float:
         return float(np.clip(num.sum() / max(float(den.sum()), 1e-9), *bounds))
 
+    def rings(theta: F64) -> LabelModel:
+        q, a, b = 1.0 / (1.0 + np.exp(-theta[0])), np.exp(theta[1]), np.exp(theta[2])
+        return replace(start, discovered=float(q), alpha=float(a), beta=float(b))
+
     def nll(theta: F64) -> float:
-        q = float(cl.sigmoid(np.array([theta[0]]))[0])
-        a, b = np.exp(theta[1:])
-        found = np.log(q) + betaln(f + a, n - f + b) - betaln(a, b)
-        lost = np.where(f == 0, np.log1p(-min(q, 1.0 - 1e-12)), -np.inf)
-        return -float(np.sum(w * np.logaddexp(found, lost)))
+        return -float(np.sum(w * rings(theta).log_ring_fraud(f, n)))
 
     q0 = float(np.clip(start.discovered, 0.05, 0.95))
     theta0 = np.array([np.log(q0 / (1 - q0)), np.log(start.alpha), np.log(start.beta)])
     res = minimize(nll, theta0, method="L-BFGS-B", bounds=[Q_LOGIT, (-3.0, 5.0), (-3.0, 5.0)])
-    q = float(cl.sigmoid(np.array([res.x[0]]))[0])
-    a, b = np.exp(res.x[1:])
-    return LabelModel(
-        discovered=q,
-        alpha=float(a),
-        beta=float(b),
+    return replace(
+        rings(res.x),
         ring_legit_rate=rate(w * ll, w * n, NOISE_RANGE),
         false_label_rate=rate(ben * f, ben * n, NOISE_RANGE),
         legit_rate=rate(ben * ll, ben * n, NOISE_RANGE),

@@ -120,7 +120,8 @@ class DetectConfig:
     cluster_c_l2: float | None = None
     # Ring boundaries (models.boundaries): a cluster scoring at least analyse_min_score keeps
     # only its core (its largest block of at least min_core members); the attached members (a
-    # ring member's family, hanging on one member) leave it and inherit nothing from it.
+    # ring member's family, hanging on one member) leave it and inherit nothing from it, and
+    # their own groups of min_cluster_size or more become clusters scored on their own.
     trim_attached: bool = True
     min_core: int = 3
     # Co-activation (models.coactivation): accounts open at least quiet_days that first pay the

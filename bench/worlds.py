@@ -125,6 +125,7 @@ def world_report(graph: Graph, truth: Path, flag_threshold: float) -> dict[str, 
     manifest = json.loads((truth / "manifest.json").read_text())
     world = WorldParams.from_dict(manifest["world"]) if "world" in manifest else WorldParams()
     by_typology = {t.typology: t for t in ev.typologies}
+    sl = by_typology.get("sleeper")
     return {
         "world_seed": world.seed,
         "world": world.to_dict(),
@@ -153,6 +154,14 @@ def world_report(graph: Graph, truth: Path, flag_threshold: float) -> dict[str, 
         },
         "rings_by_typology": {
             t: by_typology[t].rings if t in by_typology else 0 for t in TYPOLOGIES
+        },
+        # Sleeper rings apart: those that woke together inside the data, and those that left
+        # only a chain of single shared identifiers (the truth's ``woke_together``).
+        "sleeper_split": {
+            "woke": sl.recall_woke if sl else None,
+            "woke_rings": sl.woke if sl else 0,
+            "chain": sl.recall_not_woke if sl else None,
+            "chain_rings": sl.rings - sl.woke if sl else 0,
         },
         "auroc": ev.auroc,
         "auprc": ev.auprc,
@@ -261,6 +270,10 @@ def summarise(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["recall_by_typology"] = {
         t: _aggregate([r["recall_by_typology"][t] for r in reports], True) for t in TYPOLOGIES
     }
+    out["sleeper_split"] = {
+        part: _aggregate([r.get("sleeper_split", {}).get(part) for r in reports], True)
+        for part in ("woke", "chain")
+    }
     out["benign_fpr_by_kind"] = {
         k: _aggregate([r["benign_fpr_by_kind"][k] for r in reports], False) for k in BENIGN_KINDS
     }
@@ -293,19 +306,22 @@ def render(reports: Sequence[dict[str, Any]], summary: dict[str, Any], console: 
     flag = reports[0]["flag_threshold"] if reports else "-"
     t = Table(title=f"Detection per world at the flag threshold {flag} (typology: recall (rings))")
     for col in ("world", "rings", "recall", "precision", "R@P.9", "benign FPR", *TYPOLOGIES,
-                "flagged/clusters"):  # fmt: skip
+                "sleeper woke", "sleeper chain", "flagged/clusters"):  # fmt: skip
         t.add_column(col, justify="right")
     for r in reports:
         typ = [f"{_f(r['recall_by_typology'][x])} ({r['rings_by_typology'][x]})"
                for x in TYPOLOGIES]  # fmt: skip
+        sp = r.get("sleeper_split", {})
+        split = [f"{_f(sp.get(x))} ({sp.get(x + '_rings', 0)})" for x in ("woke", "chain")]
         t.add_row(_name(r), str(r["rings"]), _f(r["ring_recall"]), _f(r["precision"]),
-                  _f(r["recall_at_p90"]), _f(r["benign_fpr"]), *typ,
+                  _f(r["recall_at_p90"]), _f(r["benign_fpr"]), *typ, *split,
                   f"{r['flagged_clusters']}/{r['clusters']}")  # fmt: skip
     t.add_section()
     for agg in aggs:
         row = [summary[m][agg] for m in ("ring_recall", "precision", "recall_at_p90", "benign_fpr")]
         typ = [_f(summary["recall_by_typology"][x][agg]) for x in TYPOLOGIES]
-        t.add_row(agg, "", *map(_f, row), *typ, "")
+        split = [_f(summary["sleeper_split"][x][agg]) for x in ("woke", "chain")]
+        t.add_row(agg, "", *map(_f, row), *typ, *split, "")
     console.print(t)
 
     k = Table(title="Benign false-positive rate per kind (groups)")

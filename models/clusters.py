@@ -274,6 +274,9 @@ def cluster_table(
     np.minimum.at(cmin, lab[m], created[m])
     np.maximum.at(cmax, lab[m], created[m])
     feats["age_spread_days"] = np.where(size > 0, (cmax - cmin) / DAY, 0.0)
+    # 1 when every member opened within the same day, 0 at a year apart or more: a ring's
+    # accounts are opened for it within weeks, a family's over years.
+    feats["opened_together"] = np.clip(1.0 - feats["age_spread_days"] / 365.0, 0.0, 1.0)
     j3 = _per_cluster_max_in_window(join, lab, k, 3 * DAY)
     counts["joined_3d"] = j3
     feats["join_burst"] = np.clip((j3 - 1) / np.maximum(size - 1, 1), 0.0, 1.0)
@@ -514,6 +517,9 @@ def reasons(
                 f"new {_plural(len(burst), ('payee', 'payees'))} ({_ids(burst, names)}) within "
                 f"days of each other, after at least {cnt['quiet_days_before_wake']} days open"
             )
+        elif name == "opened_together":
+            days = round(f["age_spread_days"])
+            text = f"all {n} accounts were opened within {_plural(days, ('day', 'days'))}"
         elif name == "round_excess":
             text = f"{round(100 * f['round_share'])}% of the accounts' payments are round amounts"
         elif name == "quiet_share":

@@ -57,6 +57,19 @@ class TypologyMetrics:
     accounts: int
     auroc: float | None  # None when undefined (no accounts of the typology, or no legit ones)
     auprc: float | None
+    # Sleeper rings only (truth column ``woke_together``): how many woke together inside the
+    # data (a shared burst of first payments after a long quiet), and how many of those were
+    # found. The rest leave only a chain of single shared identifiers.
+    woke: int = 0
+    woke_found: int = 0
+
+    @property
+    def recall_woke(self) -> float | None:
+        return _ratio(self.woke_found, self.woke)
+
+    @property
+    def recall_not_woke(self) -> float | None:
+        return _ratio(self.rings_found - self.woke_found, self.rings - self.woke)
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,16 @@ class Evaluation:
                 table.add_row(
                     t.typology, "ring recall", _fmt(t.recall), f"{t.rings_found}/{t.rings}"
                 )
+            if t.woke:
+                table.add_row(
+                    t.typology, "  woke together", _fmt(t.recall_woke), f"{t.woke_found}/{t.woke}"
+                )
+                table.add_row(
+                    t.typology,
+                    "  not woken",
+                    _fmt(t.recall_not_woke),
+                    f"{t.rings_found - t.woke_found}/{t.rings - t.woke}",
+                )
             table.add_row(t.typology, "account AUROC", _fmt(t.auroc), f"{t.accounts} accounts")
         table.add_section()
         for k in self.benign_kinds:
@@ -162,6 +185,18 @@ def _read(path: Path, columns: Sequence[str]) -> dict[str, list[str]]:
     if missing:
         raise TruthError(f"{path} lacks the column(s) {', '.join(missing)}.")
     return {c: table.column(c).to_pylist() for c in columns}
+
+
+def _woke(path: Path, ring_names: Sequence[str]) -> np.ndarray:
+    """Per ring, whether the truth says it woke together (the optional ``woke_together``
+    column of ``rings.csv``; older truth files lack it: none did)."""
+    names = pacsv.read_csv(path).column_names
+    if "woke_together" not in names:
+        return np.zeros(len(ring_names), dtype=bool)
+    col = _read(path, ("ring_id", "woke_together"))
+    woke = {r for r, v in zip(col["ring_id"], col["woke_together"], strict=True)
+            if str(v).strip().lower() == "true"}  # fmt: skip
+    return np.array([r in woke for r in ring_names], dtype=bool)
 
 
 def _groups(
@@ -227,6 +262,7 @@ def evaluate(
         rings_t["ring_id"], rings_t["typology"], rings_t["account_id"]
     )
     ring_found, _ = _matched(ring_members, flagged)
+    woke = _woke(truth_dir / "rings.csv", ring_names)
 
     # Precision of flagged clusters.
     flagged_true = sum(
@@ -266,6 +302,8 @@ def evaluate(
                 accounts=int(accounts_t.sum()),
                 auroc=a_roc,
                 auprc=a_prc,
+                woke=int((in_t & woke).sum()),
+                woke_found=int((in_t & woke & ring_found).sum()),
             )
         )
     kind_arr = np.array(group_kind, dtype=object)

@@ -180,3 +180,47 @@ def test_a_second_ring_joined_by_one_member_is_found_on_its_own(graph: Graph) ->
     assert by_members[frozenset(big)].features["attached"] == len(small)
     assert by_members[frozenset(small)].score >= flag
     assert all(tight.account_scores[a] >= flag for a in small)
+
+
+def quiet_chain(w: World, prefix: str, opened: list[str], label: str | None = None) -> list[str]:
+    """Four quiet accounts in a chain: each shares one identifier (a home IP, an email, a
+    device) with the next and nothing else, and pays one shop now and then."""
+    members = []
+    for i, created in enumerate(opened):
+        a = w.account(f"{prefix}{i}", created, kyc=2, label=label if i == 0 else None)
+        w.link("device", a, f"{prefix}-PHONE-{i}", created)
+        w.link("payee", a, "SHOP2", created, total=55.0, count=3)
+        members.append(a)
+    for i, kind in enumerate(("ip", "email", "device")):
+        when = opened[i + 1]
+        w.link(kind, members[i], f"{prefix}-{kind.upper()}", when)
+        w.link(kind, members[i + 1], f"{prefix}-{kind.upper()}", when)
+    return members
+
+
+def test_a_ring_opened_within_weeks_is_told_from_a_family_opened_over_years(
+    graph: Graph,
+) -> None:
+    """Sleeper-like rings and families that look alike in every signal (the same chain of
+    single shared identifiers, the same quiet shopping, all accounts years old) except when
+    their accounts were opened: a ring's within three weeks, a family's over years. Once the
+    labels show it, the learned score tells them apart by ``opened_together``."""
+    w = World()
+    w.background(20)
+    for r in range(16):
+        ring_days = [f"2021-0{1 + r % 9}-{d:02d}T10:00:00Z" for d in (2, 9, 15, 22)]
+        quiet_chain(w, f"S{r:02d}x", ring_days, "fraud" if r % 4 != 3 else None)
+        family_years = [f"20{y}-0{1 + r % 9}-1{r % 10}T10:00:00Z" for y in (15, 17, 19, 21)]
+        quiet_chain(w, f"F{r:02d}x", family_years, "legit" if r % 2 == 0 else None)
+    ring = quiet_chain(w, "NEWSx", [f"2022-04-{d:02d}T10:00:00Z" for d in (1, 6, 13, 20)])
+    family = quiet_chain(w, "NEWFx", [f"20{y}-04-11T10:00:00Z" for y in (14, 16, 18, 20)])
+    w.write(graph)
+    flag = DetectConfig().flag_threshold
+
+    learned = detect(graph, config=DetectConfig(cluster_scorer="learned"))
+    assert learned.scorer["source"] == "learned"
+    top = next(c for c in learned.clusters if set(c.members) == set(ring))
+    assert top.features["opened_together"] == pytest.approx(1 - 19 / 365)
+    assert cluster_score(learned, ring) >= flag
+    assert cluster_score(learned, family) < flag
+    assert any(r.startswith("All 4 accounts were opened within 19 days") for r in top.reasons)

@@ -105,6 +105,27 @@ def test_evaluate_on_hand_made_truth(graph: Graph, tmp_path: Path) -> None:
     assert "ring recall" in text and "0.333" in text and "household" in text
 
 
+def test_sleeper_rings_that_woke_together_are_reported_apart(graph: Graph, tmp_path: Path) -> None:
+    write_truth(tmp_path)
+    # Three sleeper rings: S1 and S2 woke together inside the data, S3 did not.
+    rows = {"S1": (["A011", "A012"], "true"), "S2": (["A013", "A014"], "true"),
+            "S3": (["A015", "A016"], "false")}  # fmt: skip
+    with (tmp_path / "rings.csv").open("w") as f:
+        f.write("ring_id,typology,account_id,woke_together\n")
+        f.write("".join(f"R1,cash_out,{a},\n" for a in IDS[0:4]))
+        f.write("".join(f"{r},sleeper,{a},{w}\n" for r, (ms, w) in rows.items() for a in ms))
+    write_build(graph, Detection((cl(IDS[0:4], 0.9), cl(["A011", "A012"], 0.9),
+                                  cl(["A015", "A016"], 0.9)), {}, {}))  # fmt: skip
+    by_t = {t.typology: t for t in evaluate(graph, tmp_path).typologies}
+    s = by_t["sleeper"]
+    assert (s.rings, s.rings_found, s.woke, s.woke_found) == (3, 2, 2, 1)
+    assert s.recall_woke == 0.5 and s.recall_not_woke == 1.0
+    assert (by_t["cash_out"].woke, by_t["cash_out"].recall_woke) == (0, None)
+    console = Console(width=120, record=True)
+    console.print(evaluate(graph, tmp_path).render())
+    assert "woke together" in console.export_text()
+
+
 def test_missing_truth_file_is_a_clear_error(graph: Graph, tmp_path: Path) -> None:
     write_truth(tmp_path)
     (tmp_path / "rings.csv").unlink()

@@ -436,6 +436,15 @@ def test_sleeper_members_share_exactly_one_identifier_with_one_or_two_others(wor
         assert seen == set(members)
 
 
+def test_truth_says_which_sleeper_rings_woke_together(world: World) -> None:
+    # The default world's sleepers never wake together: the truth column says false for them
+    # and is empty for the other typologies.
+    woke = {(r["ring_id"], r["typology"], r["woke_together"]) for r in world.truth["rings"]}
+    assert {w for _, t, w in woke if t == "sleeper"} == {"false"}
+    assert {w for _, t, w in woke if t != "sleeper"} == {""}
+    assert world.counts["truth_rings_sleeper_woke"] == 0
+
+
 def test_mule_rings_share_cards_or_documents_and_collectors_and_open_in_bursts(
     world: World,
 ) -> None:

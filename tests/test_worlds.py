@@ -239,6 +239,10 @@ def test_a_drawn_worlds_sleepers_wake_together(drawn: World) -> None:
         wake = [t for t in starts if all(any(t <= x <= t + window for x in own[a]) for a in mset)]
         assert wake, "the ring never woke together"
         assert wake[0] - max(drawn.created[a] for a in members) >= dt.timedelta(days=20)
+    # The truth says so, for the evaluation to report woken sleepers apart.
+    woke = {r["ring_id"]: r["woke_together"] for r in drawn.truth["rings"]}
+    assert {woke[r] for r, t in drawn.ring_typology.items() if t == "sleeper"} == {"true"}
+    assert drawn.counts["truth_rings_sleeper_woke"] == len(rings)
 
 
 def test_a_drawn_worlds_labels_stay_partial_and_noisy_as_drawn(drawn: World) -> None:

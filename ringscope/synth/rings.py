@@ -281,16 +281,16 @@ def _sleeper(w: _World, rng: np.random.Generator, m: Arr, s: int) -> None:
             pool = {"ip": w.ip, "email": w.email, "bank_card": w.card, "id_document": w.doc}[kind]
             w.sight(w.e_id[kind], rng, pair, pool.new(1), lo, hi, k)
     w.fraud_t[m] = np.minimum(c + rng.integers(100, 300, s) * DAY, w.t_end)
-    if p.sleeper_burst_share > 0:
-        _wake(w, w.stream("sleeper-burst"), m, c)
+    if p.sleeper_burst_share > 0 and _wake(w, w.stream("sleeper-burst"), m, c):
+        w.woke.add(int(w.ring[m[0]]))
 
 
-def _wake(w: _World, rng: np.random.Generator, m: Arr, c: Arr) -> None:
+def _wake(w: _World, rng: np.random.Generator, m: Arr, c: Arr) -> bool:
     """Perhaps (``sleeper_burst_share``): the dormant ring wakes at once, weeks after its last
     opening, and every member pays the same few new payees within two days. Drawn from its own
     stream, so that switching this on does not reshuffle the other rings."""
     if rng.random() >= w.p.sleeper_burst_share:
-        return
+        return False
     wake = min(int(c.max()) + int(rng.integers(21, 181)) * DAY, w.t_end - 2 * DAY)
     payees = w.payee.new(int(rng.integers(1, 4)), individual=True, cur=0)
     k = rng.integers(1, 5, len(m))
@@ -298,6 +298,7 @@ def _wake(w: _World, rng: np.random.Generator, m: Arr, c: Arr) -> None:
     cents = np.exp(rng.normal(math.log(2500.0), 0.6, len(t))) * 100
     w.pay(np.repeat(m, k), payees[rng.integers(0, len(payees), len(t))], t, cents)
     w.fraud_t[m] = wake
+    return True
 
 
 def _lone(w: _World, rng: np.random.Generator, m: Arr) -> None:

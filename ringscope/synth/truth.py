@@ -42,10 +42,17 @@ def _write_ground_truth(
     r_idx = np.repeat(np.arange(len(w.rings)), [len(m) for m in r_members]).astype(np.int64)
     r_acc = np.concatenate(r_members) if r_members else np.zeros(0, dtype=np.int64)
     r_ty = np.array([ty for ty, _ in w.rings], dtype=np.int64)
+    sleeper = TYPOLOGIES.index("sleeper") + 1
     _write_truth(truth / "rings.csv", {
         "ring_id": _take(ring_ids, r_idx),
         "typology": _take(typ_names, r_ty[r_idx] if len(r_idx) else r_idx),
         "account_id": _take(acc_ids, r_acc),
+        # For sleeper rings: whether they woke together (else empty).
+        "woke_together": pc.if_else(
+            pa.array(r_ty[r_idx] == sleeper if len(r_idx) else np.zeros(0, dtype=bool)),
+            pa.array(np.isin(r_idx, np.array(sorted(w.woke), dtype=np.int64))),
+            pa.scalar(None, pa.bool_()),
+        ),
     })  # fmt: skip
     g_idx = np.concatenate([g for g, _ in w.group_rows]).astype(np.int64)
     g_acc = arank[np.concatenate([m for _, m in w.group_rows]).astype(np.int64)]
@@ -62,6 +69,7 @@ def _write_ground_truth(
     counts["truth_ring_accounts"] = len(r_acc)
     counts["truth_lone_accounts"] = int((typology == LONE).sum())
     counts["truth_rings"] = len(w.rings)
+    counts["truth_rings_sleeper_woke"] = len(w.woke)
     for i, name in enumerate(TYPOLOGIES):
         counts[f"truth_rings_{name}"] = sum(1 for ty, _ in w.rings if ty == i + 1)
     counts["truth_benign_groups"] = w.n_groups

@@ -138,6 +138,9 @@ class _World:
         self.pay_cents: list[Arr] = []
         # truth
         self.rings: list[tuple[int, Arr]] = []  # (typology code, members)
+        # Sleeper rings that woke together inside the data (``rings._wake``); the others leave
+        # only their chain of shared identifiers, and the evaluation reports the two apart.
+        self.woke: set[int] = set()
         self.groups_kind: list[int] = []
         self.group_rows: list[tuple[Arr, Arr]] = []  # (group index per row, account)
         self.n_groups = 0

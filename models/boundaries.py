@@ -57,18 +57,45 @@ def core_mask(members: I64, strong: sp.csr_matrix, min_core: int = 3) -> npt.NDA
     return out
 
 
-def attached_groups(rest: I64, strong: sp.csr_matrix, min_size: int = 3) -> list[I64]:
+def attached_groups(
+    rest: I64,
+    strong: sp.csr_matrix,
+    min_size: int = 3,
+    core: I64 | None = None,
+    wave: sp.csr_matrix | None = None,
+) -> list[I64]:
     """The attached members' own groups: connected parts of the strong links among ``rest``
     (the members a core left out) with at least ``min_size`` members, largest first.
 
     Why: a cluster can hold two rings joined by one member, or a ring and a family of three
     that shares a card with one ring member. Trimming keeps the biggest block as the core; the
     rest is not dropped but scored on its own, so a second ring is still found and a family is
-    judged as a family."""
-    if len(rest) < min_size:
+    judged as a family.
+
+    A part too small to be a group alone (two members) is extended by the ``core`` members it
+    is tied to by ``wave`` links (strong links made in one wave of first use), when every member
+    of the extended group has such a link inside it: three accounts taken over in one wave, one
+    of whom stays in the core with their family, are a group of three. That member is then in
+    two clusters (the family's and the takeover's), as they are in two groups in life."""
+    if len(rest) < 2:
         return []
-    sub = strong[rest][:, rest]
-    n_parts, part = connected_components(sub + sub.T, directed=False)
+    sym = (strong + strong.T).tocsr()
+    sub = sym[rest][:, rest]
+    n_parts, part = connected_components(sub, directed=False)
     sizes = np.bincount(part, minlength=n_parts)
-    keep = [p for p in np.argsort(-sizes, kind="stable").tolist() if sizes[p] >= min_size]
-    return [np.sort(rest[part == p]) for p in keep]
+    out = []
+    for p in np.argsort(-sizes, kind="stable").tolist():
+        grp = rest[part == p]
+        if sizes[p] < min_size and core is not None and wave is not None and sizes[p] >= 2:
+            # Too small alone: with the core members it is tied to by links made in one wave
+            # of first use (a takeover wave's victims, one of whom stays in the core with
+            # their family).
+            wsym = (wave + wave.T).tocsr()
+            touch = core[np.asarray(wsym[grp][:, core].sum(axis=0)).ravel() > 0]
+            ext = np.concatenate([grp, touch])
+            inner = np.asarray(wsym[ext][:, ext].sum(axis=1)).ravel()
+            if len(touch) and (inner > 0).all():
+                grp = ext
+        if len(grp) >= min_size:
+            out.append(np.sort(grp))
+    return out

@@ -159,6 +159,21 @@ class DetectConfig:
         )
 
 
+def _disjoint(rows: list[int], groups: list[np.ndarray]) -> list[list[int]]:
+    """``rows`` in batches whose groups share no account (first fit, order kept)."""
+    batches: list[tuple[list[int], set[int]]] = []
+    for r in rows:
+        members = set(groups[r].tolist())
+        for batch, used in batches:
+            if not used & members:
+                batch.append(r)
+                used |= members
+                break
+        else:
+            batches.append(([r], members))
+    return [b for b, _ in batches]
+
+
 def detect(
     graph: Graph,
     settings: Settings | None = None,
@@ -260,15 +275,22 @@ def detect(
             cores.append(members[mask])
             left.append(int((~mask).sum()))
             # What the core left out is scored on its own where it holds together.
-            rest_groups += attached_groups(members[~mask], strong, cfg.min_cluster_size)
+            rest_groups += attached_groups(
+                members[~mask], strong, cfg.min_cluster_size, core=members[mask], wave=wave
+            )
         attached = np.array(left + [0] * len(rest_groups), dtype=np.int64)
         if attached.any():
             # Only the trimmed clusters and the new ones are recomputed.
             redo = [c for c, n_left in enumerate(left) if n_left]
             redo += list(range(len(groups), len(groups) + len(rest_groups)))
             groups = cores + rest_groups
-            sub = cl.cluster_table(proj, [groups[c] for c in redo], s, params, sig, model, cohorts)
-            table = cl.splice(table, len(groups), redo, sub)
+            # A group extended by the core member it hangs on shares that member with the core:
+            # the feature table is per account, so overlapping clusters go in separate passes.
+            for batch in _disjoint(redo, groups):
+                sub = cl.cluster_table(
+                    proj, [groups[c] for c in batch], s, params, sig, model, cohorts
+                )
+                table = cl.splice(table, len(groups), batch, sub)
             scores, contrib = cl.score(table)
         # Reported per cluster: members left out as attached, and the core's share of the whole.
         table.features["attached"] = attached.astype(np.float64)

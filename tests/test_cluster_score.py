@@ -11,7 +11,7 @@ import pytest
 
 from ringscope.graph import Graph
 from ringscope.models.detect import DetectConfig, detect
-from tests.test_detect_rings import World, cash_out
+from tests.test_detect_rings import World, cash_out, household
 
 pytestmark = pytest.mark.neo4j
 
@@ -224,3 +224,38 @@ def test_a_ring_opened_within_weeks_is_told_from_a_family_opened_over_years(
     assert cluster_score(learned, ring) >= flag
     assert cluster_score(learned, family) < flag
     assert any(r.startswith("All 4 accounts were opened within 19 days") for r in top.reasons)
+
+
+def test_a_takeover_wave_whose_victim_stays_with_its_family_is_found(graph: Graph) -> None:
+    """Three old accounts taken over in one wave: the same new device and IP within two days,
+    then drained to one new payee. One victim belongs to a family of four (a tablet and the
+    home IP), which is the cluster's biggest block and so its core; the other two victims alone
+    are too few to be a group of their own. With the victim they share the wave with, they are:
+    the takeover ring is found, and the family stays a family."""
+    w = World()
+    w.background()
+    family = household(w, "H", size=4)
+    for a in family:  # and the parents' card, bound to every account as it was opened
+        w.link("bank_card", a, "H-CARD", next(r["created"] for r in w.accounts if r["id"] == a))
+    victims = [family[0]]
+    for i in range(2):
+        created = f"201{6 + i}-03-0{4 + i}T09:00:00Z"
+        a = w.account(f"T{i}", created, kyc=2)
+        w.link("device", a, f"T-PHONE-{i}", created)
+        w.link("ip", a, f"T-HOME-{i}", created)
+        w.link("payee", a, "SHOP0", created, total=240.7, count=12)
+        victims.append(a)
+    for i, a in enumerate(victims):
+        start, end = f"2025-06-1{i}T02:00:00Z", "2025-06-14T00:00:00Z"
+        w.link("device", a, "ATTACKER-DEV", start, end)
+        w.link("ip", a, "ATTACKER-IP", start, end)
+        w.link("payee", a, "DRAIN-1", start, end, total=5000.0, count=2)
+    w.write(graph)
+
+    d = detect(graph, config=DetectConfig(trim_attached=True))
+    by_members = {frozenset(c.members): c for c in d.clusters}
+    assert frozenset(victims) in by_members, [c.members for c in d.clusters]
+    assert by_members[frozenset(victims)].score >= DetectConfig().flag_threshold
+    assert by_members[frozenset(family)].features["size"] == 4  # the victim is in both
+    assert not any(set(family[1:]) & set(c.members) for c in d.clusters
+                   if c.score >= DetectConfig().flag_threshold)  # fmt: skip

@@ -79,9 +79,12 @@ def attached_groups(
     two clusters (the family's and the takeover's), as they are in two groups in life."""
     if len(rest) < 2:
         return []
-    sym = (strong + strong.T).tocsr()
-    sub = sym[rest][:, rest]
-    n_parts, part = connected_components(sub, directed=False)
+
+    def local(a: I64, b: I64, m: sp.csr_matrix) -> sp.csr_matrix:
+        """The links between ``a`` and ``b`` in either direction (``m`` is triangular)."""
+        return sp.csr_matrix(m[a][:, b] + m[b][:, a].T)
+
+    n_parts, part = connected_components(local(rest, rest, strong), directed=False)
     sizes = np.bincount(part, minlength=n_parts)
     out = []
     for p in np.argsort(-sizes, kind="stable").tolist():
@@ -90,10 +93,9 @@ def attached_groups(
             # Too small alone: with the core members it is tied to by links made in one wave
             # of first use (a takeover wave's victims, one of whom stays in the core with
             # their family).
-            wsym = (wave + wave.T).tocsr()
-            touch = core[np.asarray(wsym[grp][:, core].sum(axis=0)).ravel() > 0]
+            touch = core[np.asarray(local(grp, core, wave).sum(axis=0)).ravel() > 0]
             ext = np.concatenate([grp, touch])
-            inner = np.asarray(wsym[ext][:, ext].sum(axis=1)).ravel()
+            inner = np.asarray(local(ext, ext, wave).sum(axis=1)).ravel()
             if len(touch) and (inner > 0).all():
                 grp = ext
         if len(grp) >= min_size:

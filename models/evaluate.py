@@ -172,31 +172,32 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def _read(path: Path, columns: Sequence[str]) -> dict[str, list[str]]:
+def _read(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The ``columns`` of one truth CSV as strings, and those of ``optional`` it has (a column
+    it lacks reads as all empty)."""
     if not path.is_file():
         raise TruthError(f"Ground truth file {path} is missing; pass the generator's truth dir.")
     table = pacsv.read_csv(
         path,
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns}, strings_can_be_null=True
+            column_types={c: pa.string() for c in (*columns, *optional)},
+            strings_can_be_null=True,
         ),
     )
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise TruthError(f"{path} lacks the column(s) {', '.join(missing)}.")
-    return {c: table.column(c).to_pylist() for c in columns}
+    out = {c: table.column(c).to_pylist() for c in columns}
+    for c in optional:
+        out[c] = table.column(c).to_pylist() if c in table.column_names else [None] * len(table)
+    return out
 
 
-def _woke(path: Path, ring_names: Sequence[str]) -> np.ndarray:
-    """Per ring, whether the truth says it woke together (the optional ``woke_together``
-    column of ``rings.csv``; older truth files lack it: none did)."""
-    names = pacsv.read_csv(path).column_names
-    if "woke_together" not in names:
-        return np.zeros(len(ring_names), dtype=bool)
-    col = _read(path, ("ring_id", "woke_together"))
-    woke = {r for r, v in zip(col["ring_id"], col["woke_together"], strict=True)
-            if str(v).strip().lower() == "true"}  # fmt: skip
-    return np.array([r in woke for r in ring_names], dtype=bool)
+def _woke(ring_ids: Sequence[str], woke: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
+    """Per ring of ``names``, whether the truth's optional ``woke_together`` column says it woke
+    together (older truth files lack the column: none did)."""
+    yes = {r for r, v in zip(ring_ids, woke, strict=True) if str(v).strip().lower() == "true"}
+    return np.array([r in yes for r in names], dtype=bool)
 
 
 def _groups(
@@ -240,7 +241,9 @@ def evaluate(
     """Compare a build (the current one by default) with the ground truth in ``truth_dir``."""
     truth_dir = Path(truth_dir)
     acc = _read(truth_dir / "accounts.csv", ("account_id", "is_fraud", "typology"))
-    rings_t = _read(truth_dir / "rings.csv", ("ring_id", "typology", "account_id"))
+    rings_t = _read(
+        truth_dir / "rings.csv", ("ring_id", "typology", "account_id"), ("woke_together",)
+    )
     benign_t = _read(truth_dir / "benign_groups.csv", ("group_id", "kind", "account_id"))
 
     bid, clusters = all_clusters(graph, build_id)
@@ -262,7 +265,7 @@ def evaluate(
         rings_t["ring_id"], rings_t["typology"], rings_t["account_id"]
     )
     ring_found, _ = _matched(ring_members, flagged)
-    woke = _woke(truth_dir / "rings.csv", ring_names)
+    woke = _woke(rings_t["ring_id"], rings_t["woke_together"], ring_names)
 
     # Precision of flagged clusters.
     flagged_true = sum(

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.models.projection import I64
+from ringscope.models.subgraph import submatrix
 
 
 def core_mask(members: I64, strong: sp.csr_matrix, min_core: int = 3) -> npt.NDArray[np.bool_]:
@@ -37,7 +38,7 @@ def core_mask(members: I64, strong: sp.csr_matrix, min_core: int = 3) -> npt.NDA
     everyone = np.ones(m, dtype=bool)
     if m < 2 * min_core:  # too small to hold a core and an attached group of its own
         return everyone
-    sub = strong[members][:, members]
+    sub = submatrix(strong, members)
     sub = (sub + sub.T).tocoo()
     g = nx.Graph()
     g.add_nodes_from(range(m))
@@ -82,7 +83,7 @@ def attached_groups(
 
     def local(a: I64, b: I64, m: sp.csr_matrix) -> sp.csr_matrix:
         """The links between ``a`` and ``b`` in either direction (``m`` is triangular)."""
-        return sp.csr_matrix(m[a][:, b] + m[b][:, a].T)
+        return sp.csr_matrix(submatrix(m, a, b) + submatrix(m, b, a).T)
 
     n_parts, part = connected_components(local(rest, rest, strong), directed=False)
     sizes = np.bincount(part, minlength=n_parts)

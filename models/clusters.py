@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import igraph as ig
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
@@ -385,10 +386,21 @@ def analyse(
     elig: Mapping[str, npt.NDArray[np.bool_]],
     orders: Mapping[str, tuple[I64, npt.NDArray[np.int32]]],
 ) -> Analysis:
-    """The account+identifier subgraph of one cluster: what holds it together."""
-    g = nx.Graph()
+    """The account+identifier subgraph of one cluster: what holds it together.
+
+    Nodes are the members, then each shared eligible identifier in order of its first edge;
+    the analysis runs on the largest connected part (the first, on a tie). It runs in igraph
+    (C): at 1M accounts the same in networkx was the detector's largest per-cluster cost
+    (profiled: 15 s of betweenness and 7 s of eccentricities over 2,000 clusters). Betweenness
+    is normalised as networkx normalises it (by the pairs not involving the node), and the
+    diameter of a part over 400 nodes is networkx's two-sweep lower bound, as before.
+    """
+    names: list[tuple[str, int]] = [("a", int(a)) for a in members.tolist()]
+    index: dict[tuple[str, int], int] = {}
+    links: set[tuple[int, int]] = set()
+    edge_list: list[tuple[int, int]] = []
     mset = set(members.tolist())
-    g.add_nodes_from(("a", int(a)) for a in members.tolist())
+    pos = {a: i for i, a in enumerate(members.tolist())}
     for name, edges in proj.kinds.items():
         idx = _edge_index(orders[name], members)
         ok = elig[name][edges.ident[idx]]
@@ -400,18 +412,34 @@ def analyse(
         shared = set(uniq[cnt >= 2].tolist())
         for a, x in zip(edges.acc[idx].tolist(), ident.tolist(), strict=True):
             if x in shared and a in mset:
-                g.add_edge(("a", a), (name, int(edges.nodes[x])))
-    comp = max(nx.connected_components(g), key=len) if g.number_of_nodes() else set()
-    sub = g.subgraph(comp)
-    # Exact diameter is O(n*m): on a big subgraph take the fast two-sweep lower bound instead.
-    if sub.number_of_nodes() <= 1:
+                node = (name, int(edges.nodes[x]))
+                j = index.get(node)
+                if j is None:
+                    j = index[node] = len(names)
+                    names.append(node)
+                if (pos[a], j) not in links:
+                    links.add((pos[a], j))
+                    edge_list.append((pos[a], j))
+    g = ig.Graph(n=len(names), edges=edge_list)
+    membership = np.asarray(g.connected_components().membership, dtype=np.int64)
+    part = np.flatnonzero(membership == int(np.argmax(np.bincount(membership))))
+    sub = g.induced_subgraph(part.tolist())
+    label = [names[v] for v in part.tolist()]
+    n = sub.vcount()
+    if n <= 1:
         diameter = 0
-    elif sub.number_of_nodes() <= 400:
-        diameter = nx.diameter(sub) // 2
-    else:
-        diameter = nx.approximation.diameter(sub, seed=0) // 2
-    arts = list(nx.articulation_points(sub))
-    bet = nx.betweenness_centrality(sub, normalized=True) if sub.number_of_nodes() <= 400 else {}
+    elif n <= 400:
+        diameter = int(sub.diameter(directed=False)) // 2
+    else:  # exact diameter is O(n*m): the fast two-sweep lower bound instead
+        big = nx.Graph()
+        big.add_nodes_from(range(n))  # in the order networkx saw them before (the seed's draw)
+        big.add_edges_from(sub.get_edgelist())
+        diameter = nx.approximation.diameter(big, seed=0) // 2
+    arts = [label[v] for v in sub.articulation_points()]
+    bet: dict[tuple[str, int], float] = {}
+    if n <= 400:
+        scale = 2.0 / ((n - 1) * (n - 2)) if n > 2 else 1.0
+        bet = {label[v]: float(b) * scale for v, b in enumerate(sub.betweenness(directed=False))}
     art_ids = sorted((n for n in arts if n[0] != "a"), key=lambda n: (-bet.get(n, 0.0), n[0], n[1]))
     art_members = sorted(n[1] for n in arts if n[0] == "a")
     return Analysis(

@@ -14,11 +14,13 @@ from typing import Protocol, runtime_checkable
 
 import igraph as ig
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.errors import RingScopeError
 from ringscope.models.projection import I64
+from ringscope.models.subgraph import internal_links, submatrix
 
 Split = tuple[int, list[I64]]  # (index of a group, the parts proposed to replace it)
 
@@ -34,13 +36,20 @@ def strong_graph(s: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
 
 def _leiden(sub: sp.csr_matrix, resolution: float, seed: int) -> I64:
     coo = sub.tocoo()
-    g = ig.Graph(n=sub.shape[0], edges=list(zip(coo.row.tolist(), coo.col.tolist(), strict=True)))
+    return _leiden_edges(sub.shape[0], coo.row, coo.col, coo.data, resolution, seed)
+
+
+def _leiden_edges(
+    n: int, row: I64, col: I64, weight: npt.NDArray[np.float64], resolution: float, seed: int
+) -> I64:
+    """Leiden (modularity) membership of ``n`` nodes joined by the weighted edges given."""
+    g = ig.Graph(n=n, edges=list(zip(row.tolist(), col.tolist(), strict=True)))
     state = random.getstate()
     random.seed(seed)  # igraph's Leiden draws from Python's RNG: seed it for determinism
     try:
         part = g.community_leiden(
             objective_function="modularity",
-            weights=coo.data.tolist(),
+            weights=weight.tolist(),
             resolution=resolution,
             # Bounded: with -1 (until stable) igraph can oscillate forever on some graphs,
             # which hung a demo run here. Ten passes are well past the quality plateau.
@@ -74,7 +83,7 @@ def communities(
             out.append(grp)
             continue
         level = depth.get(int(grp[0]), 0)
-        sub = sp.triu(sym[grp][:, grp], k=1).tocsr()
+        sub = sp.triu(submatrix(sym, grp), k=1).tocsr()
         member = _leiden(sub, resolution * (2.0**level), seed)
         parts = [grp[member == c] for c in np.unique(member)]
         if len(parts) == 1:  # Leiden will not split it: keep it whole
@@ -82,7 +91,7 @@ def communities(
             continue
         for p in parts:
             # A Leiden part need not be connected over strong links: split into components.
-            psub = sym[p][:, p]
+            psub = submatrix(sym, p)
             _, pc = connected_components(psub, directed=False)
             for c in np.unique(pc):
                 q = p[pc == c]
@@ -111,20 +120,38 @@ def risk_splits(
     and (given ``wave``, the strong links that are also co-arrival links) the components of the
     links made in one wave of first use, which peel off households attached to a takeover wave.
     """
-    wsym = (wave + wave.T).tocsr() if wave is not None else None
-    sym = (strong + strong.T).tocsr()
+    big = [gi for gi, grp in enumerate(groups) if len(grp) >= split_min_size]
+    # All groups' internal links in one pass (one sparse sub-matrix per group cost more in
+    # scipy's fixed overhead than the Leiden runs themselves, at 1M accounts).
+    links = internal_links(strong, [groups[gi] for gi in big])
+    wave_label: I64 | None = None
+    if wave is not None:
+        # One-wave components within each group: the wave links inside the groups, one
+        # components pass over all of them (labels run in order of each part's first member).
+        inside = internal_links(wave, [groups[gi] for gi in big])
+        rows = [groups[gi][r] for gi, (r, _, _) in zip(big, inside, strict=True)]
+        cols = [groups[gi][c] for gi, (_, c, _) in zip(big, inside, strict=True)]
+        n = strong.shape[0]
+        within = sp.csr_matrix(
+            (
+                np.ones(sum(len(r) for r in rows), dtype=np.int8),
+                (np.concatenate([np.zeros(0, np.int64), *rows]),
+                 np.concatenate([np.zeros(0, np.int64), *cols])),
+            ),
+            shape=(n, n),
+        )  # fmt: skip
+        _, wave_label = connected_components(within, directed=False)
     out: list[Split] = []
-    for gi, grp in enumerate(groups):
-        if len(grp) < split_min_size:
-            continue
-        member = _leiden(sp.triu(sym[grp][:, grp], k=1).tocsr(), 1.0, seed)
-        parts = [np.sort(grp[member == c]) for c in np.unique(member)]
+    for gi, (r, c, w) in zip(big, links, strict=True):
+        grp = groups[gi]
+        member = _leiden_edges(len(grp), r, c, w, 1.0, seed)
+        parts = [np.sort(grp[member == k]) for k in np.unique(member)]
         parts = [p for p in parts if len(p) >= min_size]
         if len(parts) >= 1 and not (len(parts) == 1 and len(parts[0]) == len(grp)):
             out.append((gi, parts))
-        if wsym is not None:
-            _, wc = connected_components(wsym[grp][:, grp], directed=False)
-            wparts = [np.sort(grp[wc == c]) for c in np.unique(wc)]
+        if wave_label is not None:
+            wc = wave_label[grp]
+            wparts = [np.sort(grp[wc == k]) for k in np.unique(wc)]
             wparts = [p for p in wparts if len(p) >= min_size]
             if wparts and not (len(wparts) == 1 and len(wparts[0]) == len(grp)):
                 out.append((gi, wparts))

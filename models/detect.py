@@ -159,6 +159,19 @@ class DetectConfig:
         )
 
 
+class _Lap:
+    """Sub-stage timer for the features stage: ``lap(name)`` records the seconds since the last
+    lap as ``features.<name>``, so a bench shows where the detector's biggest stage goes."""
+
+    def __init__(self, seconds: dict[str, float], start: float) -> None:
+        self.seconds, self.last = seconds, start
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[f"features.{name}"] = now - self.last
+        self.last = now
+
+
 def _disjoint(rows: list[int], groups: list[np.ndarray]) -> list[list[int]]:
     """``rows`` in batches whose groups share no account (first fit, order kept)."""
     batches: list[tuple[list[int], set[int]]] = []
@@ -230,6 +243,8 @@ def detect(
     sig = cl.account_signals(proj, model)
     table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
     scores, contrib = cl.score(table)
+    lap = _Lap(seconds, t)
+    lap("table")
     wave = strong.multiply(strong_graph(arrival, cfg.wave_threshold) > 0).tocsr()
     splits = engine.risk_splits(
         strong, groups, min_size=cfg.min_cluster_size, split_min_size=cfg.split_min_size,
@@ -261,6 +276,7 @@ def detect(
             groups.sort(key=lambda a: (int(a[0]), len(a)))
             table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
             scores, contrib = cl.score(table)
+    lap("splits")
 
     if cfg.trim_attached:
         cores: list[np.ndarray] = []
@@ -295,6 +311,7 @@ def detect(
         # Reported per cluster: members left out as attached, and the core's share of the whole.
         table.features["attached"] = attached.astype(np.float64)
         table.features["core_share"] = table.features["size"] / (table.features["size"] + attached)
+    lap("trim")
 
     scorer = ClusterScorer(
         min_positives=cfg.cluster_min_positives, c_l2=cfg.cluster_c_l2, seed=cfg.seed
@@ -304,6 +321,7 @@ def detect(
         if scorer.source == "learned":
             scores = scorer.predict_proba(table)
             contrib = scorer.contributions(table)
+    lap("scorer")
 
     # networkx analysis for the clusters worth explaining, then one lookup of identifier ids.
     elig = {name: eligible(e, params) for name, e in proj.kinds.items()}
@@ -311,6 +329,7 @@ def detect(
     orders = cl.edge_orders(proj)
     for c in np.flatnonzero(scores >= cfg.analyse_min_score).tolist():
         analyses[c] = cl.analyse(groups[c], proj, elig, orders)
+    lap("analyse")
     wanted: list[int] = []
     keys: dict[int, list[tuple[str, int, int]]] = {}
     for c in range(len(groups)):

@@ -241,7 +241,8 @@ def detect(
             [float(account_model_scores.get(a, 0.0)) for a in proj.ids], dtype=np.float64
         )
     sig = cl.account_signals(proj, model)
-    table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
+    upper = cl.upper_links(s)
+    table = cl.cluster_table(proj, groups, upper, params, sig, model, cohorts)
     scores, contrib = cl.score(table)
     lap = _Lap(seconds, t)
     lap("table")
@@ -256,11 +257,11 @@ def detect(
         # judging with model scores kept 4% of the planted rings glued to benign neighbours).
         flat = [p for _, parts in splits for p in parts]
         plain = cl.account_signals(proj, None)
-        part_scores, _ = cl.score(cl.cluster_table(proj, flat, s, params, plain, None, cohorts))
+        part_scores, _ = cl.score(cl.cluster_table(proj, flat, upper, params, plain, None, cohorts))
         whole = (
             scores
             if model is None
-            else cl.score(cl.cluster_table(proj, groups, s, params, plain, None, cohorts))[0]
+            else cl.score(cl.cluster_table(proj, groups, upper, params, plain, None, cohorts))[0]
         )
         replace: dict[int, list[np.ndarray]] = {}
         gain: dict[int, float] = {}
@@ -274,7 +275,7 @@ def detect(
         if replace:
             groups = [p for gi, grp in enumerate(groups) for p in replace.get(gi, [grp])]
             groups.sort(key=lambda a: (int(a[0]), len(a)))
-            table = cl.cluster_table(proj, groups, s, params, sig, model, cohorts)
+            table = cl.cluster_table(proj, groups, upper, params, sig, model, cohorts)
             scores, contrib = cl.score(table)
     lap("splits")
 
@@ -304,7 +305,7 @@ def detect(
             # the feature table is per account, so overlapping clusters go in separate passes.
             for batch in _disjoint(redo, groups):
                 sub = cl.cluster_table(
-                    proj, [groups[c] for c in batch], s, params, sig, model, cohorts
+                    proj, [groups[c] for c in batch], upper, params, sig, model, cohorts
                 )
                 table = cl.splice(table, len(groups), batch, sub)
             scores, contrib = cl.score(table)
@@ -364,21 +365,22 @@ def detect(
     names.update(identifier_ids(graph, needed))
 
     out: list[Cluster] = []
+    rows = cl.TableRows.of(table, contrib)
     for c, members in enumerate(groups):
         a = analyses.get(c)
-        feats = cl.round_features(table.features, c)
+        feats = cl.round_features(rows.features, c)
         feats["diameter"] = float(a.diameter) if a else -1.0
         feats["articulation_identifiers"] = float(len(a.articulation_identifiers)) if a else -1.0
         out.append(
             Cluster(
                 members=tuple(sorted(proj.ids[i] for i in members.tolist())),
                 score=round(float(scores[c]), 6),
-                reasons=cl.reasons(c, table, contrib, names, a),
+                reasons=cl.reasons(c, rows, names, a),
                 features=feats,
                 key_identifiers=tuple(
                     (kind, names.get(node, f"#{node}"), k) for kind, node, k in keys[c]
                 ),
-                density=round(float(table.features["density"][c]), 6),
+                density=round(float(rows.features["density"][c]), 6),
             )
         )
     out.sort(key=lambda x: (-x.score, x.members))

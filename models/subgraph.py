@@ -64,5 +64,6 @@ def internal_links(
     g_of, r, c, w = g_of[order], r[order], c[order], w[order].astype(np.float64)
     bounds = np.searchsorted(g_of, np.arange(len(groups) + 1, dtype=np.int64))
     return [
-        (r[a:b], c[a:b], w[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        (r[a:b], c[a:b], w[a:b])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
     ]

@@ -405,6 +405,26 @@ def splice(table: ClusterTable, k: int, rows: list[int], sub: ClusterTable) -> C
     )
 
 
+def take(tables: list[ClusterTable], picks: list[tuple[int, int]]) -> ClusterTable:
+    """A table whose cluster ``i`` is row ``picks[i][1]`` of ``tables[picks[i][0]]``: rows
+    already computed, reordered and combined without recomputing (see :func:`splice` for why
+    a row stays valid on its own)."""
+    base = np.cumsum([0] + [t.n_clusters for t in tables[:-1]])
+    idx = np.asarray([int(base[t]) + r for t, r in picks], dtype=np.int64)
+
+    def cat(columns: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        return np.concatenate(columns)[idx] if len(idx) else np.zeros(0, columns[0].dtype)
+
+    evidence = [e for t in tables for e in t.evidence]
+    first = tables[0]
+    return ClusterTable(
+        len(picks),
+        {n: cat([t.features[n] for t in tables]) for n in first.features},
+        {n: cat([t.counts[n] for t in tables]) for n in first.counts},
+        [evidence[i] for i in idx.tolist()],
+    )
+
+
 def score(table: ClusterTable) -> tuple[F64, dict[str, F64]]:
     """Cluster scores and each signal's contribution (weight * value) to the logit."""
     contrib = {

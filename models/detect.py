@@ -273,9 +273,20 @@ def detect(
                 gain[gi] = best
             i += len(parts)
         if replace:
-            groups = [p for gi, grp in enumerate(groups) for p in replace.get(gi, [grp])]
-            groups.sort(key=lambda a: (int(a[0]), len(a)))
-            table = cl.cluster_table(proj, groups, upper, params, sig, model, cohorts)
+            # Only the new parts are computed; every other row is the old table's.
+            new_parts = [(gi, j) for gi in sorted(replace) for j in range(len(replace[gi]))]
+            parts_table = cl.cluster_table(
+                proj, [replace[gi][j] for gi, j in new_parts], upper, params, sig, model, cohorts
+            )
+            row_of = {(gi, j): i for i, (gi, j) in enumerate(new_parts)}
+            placed = [
+                (p, (1, row_of[gi, j]) if gi in replace else (0, gi))
+                for gi, grp in enumerate(groups)
+                for j, p in enumerate(replace.get(gi, [grp]))
+            ]
+            placed.sort(key=lambda t: (int(t[0][0]), len(t[0])))
+            groups = [p for p, _ in placed]
+            table = cl.take([table, parts_table], [src for _, src in placed])
             scores, contrib = cl.score(table)
     lap("splits")
 

@@ -53,16 +53,24 @@ def identifier_weights(edges: KindEdges, params: LinkParams) -> F64:
 
 def dedupe_pairs(edges: KindEdges) -> tuple[I64, I64, I64, I64, I64]:
     """One row per (account, identifier): PAID has one per currency; first=min, last=max,
-    count summed. Returns (account, identifier, first, last, count)."""
-    key = edges.acc.astype(np.int64) * max(edges.m, 1) + edges.ident
-    uniq, inv = np.unique(key, return_inverse=True)
-    first = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(len(uniq), -1, dtype=np.int64)
-    np.minimum.at(first, inv, np.where(edges.first < 0, np.iinfo(np.int64).max, edges.first))
-    np.maximum.at(last, inv, edges.last)
-    first = np.where(first == np.iinfo(np.int64).max, -1, first)
-    count = np.bincount(inv, weights=edges.count, minlength=len(uniq)).astype(np.int64)
-    return uniq // max(edges.m, 1), uniq % max(edges.m, 1), first, last, count
+    count summed. Returns (account, identifier, first, last, count), by account then
+    identifier. Segment reductions over one sort (``reduceat``), not ``ufunc.at`` scatters,
+    which were most of this step's time at 1M accounts (profiled)."""
+    m = max(edges.m, 1)
+    key = edges.acc.astype(np.int64) * m + edges.ident
+    if not len(key):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy(), empty.copy(), empty.copy()
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    start = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    uniq = sorted_key[start]
+    big = np.iinfo(np.int64).max
+    first = np.minimum.reduceat(np.where(edges.first < 0, big, edges.first)[order], start)
+    first = np.where(first == big, -1, first)
+    last = np.maximum.reduceat(edges.last[order], start)
+    count = np.add.reduceat(edges.count[order].astype(np.int64), start)
+    return uniq // m, uniq % m, first, last, count
 
 
 def kind_link_matrix(

@@ -498,8 +498,20 @@ def test_worker_processes_share_metrics_and_the_audit_log(
         assert all("errors" not in b for b in bodies), bodies
         assert sorted(b["data"]["entity"]["id"] for b in bodies) == [f"A{i:03d}" for i in range(24)]
 
-        pids = {int(f.stem.rsplit("_", 1)[1]) for f in prom.glob("counter_*.db")}
-        assert len(pids - {proc.pid}) == 2, sorted(p.name for p in prom.iterdir())  # 2 workers
+        def workers() -> set[int]:
+            return {int(f.stem.rsplit("_", 1)[1]) for f in prom.glob("counter_*.db")} - {proc.pid}
+
+        # The kernel, not the server, picks which worker accepts a connection, and it can hand
+        # one batch to a single worker (seen once in a full run): ask again, a bounded number
+        # of times, until both have answered.
+        for _ in range(20):
+            if len(workers()) >= 2:
+                break
+            with ThreadPoolExecutor(6) as pool:
+                more = list(pool.map(ask, range(24)))
+            assert all("errors" not in b for b in more), more
+            bodies += more
+        assert len(workers()) == 2, sorted(p.name for p in prom.iterdir())  # 2 workers
         text = httpx.get(base + "/metrics", timeout=30).text
         families = {f.name: f.samples for f in text_string_to_metric_families(text)}
         served = [
@@ -508,14 +520,14 @@ def test_worker_processes_share_metrics_and_the_audit_log(
             if s.name == "ringscope_api_requests_total"
             and s.labels == {"path": "/graphql", "status": "200"}
         ]
-        assert served == [24.0]
+        assert served == [float(len(bodies))]  # every request, whichever process served it
         assert "ringscope_build_info" in families  # the build metrics are exported too
 
         lines = [
             json.loads(line) for f in audit.glob("*.jsonl") for line in f.read_text().splitlines()
         ]
-        assert sorted(r["id"] for r in lines) == [f"A{i:03d}" for i in range(24)]
-        assert len({r["request_id"] for r in lines}) == 24
+        assert sorted(r["id"] for r in lines) == sorted(b["data"]["entity"]["id"] for b in bodies)
+        assert len({r["request_id"] for r in lines}) == len(bodies)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -473,8 +473,7 @@ def analyse(
     index: dict[tuple[str, int], int] = {}
     links: set[tuple[int, int]] = set()
     edge_list: list[tuple[int, int]] = []
-    mset = set(members.tolist())
-    pos = {a: i for i, a in enumerate(members.tolist())}
+    pos = {a: i for i, a in enumerate(members.tolist())}  # member -> node
     for name, edges in proj.kinds.items():
         idx = _edge_index(orders[name], members)
         ok = elig[name][edges.ident[idx]]
@@ -485,7 +484,7 @@ def analyse(
         uniq, cnt = np.unique(ident, return_counts=True)
         shared = set(uniq[cnt >= 2].tolist())
         for a, x in zip(edges.acc[idx].tolist(), ident.tolist(), strict=True):
-            if x in shared and a in mset:
+            if x in shared and a in pos:
                 node = (name, int(edges.nodes[x]))
                 j = index.get(node)
                 if j is None:

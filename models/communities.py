@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ringscope.errors import RingScopeError
 from ringscope.models.projection import I64
-from ringscope.models.subgraph import internal_links, submatrix
+from ringscope.models.subgraph import internal_links, submatrix, within_groups
 
 Split = tuple[int, list[I64]]  # (index of a group, the parts proposed to replace it)
 
@@ -128,18 +128,7 @@ def risk_splits(
     if wave is not None:
         # One-wave components within each group: the wave links inside the groups, one
         # components pass over all of them (labels run in order of each part's first member).
-        inside = internal_links(wave, [groups[gi] for gi in big])
-        rows = [groups[gi][r] for gi, (r, _, _) in zip(big, inside, strict=True)]
-        cols = [groups[gi][c] for gi, (_, c, _) in zip(big, inside, strict=True)]
-        n = strong.shape[0]
-        within = sp.csr_matrix(
-            (
-                np.ones(sum(len(r) for r in rows), dtype=np.int8),
-                (np.concatenate([np.zeros(0, np.int64), *rows]),
-                 np.concatenate([np.zeros(0, np.int64), *cols])),
-            ),
-            shape=(n, n),
-        )  # fmt: skip
+        within = within_groups(wave, [groups[gi] for gi in big])
         _, wave_label = connected_components(within, directed=False)
     out: list[Split] = []
     for gi, (r, c, w) in zip(big, links, strict=True):

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-__all__ = ["internal_links", "submatrix"]
+__all__ = ["internal_links", "submatrix", "within_groups"]
 
 
 def submatrix(
@@ -42,6 +42,28 @@ def submatrix(
     )
 
 
+def _inside(
+    m: sp.csr_matrix, groups: list[npt.NDArray[np.int64]]
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """The entries of ``m`` with both ends in one of the (disjoint) ``groups``: their group,
+    row, column (in ``m``'s coordinates) and value."""
+    owner = np.full(m.shape[0], -1, dtype=np.int64)
+    for g, grp in enumerate(groups):
+        owner[grp] = g
+    coo = m.tocoo()
+    row, col = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    keep = np.flatnonzero((owner[row] >= 0) & (owner[row] == owner[col]))
+    return owner[row[keep]], row[keep], col[keep], coo.data[keep].astype(np.float64)
+
+
+def within_groups(m: sp.csr_matrix, groups: list[npt.NDArray[np.int64]]) -> sp.csr_matrix:
+    """``m`` without the entries that join two groups or leave them (same shape)."""
+    _, row, col, value = _inside(m, groups)
+    return sp.csr_matrix((value, (row, col)), shape=m.shape)
+
+
 def internal_links(
     m: sp.csr_matrix, groups: list[npt.NDArray[np.int64]]
 ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
@@ -50,18 +72,13 @@ def internal_links(
     pass over ``m`` instead of one sparse-matrix construction each (their fixed cost was most of
     the split step at 1M accounts). Groups are sorted arrays of distinct indices, disjoint from
     each other."""
-    n = m.shape[0]
-    owner = np.full(n, -1, dtype=np.int64)
-    local = np.zeros(n, dtype=np.int64)
-    for g, grp in enumerate(groups):
-        owner[grp] = g
+    local = np.zeros(m.shape[0], dtype=np.int64)
+    for grp in groups:
         local[grp] = np.arange(len(grp), dtype=np.int64)
-    coo = m.tocoo()
-    row, col = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    keep = (owner[row] >= 0) & (owner[row] == owner[col])
-    g_of, r, c, w = owner[row[keep]], local[row[keep]], local[col[keep]], coo.data[keep]
+    g_of, row, col, w = _inside(m, groups)
+    r, c = local[row], local[col]
     order = np.lexsort((c, r, g_of))
-    g_of, r, c, w = g_of[order], r[order], c[order], w[order].astype(np.float64)
+    g_of, r, c, w = g_of[order], r[order], c[order], w[order]
     bounds = np.searchsorted(g_of, np.arange(len(groups) + 1, dtype=np.int64))
     return [
         (r[a:b], c[a:b], w[a:b])

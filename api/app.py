@@ -47,7 +47,6 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from ringscope.api import connection
@@ -59,6 +58,7 @@ from ringscope.api.health import HealthProbe, api_driver_settings
 from ringscope.api.ratelimit import RateLimitedError
 from ringscope.api.schema import build_schema
 from ringscope.api.service import clip
+from ringscope.api.web import GRAPHIQL_PAGE, WORKBENCH_PAGE, StaticFiles
 from ringscope.errors import Neo4jUnavailableError, RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph, connect
@@ -278,6 +278,7 @@ class RingScopeApp:
         n = settings.api_score_cache_chunks
         self.scores = ScoreCache(n) if n > 0 else None
         self.graphiql = settings.api_env != "production"
+        self.static = StaticFiles()
         token = settings.api_metrics_token
         self._metrics_token: bytes | None = None
         if token is not None:
@@ -353,7 +354,7 @@ class RingScopeApp:
         if scope["type"] != "http":
             return  # no websockets: no subscriptions
         path = scope.get("path", "")
-        label = path if path in _PATHS else "other"
+        label = path if path in _PATHS else "/static" if path.startswith("/static/") else "other"
         t0 = time.perf_counter()
         try:
             status, headers, body = await self._route(scope, receive, path)
@@ -384,7 +385,26 @@ class RingScopeApp:
             return await self._healthz()
         if path == "/metrics" and method == "GET":
             return await self._metrics(scope)
-        return _json(404, {"error": "Not found: the API is at /graphql."})
+        if method in ("GET", "HEAD"):
+            if path in ("/app", "/app/"):
+                return self._page(scope, WORKBENCH_PAGE)
+            if path.startswith("/static/"):
+                return self._page(scope, path.removeprefix("/static/"))
+        return _json(404, {"error": "Not found: the API is at /graphql, the workbench at /app."})
+
+    def _page(self, scope: Scope, name: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A built page or asset (api/web.py); HEAD gets the headers only."""
+        asset = self.static.get(name, _headers(scope).get("accept-encoding", ""))
+        if asset is None:
+            if not self.static.built:
+                return _json(
+                    404,
+                    {"error": "The workbench is not built into this install (api/static is "
+                     "missing): reinstall the package, or run `make web` in a checkout."},
+                )  # fmt: skip
+            return _json(404, {"error": "Not found."})
+        body = b"" if scope.get("method") == "HEAD" else asset.body
+        return 200, list(asset.headers), body
 
     async def _metrics(self, scope: Scope) -> tuple[int, list[tuple[str, str]], bytes]:
         if self._metrics_token is not None:
@@ -451,8 +471,9 @@ class RingScopeApp:
                     {"errors": [{"message": "Queries are sent with POST; GET cannot run them."}]},
                     [*extra, ("allow", "POST")],
                 )
-            html = get_graphql_ide_html("graphiql").encode()
-            return 200, [*extra, ("content-type", "text/html; charset=utf-8")], html
+            # GraphiQL from the package's own files (api/web.py): no CDN.
+            status, page_headers, html = self._page(scope, GRAPHIQL_PAGE)
+            return status, [*extra, *page_headers], html
         if method != "POST":
             return _json(405, _error("Use POST for GraphQL requests."), [*extra, ("allow", "POST")])
         if not headers.get("content-type", "").startswith("application/json"):
@@ -547,7 +568,7 @@ class RingScopeApp:
         return _json(status, payload, extra)
 
 
-_PATHS = ("/graphql", "/healthz", "/metrics")
+_PATHS = ("/graphql", "/healthz", "/metrics", "/app", "/app/")
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -67,6 +67,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from ringscope.api import service
+from ringscope.api.auth import Capability
 from ringscope.api.ratelimit import KeyBuckets, RateLimitedError
 from ringscope.api.service import LimitExceededError
 from ringscope.kinds import KINDS
@@ -186,6 +187,7 @@ def field_costs(settings: Settings, schema: GraphQLSchema) -> dict[tuple[str, st
         ("Entity", "clusters"): FieldCost(size=_page("first", ENTITY_CLUSTERS)),
         ("Entity", "verdicts"): FieldCost(size=_page("last", VERDICTS)),
         ("Entity", "degrees"): FieldCost(size=_static(len(KINDS))),
+        ("Viewer", "capabilities"): FieldCost(size=_static(len(Capability))),
         # neighbourhoods and explanations
         ("Neighbourhood", "nodes"): FieldCost(size=nb_nodes),
         ("Neighbourhood", "edges"): FieldCost(size=nb_edges),

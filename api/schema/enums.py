@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 import strawberry
 
+from ringscope.api.auth import Capability as _Capability
 from ringscope.kinds import KINDS
 
 
@@ -30,3 +31,9 @@ else:
 class VerdictValue(enum.Enum):
     FRAUD = "fraud"
     LEGIT = "legit"
+
+
+# The roles' capabilities (api/auth.py), by name: what a key may do, so that a client (the
+# workbench) shows only the controls its key may use. The server still refuses the rest.
+strawberry.enum(_Capability, description="What an API key's role may do.")
+Capability = _Capability

@@ -11,8 +11,8 @@ import math
 import strawberry
 
 from ringscope.api import cost, service
-from ringscope.api.auth import list_keys
-from ringscope.api.schema.enums import EntityKind
+from ringscope.api.auth import ROLE_CAPABILITIES, list_keys
+from ringscope.api.schema.enums import Capability, EntityKind
 from ringscope.api.schema.explanation import Explanation, to_explanation
 from ringscope.api.schema.fields import Ctx, typed_field
 from ringscope.api.schema.neighbourhood import Neighbourhood, to_neighbourhood
@@ -26,6 +26,7 @@ from ringscope.api.schema.types import (
     ClusterEdge,
     Entity,
     PageInfo,
+    Viewer,
 )
 from ringscope.models import builds
 
@@ -175,6 +176,20 @@ class Query:
             ctx.audit_not_found("account", str(account_id), "explain")
             return None
         return to_explanation(ctx, found)
+
+    @typed_field(
+        description="The calling API key: its role and what that role may do. Any valid key may "
+        "read it (it names only the caller); the workbench uses it to sign in."
+    )
+    def viewer(self, info: Ctx) -> Viewer:
+        p = info.context.principal
+        caps = ROLE_CAPABILITIES[p.role]
+        return Viewer(
+            key_id=strawberry.ID(p.key_id),
+            role=p.role.value,
+            name=p.name,
+            capabilities=[c for c in Capability if c in caps],  # in the enum's order
+        )
 
     @typed_field(permission_classes=[CanReadScores], description="The build readers see.")
     async def current_build(self, info: Ctx) -> Build | None:

@@ -12,7 +12,7 @@ import strawberry
 
 from ringscope.api import cost, service
 from ringscope.api.context import RequestContext
-from ringscope.api.schema.enums import EntityKind, VerdictValue
+from ringscope.api.schema.enums import Capability, EntityKind, VerdictValue
 from ringscope.api.schema.fields import Ctx, typed_field
 from ringscope.api.schema.permissions import CanReadCases
 from ringscope.kinds import ACCOUNT
@@ -333,6 +333,14 @@ class AccountRisk:
     id: strawberry.ID
     risk_score: float | None
     build_id: str
+
+
+@strawberry.type(description="The API key making the request: who it is and what its role may do.")
+class Viewer:
+    key_id: strawberry.ID
+    role: str
+    name: str
+    capabilities: list[Capability]
 
 
 @strawberry.type

@@ -4,10 +4,11 @@
 PYTHON ?= python3
 VENV := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
 BIN := $(VENV)/bin
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Keyed by this checkout's path: an editable install points at one checkout.
 STAMP := $(VENV)/.ringscope-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint typecheck
+.PHONY: install demo test lint typecheck browser web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,21 @@ install: $(STAMP)
 demo: install
 	$(BIN)/ringscope demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# The workbench's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download is unreachable here), and a test rebuilds the committed bundle with Node to
+# check it matches web/'s sources. Both come from Debian's packages when missing.
+browser:
+	@command -v chromium >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing chromium and nodejs (Debian) for the browser and bundle tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium nodejs npm; }
+
+# The workbench and GraphiQL bundle (web/ -> api/static/), committed so that a Python-only
+# install serves it; tests/test_web_bundle.py checks the committed files match the sources.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -488,8 +488,9 @@ def demo_cmd(
     if serve_api:
         err.rule("7. The API")
         account = top[0].members[0] if top else "A0000001"
-        url = f"http://{settings.api_host}:{settings.api_port}/graphql"
-        out.print(f"GraphiQL:          {url}")
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        out.print(f"Workbench:         {base}/app   (paste the key below to sign in)")
+        out.print(f"GraphiQL:          {base}/graphql")
         out.print(f"Investigator key:  {key.key}")
         out.print("Header to paste:   " + json.dumps({"Authorization": f"Bearer {key.key}"}))
         out.print("Query to paste (a member of the top flagged cluster):")

@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import org.neo4j.configuration.GraphDatabaseInternalSettings;
 import org.neo4j.configuration.GraphDatabaseSettings;
@@ -18,19 +19,24 @@ import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
 import org.neo4j.io.ByteUnit;
+import org.neo4j.server.configuration.ConfigurableServerModules;
+import org.neo4j.server.configuration.ServerSettings;
 
 /**
  * Runs Neo4j Community embedded, with one Bolt connector bound to 127.0.0.1 only.
  *
  * <p>Arguments: {@code --home DIR --port N --pagecache SIZE --password-file FILE [--recv-timeout
- * SECONDS]}. Auth is on: on
- * the first start the built-in {@code neo4j} user gets the password read from the file, which the
- * Python side generated with mode 0600. The password never appears on the command line.
+ * SECONDS] [--http-port N]}. With {@code --http-port}, Neo4j's own HTTP connector is on too, on
+ * 127.0.0.1 only, serving Neo4j Browser at /browser/ (from the neo4j-browser jar on the
+ * classpath), the discovery document at / and the transactional Cypher endpoint; without it there
+ * is no HTTP listener at all. Auth is on for both connectors: on the first start the built-in
+ * {@code neo4j} user gets the password read from the file, which the Python side generated with
+ * mode 0600. The password never appears on the command line.
  *
  * <p>Protocol with the Python side, on stdout: one line {@code RINGSCOPE-READY <uri>} once the
  * default database is available. On failure, one line {@code RINGSCOPE-ERROR <kind>: <message>} on
- * stderr and a non-zero exit: 3 = the store could not be opened, 4 = the port is taken, 2 = bad
- * arguments, 1 = anything else. SIGTERM shuts the DBMS down cleanly so the store survives.
+ * stderr and a non-zero exit: 3 = the store could not be opened, 4 = a port (Bolt or HTTP) is
+ * taken, 2 = bad arguments, 1 = anything else. SIGTERM shuts the DBMS down cleanly so the store survives.
  */
 public final class EmbeddedNeo4j {
   private EmbeddedNeo4j() {}
@@ -46,15 +52,17 @@ public final class EmbeddedNeo4j {
     int recvTimeout = Math.max(1, Integer.parseInt(opts.getOrDefault("--recv-timeout", "4")));
     String password =
         Files.readString(Path.of(require(opts, "--password-file")), StandardCharsets.UTF_8).strip();
+    String httpPortArg = opts.get("--http-port");
+    int httpPort = httpPortArg == null ? -1 : Integer.parseInt(httpPortArg);
 
     DatabaseManagementService dbms;
     try {
-      dbms =
+      DatabaseManagementServiceBuilder builder =
           new DatabaseManagementServiceBuilder(home)
               .setConfig(BoltConnector.enabled, true)
               .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
               .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
-              .setConfig(HttpConnector.enabled, false)
+              .setConfig(HttpConnector.enabled, httpPort > 0)
               .setConfig(HttpsConnector.enabled, false)
               .setConfig(GraphDatabaseSettings.auth_enabled, true)
               .setConfig(GraphDatabaseSettings.udc_enabled, false)
@@ -63,8 +71,11 @@ public final class EmbeddedNeo4j {
               // Netty waits a 5 s quiet period per event loop group on shutdown; nothing is in
               // flight after the databases have stopped, so one second is plenty.
               .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 1)
-              .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache))
-              .build();
+              .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache));
+      if (httpPort > 0) {
+        enableBrowser(builder, httpPort);
+      }
+      dbms = builder.build();
     } catch (Throwable e) {
       fail(isPortClash(e) ? 4 : 1, isPortClash(e) ? "port" : "start", describe(e));
       return;
@@ -98,6 +109,32 @@ public final class EmbeddedNeo4j {
     System.out.println("RINGSCOPE-READY bolt://127.0.0.1:" + port);
     System.out.flush();
     stopped.await();
+  }
+
+  /**
+   * Turns on Neo4j's own web server for Neo4j Browser. The embedded builder starts the same Jetty
+   * server as the neo4j start script does (DatabaseManagementServiceFactory creates it whenever
+   * the HTTP connector is enabled); neo4j-server is already on the classpath as a dependency of
+   * the neo4j artifact, and the Browser module serves the {@code browser/} resources of the
+   * neo4j-browser jar.
+   *
+   * <p>Only what the Browser needs is mounted: the Browser itself, and the transactional Cypher
+   * endpoint (for HTTP clients and curl), not the Query API or unmanaged extensions. CORS allows
+   * the Browser's own origin only, not Neo4j's default {@code *}, so a page from another site open
+   * in the analyst's web browser cannot read the endpoint's answers. The Browser's usage telemetry
+   * (client.allow_telemetry) is off.
+   */
+  private static void enableBrowser(DatabaseManagementServiceBuilder builder, int httpPort) {
+    builder
+        .setConfig(HttpConnector.listen_address, new SocketAddress("127.0.0.1", httpPort))
+        .setConfig(HttpConnector.advertised_address, new SocketAddress("127.0.0.1", httpPort))
+        .setConfig(
+            ServerSettings.http_enabled_modules,
+            Set.of(
+                ConfigurableServerModules.BROWSER,
+                ConfigurableServerModules.TRANSACTIONAL_ENDPOINTS))
+        .setConfig(ServerSettings.http_access_control_allow_origin, "http://127.0.0.1:" + httpPort)
+        .setConfig(ServerSettings.allow_telemetry, false);
   }
 
   /**

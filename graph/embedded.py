@@ -1,11 +1,13 @@
 """The embedded Neo4j: build the Maven launcher, run it detached, find it again, stop it.
 
 The launcher is a real Neo4j Community 5.26 DBMS in a JVM of its own, with Bolt on 127.0.0.1.
-Its state lives in ``<data_dir>/neo4j``::
+Started with ``browser=True`` (``ringscope neo4j start --browser``) it also runs Neo4j's own HTTP
+connector on 127.0.0.1, which serves Neo4j Browser at ``/browser/``; otherwise nothing listens on
+HTTP. Its state lives in ``<data_dir>/neo4j``::
 
     home/            the Neo4j store and Neo4j's own logs (home/logs/debug.log)
     password         the generated password of user ``neo4j`` (mode 0600)
-    state.json       pid, port and uri of the running instance
+    state.json       pid, Bolt port and HTTP port (null: no Browser) of the running instance
     launcher.log     the JVM's stdout and stderr
     import.pending   present while an offline bulk import rewrites the store (see import_full)
 
@@ -64,6 +66,9 @@ class Instance:
     password: str | None
     pid: int
     port: int
+    # Neo4j's HTTP connector and the Browser on it; None when started without the Browser.
+    http_port: int | None
+    browser_url: str | None
     data_dir: str
     log_file: str
     debug_log: str
@@ -95,14 +100,33 @@ class EmbeddedNeo4j:
         if not _is_our_process(int(state["pid"]), self.home):
             self.state_file.unlink(missing_ok=True)
             return None
-        return self._instance(int(state["pid"]), int(state["port"]), float(state["started_at"]))
+        http_port = state.get("http_port")  # absent in a state file from before the Browser
+        return self._instance(
+            int(state["pid"]),
+            int(state["port"]),
+            None if http_port is None else int(http_port),
+            float(state["started_at"]),
+        )
 
-    def start(self) -> tuple[Instance, bool]:
-        """Start the instance, or find the one already running. Returns (instance, started)."""
+    def start(self, browser: bool = False) -> tuple[Instance, bool]:
+        """Start the instance, or find the one already running. Returns (instance, started).
+
+        ``browser`` also turns on Neo4j's HTTP connector (127.0.0.1:``neo4j_http_port``) with
+        Neo4j Browser. A running instance keeps the connectors it was started with: asking for
+        the Browser from one started without it is an error, not a silent restart, since a
+        restart would cut off every client of the running instance (the API server included).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock():
             running = self.status()
             if running is not None:
+                if browser and running.http_port is None:
+                    raise Neo4jError(
+                        f"Neo4j is already running (pid {running.pid}) without the Browser, and "
+                        "its HTTP connector can only be turned on at start. Run `ringscope neo4j "
+                        "stop` (this disconnects its clients, an API server too), then `ringscope "
+                        "neo4j start --browser`."
+                    )
                 return running, False
             if self.import_marker.exists():
                 raise StoreError(
@@ -111,11 +135,20 @@ class EmbeddedNeo4j:
                     "afresh), or remove that directory to start empty."
                 )
             port = self.settings.neo4j_port
+            http_port = self.settings.neo4j_http_port if browser else None
             java = check_java(self.settings.java)
-            _check_port_free(port)
+            _check_port_free(port, "RINGSCOPE_NEO4J_PORT", "Bolt")
+            if http_port is not None:
+                if http_port == port:
+                    raise PortInUseError(
+                        f"RINGSCOPE_NEO4J_HTTP_PORT and RINGSCOPE_NEO4J_PORT are both {port}: "
+                        "the Browser's HTTP connector needs a port of its own. Set "
+                        "RINGSCOPE_NEO4J_HTTP_PORT to another free port."
+                    )
+                _check_port_free(http_port, "RINGSCOPE_NEO4J_HTTP_PORT", "HTTP (Browser)")
             self._ensure_password()
             classpath = build_launcher(self.settings)
-            return self._launch(java, classpath, port), True
+            return self._launch(java, classpath, port, http_port), True
 
     def stop(self, timeout: float = 120.0) -> bool:
         """Stop cleanly (SIGTERM, so the store is checkpointed). Returns False if none ran."""
@@ -165,6 +198,8 @@ class EmbeddedNeo4j:
         s = self.settings
         java = check_java(s.java)
         classpath = build_launcher(s)
+        running = self.status()
+        browser = running is not None and running.http_port is not None
         self.stop()
         self.import_marker.write_text(json.dumps({"arguments": str(arguments)}))
         cmd = [
@@ -187,17 +222,19 @@ class EmbeddedNeo4j:
                 f"{self.home} is incomplete. See {log_file}:\n{_tail(told, 15)}"
             )
         self.import_marker.unlink()
-        self.start()
+        self.start(browser=browser)  # as it ran before: an analyst's Browser comes back too
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _instance(self, pid: int, port: int, started_at: float) -> Instance:
+    def _instance(self, pid: int, port: int, http_port: int | None, started_at: float) -> Instance:
         return Instance(
             uri=f"bolt://127.0.0.1:{port}",
             user="neo4j",
             password=self.password_file.read_text().strip(),
             pid=pid,
             port=port,
+            http_port=http_port,
+            browser_url=None if http_port is None else browser_url(http_port, port),
             data_dir=str(self.root),
             log_file=str(self.log_file),
             debug_log=str(self.home / "logs" / "debug.log"),
@@ -226,7 +263,7 @@ class EmbeddedNeo4j:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(24) + "\n")
 
-    def _launch(self, java: str, classpath: str, port: int) -> Instance:
+    def _launch(self, java: str, classpath: str, port: int, http_port: int | None) -> Instance:
         s = self.settings
         cmd = [
             java,
@@ -247,9 +284,12 @@ class EmbeddedNeo4j:
             "--recv-timeout",
             str(s.neo4j_recv_timeout),
         ]
+        if http_port is not None:
+            cmd += ["--http-port", str(http_port)]
         started_at = time.time()
+        ports = f"port {port}" + ("" if http_port is None else f", HTTP port {http_port}")
         with open(self.log_file, "ab") as log:
-            log.write(f"--- launch at {time.ctime(started_at)}: port {port}\n".encode())
+            log.write(f"--- launch at {time.ctime(started_at)}: {ports}\n".encode())
             log.flush()
             offset = log.tell()
             proc = subprocess.Popen(
@@ -267,7 +307,7 @@ class EmbeddedNeo4j:
                 break
             code = proc.poll()
             if code is not None:
-                raise self._launch_failure(code, out, port)
+                raise self._launch_failure(code, out, port, http_port)
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.wait()
@@ -278,17 +318,22 @@ class EmbeddedNeo4j:
                     "RINGSCOPE_NEO4J_START_TIMEOUT."
                 )
             time.sleep(0.1)
-        state = {"pid": proc.pid, "port": port, "started_at": started_at}
+        state = {"pid": proc.pid, "port": port, "http_port": http_port, "started_at": started_at}
         self.state_file.write_text(json.dumps(state))
-        return self._instance(proc.pid, port, started_at)
+        return self._instance(proc.pid, port, http_port, started_at)
 
-    def _launch_failure(self, code: int, out: str, port: int) -> Neo4jError:
+    def _launch_failure(self, code: int, out: str, port: int, http_port: int | None) -> Neo4jError:
         match = re.search(r"RINGSCOPE-ERROR (\w+): (.*)", out)
         detail = match.group(2) if match else _tail(out)
         if code == 4:
+            if http_port is None:
+                where, fix = f"127.0.0.1:{port}", "RINGSCOPE_NEO4J_PORT"
+            else:  # taken since the check in start(): either one may be the culprit
+                where = f"127.0.0.1:{port} (Bolt) or 127.0.0.1:{http_port} (HTTP)"
+                fix = "RINGSCOPE_NEO4J_PORT or RINGSCOPE_NEO4J_HTTP_PORT"
             return PortInUseError(
-                f"Neo4j could not bind 127.0.0.1:{port}: the port is in use. Stop what holds it "
-                f"or set RINGSCOPE_NEO4J_PORT to a free port. ({detail})"
+                f"Neo4j could not bind {where}: the port is in use. Stop what holds it or set "
+                f"{fix} to a free port. ({detail})"
             )
         if code == 3:
             return StoreError(
@@ -376,7 +421,18 @@ def check_java(java: str) -> str:
     return path
 
 
-def _check_port_free(port: int) -> None:
+def browser_url(http_port: int, bolt_port: int) -> str:
+    """Where an analyst opens Neo4j Browser: its connect form comes filled in with this
+    instance's Bolt URL and user ``neo4j``, leaving only the generated password to type."""
+    return f"http://127.0.0.1:{http_port}/browser/?dbms=bolt://neo4j@127.0.0.1:{bolt_port}"
+
+
+def _check_port_free(port: int, variable: str, connector: str) -> None:
+    """Fail before launching a JVM when the port is taken, naming the setting that moves it."""
+    # Something on the Bolt port may be the Neo4j the user meant; on the HTTP port it is not.
+    use_it = (
+        ", or set NEO4J_URI if that process is the Neo4j you want" if connector == "Bolt" else ""
+    )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As a server does: connections of a previous run in TIME_WAIT must not count as in use.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -385,9 +441,8 @@ def _check_port_free(port: int) -> None:
         except OSError as exc:
             raise PortInUseError(
                 f"Port {port} on 127.0.0.1 is already in use by another process, so the "
-                "embedded Neo4j cannot listen there. Stop that process, set "
-                "RINGSCOPE_NEO4J_PORT to a free port, or set NEO4J_URI if that process is the "
-                f"Neo4j you want. ({exc.strerror})"
+                f"embedded Neo4j's {connector} connector cannot listen there. Stop that process "
+                f"or set {variable} to a free port{use_it}. ({exc.strerror})"
             ) from None
 
 

@@ -48,18 +48,37 @@ cli.add_typer(bench_cli, name="bench")
 
 
 @neo4j_cli.command("start")
-def neo4j_start() -> None:
+def neo4j_start(
+    browser: Annotated[
+        bool,
+        typer.Option(
+            "--browser",
+            help="Also serve Neo4j Browser on 127.0.0.1:RINGSCOPE_NEO4J_HTTP_PORT (default 7474), "
+            "through Neo4j's HTTP connector; loopback only.",
+        ),
+    ] = False,
+) -> None:
     """Start the embedded Neo4j (or find the running one) and print its Bolt URI."""
     settings = Settings()
     if settings.neo4j_uri:
         err.print(f"NEO4J_URI is set ({settings.neo4j_uri}): nothing to start.")
         return
     t0 = time.monotonic()
-    instance, started = EmbeddedNeo4j(settings).start()
+    embedded = EmbeddedNeo4j(settings)
+    instance, started = embedded.start(browser=browser)
     if started:
         err.print(f"Neo4j started in {time.monotonic() - t0:.1f} s (pid {instance.pid}).")
     else:
         err.print(f"Neo4j already running (pid {instance.pid}).")
+    if instance.browser_url is not None:
+        # The password is not printed: terminals get scrolled back and screen-shared.
+        err.print(
+            f"Neo4j Browser (this machine only): {instance.browser_url}\n"
+            f"Log in as neo4j with the password in {embedded.password_file}.",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     print(instance.uri)
 
 
@@ -100,6 +119,7 @@ def neo4j_status(
             "pid": None,
             "data_dir": None,
             "log_file": None,
+            "browser_url": None,
         }
     elif instance is None:
         report = {
@@ -111,6 +131,7 @@ def neo4j_status(
             "pid": None,
             "data_dir": str(embedded.root),
             "log_file": str(embedded.log_file),
+            "browser_url": None,
         }
     else:
         report = {"running": True, "embedded": True, **instance.to_json()}
@@ -119,7 +140,7 @@ def neo4j_status(
     else:
         for key, value in report.items():
             if key != "password":
-                print(f"{key:>10}: {value}")
+                print(f"{key:>11}: {value}")
     if report["running"] is False:
         raise typer.Exit(1)
 

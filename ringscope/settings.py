@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # connection.recv_timeout_seconds; Neo4j's default is 120): a frozen server (SIGSTOP, a
     # stalled VM) fails a read in flight within it. Takes effect when the instance starts.
     neo4j_recv_timeout: int = Field(default=4, ge=1)
+    # Neo4j's HTTP connector, on 127.0.0.1 only, for `ringscope neo4j start --browser` (Neo4j
+    # Browser at /browser/); without --browser nothing listens on it.
+    neo4j_http_port: int = Field(default=7474, ge=1, le=65535)
     java: str = "java"
     mvn: str = "mvn"
 

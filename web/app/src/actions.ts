@@ -1,7 +1,7 @@
 // Verdicts and case notes (WRITE_LABELS only; the panel does not build these otherwise).
 // Mutations are sent once; the answer (verdict, author, time) is what is shown as saved.
-import { gql, messageOf } from './api';
-import { fmtTime, h, showError } from './dom';
+import { gql } from './api';
+import { fmtTime, h, reportError } from './dom';
 import type { CaseNote, Verdict, VerdictValue } from './types';
 
 const LABEL_ACCOUNT = `mutation LabelAccount($id: ID!, $verdict: VerdictValue!, $note: String!) {
@@ -102,7 +102,7 @@ export function verdictForm(
         list?.append(verdictItem(v));
         list?.closest('section')?.removeAttribute('hidden');
       })
-      .catch((e: unknown) => showError(`Saving the verdict failed: ${messageOf(e)}`))
+      .catch((e: unknown) => reportError(e, 'Saving the verdict failed: '))
       .finally(() => {
         save.disabled = false;
       });
@@ -139,7 +139,7 @@ export function noteForm(clusterId: string, list: HTMLElement): HTMLElement {
         list.append(noteItem(data.addCaseNote));
         text.value = '';
       })
-      .catch((e: unknown) => showError(`Saving the case note failed: ${messageOf(e)}`))
+      .catch((e: unknown) => reportError(e, 'Saving the case note failed: '))
       .finally(() => {
         save.disabled = false;
       });

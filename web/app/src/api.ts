@@ -72,6 +72,24 @@ export interface GqlResult<T> {
   errors: string;
 }
 
+type Opts = { key?: string; signal?: AbortSignal; silent401?: boolean };
+
+// When the database is briefly unreachable the server fails fast for a second (Retry-After: 1)
+// and its driver reconnects on the next call, so a query asked again a moment later usually
+// succeeds. Queries are asked up to twice more; mutations are sent exactly once.
+const RETRIES = 2;
+const MAX_WAIT_S = 5;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = window.setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      window.clearTimeout(t);
+      reject(new DOMException('aborted', 'AbortError'));
+    });
+  });
+}
+
 /**
  * Send one operation. Rejects with ApiError on any HTTP failure, and on a 200 whose `errors`
  * left no data. A 200 with data and field errors resolves with both (see `gql` for strict).
@@ -79,7 +97,25 @@ export interface GqlResult<T> {
 export async function gqlPartial<T>(
   query: string,
   variables: Record<string, unknown> = {},
-  opts: { key?: string; signal?: AbortSignal; silent401?: boolean } = {},
+  opts: Opts = {},
+): Promise<GqlResult<T>> {
+  const mutation = /^\s*mutation\b/.test(query);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send<T>(query, variables, opts);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.kind !== 'unavailable' || mutation || attempt >= RETRIES) {
+        throw e;
+      }
+      await sleep(1000 * Math.min(e.retryAfter ?? 1, MAX_WAIT_S), opts.signal);
+    }
+  }
+}
+
+async function send<T>(
+  query: string,
+  variables: Record<string, unknown>,
+  opts: Opts,
 ): Promise<GqlResult<T>> {
   const key = opts.key ?? apiKey;
   const headers: Record<string, string> = {
@@ -113,7 +149,10 @@ export async function gqlPartial<T>(
     if (!opts.silent401) queueMicrotask(() => onUnauthorized?.());
     throw err;
   }
-  if (res.status === 503) throw new ApiError('unavailable', MSG_UNAVAILABLE, 503);
+  if (res.status === 503) {
+    const ra = Number(res.headers.get('Retry-After'));
+    throw new ApiError('unavailable', MSG_UNAVAILABLE, 503, Number.isFinite(ra) && ra > 0 ? ra : null);
+  }
   if (res.status === 429) {
     const ra = Number(res.headers.get('Retry-After'));
     const retry = Number.isFinite(ra) && ra > 0 ? ra : null;
@@ -140,7 +179,7 @@ export async function gqlPartial<T>(
 export async function gql<T>(
   query: string,
   variables: Record<string, unknown> = {},
-  opts: { key?: string; signal?: AbortSignal; silent401?: boolean } = {},
+  opts: Opts = {},
 ): Promise<T> {
   const r = await gqlPartial<T>(query, variables, opts);
   if (r.errors) throw new ApiError('graphql', r.errors, 200);

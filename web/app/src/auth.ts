@@ -92,6 +92,7 @@ async function submit(): Promise<void> {
     return;
   }
   button.disabled = true;
+  button.textContent = 'Signing in…';
   signinError(null);
   try {
     const v = await validate(key);
@@ -103,6 +104,7 @@ async function submit(): Promise<void> {
     signinError(e instanceof ApiError && e.kind === 'auth' ? MSG_BAD_KEY : messageOf(e));
   } finally {
     button.disabled = false;
+    button.textContent = 'Sign in';
   }
 }
 

@@ -1,3 +1,5 @@
+import { ApiError, isAbort, messageOf } from './api';
+
 // Small DOM helpers. Every value from the API goes in as text (textContent), never as HTML.
 
 type Child = Node | string | number | null | undefined | false;
@@ -43,6 +45,13 @@ export function showError(message: string): void {
   const banner = byTestId('error');
   byTestId('error-text').textContent = message;
   banner.hidden = false;
+}
+
+/** A caught failure in the banner; not a superseded request, nor a 401 (the sign-in form says it). */
+export function reportError(e: unknown, prefix = ''): void {
+  if (isAbort(e)) return;
+  if (e instanceof ApiError && e.kind === 'auth') return;
+  showError(prefix + messageOf(e));
 }
 
 export function clearError(): void {

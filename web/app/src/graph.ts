@@ -6,8 +6,8 @@
 // well under 100 ms once the page is warm.
 import cytoscape from 'cytoscape';
 import type { Core, ElementDefinition, NodeSingular, StylesheetJson } from 'cytoscape';
-import { gql, isAbort, messageOf } from './api';
-import { fmtInt, showError } from './dom';
+import { gql } from './api';
+import { fmtInt, reportError } from './dom';
 import type { EntityKind, NbEdge, NbNode, Neighbourhood, RiskPath } from './types';
 import { ENTITY_KINDS } from './types';
 import { placeAround, radialLayout } from './layout';
@@ -208,6 +208,11 @@ function ensureCy(): Core {
   return cy;
 }
 
+function setStatus(text: string): void {
+  const status = document.getElementById('graph-status');
+  if (status) status.textContent = text;
+}
+
 function updateCounts(): void {
   const c = cy;
   container.dataset.nodeCount = String(c ? c.nodes().length : 0);
@@ -250,10 +255,14 @@ export async function showNeighbourhood(kind: EntityKind, id: string): Promise<N
   const gen = ++generation;
   const t0 = performance.now();
   let nb: Neighbourhood | null;
+  setStatus(`Loading the neighbourhood of ${id}…`);
   try {
     nb = await fetchNeighbourhood(kind, id, 2, ctl.signal);
   } finally {
-    if (inflight === ctl) inflight = null;
+    if (inflight === ctl) {
+      inflight = null;
+      updateCounts();
+    }
   }
   if (gen !== generation) throw new DOMException('superseded', 'AbortError');
   timings.lastFetchMs = performance.now() - t0;
@@ -307,7 +316,7 @@ async function expand(n: NbNode): Promise<void> {
     nb = await fetchNeighbourhood(n.kind, n.id, 1);
   } catch (e) {
     expanded.delete(n.key);
-    if (!isAbort(e) && gen === generation) showError(messageOf(e));
+    if (gen === generation) reportError(e);
     return;
   }
   if (gen !== generation || !cy || nb === null) return;

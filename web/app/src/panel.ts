@@ -5,7 +5,8 @@
 import { ApiError, gql, isAbort, messageOf } from './api';
 import { can } from './auth';
 import { noteForm, noteItem, verdictForm, verdictItem } from './actions';
-import { byTestId, fmtInt, fmtScore, fmtTime, h, showError } from './dom';
+import { shownReason } from './pii';
+import { byTestId, fmtInt, fmtScore, fmtTime, h, reportError, showError } from './dom';
 import type { Cluster, Entity, EntityKind, Explanation, NbNode, Verdict } from './types';
 
 export interface PanelHooks {
@@ -70,7 +71,7 @@ function failed(n: number, e: unknown): void {
   if (!current(n) || isAbort(e)) return;
   const loading = root().querySelector('.loading');
   if (loading) loading.textContent = messageOf(e);
-  showError(messageOf(e));
+  reportError(e);
 }
 
 // ---------------------------------------------------------------- entities
@@ -214,9 +215,7 @@ function explainSection(n: number, accountId: string): HTMLElement {
         if (e instanceof ApiError && e.kind === 'rate') {
           msg = `Explanations are rate-limited for this key: ${msg}`;
         }
-        if (e instanceof ApiError && (e.kind === 'auth' || e.kind === 'unavailable')) {
-          showError(msg);
-        }
+        if (e instanceof ApiError && e.kind === 'unavailable') reportError(e);
         body.replaceChildren(
           h('p', { class: 'section-error', role: 'status' }, msg),
           h('button', { type: 'button', onclick: () => load() }, 'Try again'),
@@ -354,7 +353,7 @@ function renderCluster(c: Cluster): void {
   field(dl, 'First seen', `${c.firstSeenBuild}${c.firstSeenAt ? ` (${fmtTime(c.firstSeenAt)})` : ''}`);
 
   const reasons = h('ul', { class: 'list', testid: 'cluster-reasons' });
-  c.reasons.forEach((r) => reasons.append(h('li', {}, r)));
+  c.reasons.forEach((r) => reasons.append(h('li', {}, shownReason(r))));
   if (!c.reasons.length) reasons.append(emptyItem('No reasons recorded.'));
 
   const members = h('ul', { class: 'list members', testid: 'cluster-members' });

@@ -1,9 +1,10 @@
 // The work queue: the current build's clusters at or above a minimum score, riskiest first,
 // 25 a page ("More" follows pageInfo.endCursor; a cursor stays in its build, so pages never
 // mix builds). Clicking a row opens the cluster and draws its first member's neighbourhood.
-import { gql, isAbort, messageOf } from './api';
+import { gql, isAbort } from './api';
 import { can } from './auth';
-import { byTestId, clearError, fmtInt, fmtScore, fmtTime, h, showError } from './dom';
+import { byTestId, clearError, fmtInt, fmtScore, fmtTime, h, reportError, showError } from './dom';
+import { shownReason } from './pii';
 import type { ClusterPage, ClusterRow, EntityKind } from './types';
 
 const PAGE = 25;
@@ -58,7 +59,7 @@ function row(c: ClusterRow): HTMLTableRowElement {
     },
     h('td', { class: 'num' }, fmtScore(c.score)),
     h('td', { class: 'num' }, fmtInt(c.size)),
-    h('td', { class: 'reasons' }, ...c.reasons.slice(0, 2).map((r) => h('div', {}, r))),
+    h('td', { class: 'reasons' }, ...c.reasons.slice(0, 2).map((r) => h('div', {}, shownReason(r)))),
     can('READ_CASES')
       ? h(
           'td',
@@ -135,7 +136,7 @@ async function loadPage(reset: boolean): Promise<void> {
     status.textContent = 'The queue could not be loaded.';
     more.disabled = !cursor;
     more.hidden = !cursor;
-    showError(messageOf(e));
+    reportError(e);
   } finally {
     if (my === gen) loading = false;
   }

@@ -1,6 +1,5 @@
 // Search: an entity by kind and id → its 2-hop neighbourhood in the graph, centre selected.
-import { isAbort, messageOf } from './api';
-import { byTestId, clearError, h, showError } from './dom';
+import { byTestId, clearError, h, reportError, showError } from './dom';
 import { markSelected, showNeighbourhood } from './graph';
 import { showNode } from './panel';
 import { ENTITY_KINDS, isEntityKind, type EntityKind } from './types';
@@ -31,7 +30,7 @@ export async function search(kind: EntityKind, id: string, select = true): Promi
       showNode(centre);
     }
   } catch (e) {
-    if (!isAbort(e)) showError(messageOf(e));
+    reportError(e);
   } finally {
     go.disabled = false;
   }

@@ -55,6 +55,10 @@ def test_the_wheel_installs_only_ringscope(tmp_path: Path) -> None:
         assert f"ringscope/{folder}/__init__.py" in names
     assert "ringscope/graph/launcher/pom.xml" in names
     assert "ringscope/api/schema.graphql" in names
+    # The workbench and GraphiQL, built (api/static): a Python-only install serves them.
+    assert "ringscope/api/static/app/index.html" in names
+    assert "ringscope/api/static/graphiql/index.html" in names
+    assert any(n.startswith("ringscope/api/static/assets/") and n.endswith(".js") for n in names)
     assert "ringscope/jobs/rebuild.py" in names
 
 

@@ -23,10 +23,10 @@ interface LayoutEdge {
 }
 
 /**
- * Centre in the middle; hop 2 spread evenly round an outer band, grouped by parent (a node's
- * parent is its first neighbour on hop 1); each hop-1 node on an inner ring at the middle of its
- * own group, nudged apart until SPACING from its ring neighbours. The outer band has up to three
- * staggered sub-rings, so 180 second-hop nodes fit on a radius of about 300.
+ * Centre in the middle; hop 1 evenly round an inner ring; hop 2 on an outer band, each node as
+ * close as it can be to the angle of its parent (its first neighbour on hop 1), then spread
+ * apart just enough. The band has up to three staggered sub-rings (neighbours along the band
+ * alternate between them), so 180 second-hop nodes fit on a radius of about 300.
  */
 export function radialLayout(nodes: LayoutNode[], edges: LayoutEdge[], centre: string): Map<string, Point> {
   const pos = new Map<string, Point>();
@@ -34,7 +34,17 @@ export function radialLayout(nodes: LayoutNode[], edges: LayoutEdge[], centre: s
   pos.set(centre, { x: 0, y: 0 });
 
   const ring1 = nodes.filter((n) => n.key !== centre && n.hop <= 1).map((n) => n.key);
-  const ring1Set = new Set(ring1);
+  const n1 = ring1.length;
+  const start = -Math.PI / 2;
+  const r1 = Math.max(110, (1.15 * n1 * SPACING) / (2 * Math.PI));
+  const angle1 = new Map<string, number>();
+  ring1.forEach((k, i) => {
+    const a = start + (2 * Math.PI * i) / Math.max(n1, 1);
+    angle1.set(k, a);
+    pos.set(k, { x: r1 * Math.cos(a), y: r1 * Math.sin(a) });
+  });
+
+  // Each outer node's parent, and its place among the parent's children.
   const children = new Map<string, string[]>(ring1.map((k) => [k, []]));
   const placed = new Set<string>();
   for (const e of edges) {
@@ -42,64 +52,100 @@ export function radialLayout(nodes: LayoutNode[], edges: LayoutEdge[], centre: s
       [e.source, e.target],
       [e.target, e.source],
     ] as const) {
-      if (ring1Set.has(a) && (hopOf.get(b) ?? 0) >= 2 && !placed.has(b)) {
+      if (angle1.has(a) && (hopOf.get(b) ?? 0) >= 2 && !placed.has(b)) {
         placed.add(b);
         children.get(a)!.push(b);
       }
     }
   }
-  // The outer band's order: each hop-1 node's children together, then any without a parent.
-  const outer: string[] = [];
-  for (const k of ring1) outer.push(...children.get(k)!);
-  for (const n of nodes) if (n.key !== centre && n.hop >= 2 && !placed.has(n.key)) outer.push(n.key);
+  const orphans = nodes.filter((n) => n.key !== centre && n.hop >= 2 && !placed.has(n.key));
+  const n2 = placed.size + orphans.length;
+  if (n2 === 0) return pos;
 
-  const n1 = ring1.length;
-  const n2 = outer.length;
-  const start = -Math.PI / 2;
-  const r1 = Math.max(110, (1.25 * n1 * SPACING) / (2 * Math.PI));
   let r2 = r1 + 90;
-  const subRings = Math.min(3, Math.max(1, Math.ceil((n2 * SPACING) / (2 * Math.PI * r2))));
-  r2 = Math.max(r2, (n2 * SPACING) / (2 * Math.PI * subRings));
-  const theta = (j: number) => start + (2 * Math.PI * (j + 0.5)) / n2;
-  outer.forEach((key, j) => {
-    const r = r2 + (j % subRings) * SPACING * 1.1;
-    pos.set(key, { x: r * Math.cos(theta(j)), y: r * Math.sin(theta(j)) });
-  });
+  const subRings = Math.min(3, Math.max(1, Math.ceil((1.05 * n2 * SPACING) / (2 * Math.PI * r2))));
+  // Room for every node a gap apart plus `subRings` gaps where the band closes (see spread).
+  r2 = Math.max(r2, ((1.05 * n2 + subRings) * SPACING) / (2 * Math.PI * subRings));
+  // Angular gap between neighbours along the band: on alternate sub-rings, so the nodes on
+  // one sub-ring are `subRings` gaps, i.e. SPACING, apart.
+  const gap = SPACING / (r2 * subRings);
 
-  // Ring 1: where each node would like to be (the middle of its children, or the boundary
-  // between its neighbours' groups), then spread to keep SPACING between neighbours.
-  const want: number[] = [];
-  if (n2 === 0) {
-    ring1.forEach((_, i) => want.push(start + (2 * Math.PI * i) / Math.max(n1, 1)));
-  } else {
-    let j = 0;
-    for (const k of ring1) {
-      const c = children.get(k)!.length;
-      want.push(c ? (theta(j) + theta(j + c - 1)) / 2 : start + (2 * Math.PI * j) / n2);
-      j += c;
-    }
+  const outer: { key: string; want: number }[] = [];
+  for (const k of ring1) {
+    const kids = children.get(k)!;
+    const a = angle1.get(k)!;
+    kids.forEach((key, i) => outer.push({ key, want: a + (i - (kids.length - 1) / 2) * gap }));
   }
-  const gap = SPACING / r1;
-  const a = spread(want, gap);
-  ring1.forEach((k, i) => pos.set(k, { x: r1 * Math.cos(a[i]!), y: r1 * Math.sin(a[i]!) }));
+  orphans.forEach((n, i) => outer.push({ key: n.key, want: start - Math.PI + i * gap }));
+  outer.sort((x, y) => x.want - y.want);
+  const { angles, rank } = spread(
+    outer.map((o) => o.want),
+    gap,
+    subRings,
+  );
+  outer.forEach((o, i) => {
+    const r = r2 + (rank[i]! % subRings) * SPACING * 1.1;
+    pos.set(o.key, { x: r * Math.cos(angles[i]!), y: r * Math.sin(angles[i]!) });
+  });
   return pos;
 }
 
-/** Angles in increasing order moved as little as simply possible to be `gap` apart (mod 2π). */
-function spread(want: number[], gap: number): number[] {
+/**
+ * Angles (sorted) moved as little as possible (least squares) to be at least `gap` apart,
+ * round the circle. The circle is cut at the widest gap between wanted angles; on the line that
+ * gives, the best placement is an isotonic regression (pool adjacent violators) of
+ * want[i] - i * gap. If that wraps round to within `rings` gaps of its start, the nodes share
+ * the circle evenly. `rank` is each angle's place along the line from the cut: the caller puts
+ * consecutive ranks on different sub-rings, so the last and first must be `rings` gaps apart.
+ */
+function spread(want: number[], gap: number, rings: number): { angles: number[]; rank: number[] } {
   const n = want.length;
-  if (n < 2) return want.slice();
-  const a = want.slice();
-  for (let i = 1; i < n; i++) a[i] = Math.max(a[i]!, a[i - 1]! + gap);
-  // Too far round: pull back from the end (the first one must stay a gap after the last).
-  const limit = a[0]! + 2 * Math.PI - gap;
-  if (a[n - 1]! > limit) {
-    const over = a[n - 1]! - limit;
-    for (let i = 0; i < n; i++) a[i] = a[i]! - over / 2;
-    a[n - 1] = Math.min(a[n - 1]!, a[0]! + 2 * Math.PI - gap);
-    for (let i = n - 2; i >= 0; i--) a[i] = Math.min(a[i]!, a[i + 1]! - gap);
+  if (n < 2) return { angles: want.slice(), rank: want.map((_, i) => i) };
+  const TAU = 2 * Math.PI;
+  let cut = 0; // index of the first angle after the widest gap
+  let widest = want[0]! + TAU - want[n - 1]!;
+  for (let i = 1; i < n; i++) {
+    if (want[i]! - want[i - 1]! > widest) {
+      widest = want[i]! - want[i - 1]!;
+      cut = i;
+    }
   }
-  return a;
+  const line: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = (cut + i) % n;
+    line.push(want[j]! + (j < cut ? TAU : 0) - i * gap);
+  }
+  // Pool adjacent violators: blocks of equal value, each the mean of its members.
+  const value: number[] = [];
+  const size: number[] = [];
+  for (const v of line) {
+    value.push(v);
+    size.push(1);
+    while (value.length > 1 && value[value.length - 2]! > value[value.length - 1]!) {
+      const v2 = value.pop()!;
+      const s2 = size.pop()!;
+      const v1 = value.pop()!;
+      const s1 = size.pop()!;
+      value.push((v1 * s1 + v2 * s2) / (s1 + s2));
+      size.push(s1 + s2);
+    }
+  }
+  const fitted: number[] = [];
+  value.forEach((v, b) => {
+    for (let k = 0; k < size[b]!; k++) fitted.push(v + fitted.length * gap);
+  });
+  if (fitted[n - 1]! - fitted[0]! > TAU - rings * gap) {
+    const step = (TAU - rings * gap) / (n - 1);
+    const offset = line.reduce((acc, v, i) => acc + v + i * gap - i * step, 0) / n;
+    for (let i = 0; i < n; i++) fitted[i] = offset + i * step;
+  }
+  const angles = new Array<number>(n);
+  const rank = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    angles[(cut + i) % n] = fitted[i]!;
+    rank[(cut + i) % n] = i;
+  }
+  return { angles, rank };
 }
 
 /**

@@ -40,8 +40,8 @@ function header(): void {
       h('th', { class: 'num' }, 'Score'),
       h('th', { class: 'num' }, 'Size'),
       h('th', {}, 'Reasons'),
-      can('READ_CASES') ? h('th', {}, 'Verdict') : null,
-      h('th', {}, 'Ring'),
+      can('READ_CASES') ? h('th', { class: 'verdict-col' }, 'Verdict') : null,
+      h('th', { class: 'ring-col' }, 'Ring'),
     ),
   );
 }
@@ -73,8 +73,8 @@ function row(c: ClusterRow): HTMLTableRowElement {
             : '',
         )
       : null,
-    // Ring ids are long hashes: the start is enough to tell rows apart; the whole id on hover.
-    h('td', { class: 'ring', title: c.ringId }, c.ringId.length > 10 ? `${c.ringId.slice(0, 9)}…` : c.ringId),
+    // Ring ids are long hashes: the start tells rows apart (CSS cuts it); the whole id on hover.
+    h('td', { class: 'ring', title: c.ringId }, c.ringId),
   );
   const open = () => {
     clearError();

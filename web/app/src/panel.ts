@@ -438,6 +438,8 @@ function renderCluster(c: Cluster): void {
 
 export function resetPanel(): void {
   seq++;
+  // Answers depend on the key (masked or not): the next key starts afresh.
+  explainCache.clear();
   const el = root();
   delete el.dataset.kind;
   delete el.dataset.id;

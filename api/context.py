@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
@@ -27,7 +28,7 @@ from ringscope.api.audit import AuditBuffer
 from ringscope.api.auth import Capability, Principal
 from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
-from ringscope.kinds import BY_NAME
+from ringscope.kinds import BY_NAME, KINDS
 from ringscope.models.builds import ClusterInfo, RingSnapshot, ScoreCache
 from ringscope.models.store import ModelStore
 from ringscope.settings import Settings
@@ -59,12 +60,55 @@ class Masker:
             return value, False
         return "*" * max(3, len(value) - 2) + value[-2:], True
 
+    def reasons(self, texts: Sequence[str], principal: Principal) -> list[str]:
+        """A cluster's reasons with the personal values they quote masked, for roles without
+        PII. The detector quotes identifiers in two forms (models/clusters.py): "<n> <kind
+        words> (<v1>, <v2>[ and k more])" and "<kind word> <v> holds the group together", with
+        the words from the kinds table, so the values are found by those forms and masked as
+        :meth:`display` masks them anywhere else."""
+        if principal.can(Capability.READ_PII):
+            return list(texts)
+
+        def masked(kind: str) -> Callable[[re.Match[str]], str]:
+            def one(m: re.Match[str]) -> str:
+                inner, more = m.group(2), ""
+                cut = _MORE.search(inner)
+                if cut is not None:
+                    inner, more = inner[: cut.start()], inner[cut.start() :]
+                values = [self.display(kind, v, principal)[0] for v in inner.split(", ")]
+                return f"{m.group(1)}({', '.join(values)}{more})"
+
+            return one
+
+        def masked_one(kind: str) -> Callable[[re.Match[str]], str]:
+            return lambda m: m.group(1) + self.display(kind, m.group(2), principal)[0]
+
+        out = []
+        for text in texts:
+            for kind, listed, named in _QUOTED:
+                text = named.sub(masked_one(kind), listed.sub(masked(kind), text))
+            out.append(text)
+        return out
+
     def key(self, kind: str, value: str, principal: Principal) -> str:
         if not self.needs_mask(kind, principal):
             return f"{kind}:{value}"
         digest = hmac.new(self.secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
         return f"{kind}:~{digest[:16]}"
 
+
+# For each personal kind, from the kinds table: "<n> <kind words> (" ... ")", and
+# "<kind word> <value> holds the group together".
+_QUOTED = [
+    (
+        k.name,
+        re.compile(rf"(\b\d+ (?:{'|'.join(map(re.escape, k.words))}) )\(([^()]*)\)"),
+        re.compile(rf"(\b{re.escape(k.words[0])} )(\S+)(?= holds the group together)"),
+    )
+    for k in KINDS
+    if k.pii and k.words[0]
+]
+_MORE = re.compile(r" and \d+ more$")
 
 MASK_SECRET_MIN_CHARS = 16
 

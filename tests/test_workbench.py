@@ -373,3 +373,24 @@ def test_graphiql_is_served_from_the_package(bench: Workbench, page: Page) -> No
     pg.locator(".graphiql-container").wait_for()
     assert page.requests, "the page loaded its assets"
     assert all(urlsplit(u).path.startswith(("/graphql", "/static/")) for u in page.requests)
+
+
+REASONS = """
+query R { clusters(minScore: 0, first: 200) { edges { node { id reasons
+  sharedIdentifiers(first: 100) { kind id } } } } }
+"""
+
+
+def test_the_server_masks_personal_values_quoted_in_cluster_reasons(bench: Workbench) -> None:
+    """The reasons are the detector's sentences and quote identifiers; a key without READ_PII
+    gets them masked by the server (not only on the page), as every other field masks them."""
+    full = bench.api(REASONS)["clusters"]["edges"]
+    seen = bench.server.gql(REASONS, bench.keys.risk_engine)["data"]["clusters"]["edges"]
+    assert [e["node"]["id"] for e in seen] == [e["node"]["id"] for e in full]
+    raw = {s["id"] for e in full for s in e["node"]["sharedIdentifiers"] if s["kind"] in PII_KINDS}
+    quoted = [v for e in full for r in e["node"]["reasons"] for v in raw if v in r]
+    assert quoted, "the investigator's reasons quote personal values (else this tests nothing)"
+    leaked = [v for e in seen for r in e["node"]["reasons"] for v in raw if v in r]
+    assert not leaked, leaked[:3]
+    for a, b in zip(full, seen, strict=True):  # the same sentences, values masked
+        assert len(a["node"]["reasons"]) == len(b["node"]["reasons"])

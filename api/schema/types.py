@@ -230,7 +230,7 @@ class Cluster:
             score=c.score,
             size=c.size,
             density=c.density,
-            reasons=list(c.reasons),
+            reasons=ctx.masker.reasons(c.reasons, ctx.principal),
             first_seen_build=c.first_seen_build,
             first_seen_at=c.first_seen_at,
             info_=c,

@@ -248,7 +248,11 @@ async function fetchNeighbourhood(
  * Draw the 2-hop neighbourhood of (kind, id) afresh. Resolves with the centre node, or null
  * when the entity does not exist; rejects (ApiError) on failure, leaving the old graph.
  */
-export async function showNeighbourhood(kind: EntityKind, id: string): Promise<NbNode | null> {
+export async function showNeighbourhood(
+  kind: EntityKind,
+  id: string,
+  hops = 2,
+): Promise<NbNode | null> {
   inflight?.abort();
   const ctl = new AbortController();
   inflight = ctl;
@@ -257,7 +261,7 @@ export async function showNeighbourhood(kind: EntityKind, id: string): Promise<N
   let nb: Neighbourhood | null;
   setStatus(`Loading the neighbourhood of ${id}…`);
   try {
-    nb = await fetchNeighbourhood(kind, id, 2, ctl.signal);
+    nb = await fetchNeighbourhood(kind, id, hops, ctl.signal);
   } finally {
     if (inflight === ctl) {
       inflight = null;

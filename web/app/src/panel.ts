@@ -5,7 +5,6 @@
 import { ApiError, gql, isAbort, messageOf } from './api';
 import { can } from './auth';
 import { noteForm, noteItem, verdictForm, verdictItem } from './actions';
-import { shownReason } from './pii';
 import { byTestId, fmtInt, fmtScore, fmtTime, h, reportError, showError } from './dom';
 import type { Cluster, Entity, EntityKind, Explanation, NbNode, Verdict } from './types';
 
@@ -353,7 +352,7 @@ function renderCluster(c: Cluster): void {
   field(dl, 'First seen', `${c.firstSeenBuild}${c.firstSeenAt ? ` (${fmtTime(c.firstSeenAt)})` : ''}`);
 
   const reasons = h('ul', { class: 'list', testid: 'cluster-reasons' });
-  c.reasons.forEach((r) => reasons.append(h('li', {}, shownReason(r))));
+  c.reasons.forEach((r) => reasons.append(h('li', {}, r)));
   if (!c.reasons.length) reasons.append(emptyItem('No reasons recorded.'));
 
   const members = h('ul', { class: 'list members', testid: 'cluster-members' });

@@ -1,4 +1,6 @@
-// Search: an entity by kind and id → its 2-hop neighbourhood in the graph, centre selected.
+// Search: an entity by kind and id → its neighbourhood (2 hops unless the user picks 1 or 3;
+// identifiers of more than the API's hub degree stay one node however far) in the graph,
+// centre selected.
 import { byTestId, clearError, h, reportError, showError } from './dom';
 import { markSelected, showNeighbourhood } from './graph';
 import { showNode } from './panel';
@@ -20,7 +22,8 @@ export async function search(kind: EntityKind, id: string, select = true): Promi
   const go = byTestId<HTMLButtonElement>('search-go');
   go.disabled = true;
   try {
-    const centre = await showNeighbourhood(kind, id);
+    const hops = Number(byTestId<HTMLSelectElement>('search-hops').value) || 2;
+    const centre = await showNeighbourhood(kind, id, hops);
     if (centre === null) {
       showError(`No ${kind} with id ${id}.`);
       return;

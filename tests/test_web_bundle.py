@@ -4,7 +4,7 @@ The bundle is committed so that a Python-only install (the wheel, `pip install`)
 workbench with no Node on the machine. The price is that it could drift from its sources; this
 test rebuilds it from a clean copy of web/ with the committed lockfile (`npm ci`, the npm
 registry is reachable from CI) and compares every file, byte for byte. To fix a failure: `make
-web` and commit api/static.
+web` and commit api/static. It also runs web/'s own unit tests (`npm test`: the graph layout).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def test_the_committed_bundle_is_built_from_the_sources(tmp_path: Path) -> None:
     for cmd in (
         [npm, "ci", "--no-audit", "--no-fund"],
         [npm, "run", "build", "--", "--outDir", str(out), "--emptyOutDir"],
+        [npm, "test"],  # web/app/src/layout.test.ts: every node placed, none overlapping
     ):
         proc = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"

@@ -394,3 +394,38 @@ def test_the_server_masks_personal_values_quoted_in_cluster_reasons(bench: Workb
     assert not leaked, leaked[:3]
     for a, b in zip(full, seen, strict=True):  # the same sentences, values masked
         assert len(a["node"]["reasons"]) == len(b["node"]["reasons"])
+
+
+def test_a_ring_verdict_and_a_case_note_made_in_the_page_are_stored(
+    bench: Workbench, page: Page
+) -> None:
+    pg = signed_in(page, bench, bench.keys.investigator)
+    cluster, _ = flagged_account(bench)
+    ring = bench.api("query C($id: ID!) { cluster(id: $id) { ringId } }", {"id": cluster})
+    ring_id = ring["cluster"]["ringId"]
+    pg.locator(f'[data-testid=queue-row][data-cluster-id="{cluster}"]').click()
+    pg.get_by_test_id("cluster-reasons").wait_for()
+    stamp = time.time_ns()
+    pg.get_by_test_id("verdict-select").select_option("LEGIT")
+    pg.get_by_test_id("verdict-note").fill(f"a family, checked by phone {stamp}")
+    pg.get_by_test_id("verdict-save").click()
+    pg.wait_for_function(
+        "() => document.querySelector('[data-testid=verdict-saved]')?.innerText.includes('LEGIT')"
+    )
+    pg.get_by_test_id("note-text").fill(f"called the merchant {stamp}")
+    pg.get_by_test_id("note-save").click()
+    pg.wait_for_function(
+        "s => document.querySelector('[data-testid=notes]')?.innerText.includes(s)",
+        arg=f"called the merchant {stamp}",
+    )
+    verdicts = bench.graph.read(
+        "MATCH (v:Verdict {target_kind: 'ring', target_id: $ring}) WHERE v.note ENDS WITH $s "
+        "RETURN v.verdict AS verdict, v.author AS author",
+        {"ring": ring_id, "s": str(stamp)},
+    )
+    assert [(r["verdict"], r["author"]) for r in verdicts] == [("legit", "alice")]
+    notes = bench.graph.read(
+        "MATCH (n:CaseNote {ring_id: $ring}) WHERE n.text ENDS WITH $s RETURN n.author AS author",
+        {"ring": ring_id, "s": str(stamp)},
+    )
+    assert [r["author"] for r in notes] == ["alice"]

@@ -31,9 +31,13 @@ test: install browser
 # browser download is unreachable here), and a test rebuilds the committed bundle with Node to
 # check it matches web/'s sources. Both come from Debian's packages when missing.
 browser:
-	@command -v chromium >/dev/null && command -v npm >/dev/null || { \
-	  echo "installing chromium and nodejs (Debian) for the browser and bundle tests"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium nodejs npm; }
+	@missing=""; \
+	command -v chromium >/dev/null || missing=" chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian) for the browser and bundle tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 # The workbench and GraphiQL bundle (web/ -> api/static/), committed so that a Python-only
 # install serves it; tests/test_web_bundle.py checks the committed files match the sources.

@@ -148,6 +148,9 @@ def page(browser: Any) -> Iterator[Page]:
     # Every request the page made stayed on this machine (data: URLs have no host).
     remote = {h for h in rec.hosts() if h not in ("127.0.0.1", "")}
     assert not remote, f"the page reached outside the machine: {sorted(remote)}"
+    # Nothing the page needs was refused by its Content-Security-Policy (api/web.py).
+    refused = [e for e in rec.console_errors if "Content Security Policy" in e]
+    assert not refused, refused
 
 
 def sign_in(p: Page, wb: Workbench, key: str) -> None:

@@ -39,7 +39,8 @@ from ringscope.models.features import (
     to_hetero,
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
-from ringscope.models.projection import F64, I64, KIND_NAMES, Projection
+from ringscope.models.linking import dedupe_pairs
+from ringscope.models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
 from ringscope.models.tabular import segment_reduce
 
 __all__ = ["AccountRiskModel", "Explanation", "RiskConfig", "tree_feature_names"]
@@ -309,22 +310,16 @@ class AccountRiskModel:
             i = proj.ids.index(account_id)
         except ValueError:
             raise KeyError(f"account {account_id!r} is not in the graph") from None
+        if self.choice == "tree":
+            return self._explain_tree(proj, i, top)
+        return self._explain_whole(proj, i, top)
+
+    def _explain_whole(self, proj: Projection, i: int, top: int) -> Explanation:
+        """``explain`` by rescoring the whole projection per occlusion (any model)."""
         tables = _tables(proj, self.config.hub_degree)
         x = _tree_matrix(tables, proj.label)
         base = float(self._calibrate(self._raw(proj, tables))[i])
-        contrib = self.booster.predict(x[i : i + 1], pred_contrib=True)[0][:-1]
-        names = tree_feature_names()
-        order = np.argsort(-contrib, kind="stable")[:top]
-        feats = tuple(
-            (
-                names[j],
-                round(float(x[i, j]), 4),
-                round(float(contrib[j]), 4),
-                _describe(names[j]),
-            )
-            for j in order.tolist()
-            if contrib[j] > 0
-        )
+        feats = self._top_features(x[i], top)
         drops: list[tuple[str, int, float]] = []
         for kind in KIND_NAMES:
             e = proj.kinds.get(kind)
@@ -335,8 +330,194 @@ class AccountRiskModel:
                 sub = _without(proj, kind, keep)
                 score = float(self._calibrate(self._raw(sub))[i])
                 drops.append((kind, int(e.nodes[ident]), round(base - score, 6)))
+        return self._explanation(proj.ids[i], base, feats, drops, top)
+
+    def _explain_tree(self, proj: Projection, i: int, top: int) -> Explanation:
+        """``explain`` for the tree alone, from the only rows its answer depends on.
+
+        The tree scores account ``i`` from its own features, its (non-hub) identifiers' features
+        and the features of those identifiers' accounts, each a function of that account's own
+        edges, the identifiers' whole-graph sizes and "now". So the account, the accounts on its
+        non-hub identifiers and all of their edges (:func:`_neighbourhood`, sizes and "now"
+        pinned) give bit for bit the row the whole projection gives. An occlusion changes the
+        features of the account and of the removed identifier's accounts only (its size drops by
+        one), and of that identifier: those are recomputed, the rest reused, only the account's
+        row is assembled (:func:`_tree_row`), and the tree scores all the rows in one call. The
+        same numbers as rescoring the whole projection per occlusion (tested) at a fraction of
+        the cost.
+        """
+        assert self.booster is not None
+        hub = self.config.hub_degree
+        near, k = _neighbourhood(proj, i, hub, proj.now())
+        x_acc = account_features(near)
+        x_ids = _identifier_parts(near)
+        rows = [_tree_row(near, k, hub, x_acc, x_ids)]
+        occluded: list[tuple[str, int]] = []
+        for kind in KIND_NAMES:
+            e = near.kinds.get(kind)
+            if e is None:
+                continue
+            for ident in np.unique(e.ident[e.acc == k]).tolist():
+                keep = ~((e.acc == k) & (e.ident == ident))
+                sub = _without(near, kind, keep)
+                sub.data_now = _now_without(proj, kind, i, ident)
+                if sub.data_now == near.data_now:
+                    touched = np.zeros(near.n, dtype=bool)
+                    touched[k] = True
+                    touched[e.acc[e.ident == ident]] = True
+                    x_sub = x_acc.copy()
+                    x_sub[touched] = account_features(_restrict(sub, touched))
+                else:  # the edge held the latest timestamp: every account's age moves
+                    x_sub = account_features(sub)
+                parts = {**x_ids, kind: _identifier_parts(sub, kind)[kind]}
+                rows.append(_tree_row(sub, k, hub, x_sub, parts))
+                occluded.append((kind, int(e.nodes[ident])))
+        x = np.vstack(rows)
+        p = self._calibrate(self._predict_tree(x))
+        base = float(p[0])
+        feats = self._top_features(x[0], top)
+        drops = [
+            (kind, node, round(base - float(score), 6))
+            for (kind, node), score in zip(occluded, p[1:].tolist(), strict=True)
+        ]
+        return self._explanation(proj.ids[i], base, feats, drops, top)
+
+    def _predict_tree(self, x: F32) -> F64:
+        assert self.booster is not None
+        return np.asarray(self.booster.predict(x), dtype=np.float64)
+
+    def _top_features(self, row: F32, top: int) -> tuple[tuple[str, float, float, str], ...]:
+        assert self.booster is not None
+        contrib = self.booster.predict(row.reshape(1, -1), pred_contrib=True)[0][:-1]
+        names = tree_feature_names()
+        order = np.argsort(-contrib, kind="stable")[:top]
+        return tuple(
+            (
+                names[j],
+                round(float(row[j]), 4),
+                round(float(contrib[j]), 4),
+                _describe(names[j]),
+            )
+            for j in order.tolist()
+            if contrib[j] > 0
+        )
+
+    def _explanation(
+        self,
+        account_id: str,
+        base: float,
+        feats: tuple[tuple[str, float, float, str], ...],
+        drops: list[tuple[str, int, float]],
+        top: int,
+    ) -> Explanation:
         drops.sort(key=lambda d: (-d[2], d[0], d[1]))
         return Explanation(account_id, round(base, 6), self.choice, feats, tuple(drops[:top]))
+
+
+def _neighbourhood(proj: Projection, i: int, hub_degree: int, now: int) -> tuple[Projection, int]:
+    """Account ``i``, the accounts on its identifiers of at most ``hub_degree`` accounts, and all
+    of their edges, as a projection of its own (and ``i``'s index in it).
+
+    Accounts keep their relative order and identifiers their indices, so every sum the tree's
+    features take runs over the same values in the same order as in ``proj``: account ``i``'s
+    tree row is bit for bit the one ``proj`` gives. Identifiers carry their size in ``proj``
+    (``full_degree``, whole-graph already in a local projection) and "now" is ``proj``'s, since
+    neither can be counted from a part of the graph.
+    """
+    near = np.zeros(proj.n, dtype=bool)
+    near[i] = True
+    sized: dict[str, KindEdges] = {}
+    for kind, e in proj.kinds.items():
+        deg = e.full_degree
+        if deg is None:
+            deg = np.bincount(dedupe_pairs(e)[1], minlength=e.m).astype(np.int64)
+        sized[kind] = replace(e, full_degree=deg)
+        ids = np.unique(e.ident[e.acc == i])
+        on = np.zeros(e.m, dtype=bool)
+        on[ids[deg[ids] <= hub_degree]] = True
+        near[e.acc[on[e.ident]]] = True
+    sub = _restrict(replace(proj, kinds=sized, data_now=now), near)
+    return sub, int(np.count_nonzero(near[:i]))
+
+
+def _restrict(proj: Projection, accounts: npt.NDArray[np.bool_]) -> Projection:
+    """Some accounts of ``proj`` (a mask) with all of their edges, in their order; identifiers
+    keep their indices, sizes (``full_degree``, which must be set) and flags."""
+    index = np.cumsum(accounts) - 1
+    rows = np.flatnonzero(accounts)
+    kinds: dict[str, KindEdges] = {}
+    for kind, e in proj.kinds.items():
+        keep = accounts[e.acc]
+        kinds[kind] = replace(
+            e,
+            acc=index[e.acc[keep]].astype(np.int32),
+            ident=e.ident[keep],
+            first=e.first[keep],
+            last=e.last[keep],
+            count=e.count[keep],
+            round_count=e.round_count[keep] if e.round_count is not None else None,
+            total=e.total[keep] if e.total is not None else None,
+        )
+    return Projection(
+        ids=[proj.ids[r] for r in rows.tolist()],
+        nodes=proj.nodes[rows],
+        created=proj.created[rows],
+        kyc=proj.kyc[rows],
+        label=proj.label[rows],
+        kinds=kinds,
+        data_now=proj.data_now,
+    )
+
+
+def _identifier_parts(proj: Projection, only: str | None = None) -> dict[str, F32]:
+    """Identifier features per kind (all kinds, or ``only``), as :func:`_tables` stacks them."""
+    width = len(FEATURE_SCHEMA.identifier)
+    out: dict[str, F32] = {}
+    for kind in KIND_NAMES if only is None else (only,):
+        e = proj.kinds.get(kind)
+        out[kind] = (
+            identifier_features(e)
+            if e is not None and e.m
+            else np.zeros((0, width), dtype=np.float32)
+        )
+    return out
+
+
+def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict[str, F32]) -> F32:
+    """Row ``k`` of ``_tree_matrix(_tables(proj, hub_degree), proj.label)``, bit for bit, given
+    ``proj``'s account features and identifier features per kind: the identifier aggregates are
+    taken for the account's identifiers only, with the same sparse products row by row."""
+    b = incidence(proj, max_degree=hub_degree)
+    mine = b[k]
+    cols = np.unique(mine.indices)
+    # The account's row over its own identifiers only (same entries, same order).
+    r = _rownorm(mine)
+    r = sp.csr_matrix((r.data, np.searchsorted(cols, r.indices), r.indptr), shape=(1, len(cols)))
+    mine = sp.csr_matrix(
+        (mine.data, np.searchsorted(cols, mine.indices), mine.indptr), shape=(1, len(cols))
+    )
+    x_id = np.vstack([x_ids[kind] for kind in KIND_NAMES]).astype(np.float32)[cols]
+    bt = b.T.tocsr()[cols]
+    id_mean_acc = np.asarray(_rownorm(bt) @ x_acc, dtype=np.float32)
+    id_max_acc = segment_reduce(x_acc, bt, np.maximum).astype(np.float32)
+    parts: list[npt.NDArray[np.floating]] = [
+        x_acc[k : k + 1],
+        np.asarray(r @ x_id, dtype=np.float32),
+        segment_reduce(x_id, mine, np.maximum),
+        np.asarray(r @ id_mean_acc, dtype=np.float32),
+        segment_reduce(id_max_acc, mine, np.maximum),
+        label_features(b, proj.label)[k : k + 1],
+    ]
+    return np.hstack(parts).astype(np.float32)
+
+
+def _now_without(proj: Projection, kind: str, i: int, ident: int) -> int:
+    """``proj``'s "now" once account ``i``'s edges to one identifier are gone."""
+    if proj.data_now is not None:
+        return proj.data_now
+    e = proj.kinds[kind]
+    last = e.last[~((e.acc == i) & (e.ident == ident))]
+    return replace(proj, kinds={**proj.kinds, kind: replace(e, last=last)}).now()
 
 
 def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projection:

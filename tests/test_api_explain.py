@@ -17,8 +17,13 @@ from ringscope.ingest import load
 from ringscope.jobs.rebuild import rebuild
 from ringscope.kinds import KINDS
 from ringscope.models.artefacts import current_model, load_model
-from ringscope.models.projection import Projection, read_projection
-from ringscope.models.risk import AccountRiskModel
+from ringscope.models.projection import Projection, read_local_projection, read_projection
+from ringscope.models.risk import (
+    AccountRiskModel,
+    _neighbourhood,
+    _tables,
+    _tree_matrix,
+)
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 from tests.api_support import Keys, LiveServer, api_settings, make_keys
@@ -89,6 +94,37 @@ def test_explain_matches_the_model_on_the_whole_graph(server: LiveServer, world:
     assert not any(i["masked"] for i in why["identifiers"])  # investigators see PII
     # Deterministic: the same answer twice.
     assert server.gql(EXPLAIN, keys.investigator, {"id": account, "top": 20}) == body
+
+
+def test_the_tree_explains_from_the_account_s_own_rows_exactly(world: Any) -> None:
+    """The tree's explanation is computed from the account, the accounts on its non-hub
+    identifiers and their edges alone (models/risk.py ``_explain_tree``), each occlusion
+    rescoring that, not the whole projection: the same feature rows bit for bit, so the same
+    score, features and score drops as rescoring the whole projection per occlusion, on the
+    whole graph and on local projections alike."""
+    g, settings, _, proj = world
+    path = current_model(settings.models_dir)
+    assert path is not None
+    model = load_model(path)
+    assert model.choice == "tree"
+    hub = model.config.hub_degree
+    x_whole = _tree_matrix(_tables(proj, hub), proj.label)
+    scores = _whole_graph_scores(settings, proj)
+    rng = np.random.default_rng(0)
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    picks = ranked[:15] + [proj.ids[int(k)] for k in rng.choice(proj.n, 15, replace=False)]
+    for account in picks:
+        i = proj.ids.index(account)
+        near, k = _neighbourhood(proj, i, hub, proj.now())
+        assert near.n < proj.n
+        x_near = _tree_matrix(_tables(near, hub), near.label)
+        np.testing.assert_array_equal(x_near[k], x_whole[i])
+        assert model._explain_tree(proj, i, 20) == model._explain_whole(proj, i, 20), account
+    for account in picks[:4] + picks[-4:]:
+        local = read_local_projection(g, account, data_now=proj.now(), always=hub, budget=300)
+        assert local is not None
+        i = local.ids.index(account)
+        assert model._explain_tree(local, i, 20) == model._explain_whole(local, i, 20), account
 
 
 def test_risk_engine_sees_identifiers_masked_and_every_entity_is_audited(

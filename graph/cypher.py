@@ -213,19 +213,27 @@ _ACCOUNT_ROW: LiteralString = (
     "CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END AS label"
 )
 LOCAL_ACCOUNT: LiteralString = f"MATCH (a:{ACCOUNT.label} {{id: $id}}) " + _ACCOUNT_ROW
-LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = (
-    f"MATCH (a:{ACCOUNT.label})-[r]->(x) WHERE id(a) = $node AND type(r) IN $rels "
-    "RETURN DISTINCT type(r) AS rel, id(x) AS node"
-)
 LOCAL_ACCOUNTS_OF: LiteralString = (
     "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node "
     f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels "
     "WITH DISTINCT a " + _ACCOUNT_ROW
 )
-LOCAL_IDENTIFIER_INFO: dict[str, LiteralString] = {
-    k.rel: f"UNWIND $nodes AS node MATCH (x:{k.label}) WHERE id(x) = node "
-    + f"WITH node, COUNT {{ MATCH (x)<-[:{k.rel}]-(a:{ACCOUNT.label}) RETURN DISTINCT a }} "
-    + "AS degree, "
+# Sizes: only accounts have identifier relationships, and every kind but payees has one per
+# (account, identifier) (ingest MERGEs them), so an identifier's distinct accounts are its
+# relationship degree, which Neo4j answers from the node's degree store without a traversal (a
+# carrier IP or a big merchant has thousands). Payees have one PAID per (account, currency) and
+# are counted distinct, by traversal. Flags: emulator device, virtual phone, merchant payee.
+_LOCAL_DEGREE: dict[str, LiteralString] = {
+    k.rel: (
+        f"COUNT {{ MATCH (x)<-[:{k.rel}]-(b) RETURN DISTINCT b }}"
+        if k.rel == "PAID"
+        else f"COUNT {{ (x)<-[:{k.rel}]-() }}"
+    )
+    for k in KINDS
+    if k.rel is not None
+}
+_LOCAL_FLAG: dict[str, LiteralString] = {
+    k.rel: "coalesce("
     + (
         "x.is_emulator = true"
         if k.name == "device"
@@ -235,11 +243,41 @@ LOCAL_IDENTIFIER_INFO: dict[str, LiteralString] = {
         if k.name == "payee"
         else "false"
     )
-    + " AS flag RETURN collect(node) AS nodes, collect(degree) AS degrees, "
-    + "collect(coalesce(flag, false)) AS flags"
+    + ", false)"
     for k in KINDS
     if k.rel is not None
 }
+# The account's own identifiers with their sizes and flags, all kinds in one read.
+LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = " UNION ALL ".join(
+    f"MATCH (a)-[:{k.rel}]->(x:{k.label}) WHERE id(a) = $node WITH DISTINCT x "
+    + f"RETURN '{k.rel}' AS rel, id(x) AS node, {_LOCAL_DEGREE[k.rel]} AS degree, "
+    + f"{_LOCAL_FLAG[k.rel]} AS flag"
+    for k in KINDS
+    if k.rel is not None
+)
+# Every edge of some accounts (as DETECT_LINKS, one record per kind, all kinds in one read), and
+# the size and flag of each identifier they reach that is not in $known. Only aggregates in the
+# WITH: a constant there would be a grouping key, and a kind no account uses would return no row.
+LOCAL_LINKS: LiteralString = " UNION ALL ".join(
+    _DETECT_CHUNK
+    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
+    + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
+    + _DETECT_SEEN
+    + (
+        ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
+        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4"
+        if k.rel == "PAID"
+        else ""
+    )
+    + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
+    + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
+    + ("round_count, total_e4, " if k.rel == "PAID" else "[] AS round_count, [] AS total_e4, ")
+    + "[x IN xs | id(x)] AS info_nodes, "
+    + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
+    + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
+    for k in KINDS
+    if k.rel is not None
+)
 
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),
 # and the naive baseline loader's one-row-one-transaction statement.

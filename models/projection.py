@@ -235,6 +235,10 @@ def read_local_projection(
     leaves bigger ones out, so it stays exact); bigger ones are read smallest first while the
     accounts read stay within ``budget``. An identifier not read (a big merchant, a carrier IP)
     makes the GNN's message through it approximate (see :func:`unread_identifiers`).
+
+    Four reads: the account; its identifiers with their sizes and flags; the accounts to read;
+    their edges of every kind with the sizes and flags of the identifiers they reach. Sizes come
+    from Neo4j's degree store (graph/cypher.py ``_LOCAL_DEGREE``), payees' by traversal.
     """
     t0 = time.perf_counter()
     rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
@@ -242,12 +246,10 @@ def read_local_projection(
         return None
     rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
     me = rows[0]
-    own: dict[str, list[int]] = {}
-    for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"]), "rels": rels}):
-        own.setdefault(str(r["rel"]), []).append(int(r["node"]))
-    info: dict[int, tuple[int, bool]] = {}
-    for rel, nodes in own.items():
-        info.update(_identifier_info(graph, rel, nodes))
+    info: dict[int, tuple[int, bool]] = {
+        int(r["node"]): (int(r["degree"]), bool(r["flag"]))
+        for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
+    }
     expand: list[int] = []
     total = 0
     for x, (degree, _) in sorted(info.items(), key=lambda kv: (kv[1][0], kv[0])):
@@ -269,14 +271,37 @@ def read_local_projection(
         data_now=data_now,
     )
     proj.seconds["accounts"] = time.perf_counter() - t0
-    _read_edges(graph, proj, 5_000, lambda kind, uniq: np.zeros(len(uniq), dtype=bool))
+    t1 = time.perf_counter()
+    links = {
+        str(r["rel"]): r
+        for r in graph.read(
+            cypher.LOCAL_LINKS, {"nodes": proj.nodes.tolist(), "known": sorted(info)}
+        )
+    }
     for kind in IDENTIFIER_KINDS:
-        e = proj.kinds[kind.name]
         assert kind.rel is not None
-        rest = [x for x in e.nodes.tolist() if x not in info]
-        info.update(_identifier_info(graph, kind.rel, rest))
-        e.flag = np.asarray([info[x][1] for x in e.nodes.tolist()], dtype=bool)
-        e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
+        r = links[kind.rel]
+        info.update(
+            (int(n), (int(d), bool(f)))
+            for n, d, f in zip(r["info_nodes"], r["degrees"], r["flags"], strict=True)
+        )
+        paid = kind.rel == "PAID"
+        uniq, inv = np.unique(np.asarray(r["ident"], dtype=np.int64), return_inverse=True)
+        nodes = uniq.astype(np.int64)
+        proj.kinds[kind.name] = KindEdges(
+            kind=kind.name,
+            acc=np.asarray(r["acc"], dtype=np.int32),
+            ident=inv.astype(np.int32),
+            first=np.asarray(r["first"], dtype=np.int64),
+            last=np.asarray(r["last"], dtype=np.int64),
+            count=np.asarray(r["count"], dtype=np.int64),
+            nodes=nodes,
+            flag=np.asarray([info[x][1] for x in nodes.tolist()], dtype=bool),
+            round_count=np.asarray(r["round_count"], dtype=np.int64) if paid else None,
+            total=np.asarray(r["total_e4"], dtype=np.float64) / 10_000.0 if paid else None,
+            full_degree=np.asarray([info[x][0] for x in nodes.tolist()], dtype=np.int64),
+        )
+    proj.seconds["edges"] = time.perf_counter() - t1
     return proj
 
 
@@ -291,21 +316,6 @@ def unread_identifiers(proj: Projection, account_id: str) -> int:
             if len(np.unique(e.acc[e.ident == j])) < e.full_degree[j]:
                 unread += 1
     return unread
-
-
-def _identifier_info(graph: Graph, rel: str, nodes: list[int]) -> dict[int, tuple[int, bool]]:
-    """Whole-graph distinct accounts and flag (emulator, virtual, merchant) of some identifiers
-    of one kind (by relationship type), as parallel lists in one record."""
-    if not nodes:
-        return {}
-    rows = graph.read(cypher.LOCAL_IDENTIFIER_INFO[rel], {"nodes": nodes})
-    if not rows:
-        return {}
-    r = rows[0]
-    return {
-        int(n): (int(d), bool(f))
-        for n, d, f in zip(r["nodes"], r["degrees"], r["flags"], strict=True)
-    }
 
 
 def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:

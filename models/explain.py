@@ -40,7 +40,9 @@ def explain(
     The account's local projection (:func:`models.projection.read_local_projection`: the
     accounts sharing an identifier with it and their edges) gives the same score and
     explanation as the whole graph, so this costs a few reads of one neighbourhood, never a
-    projection of the whole graph. Investigators' verdicts count as labels, as in a rebuild.
+    projection of the whole graph. For the tree, the neighbourhood stops at its ``hub_degree``;
+    ``budget`` accounts more are read for the GNN's bigger identifiers. Investigators' verdicts
+    count as labels, as in a rebuild.
     """
     model = models.current()
     info = current_build(graph)
@@ -51,7 +53,9 @@ def explain(
         account_id,
         data_now=int(data_now) if data_now is not None else _latest_seen(graph),
         always=model.config.hub_degree,
-        budget=budget,
+        # The tree leaves identifiers above hub_degree out, so their accounts would be read
+        # for nothing (a merchant's thousands): only the GNN's messages need them.
+        budget=budget if model.choice != "tree" else 0,
     )
     if proj is None:
         return None

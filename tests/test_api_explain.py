@@ -164,7 +164,9 @@ def test_verdicts_since_the_rebuild_count_as_labels(
     server: LiveServer, world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Investigators confirm an account's neighbours as fraud after the rebuild: the model
-    explains it with those labels (label features read them), as the next rebuild would."""
+    explains it with those labels (label features read them), as the next rebuild would.
+    Neighbours through an identifier the tree reads (at most ``hub_degree`` accounts): for the
+    tree, explain reads no account beyond those."""
     g, _, keys, proj = world
     seen: list[Projection] = []
     original = AccountRiskModel.explain
@@ -178,9 +180,11 @@ def test_verdicts_since_the_rebuild_count_as_labels(
     mates = [
         r["id"]
         for r in g.read(
-            "MATCH (a:Account {id: $id})-->(x)<--(b:Account) WHERE b.label IS NULL "
+            "MATCH (a:Account {id: $id})-->(x) "
+            "WHERE COUNT { MATCH (x)<--(c:Account) RETURN DISTINCT c } <= $hub "
+            "MATCH (x)<--(b:Account) WHERE b.label IS NULL "
             "AND b.id <> $id RETURN DISTINCT b.id AS id ORDER BY id LIMIT 5",
-            {"id": account},
+            {"id": account, "hub": AccountRiskModel().config.hub_degree},
         )
     ]
     assert mates

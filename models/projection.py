@@ -155,6 +155,35 @@ def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Proj
 _NONE = np.zeros(0, dtype=np.int64)
 
 
+def _kind_edges(
+    kind: str,
+    acc: I64,
+    raw_ident: I64,
+    first: I64,
+    last: I64,
+    count: I64,
+    round_count: I64 | None,
+    total_e4: F64 | None,
+    flag_of: Callable[[str, I64], B],
+) -> KindEdges:
+    """One kind's edges from what the link queries return: identifiers renumbered 0..m-1 in
+    internal-id order (``nodes``), flagged by ``flag_of``; payments' totals from 1e-4 units."""
+    uniq, inv = np.unique(raw_ident, return_inverse=True)
+    nodes = uniq.astype(np.int64)
+    return KindEdges(
+        kind=kind,
+        acc=acc.astype(np.int32),
+        ident=inv.astype(np.int32),
+        first=first,
+        last=last,
+        count=count,
+        nodes=nodes,
+        flag=flag_of(kind, nodes),
+        round_count=round_count,
+        total=total_e4 / 10_000.0 if total_e4 is not None else None,
+    )
+
+
 def _read_edges(
     graph: Graph,
     proj: Projection,
@@ -200,20 +229,10 @@ def _read_edges(
                 if paid:
                     rnd.extend(r["round_count"])
                     tot.extend(r["total_e4"])
-            raw_ident = ident.get()
-            uniq, inv = np.unique(raw_ident, return_inverse=True)
-            proj.kinds[kind.name] = KindEdges(
-                kind=kind.name,
-                acc=acc.get().astype(np.int32),
-                ident=inv.astype(np.int32),
-                first=first.get(),
-                last=last.get(),
-                count=count.get(),
-                nodes=uniq.astype(np.int64),
-                flag=flag_of(kind.name, uniq.astype(np.int64)),
-                round_count=rnd.get() if paid else None,
-                total=tot.get() / 10_000.0 if paid else None,
-            )
+            proj.kinds[kind.name] = _kind_edges(
+                kind.name, acc.get(), ident.get(), first.get(), last.get(), count.get(),
+                rnd.get() if paid else None, tot.get() if paid else None, flag_of,
+            )  # fmt: skip
             now = time.perf_counter()
             proj.seconds[kind.name] = now - t1
             t1 = now
@@ -286,21 +305,19 @@ def read_local_projection(
             for n, d, f in zip(r["info_nodes"], r["degrees"], r["flags"], strict=True)
         )
         paid = kind.rel == "PAID"
-        uniq, inv = np.unique(np.asarray(r["ident"], dtype=np.int64), return_inverse=True)
-        nodes = uniq.astype(np.int64)
-        proj.kinds[kind.name] = KindEdges(
-            kind=kind.name,
-            acc=np.asarray(r["acc"], dtype=np.int32),
-            ident=inv.astype(np.int32),
-            first=np.asarray(r["first"], dtype=np.int64),
-            last=np.asarray(r["last"], dtype=np.int64),
-            count=np.asarray(r["count"], dtype=np.int64),
-            nodes=nodes,
-            flag=np.asarray([info[x][1] for x in nodes.tolist()], dtype=bool),
-            round_count=np.asarray(r["round_count"], dtype=np.int64) if paid else None,
-            total=np.asarray(r["total_e4"], dtype=np.float64) / 10_000.0 if paid else None,
-            full_degree=np.asarray([info[x][0] for x in nodes.tolist()], dtype=np.int64),
+        e = _kind_edges(
+            kind.name,
+            np.asarray(r["acc"], dtype=np.int64),
+            np.asarray(r["ident"], dtype=np.int64),
+            np.asarray(r["first"], dtype=np.int64),
+            np.asarray(r["last"], dtype=np.int64),
+            np.asarray(r["count"], dtype=np.int64),
+            np.asarray(r["round_count"], dtype=np.int64) if paid else None,
+            np.asarray(r["total_e4"], dtype=np.float64) if paid else None,
+            lambda _kind, uniq: np.asarray([info[x][1] for x in uniq.tolist()], dtype=bool),
         )
+        e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
+        proj.kinds[kind.name] = e
     proj.seconds["edges"] = time.perf_counter() - t1
     return proj
 

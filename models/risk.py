@@ -17,6 +17,7 @@ validation AUPRC, tree regularisation (``min_child_samples``) and down-weighted 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -321,15 +322,9 @@ class AccountRiskModel:
         base = float(self._calibrate(self._raw(proj, tables))[i])
         feats = self._top_features(x[i], top)
         drops: list[tuple[str, int, float]] = []
-        for kind in KIND_NAMES:
-            e = proj.kinds.get(kind)
-            if e is None:
-                continue
-            for ident in np.unique(e.ident[e.acc == i]).tolist():
-                keep = ~((e.acc == i) & (e.ident == ident))
-                sub = _without(proj, kind, keep)
-                score = float(self._calibrate(self._raw(sub))[i])
-                drops.append((kind, int(e.nodes[ident]), round(base - score, 6)))
+        for kind, ident, sub in _occlusions(proj, i):
+            score = float(self._calibrate(self._raw(sub))[i])
+            drops.append((kind, int(proj.kinds[kind].nodes[ident]), round(base - score, 6)))
         return self._explanation(proj.ids[i], base, feats, drops, top)
 
     def _explain_tree(self, proj: Projection, i: int, top: int) -> Explanation:
@@ -353,25 +348,20 @@ class AccountRiskModel:
         x_ids = _identifier_parts(near)
         rows = [_tree_row(near, k, hub, x_acc, x_ids)]
         occluded: list[tuple[str, int]] = []
-        for kind in KIND_NAMES:
-            e = near.kinds.get(kind)
-            if e is None:
-                continue
-            for ident in np.unique(e.ident[e.acc == k]).tolist():
-                keep = ~((e.acc == k) & (e.ident == ident))
-                sub = _without(near, kind, keep)
-                sub.data_now = _now_without(proj, kind, i, ident)
-                if sub.data_now == near.data_now:
-                    touched = np.zeros(near.n, dtype=bool)
-                    touched[k] = True
-                    touched[e.acc[e.ident == ident]] = True
-                    x_sub = x_acc.copy()
-                    x_sub[touched] = account_features(_restrict(sub, touched))
-                else:  # the edge held the latest timestamp: every account's age moves
-                    x_sub = account_features(sub)
-                parts = {**x_ids, kind: _identifier_parts(sub, kind)[kind]}
-                rows.append(_tree_row(sub, k, hub, x_sub, parts))
-                occluded.append((kind, int(e.nodes[ident])))
+        for kind, ident, sub in _occlusions(near, k):
+            e = near.kinds[kind]
+            sub.data_now = _now_without(proj, kind, i, ident)
+            if sub.data_now == near.data_now:
+                touched = np.zeros(near.n, dtype=bool)
+                touched[k] = True
+                touched[e.acc[e.ident == ident]] = True
+                x_sub = x_acc.copy()
+                x_sub[touched] = account_features(_restrict(sub, touched))
+            else:  # the edge held the latest timestamp: every account's age moves
+                x_sub = account_features(sub)
+            parts = {**x_ids, kind: _identifier_parts(sub, kind)[kind]}
+            rows.append(_tree_row(sub, k, hub, x_sub, parts))
+            occluded.append((kind, int(e.nodes[ident])))
         x = np.vstack(rows)
         p = self._calibrate(self._predict_tree(x))
         base = float(p[0])
@@ -518,6 +508,17 @@ def _now_without(proj: Projection, kind: str, i: int, ident: int) -> int:
     e = proj.kinds[kind]
     last = e.last[~((e.acc == i) & (e.ident == ident))]
     return replace(proj, kinds={**proj.kinds, kind: replace(e, last=last)}).now()
+
+
+def _occlusions(proj: Projection, i: int) -> Iterator[tuple[str, int, Projection]]:
+    """Each identifier of account ``i`` (kind, index), with the projection that lacks the
+    account's edges to it: what ``explain``'s identifier influence rescores, in a fixed order."""
+    for kind in KIND_NAMES:
+        e = proj.kinds.get(kind)
+        if e is None:
+            continue
+        for ident in np.unique(e.ident[e.acc == i]).tolist():
+            yield kind, ident, _without(proj, kind, ~((e.acc == i) & (e.ident == ident)))
 
 
 def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projection:

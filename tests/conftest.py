@@ -4,8 +4,11 @@ in a temporary directory, or the server named by NEO4J_URI when that is set."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def own_neo4j(root: Path, heap: str, pagecache: str) -> Iterator[tuple[Settings, EmbeddedNeo4j]]:
+    """An embedded Neo4j of a test module's own (its store under ``root``, a free port), for
+    tests that freeze or kill it (SIGSTOP, kill -9) without touching the session's shared one.
+    The built launcher is shared. On exit it is thawed, in case a test froze it and failed, and
+    stopped."""
+    own = Settings(
+        data_dir=root,
+        cache_dir=Settings().cache_dir,
+        neo4j_port=free_port(),
+        neo4j_heap=heap,
+        neo4j_pagecache=pagecache,
+    )
+    neo4j = EmbeddedNeo4j(own)
+    neo4j.start()
+    try:
+        yield own, neo4j
+    finally:
+        instance = neo4j.status()
+        if instance is not None:
+            os.kill(instance.pid, signal.SIGCONT)
+        neo4j.stop()
 
 
 @pytest.fixture(scope="session")

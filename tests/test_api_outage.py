@@ -26,7 +26,7 @@ from ringscope.graph import EmbeddedNeo4j, Graph, connect, init_schema
 from ringscope.settings import Settings
 from tests.api_support import Keys, LiveServer, api_settings, first_build, load_small_graph
 from tests.api_support import make_keys as make_api_keys
-from tests.conftest import free_port
+from tests.conftest import own_neo4j
 
 pytestmark = pytest.mark.neo4j
 
@@ -101,16 +101,7 @@ class Outage:
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     root = tmp_path_factory.mktemp("outage")
-    own = Settings(
-        data_dir=root / "data",
-        cache_dir=Settings().cache_dir,  # the built launcher is shared; the store is not
-        neo4j_port=free_port(),
-        neo4j_heap="512m",
-        neo4j_pagecache="128m",
-    )
-    neo4j = EmbeddedNeo4j(own)
-    neo4j.start()
-    try:
+    with own_neo4j(root / "data", "512m", "128m") as (own, neo4j):
         with connect(own) as g:
             init_schema(g)
             load_small_graph(g)
@@ -120,11 +111,6 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         settings = api_settings(own, root, api_key_cache_seconds=60.0)
         with LiveServer(settings) as server:
             yield Outage(own, neo4j, server, keys)
-    finally:
-        instance = neo4j.status()
-        if instance is not None:
-            os.kill(instance.pid, signal.SIGCONT)  # in case a test stopped and failed
-        neo4j.stop()
 
 
 def check_outage(o: Outage, started: float, fresh_key: str) -> dict[str, float]:

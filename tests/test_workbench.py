@@ -34,7 +34,7 @@ from ringscope.kinds import KINDS
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 from tests.api_support import Keys, LiveServer, api_settings, make_keys
-from tests.conftest import free_port
+from tests.conftest import own_neo4j
 
 pytestmark = pytest.mark.neo4j
 
@@ -91,16 +91,7 @@ class Workbench:
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     root = tmp_path_factory.mktemp("workbench")
-    own = Settings(
-        data_dir=root / "state",
-        cache_dir=Settings().cache_dir,  # the built launcher is shared; the store is not
-        neo4j_port=free_port(),
-        neo4j_heap="768m",
-        neo4j_pagecache="256m",
-    )
-    neo4j = EmbeddedNeo4j(own)
-    neo4j.start()
-    try:
+    with own_neo4j(root / "state", "768m", "256m") as (own, neo4j):
         generate(root / "data", root / "truth", ACCOUNTS, 3)
         settings = api_settings(own, root, model_dir=root / "models", model_use_gnn=False)
         with connect(settings) as g:
@@ -110,11 +101,6 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
             keys = make_keys(g)
             with LiveServer(settings) as server:
                 yield Workbench(settings, neo4j, g, server, keys)
-    finally:
-        instance = neo4j.status()
-        if instance is not None:
-            os.kill(instance.pid, signal.SIGCONT)  # in case a test froze it and failed
-        neo4j.stop()
 
 
 @pytest.fixture(scope="module")

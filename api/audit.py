@@ -103,7 +103,10 @@ class AuditBuffer:
         if not self.secret:
             raise ValueError("the audit log needs the masking secret to name PII values")
 
-    def add(self, kind: str, entity_id: str, outcome: str, field_name: str) -> None:
+    def add(
+        self, kind: str, entity_id: str, outcome: str, field_name: str, event_id: str | None = None
+    ) -> None:
+        """One record; ``event_id`` names the screened or recorded event it belongs to."""
         key = (kind, entity_id, outcome)
         if key in self._seen:
             return
@@ -116,6 +119,8 @@ class AuditBuffer:
         if cut_from is not None:
             record.update(truncated=True, id_chars=cut_from)
         record.update(outcome=outcome, field=field_name[:64])  # returned | denied | not_found
+        if event_id is not None:  # screened | recorded, and what those answers named
+            record["event_id"] = audit_id(self.secret, "event", event_id)[0]
         self.records.append(record)
 
 

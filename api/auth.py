@@ -49,6 +49,8 @@ class Capability(enum.StrEnum):
     READ_CASES = "read verdicts and case notes"
     WRITE_LABELS = "write verdicts and case notes"
     MANAGE_KEYS = "manage API keys"
+    SCREEN_EVENTS = "screen events at decision time"
+    RECORD_EVENTS = "record events into the graph"
 
 
 ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
@@ -59,9 +61,17 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.READ_PII,
             Capability.READ_CASES,
             Capability.WRITE_LABELS,
+            Capability.SCREEN_EVENTS,
         }
     ),
-    Role.RISK_ENGINE: frozenset({Capability.READ_SCORES, Capability.READ_ENTITIES}),
+    Role.RISK_ENGINE: frozenset(
+        {
+            Capability.READ_SCORES,
+            Capability.READ_ENTITIES,
+            Capability.SCREEN_EVENTS,
+            Capability.RECORD_EVENTS,
+        }
+    ),
     Role.ADMIN: frozenset(Capability),
 }
 

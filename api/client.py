@@ -97,6 +97,70 @@ class VerdictSummary:
     author: str
 
 
+@dataclass(frozen=True)
+class ScreenEventData:
+    """An event to screen or record (the API's ``ScreenEvent``). ``at`` must be timezone-aware;
+    ``amount`` is a decimal string, never a float (money is exact)."""
+
+    event_id: str
+    account_id: str
+    at: datetime
+    type: str  # SIGNUP, APPLICATION, PAYMENT, LOGIN or BIND_CARD
+    devices: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    id_documents: tuple[str, ...] = ()
+    bank_cards: tuple[str, ...] = ()
+    payee: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    kyc_level: int | None = None
+
+    def variables(self) -> dict[str, Any]:
+        if self.at.tzinfo is None:
+            raise ValueError(f"event {self.event_id}: `at` must be timezone-aware")
+        out: dict[str, Any] = {
+            "eventId": self.event_id, "accountId": self.account_id,
+            "at": self.at.isoformat(), "type": self.type.upper(),
+            "devices": list(self.devices), "phones": list(self.phones), "ips": list(self.ips),
+            "emails": list(self.emails), "idDocuments": list(self.id_documents),
+            "bankCards": list(self.bank_cards),
+        }  # fmt: skip
+        for name, value in (("payee", self.payee), ("amount", self.amount),
+                            ("currency", self.currency), ("kycLevel", self.kyc_level)):  # fmt: skip
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class LinkedRingSummary:
+    ring_id: str
+    score: float
+    via: tuple[tuple[str, str], ...]  # (kind, id), ids masked for roles without raw PII
+
+
+@dataclass(frozen=True)
+class ScreenAnswer:
+    event_id: str
+    score: float
+    build_id: str | None
+    model_version: str | None
+    reasons: tuple[str, ...]
+    linked_rings: tuple[LinkedRingSummary, ...]
+    hubs_ignored: tuple[tuple[str, str, int], ...]  # (kind, id, degree)
+    invalid_fields: tuple[tuple[str, str], ...]  # (field, reason)
+
+
+@dataclass(frozen=True)
+class RecordAnswer:
+    recorded: tuple[str, ...]
+    duplicates: tuple[str, ...]
+    invalid_fields: tuple[tuple[str, str, str], ...]  # (event id, field, reason)
+    rows_written: int
+
+
 CLUSTERS = gql(
     """
     query Clusters($minScore: Float!, $first: Int!, $after: String) {
@@ -113,6 +177,27 @@ ACCOUNT_RISK = gql(
     """
     query AccountRisk($ids: [ID!]!) {
       accountRisk(ids: $ids) { id riskScore buildId }
+    }
+    """
+)
+SCREEN = gql(
+    """
+    query Screen($event: ScreenEvent!) {
+      screen(event: $event) {
+        eventId score buildId modelVersion reasons
+        linkedRings { ringId score via { kind id } }
+        hubsIgnored { kind id degree }
+        invalidFields { field reason }
+      }
+    }
+    """
+)
+RECORD_EVENTS = gql(
+    """
+    mutation RecordEvents($events: [ScreenEvent!]!) {
+      recordEvents(events: $events) {
+        recorded duplicates rowsWritten invalidFields { eventId field reason }
+      }
     }
     """
 )
@@ -293,7 +378,47 @@ class RingScopeClient:
                 return out
         raise ClientError("The current build kept switching while reading account risks.")
 
+    def screen(self, event: ScreenEventData) -> ScreenAnswer:
+        """Screen an event at decision time (a read: retried like any query; nothing is
+        written). What to do when RingScope is down, fail open or closed, is the caller's
+        choice: docs/screening.md."""
+        r = self.read(SCREEN, {"event": event.variables()})["screen"]
+        return ScreenAnswer(
+            event_id=r["eventId"],
+            score=float(r["score"]),
+            build_id=r["buildId"],
+            model_version=r["modelVersion"],
+            reasons=tuple(r["reasons"]),
+            linked_rings=tuple(
+                LinkedRingSummary(
+                    x["ringId"],
+                    float(x["score"]),
+                    tuple((v["kind"].lower(), v["id"]) for v in x["via"]),
+                )
+                for x in r["linkedRings"]
+            ),
+            hubs_ignored=tuple(
+                (h["kind"].lower(), h["id"], int(h["degree"])) for h in r["hubsIgnored"]
+            ),
+            invalid_fields=tuple((f["field"], f["reason"]) for f in r["invalidFields"]),
+        )
+
     # --- writes ------------------------------------------------------------------------------
+
+    def record_events(self, events: Sequence[ScreenEventData]) -> RecordAnswer:
+        """Record events into the graph. Sent once, never retried by the client; the server
+        is idempotent by event id, so the caller may send the same events again after a
+        failure and already recorded ones come back as duplicates."""
+        r = self.write(RECORD_EVENTS, {"events": [e.variables() for e in events]})
+        out = r["recordEvents"]
+        return RecordAnswer(
+            recorded=tuple(out["recorded"]),
+            duplicates=tuple(out["duplicates"]),
+            invalid_fields=tuple(
+                (f["eventId"], f["field"], f["reason"]) for f in out["invalidFields"]
+            ),
+            rows_written=int(out["rowsWritten"]),
+        )
 
     def _verdict(self, raw: dict[str, Any]) -> VerdictSummary:
         return VerdictSummary(

@@ -70,6 +70,7 @@ from ringscope.api import service
 from ringscope.api.auth import Capability
 from ringscope.api.ratelimit import KeyBuckets, RateLimitedError
 from ringscope.api.service import LimitExceededError
+from ringscope.ingest.events import EVENT_FIELDS, MAX_EVENT_VALUES
 from ringscope.kinds import KINDS
 from ringscope.settings import Settings
 
@@ -82,6 +83,11 @@ EXPLAIN_COST = 20_000
 """What one ``explain`` weighs: a tenth of the default budget (it reads up to 5,000 accounts
 and runs the model on them, where a field completion is microseconds)."""
 NEO4J_READ_COST = 10
+SCREEN_COST = 100
+"""What one ``screen`` weighs: a few reads of one neighbourhood (capped by the tree's
+hub_degree) and one model row, milliseconds; the risk engine calls it per decision."""
+# The most identifiers an event's answer can list: every list of every kind full, plus a payee.
+EVENT_VALUES = len(EVENT_FIELDS) * MAX_EVENT_VALUES + 1
 """A root field's own read (one Neo4j round trip, before any of its fields)."""
 
 # Bounds the data has, for lists without a `first` argument (their size is set by the build's
@@ -171,6 +177,12 @@ def field_costs(settings: Settings, schema: GraphQLSchema) -> dict[tuple[str, st
             size=lambda args, _p: max(1, min(_len(args.get("ids")), service.MAX_ACCOUNT_RISK_IDS)),
         ),
         ("Query", "apiKeys"): FieldCost(weight=NEO4J_READ_COST, size=_page("first", API_KEYS)),
+        ("Query", "screen"): FieldCost(weight=SCREEN_COST),
+        ("Mutation", "recordEvents"): FieldCost(
+            weight=lambda args: (
+                NEO4J_READ_COST * max(1, min(_len(args.get("events")), service.MAX_RECORD_EVENTS))
+            )
+        ),
         ("Mutation", "labelAccount"): read,
         ("Mutation", "labelCluster"): read,
         ("Mutation", "addCaseNote"): read,
@@ -198,9 +210,25 @@ def field_costs(settings: Settings, schema: GraphQLSchema) -> dict[tuple[str, st
         ("RiskPath", "via"): FieldCost(size=_static(STATIC_SIZES["via"])),
         ("Explanation", "topFeatures"): FieldCost(size=_parent_page("top", EXPLAIN_TOP)),
         ("Explanation", "identifiers"): FieldCost(size=_parent_page("top", EXPLAIN_TOP)),
+        # screening: an event names at most MAX_EVENT_VALUES values per kind
+        ("ScreenResult", "reasons"): FieldCost(size=_static(service.MAX_SCREEN_REASONS)),
+        ("ScreenResult", "linkedRings"): FieldCost(size=_static(EVENT_VALUES + 1)),
+        ("LinkedRing", "via"): FieldCost(size=_static(EVENT_VALUES + 1)),
+        ("ScreenResult", "hubsIgnored"): FieldCost(size=_static(EVENT_VALUES)),
+        ("ScreenResult", "velocity"): FieldCost(size=_static(EVENT_VALUES)),
+        ("ScreenResult", "invalidFields"): FieldCost(size=_static(EVENT_VALUES + 3)),
+        ("RecordEventsResult", "recorded"): FieldCost(size=_parent_events),
+        ("RecordEventsResult", "duplicates"): FieldCost(size=_parent_events),
+        ("RecordEventsResult", "invalidFields"): FieldCost(
+            size=lambda a, p: _parent_events(a, p) * (EVENT_VALUES + 3)
+        ),
     }
     costs.update(_introspection_sizes(schema))
     return costs
+
+
+def _parent_events(_args: Args, parent: Args) -> int:
+    return max(1, min(_len(parent.get("events")), service.MAX_RECORD_EVENTS))
 
 
 def _len(value: Any) -> int:

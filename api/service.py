@@ -25,9 +25,19 @@ from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph
 from ringscope.graph.values import native
+from ringscope.ingest.events import (
+    Event,
+    EventError,
+    InvalidField,
+    Prepared,
+    RecordOutcome,
+    prepare_events,
+)
+from ringscope.ingest.events import record_events as write_events
 from ringscope.kinds import BY_NAME, KINDS
 from ringscope.models import builds
 from ringscope.models import explain as explanations
+from ringscope.models import screen as screening
 from ringscope.models.builds import (
     BuildNotFoundError,
     ClusterInfo,
@@ -35,6 +45,7 @@ from ringscope.models.builds import (
     RingSnapshot,
 )
 from ringscope.models.explain import ExplanationRecord
+from ringscope.models.screen import ScreenRecord
 from ringscope.models.store import ModelStore
 
 MAX_ACCOUNT_RISK_IDS = 1_000
@@ -503,3 +514,49 @@ def explain(
 ) -> ExplanationRecord | None:
     """Why the current model scores an account (:func:`models.explain.explain`)."""
     return explanations.explain(graph, models, account_id, top=top, budget=budget)
+
+
+# --- screening (models.screen, ingest.events) -------------------------------------------------
+
+MAX_RECORD_EVENTS = 500  # events per recordEvents call
+MAX_SCREEN_REASONS = 12  # sentences in a screening answer
+
+
+def screen_event(
+    graph: Graph, models: ModelStore, event: Event, *, region: str, budget: int
+) -> tuple[ScreenRecord, tuple[InvalidField, ...]]:
+    """Score an event against the current graph and build, writing nothing
+    (:func:`models.screen.screen`). An event that cannot be placed is an invalid argument."""
+    try:
+        prepared = prepare_events([event], region)
+    except EventError as exc:
+        raise InvalidArgumentError(f"event: {exc.field}: {exc.reason}.") from None
+    record = screening.screen(graph, models, event_input(prepared), budget=budget)
+    return record, tuple(prepared.invalid)
+
+
+def event_input(prepared: Prepared, i: int = 0) -> screening.EventInput:
+    """Event ``i`` of ``prepared`` (ingest's rows) as screening applies it."""
+    ev = prepared.events[i]
+    return screening.EventInput(
+        event_id=ev.event_id,
+        account_id=ev.account_id,
+        at=prepared.at_ms[i] // 1000,
+        kyc=prepared.kyc_of(ev.account_id),
+        values=prepared.values[i],
+        rows=tuple(screening.EventRow(**r) for r in prepared.rows_of(ev.account_id)),
+    )
+
+
+def record_events(graph: Graph, events: list[Event], *, region: str) -> RecordOutcome:
+    """Write events into the graph through the loader's code and ledger, idempotent by event id
+    (:func:`ingest.events.record_events`)."""
+    if not 1 <= len(events) <= MAX_RECORD_EVENTS:
+        raise LimitExceededError(f"recordEvents takes 1 to {MAX_RECORD_EVENTS} events.")
+    try:
+        prepared = prepare_events(events, region)
+    except EventError as exc:
+        raise InvalidArgumentError(
+            f"event {exc.event_id[:64]!r}: {exc.field}: {exc.reason}; nothing was recorded."
+        ) from None
+    return write_events(graph, prepared)

@@ -132,6 +132,20 @@ INGEST_LINKS: dict[str, LiteralString] = {
     for k in KINDS
     if k.rel is not None
 }
+# Events (ingest/events.py): the risk engine's events go through the loader's queries above and
+# its guard; each recorded event also leaves one ledger entry of its own, which makes recording
+# idempotent by event id (the IngestBatch uniqueness constraint settles two concurrent clients).
+EVENT_DONE: LiteralString = "UNWIND $ids AS id MATCH (b:IngestBatch {id: id}) RETURN b.id AS id"
+EVENT_MARK: LiteralString = (
+    "UNWIND $ids AS id CREATE (:IngestBatch {id: id, file: 'events', batch: 0, rows: 1, "
+    "committed_at: datetime()})"
+)
+# An event's account: created with the event's time (and KYC level) when the graph lacks it; an
+# existing account is left as it is (an event never rewrites when an account was opened).
+EVENT_ACCOUNTS: LiteralString = _GUARD + (
+    f"MERGE (n:{ACCOUNT.label} {{id: row.id}}) "
+    "ON CREATE SET n += row.props, n.created_at = datetime({epochMillis: row.ts.created_at})"
+)
 # Payments: one PAID relationship per (account, payee, currency). Money is kept exactly as
 # integers of 1/10 000 unit (*_e4) and rendered as decimal text (total_amount, max_amount).
 _DECIMAL = "toString({0} / 10000) + '.' + substring(toString(10000 + {0} % 10000), 1)"
@@ -277,6 +291,105 @@ LOCAL_LINKS: LiteralString = " UNION ALL ".join(
     + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
     for k in KINDS
     if k.rel is not None
+)
+
+# Screening (models/screen.py) reads an event's neighbourhood in two round trips, where explain
+# takes four: on the risk engine's decision path every round trip counts.
+# 1. SCREEN_START: the current build, the event's account (null when new) with its identifiers,
+#    and the event's identifiers that exist (by normalised id, one list parameter per kind),
+#    each with its internal id, id, size and flag as above.
+_SCREEN_ID = "RETURN '{rel}' AS rel, id(x) AS node, x.id AS xid, {degree} AS degree, {flag} AS flag"
+_SCREEN_MINE = " UNION ALL ".join(
+    f"MATCH (a)-[:{k.rel}]->(x:{k.label}) WITH DISTINCT x "
+    + _SCREEN_ID.format(rel=k.rel, degree=_LOCAL_DEGREE[k.rel], flag=_LOCAL_FLAG[k.rel])
+    for k in KINDS
+    if k.rel is not None
+)
+_SCREEN_FOUND = " UNION ALL ".join(
+    f"UNWIND $ids_{k.name} AS v MATCH (x:{k.label} {{id: v}}) "
+    + _SCREEN_ID.format(rel=k.rel, degree=_LOCAL_DEGREE[k.rel], flag=_LOCAL_FLAG[k.rel])
+    for k in KINDS
+    if k.rel is not None
+)
+_SCREEN_ROW = "{rel: rel, node: node, id: xid, degree: degree, flag: flag}"
+_SCREEN_ACCOUNT = (
+    "{node: id(x), id: x.id, created: coalesce(x.created_at.epochSeconds, -1), "
+    "kyc: coalesce(toInteger(x.kyc_level), -1), "
+    "label: CASE x.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END}"
+)
+SCREEN_START: LiteralString = (
+    "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
+    f"OPTIONAL MATCH (a:{ACCOUNT.label} {{id: $id}}) "
+    "CALL (a) { CALL (a) { " + _SCREEN_MINE + " } "
+    "RETURN collect(" + _SCREEN_ROW + ") AS mine } "
+    "CALL () { CALL () { " + _SCREEN_FOUND + " } "
+    "RETURN collect(" + _SCREEN_ROW + ") AS found } "
+    "RETURN b.id AS build_id, "
+    "CASE WHEN a IS NULL THEN null ELSE [x IN [a] | " + _SCREEN_ACCOUNT + "][0] END AS account, "
+    "mine, found"
+)
+# 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
+#    with all of their edges as LOCAL_LINKS has them; their latest verdicts (API_VERDICT_LABELS,
+#    for these accounts only); and the flagged clusters of $build_id reached through the
+#    identifiers $open or holding $me.
+_SCREEN_LINKS = " UNION ALL ".join(
+    "UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a "
+    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
+    + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
+    + _DETECT_SEEN
+    + (
+        ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
+        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
+        "collect(r.currency) AS currency"
+        if k.rel == "PAID"
+        else ""
+    )
+    + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
+    + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
+    + (
+        "round_count, total_e4, currency, "
+        if k.rel == "PAID"
+        else "[] AS round_count, [] AS total_e4, [] AS currency, "
+    )
+    + "[x IN xs | id(x)] AS info_nodes, "
+    + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
+    + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
+    for k in KINDS
+    if k.rel is not None
+)
+SCREEN_NEIGHBOURHOOD: LiteralString = (
+    "CALL () { "
+    "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels RETURN a "
+    f"UNION MATCH (a:{ACCOUNT.label}) WHERE id(a) = $me RETURN a "
+    "} "
+    "WITH a ORDER BY a.id WITH collect(a) AS accs "
+    "CALL (accs) { "
+    "WITH [x IN accs | x.id] AS ids "
+    "MATCH (v:Verdict) WHERE v.target_kind IN ['account', 'ring'] "
+    "UNWIND v.members AS account WITH account, v, ids WHERE account IN ids "
+    "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
+    "v.created_at, v.id "
+    "WITH account, last(collect(v)) AS v "
+    "RETURN collect({account: account, label: v.verdict}) AS verdicts "
+    "} "
+    "CALL () { CALL () { "
+    "UNWIND $open AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
+    "WHERE r.build_id = $build_id AND c.score >= $min_score "
+    "RETURN node, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
+    "count(DISTINCT m) AS members "
+    f"UNION ALL MATCH (m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
+    "WHERE id(m) = $me AND r.build_id = $build_id AND c.score >= $min_score "
+    "RETURN -1 AS node, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
+    "1 AS members "
+    "} RETURN collect({node: node, cluster_id: cluster_id, ring_id: ring_id, score: score, "
+    "members: members}) AS rings } "
+    "CALL (accs) { CALL (accs) { " + _SCREEN_LINKS + " } "
+    "RETURN collect({rel: rel, acc: acc, ident: ident, first: first, last: last, "
+    "count: count, round_count: round_count, total_e4: total_e4, currency: currency, "
+    "info_nodes: info_nodes, degrees: degrees, flags: flags}) AS links } "
+    "RETURN [x IN accs | " + _SCREEN_ACCOUNT + "] AS accounts, verdicts, rings, links"
 )
 
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),

@@ -11,7 +11,7 @@ cluster's reasons name (:func:`identifier_ids`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
@@ -263,24 +263,68 @@ def read_local_projection(
     rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
     if not rows:
         return None
-    rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
     me = rows[0]
     info: dict[int, tuple[int, bool]] = {
         int(r["node"]): (int(r["degree"]), bool(r["flag"]))
         for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
     }
+    return _read_local(graph, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
+
+
+def _read_local(
+    graph: Graph,
+    me: Any,
+    info: dict[int, tuple[int, bool]],
+    *,
+    data_now: int,
+    always: int,
+    budget: int,
+    t0: float,
+) -> Projection:
+    """The accounts on the identifiers of ``info`` (:func:`expand_identifiers`), plus ``me``
+    (an account record, or None), with all of their edges. ``info`` gains the size and flag
+    of every identifier the edges reach."""
+    rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
+    expand = expand_identifiers(info, always, budget)
+    found = {
+        str(r["id"]): r
+        for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
+    } if expand else {}  # fmt: skip
+    if me is not None:
+        found[str(me["id"])] = me
+    accounts = [found[k] for k in sorted(found)]
+    nodes = [int(r["node"]) for r in accounts]
+    links = {
+        str(r["rel"]): r
+        for r in graph.read(cypher.LOCAL_LINKS, {"nodes": nodes, "known": sorted(info)})
+    }
+    proj = assemble_local(accounts, links, info, data_now)
+    proj.seconds["read"] = time.perf_counter() - t0
+    return proj
+
+
+def expand_identifiers(info: dict[int, tuple[int, bool]], always: int, budget: int) -> list[int]:
+    """Which identifiers of ``info`` (internal id -> size, flag) a local projection reads the
+    accounts of: all of at most ``always`` accounts, bigger ones smallest first while the
+    accounts read stay within ``budget``."""
     expand: list[int] = []
     total = 0
     for x, (degree, _) in sorted(info.items(), key=lambda kv: (kv[1][0], kv[0])):
         if degree <= always or total + degree <= budget:
             expand.append(x)
             total += degree
-    found = {
-        str(r["id"]): r
-        for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
-    }
-    found[account_id] = me
-    accounts = [found[k] for k in sorted(found)]
+    return expand
+
+
+def assemble_local(
+    accounts: Sequence[Mapping[str, Any]],
+    links: Mapping[str, Mapping[str, Any]],
+    info: dict[int, tuple[int, bool]],
+    data_now: int,
+) -> Projection:
+    """A local projection from what the local reads return: account records (in the order
+    their edges index them), per relationship type the edges (``LOCAL_LINKS``' columns) and
+    the sizes and flags of the identifiers they reach beyond ``info`` (added to it)."""
     proj = Projection(
         ids=[str(r["id"]) for r in accounts],
         nodes=np.asarray([r["node"] for r in accounts], dtype=np.int64),
@@ -289,14 +333,6 @@ def read_local_projection(
         label=np.asarray([r["label"] for r in accounts], dtype=np.int64),
         data_now=data_now,
     )
-    proj.seconds["accounts"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    links = {
-        str(r["rel"]): r
-        for r in graph.read(
-            cypher.LOCAL_LINKS, {"nodes": proj.nodes.tolist(), "known": sorted(info)}
-        )
-    }
     for kind in IDENTIFIER_KINDS:
         assert kind.rel is not None
         r = links[kind.rel]
@@ -318,7 +354,6 @@ def read_local_projection(
         )
         e.full_degree = np.asarray([info[x][0] for x in e.nodes.tolist()], dtype=np.int64)
         proj.kinds[kind.name] = e
-    proj.seconds["edges"] = time.perf_counter() - t1
     return proj
 
 

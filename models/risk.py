@@ -296,6 +296,28 @@ class AccountRiskModel:
     def predict(self, proj: Projection, threshold: float = 0.5) -> npt.NDArray[np.int64]:
         return (self.predict_proba(proj) >= threshold).astype(np.int64)
 
+    def assess(
+        self, proj: Projection, account_id: str, top: int = 3
+    ) -> tuple[float, tuple[tuple[str, float, float, str], ...]]:
+        """One account's calibrated probability, and its top tree-SHAP features, from a
+        projection that holds its neighbourhood (a local one, with whole-graph sizes and "now").
+
+        The tree reads only the account's row (:func:`_neighbourhood`, :func:`_tree_row`), the
+        same number ``predict_proba`` gives for it on the whole graph; the GNN and the blend
+        score the projection given.
+        """
+        if self.booster is None:
+            raise RuntimeError("the model is not fitted")
+        i = proj.ids.index(account_id)
+        hub = self.config.hub_degree
+        near, k = _neighbourhood(proj, i, hub, proj.now())
+        row = _tree_row(near, k, hub, account_features(near), _identifier_parts(near))
+        if self.choice == "tree":
+            score = float(self._calibrate(self._predict_tree(row))[0])
+        else:
+            score = float(self.predict_proba(proj)[i])
+        return score, self._top_features(row[0], top)
+
     # -- explanations --------------------------------------------------------------------------
 
     def explain(self, proj: Projection, account_id: str, top: int = 5) -> Explanation:
@@ -374,11 +396,14 @@ class AccountRiskModel:
 
     def _predict_tree(self, x: F32) -> F64:
         assert self.booster is not None
-        return np.asarray(self.booster.predict(x), dtype=np.float64)
+        # One thread for a few rows: OpenMP's team start and barrier cost milliseconds per call
+        # on a busy machine, for microseconds of tree walking (screen and explain score 1-30).
+        threads = 1 if len(x) < 1_000 else self.config.threads
+        return np.asarray(self.booster.predict(x, num_threads=threads), dtype=np.float64)
 
     def _top_features(self, row: F32, top: int) -> tuple[tuple[str, float, float, str], ...]:
         assert self.booster is not None
-        contrib = self.booster.predict(row.reshape(1, -1), pred_contrib=True)[0][:-1]
+        contrib = self.booster.predict(row.reshape(1, -1), pred_contrib=True, num_threads=1)[0][:-1]
         names = tree_feature_names()
         order = np.argsort(-contrib, kind="stable")[:top]
         return tuple(

@@ -1,4 +1,5 @@
-"""The Mutation root: investigators' verdicts and case notes (append-only, kept across builds)."""
+"""The Mutation root: investigators' verdicts and case notes (append-only, kept across builds),
+and the risk engine's events recorded into the graph."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import strawberry
 from ringscope.api import service
 from ringscope.api.schema.enums import VerdictValue
 from ringscope.api.schema.fields import Ctx, typed_mutation
-from ringscope.api.schema.permissions import CanWriteLabels
+from ringscope.api.schema.permissions import CanRecordEvents, CanWriteLabels
+from ringscope.api.schema.screening import (
+    RecordEventsResult,
+    ScreenEvent,
+    to_event,
+    to_record_result,
+)
 from ringscope.api.schema.types import CaseNote, Verdict
 
 
@@ -50,3 +57,24 @@ class Mutation:
         n, c = await ctx.run(service.add_case_note, ctx.graph, str(cluster_id), text, ctx.principal)
         ctx.returned("cluster", c.id, "addCaseNote")
         return CaseNote.of(n)
+
+    @typed_mutation(
+        permission_classes=[CanRecordEvents],
+        description="Write events into the graph through the loader's code and ledger, "
+        f"idempotent by eventId (at most {service.MAX_RECORD_EVENTS} per call). The next "
+        "screen sees them; the next rebuild includes them.",
+    )
+    async def record_events(self, info: Ctx, events: list[ScreenEvent]) -> RecordEventsResult:
+        ctx = info.context
+        out = await ctx.run(
+            service.record_events,
+            ctx.graph,
+            [to_event(e) for e in events],
+            region=ctx.settings.default_region,
+        )
+        for e in events:
+            eid = str(e.event_id)
+            outcome = "recorded" if eid in out.recorded else "duplicate"
+            ctx.audit.add("event", eid, outcome, "recordEvents", event_id=eid)
+            ctx.audit.add("account", str(e.account_id), "written", "recordEvents", event_id=eid)
+        return to_record_result(out)

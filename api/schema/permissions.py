@@ -21,6 +21,10 @@ def _target(source: Any, info: Ctx, kwargs: dict[str, Any]) -> tuple[str, str]:
     """What a refused field was about, for the audit log."""
     if "account_id" in kwargs:
         return "account", str(kwargs["account_id"])
+    if "event" in kwargs:
+        return "event", str(kwargs["event"].event_id)
+    if "events" in kwargs:
+        return "event", ",".join(str(e.event_id) for e in kwargs["events"])[:128]
     if "cluster_id" in kwargs:
         return "cluster", str(kwargs["cluster_id"])
     if "id" in kwargs and "kind" in kwargs:
@@ -65,3 +69,13 @@ class CanWriteLabels(_Requires):
 class CanManageKeys(_Requires):
     capability = Capability.MANAGE_KEYS
     message = "Forbidden: only the admin role may manage API keys."
+
+
+class CanScreenEvents(_Requires):
+    capability = Capability.SCREEN_EVENTS
+    message = "Forbidden: this API key's role may not screen events."
+
+
+class CanRecordEvents(_Requires):
+    capability = Capability.RECORD_EVENTS
+    message = "Forbidden: this API key's role may not record events."

@@ -16,7 +16,13 @@ from ringscope.api.schema.enums import Capability, EntityKind
 from ringscope.api.schema.explanation import Explanation, to_explanation
 from ringscope.api.schema.fields import Ctx, typed_field
 from ringscope.api.schema.neighbourhood import Neighbourhood, to_neighbourhood
-from ringscope.api.schema.permissions import CanManageKeys, CanReadEntities, CanReadScores
+from ringscope.api.schema.permissions import (
+    CanManageKeys,
+    CanReadEntities,
+    CanReadScores,
+    CanScreenEvents,
+)
+from ringscope.api.schema.screening import ScreenEvent, ScreenResult, to_event, to_screen_result
 from ringscope.api.schema.types import (
     AccountRisk,
     ApiKeyInfo,
@@ -176,6 +182,26 @@ class Query:
             ctx.audit_not_found("account", str(account_id), "explain")
             return None
         return to_explanation(ctx, found)
+
+    @typed_field(
+        permission_classes=[CanScreenEvents],
+        description="Score an event (a sign-up, application, payment, login or card binding) "
+        "against the current graph and build, writing nothing: the model's score for its "
+        "account as if the event were ingested, the flagged rings it reaches, and why.",
+    )
+    async def screen(self, info: Ctx, event: ScreenEvent) -> ScreenResult:
+        ctx = info.context
+        if ctx.models is None:
+            raise service.NotFoundError("This server does not serve a model.")
+        found, invalid = await ctx.run(
+            service.screen_event,
+            ctx.graph,
+            ctx.models,
+            to_event(event),
+            region=ctx.settings.default_region,
+            budget=ctx.settings.api_explain_expand_max,
+        )
+        return to_screen_result(ctx, found, invalid)
 
     @typed_field(
         description="The calling API key: its role and what that role may do. Any valid key may "

@@ -1,0 +1,390 @@
+"""Events from the risk engine (a sign-up, a credit application, a payment, a login, a card bound)
+turned into the data contract's rows by the loader's own code, for screening and for recording.
+
+An event is one account's moment: its identifiers at time ``at``, and perhaps a payment. Each
+part becomes the contract row the files would carry (``account_devices``, ``account_phones``,
+``account_identifiers``, ``payments``, and ``accounts`` for an account the graph does not hold),
+is checked and normalised by :func:`ingest.normalise.normalise` and reduced by
+:mod:`ingest.aggregate`, exactly as a file's rows are. So a phone typed ``159 1040 5939`` in an
+event is the ``+8615910405939`` node the files made, and what screening adds to the graph in
+memory is, row for row, what :func:`record_events` then writes (through the ingest Cypher and
+its ledger guard).
+
+An invalid value (an unparseable phone, a 600-character card number) is refused with the field
+that held it (``phones[1]``) and the contract's reason, and the rest of the event still counts.
+An event whose ``eventId``, ``accountId`` or ``at`` is invalid cannot be placed at all:
+:class:`EventError` names the field.
+
+Recording is idempotent by event id: each recorded event leaves an ``(:IngestBatch
+{id: "event:<eventId>"})`` ledger entry in the same transaction as its rows, and an event whose
+entry exists is reported as a duplicate and not written again. Two clients recording the same
+event at once collide on that entry's uniqueness constraint; the loser finds it and reports a
+duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, LiteralString
+
+import neo4j
+import numpy as np
+import pyarrow as pa
+
+from ringscope.errors import RingScopeError
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.ingest.aggregate import (
+    _aggregate_links,
+    _aggregate_payments,
+    _dedupe_payments,
+    _reduce,
+)
+from ringscope.ingest.contract import (
+    ACCOUNT_DEVICES,
+    ACCOUNT_IDENTIFIERS,
+    ACCOUNT_PHONES,
+    ACCOUNTS,
+    KYC_LEVELS,
+    PAYMENTS,
+    Reason,
+    Table,
+)
+from ringscope.ingest.normalise import Context, normalise
+from ringscope.ingest.writer import _query, _rows_for
+from ringscope.kinds import IDENTIFIER_KINDS, PAYEE
+
+__all__ = [
+    "EVENT_FIELDS",
+    "EVENT_TYPES",
+    "MAX_EVENT_VALUES",
+    "Event",
+    "EventError",
+    "InvalidField",
+    "Prepared",
+    "RecordOutcome",
+    "prepare_events",
+    "record_events",
+]
+
+EVENT_TYPES = ("SIGNUP", "APPLICATION", "PAYMENT", "LOGIN", "BIND_CARD")
+
+
+def _camel_plural(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest) + "s"
+
+
+# The event's list field of each identifier kind but payees (an event pays at most one payee,
+# its `payee` field): devices, phones, ips, emails, idDocuments, bankCards. From the kinds table.
+EVENT_FIELDS: dict[str, str] = {
+    k.name: _camel_plural(k.name) for k in IDENTIFIER_KINDS if k is not PAYEE
+}
+# The most values one list of one event may carry (a device farm's sign-up names one device).
+MAX_EVENT_VALUES = 20
+EVENT_LEDGER_PREFIX = "event:"
+
+
+class EventError(RingScopeError):
+    """An event that cannot be placed at all: its id, account or time is invalid."""
+
+    def __init__(self, event_id: str, field_name: str, reason: str) -> None:
+        super().__init__(f"event {event_id[:64]!r}: {field_name}: {reason}")
+        self.event_id = event_id
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as the risk engine sends it (values as given, not yet normalised)."""
+
+    event_id: str
+    account_id: str
+    at: datetime
+    type: str
+    identifiers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # kind -> values
+    payee: str | None = None
+    amount: str | None = None  # a decimal string
+    currency: str | None = None
+    kyc_level: int | None = None  # only used when the event opens the account
+
+
+@dataclass(frozen=True)
+class InvalidField:
+    """One refused value: the event, the field that held it (``phones[1]``), and why."""
+
+    event_id: str
+    field: str
+    reason: str
+
+
+@dataclass
+class Prepared:
+    """Events as contract rows, normalised and reduced: per table the rows the loader would
+    write (``account_identifiers`` keeps its ``kind`` column), and what was refused.
+
+    ``values`` holds each event's normalised identifiers (kind -> ids, in the order given,
+    without repeats), which screening looks up in the graph.
+    """
+
+    events: list[Event]
+    rows: dict[str, pa.Table]
+    values: list[dict[str, list[str]]]
+    invalid: list[InvalidField]
+    at_ms: list[int]
+    region: str
+
+    def rows_of(self, account_id: str) -> list[dict[str, Any]]:
+        """One account's reduced link and payment rows, as plain values: ``kind``, ``target``,
+        ``count``, ``first``/``last`` (epoch seconds, -1 unknown, as Neo4j's epochSeconds), and
+        for payments ``currency``, ``round_count`` and ``total_e4``."""
+        out: list[dict[str, Any]] = []
+        for table, t in self.rows.items():
+            if table == ACCOUNTS.name:
+                continue
+            kind = {"account_devices": "device", "account_phones": "phone",
+                    "payments": PAYEE.name}.get(table)  # fmt: skip
+            for row in t.to_pylist():
+                if row["account"] != account_id:
+                    continue
+                out.append({
+                    "kind": kind or row["kind"], "target": row["target"], "count": row["count"],
+                    "first": _epoch(row["first_seen"]), "last": _epoch(row["last_seen"]),
+                    "currency": row.get("currency"), "round_count": row.get("round_count", 0),
+                    "total_e4": row.get("total_e4", 0),
+                })  # fmt: skip
+        return out
+
+    def kyc_of(self, account_id: str) -> int:
+        """The KYC level the event gives a new account (-1 unknown)."""
+        for row in self.rows[ACCOUNTS.name].to_pylist():
+            if row["id"] == account_id and row["kyc_level"] is not None:
+                return int(row["kyc_level"])
+        return -1
+
+
+def _epoch(ts: object) -> int:
+    """A timestamp as Neo4j's ``epochSeconds`` gives it (floored), -1 when unknown."""
+    return int(ts.timestamp() // 1) if isinstance(ts, datetime) else -1
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    recorded: tuple[str, ...]  # event ids written now
+    duplicates: tuple[str, ...]  # event ids recorded before (nothing written)
+    invalid: tuple[InvalidField, ...]
+    rows_written: int  # contract rows the recorded events became (after the loader's reduce)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _at_text(at: datetime) -> str:
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
+
+
+def prepare_events(events: Sequence[Event], region: str) -> Prepared:
+    """Check and normalise events into contract rows (see the module doc).
+
+    Raises :class:`EventError` for the first event whose id, account id or time is invalid, or
+    whose type is unknown; any other refused value is listed in ``invalid``.
+    """
+    ctx = Context(region, None, lambda ids: np.ones(len(ids), dtype=bool))
+    for ev in events:
+        if not ev.event_id.strip():
+            raise EventError(ev.event_id, "eventId", "missing key")
+        if ev.type not in EVENT_TYPES:
+            raise EventError(ev.event_id, "type", f"unknown type (one of {', '.join(EVENT_TYPES)})")
+        for kind, given in ev.identifiers.items():
+            if len(given) > MAX_EVENT_VALUES:
+                raise EventError(
+                    ev.event_id, EVENT_FIELDS.get(kind, kind),
+                    f"at most {MAX_EVENT_VALUES} values per list",
+                )  # fmt: skip
+    invalid: list[InvalidField] = []
+    kyc: list[str | None] = []
+    for ev in events:
+        if ev.kyc_level is not None and ev.kyc_level not in KYC_LEVELS:
+            invalid.append(InvalidField(ev.event_id, "kycLevel", Reason.INVALID_VALUE.value))
+            kyc.append(None)
+        else:
+            kyc.append(_text(ev.kyc_level))
+    # The account row places the event: its id and time must be valid, or nothing can be.
+    acc = normalise(ACCOUNTS, pa.RecordBatch.from_pylist(
+        [{"account_id": ev.account_id, "created_at": _at_text(ev.at), "kyc_level": k}
+         for ev, k in zip(events, kyc, strict=True)],
+        schema=pa.schema([(c, pa.string()) for c in ("account_id", "created_at", "kyc_level")]),
+    ), ctx)  # fmt: skip
+    names = {"account_id": "accountId", "created_at": "at", "kyc_level": "kycLevel"}
+    for r in acc.refused:
+        raise EventError(events[r.index].event_id, names[r.field], r.reason.value)
+    accounts = acc.good
+    at_ms = accounts.column("created_at").cast(pa.int64()).to_pylist()
+    ids: list[str] = accounts.column("id").to_pylist()
+
+    values: list[dict[str, list[str]]] = [{} for _ in events]
+    rows: dict[str, pa.Table] = {}
+
+    def table_rows(table: Table, raw: list[dict[str, Any]], where: list[tuple[int, str, str]],
+                   columns: tuple[str, ...]) -> pa.Table:  # fmt: skip
+        """Normalise ``raw`` rows of ``table``; ``where`` says each row's (event, field, kind)."""
+        batch = pa.RecordBatch.from_pylist(
+            raw, schema=pa.schema([(c, pa.string()) for c in columns])
+        )
+        res = normalise(table, batch, ctx)
+        for r in res.refused:
+            i, name, _ = where[r.index]
+            invalid.append(InvalidField(events[i].event_id, name, r.reason.value))
+        target = "target" if "target" in res.good.column_names else None
+        if target is not None:
+            for pos, value in zip(res.index.tolist(), res.good.column(target).to_pylist(),
+                                  strict=True):  # fmt: skip
+                i, _, kind = where[pos]
+                seen = values[i].setdefault(kind, [])
+                if value not in seen:
+                    seen.append(value)
+        return res.good
+
+    # Observations: one contract row per value, kinds in the kinds table's order.
+    link_tables = {"device": ACCOUNT_DEVICES, "phone": ACCOUNT_PHONES}
+    for table in (ACCOUNT_DEVICES, ACCOUNT_PHONES, ACCOUNT_IDENTIFIERS):
+        raw: list[dict[str, Any]] = []
+        where: list[tuple[int, str, str]] = []
+        for i, ev in enumerate(events):
+            for kind, list_field in EVENT_FIELDS.items():
+                if link_tables.get(kind, ACCOUNT_IDENTIFIERS) is not table:
+                    continue
+                for j, v in enumerate(ev.identifiers.get(kind, ())):
+                    row = {"account_id": ids[i], "seen_at": _at_text(ev.at)}
+                    if table is ACCOUNT_DEVICES:
+                        row["device_id"] = v
+                    elif table is ACCOUNT_PHONES:
+                        row["phone"] = v
+                    else:
+                        row.update(kind=kind, value=v)
+                    raw.append(row)
+                    where.append((i, f"{list_field}[{j}]", kind))
+        if raw:
+            good = table_rows(table, raw, where, table.columns)
+            if good.num_rows:
+                part = _aggregate_links(good, _link_keys(table), partial=True)
+                rows[table.name] = _reduce(table, part)
+    # Payments: the event's own id is the payment id (a re-sent event is one payment).
+    raw, where = [], []
+    for i, ev in enumerate(events):
+        if ev.payee is None and ev.amount is None and ev.currency is None:
+            continue
+        raw.append({"payment_id": ev.event_id, "account_id": ids[i], "payee_id": ev.payee,
+                    "amount": ev.amount, "currency": ev.currency,
+                    "paid_at": _at_text(ev.at)})  # fmt: skip
+        where.append((i, "payee", PAYEE.name))
+    if raw:
+        batch = pa.RecordBatch.from_pylist(
+            raw, schema=pa.schema([(c, pa.string()) for c in PAYMENTS.columns])
+        )
+        res = normalise(PAYMENTS, batch, ctx)
+        fields = {"payee_id": "payee", "amount": "amount", "currency": "currency",
+                  "paid_at": "at", "payment_id": "eventId"}  # fmt: skip
+        for r in res.refused:
+            invalid.append(InvalidField(events[where[r.index][0]].event_id,
+                                        fields.get(r.field, r.field), r.reason.value))  # fmt: skip
+        if res.good.num_rows:
+            good = res.good.append_column("_row", pa.array(res.index, pa.int64()))
+            kept, _ = _dedupe_payments(good)
+            rows[PAYMENTS.name] = _aggregate_payments(kept)
+            for pos, value in zip(res.index.tolist(), res.good.column("target").to_pylist(),
+                                  strict=True):  # fmt: skip
+                values[where[pos][0]].setdefault(PAYEE.name, [value])
+    # The account row, for accounts the graph may not hold (written ON CREATE only).
+    rows[ACCOUNTS.name] = _reduce(
+        ACCOUNTS, accounts.append_column("_row", pa.array(np.arange(accounts.num_rows)))
+    )
+    return Prepared(list(events), rows, values, invalid, [int(t) for t in at_ms], region)
+
+
+def _link_keys(table: Table) -> list[str]:
+    return ["kind", "account", "target"] if table is ACCOUNT_IDENTIFIERS else ["account", "target"]
+
+
+def _ledger_id(event_id: str) -> str:
+    return EVENT_LEDGER_PREFIX + event_id
+
+
+def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int:
+    """Every event of ``prepared`` (none recorded before): its rows, table by table through the
+    loader's Cypher and ledger guard, and its ledger entry, in one transaction. Returns the
+    contract rows written."""
+    ids = [_ledger_id(e.event_id) for e in prepared.events]
+    tx.run(cypher.EVENT_MARK, {"ids": ids}).consume()
+    written = 0
+    order: list[tuple[Table, str | None]] = [
+        (ACCOUNTS, None), (ACCOUNT_DEVICES, None), (ACCOUNT_PHONES, None),
+        *((ACCOUNT_IDENTIFIERS, k) for k in EVENT_FIELDS if k not in ("device", "phone")),
+        (PAYMENTS, None),
+    ]  # fmt: skip
+    for table, kind in order:
+        part = prepared.rows.get(table.name)
+        if part is None:
+            continue
+        if kind is not None:
+            part = part.filter(pa.array([v == kind for v in part.column("kind").to_pylist()],
+                                        pa.bool_())).drop_columns("kind")  # fmt: skip
+        if not part.num_rows:
+            continue
+        query: LiteralString = cypher.EVENT_ACCOUNTS if table is ACCOUNTS else _query(table, kind)
+        name = table.name + (f":{kind}" if kind else "")
+        tx.run(query, {
+            "batch_id": f"events:{digest}:{name}", "file_id": "events", "batch_no": 0,
+            "rows": _rows_for(table, part),
+        }).consume()  # fmt: skip
+        written += part.num_rows
+    return written
+
+
+def record_events(graph: Graph, prepared: Prepared) -> RecordOutcome:
+    """Write the prepared events not recorded before, in one transaction (see the module doc).
+
+    Every event in ``prepared`` must belong to one call: rows are filtered per account, so two
+    events of one account in one call are written together or not at all.
+    """
+    events = prepared.events
+    for _ in range(3):
+        done = {
+            str(r["id"])
+            for r in graph.read(
+                cypher.EVENT_DONE, {"ids": [_ledger_id(e.event_id) for e in events]}
+            )
+        }
+        new = [i for i, e in enumerate(events) if _ledger_id(e.event_id) not in done]
+        # An event id repeated within one call is one event: its first occurrence counts.
+        first: dict[str, int] = {}
+        for i in new:
+            first.setdefault(events[i].event_id, i)
+        new = sorted(first.values())
+        dups = tuple(e.event_id for i, e in enumerate(events) if i not in set(new))
+        if not new:
+            return RecordOutcome((), dups, tuple(prepared.invalid), 0)
+        digest = hashlib.sha256(
+            "\n".join(sorted(events[i].event_id for i in new)).encode()
+        ).hexdigest()[:24]
+        # Rows are reduced per (account, identifier) across events: a duplicate's observations
+        # must not be counted into a new event's row, so the new events are prepared alone.
+        sub = (
+            prepared
+            if len(new) == len(events)
+            else prepare_events([events[i] for i in new], prepared.region)
+        )
+        try:
+            with graph.driver.session(database=graph.database) as session:
+                written = session.execute_write(_write, sub, digest)
+        except neo4j.exceptions.ConstraintError:
+            continue  # another client recorded one of these events first: look again
+        return RecordOutcome(
+            tuple(events[i].event_id for i in new), dups, tuple(prepared.invalid), written
+        )
+    raise RingScopeError("events could not be recorded: their ledger entries kept changing")

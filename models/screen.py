@@ -1,0 +1,391 @@
+"""Screening an event at decision time: the current model's score for the event's account as if
+the event were in the graph, the flagged rings it reaches, and how fast its identifiers are
+being taken up, without writing anything.
+
+The score is the account model's, not a second model. The event's account neighbourhood is read
+as ``explain`` reads one (:func:`models.projection.read_event_neighbourhood`: the account if the
+graph holds it, the identifiers it and the event use, with their whole-graph sizes, the accounts
+on them and all of their edges), the event's rows (:func:`ingest.events.prepare_events`, the
+loader's own normalise and reduce) are applied to it exactly as the loader's Cypher would apply
+them to the graph (:func:`_apply`: a new account opened at the event's time, a pair's count,
+first and last seen, a new identifier of size 1, an identifier's size grown by one new account,
+a payment summed into its (account, payee, currency) row, the data's "now" moved to the event),
+and the model scores the account from that (:meth:`AccountRiskModel.assess`). So screening an
+event gives the score a rebuild with the same model would give the account once the event is
+ingested (tested), and recording the event changes the graph the next screen reads.
+
+Rings are reached through identifiers that are not hubs for the detector (at most the kind's
+``degree_cap`` accounts, ``ringscope.kinds``): an account on a flagged cluster's device is
+linked to that cluster, one behind a carrier IP is not, and the IP is listed as ignored.
+Velocity is, per identifier of the event, how many accounts first used it in the hour, day and
+week up to the event (the event's account included when the event is its first use).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.kinds import BY_NAME, IDENTIFIER_KINDS, PAYEE
+from ringscope.models.builds import BuildInfo, get_build
+from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
+from ringscope.models.projection import (
+    KindEdges,
+    Projection,
+    assemble_local,
+    expand_identifiers,
+)
+from ringscope.models.store import ModelStore
+
+__all__ = ["WINDOWS", "LinkedRing", "ScreenRecord", "Velocity", "screen"]
+
+# Velocity windows: (name, seconds).
+WINDOWS: tuple[tuple[str, int], ...] = (("hour", 3_600), ("day", 86_400), ("week", 604_800))
+_LINK_TABLES = {"account_devices": "device", "account_phones": "phone"}
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One row the event becomes once reduced by the loader (``ingest.events``): an (account,
+    identifier) observation pair, or a payment row per (account, payee, currency)."""
+
+    kind: str
+    target: str  # the identifier's id, normalised
+    count: int
+    first: int  # epoch seconds
+    last: int
+    currency: str | None = None  # payments only
+    round_count: int = 0
+    total_e4: int = 0
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """An event as screening applies it: its account, time (epoch seconds), KYC level for a
+    new account (-1 unknown), its identifiers (kind -> normalised ids) and its rows."""
+
+    event_id: str
+    account_id: str
+    at: int
+    kyc: int
+    values: dict[str, list[str]]
+    rows: tuple[EventRow, ...]
+
+
+@dataclass(frozen=True)
+class LinkedRing:
+    """A flagged cluster of the current build the event reaches, and through what: (kind, id)
+    pairs, ``("account", id)`` when the event's own account is a member."""
+
+    ring_id: str
+    cluster_id: str
+    score: float
+    via: tuple[tuple[str, str, int], ...]  # (kind, id, the cluster's members on it)
+
+
+@dataclass(frozen=True)
+class Velocity:
+    kind: str
+    id: str
+    accounts: int  # accounts on it, the event's included
+    hour: int
+    day: int
+    week: int
+
+
+@dataclass(frozen=True)
+class ScreenRecord:
+    event_id: str
+    account_id: str
+    known_account: bool
+    score: float
+    model: str
+    model_version: str | None
+    build_id: str | None
+    flag_threshold: float
+    top_features: tuple[tuple[str, float, float, str], ...]
+    linked_rings: tuple[LinkedRing, ...]
+    hubs_ignored: tuple[tuple[str, str, int], ...]  # (kind, id, accounts)
+    velocity: tuple[Velocity, ...]
+    accounts_read: int
+    seconds: float
+
+
+@dataclass
+class EventNeighbourhood:
+    """What screening read: the local projection of the event's account (the event not yet
+    applied), each PAID row's currency, whether the account exists, and the event's
+    identifiers that exist, (kind, id) -> (internal id, accounts, flag)."""
+
+    proj: Projection
+    currency: list[str]
+    known: bool
+    found: dict[tuple[str, str], tuple[int, int, bool]]
+    # Identifiers the event adds to the graph: (kind, id) -> placeholder internal id (-1, -2..)
+    new: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _BuildFacts:
+    data_now: int
+    flag_threshold: float
+
+
+_FACTS: OrderedDict[str, _BuildFacts] = OrderedDict()
+_FACTS_LOCK = threading.Lock()
+_KIND_OF_REL = {k.rel: k.name for k in IDENTIFIER_KINDS}
+
+
+def _build_facts(graph: Graph, build_id: str | None) -> _BuildFacts:
+    """The build's data "now" and flag point, read once per build (a build never changes
+    once complete); without a build, the latest account opening and the default flag point."""
+    if build_id is not None:
+        with _FACTS_LOCK:
+            hit = _FACTS.get(build_id)
+        if hit is not None:
+            return hit
+        info: BuildInfo | None = get_build(graph, build_id)
+        counts = (info.metrics.get("counts") if info is not None else None) or {}
+        if info is not None and counts.get("data_now") is not None:
+            facts = _BuildFacts(int(counts["data_now"]), info.flag_threshold)
+            with _FACTS_LOCK:
+                _FACTS[build_id] = facts
+                while len(_FACTS) > 8:
+                    _FACTS.popitem(last=False)
+            return facts
+    rows = graph.read(cypher.API_LATEST_ACCOUNT_CREATED)
+    now = int(rows[0]["now"]) if rows and rows[0]["now"] is not None else 0
+    return _BuildFacts(now, DEFAULT_FLAG_THRESHOLD)
+
+
+def screen(
+    graph: Graph, models: ModelStore, ev: EventInput, *, budget: int, top: int = 3
+) -> ScreenRecord:
+    """Screen one event (see the module doc). Two reads: SCREEN_START (the build, the account
+    and the identifiers it and the event use) and SCREEN_NEIGHBOURHOOD (the accounts on them
+    with all of their edges, their verdicts, and the flagged clusters reached)."""
+    t0 = time.perf_counter()
+    model = models.current()
+    params: dict[str, object] = {"id": ev.account_id}
+    # Every list parameter ends with a value that matches nothing ("" is no id, -1 no node), so
+    # each query has one parameter signature: an empty list is typed List<Any>, a full one
+    # List<String>, and each new signature made Neo4j plan these queries again (1-5 s, seen).
+    params.update((f"ids_{k.name}", [*ev.values.get(k.name, ()), ""]) for k in IDENTIFIER_KINDS)
+    start = graph.read(cypher.SCREEN_START, params)[0]
+    build_id = start["build_id"]
+    facts = _build_facts(graph, build_id)
+    me = start["account"]
+    info: dict[int, tuple[int, bool]] = {}
+    names: dict[int, tuple[str, str]] = {}  # internal id -> (kind, id)
+    for r in start["mine"]:
+        info[int(r["node"])] = (int(r["degree"]), bool(r["flag"]))
+        names[int(r["node"])] = (_KIND_OF_REL[r["rel"]], str(r["id"]))
+    on = set(info)
+    found: dict[tuple[str, str], tuple[int, int, bool]] = {}
+    for r in start["found"]:
+        kind, node = _KIND_OF_REL[r["rel"]], int(r["node"])
+        found[(kind, str(r["id"]))] = (node, int(r["degree"]), bool(r["flag"]))
+        info[node] = (int(r["degree"]), bool(r["flag"]))
+        names[node] = (kind, str(r["id"]))
+    # Sizes once the event is in: one more account where the account is new to an identifier.
+    after = {n: info[n][0] + (0 if n in on else 1) for n in names}
+    is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
+    rels = [k.rel for k in IDENTIFIER_KINDS]
+    near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, {
+        "expand": [*expand_identifiers(
+            info, model.config.hub_degree, budget if model.choice != "tree" else 0
+        ), -1],
+        "me": int(me["node"]) if me is not None else -1, "rels": rels, "known": [*sorted(info), -1],
+        "open": [*sorted(n for n in names if not is_hub[n]), -1], "build_id": build_id or "",
+        "min_score": facts.flag_threshold,
+    })[0]  # fmt: skip
+    links = {str(r["rel"]): r for r in near["links"]}
+    proj = assemble_local(near["accounts"], links, info, max(facts.data_now, ev.at))
+    index = {a: i for i, a in enumerate(proj.ids)}
+    for v in near["verdicts"]:  # investigators' verdicts count as labels, as in a rebuild
+        proj.label[index[v["account"]]] = 1 if v["label"] == "fraud" else 0
+    nb = EventNeighbourhood(proj, [str(c) for c in links["PAID"]["currency"]], me is not None,
+                            found)  # fmt: skip
+    applied = _apply(nb, ev)
+    score, feats = model.assess(applied, ev.account_id, top=top)
+
+    rings: dict[str, tuple[str, float, list[tuple[str, str, int]]]] = {}
+    for r in near["rings"]:
+        node = int(r["node"])
+        via = (
+            ("account", ev.account_id, 1)
+            if node < 0
+            else (names[node][0], names[node][1], int(r["members"]))
+        )
+        cid = str(r["cluster_id"])
+        rings.setdefault(cid, (str(r["ring_id"]), float(r["score"]), []))[2].append(via)
+    linked = [
+        LinkedRing(rid, cid, round(sc, 6), tuple(sorted(via, key=_via_order)))
+        for cid, (rid, sc, via) in rings.items()
+    ]
+    hubs = sorted(
+        ((names[n][0], names[n][1], after[n]) for n in names if is_hub[n]),
+        key=lambda h: (-h[2], h[0], h[1]),
+    )
+    return ScreenRecord(
+        event_id=ev.event_id,
+        account_id=ev.account_id,
+        known_account=me is not None,
+        score=round(score, 6),
+        model=model.choice,
+        model_version=model.version,
+        build_id=build_id,
+        flag_threshold=facts.flag_threshold,
+        top_features=feats,
+        linked_rings=tuple(sorted(linked, key=lambda lr: (-lr.score, lr.ring_id))),
+        hubs_ignored=tuple(hubs),
+        velocity=_velocity(applied, ev.values, nb, ev.at),
+        accounts_read=proj.n,
+        seconds=round(time.perf_counter() - t0, 6),
+    )
+
+
+def _via_order(v: tuple[str, str, int]) -> tuple[int, str, str]:
+    return (-v[2], v[0], v[1])
+
+
+def _velocity(
+    proj: Projection, values: dict[str, list[str]], nb: EventNeighbourhood, at: int
+) -> tuple[Velocity, ...]:
+    """Per identifier of the event read whole, accounts whose first use of it falls in each
+    window up to the event."""
+    out: list[Velocity] = []
+    for kind, ids in values.items():
+        e = proj.kinds[kind]
+        assert e.full_degree is not None
+        for value in ids:
+            hit = nb.found.get((kind, value))
+            j = _index(e, hit[0]) if hit is not None else _new_index(e, kind, value, nb)
+            if j is None:
+                continue
+            on = e.ident == j
+            accs, first = e.acc[on], e.first[on]
+            if len(np.unique(accs)) < e.full_degree[j]:
+                continue  # not read whole (a hub the model leaves out): no count to give
+            start: dict[int, int] = {}
+            for a, f in zip(accs.tolist(), first.tolist(), strict=True):
+                if f >= 0:
+                    start[a] = min(start.get(a, f), f)
+            counts = [sum(1 for f in start.values() if at - w < f <= at) for _, w in WINDOWS]
+            out.append(Velocity(kind, value, int(e.full_degree[j]), *counts))
+    return tuple(out)
+
+
+def _index(e: KindEdges, node: int) -> int | None:
+    hits = np.flatnonzero(e.nodes == node)
+    return int(hits[0]) if len(hits) else None
+
+
+def _new_index(e: KindEdges, kind: str, value: str, nb: EventNeighbourhood) -> int | None:
+    """A new identifier's index: new ones are numbered -1, -2, ... in the order applied."""
+    key = nb.new.get((kind, value))
+    return _index(e, key) if key is not None else None
+
+
+def _apply(nb: EventNeighbourhood, ev: EventInput) -> Projection:
+    """The local projection with the event applied as the loader's Cypher applies its rows."""
+    proj = nb.proj
+    if ev.account_id in proj.ids:
+        k = proj.ids.index(ev.account_id)
+    else:  # EVENT_ACCOUNTS: opened at the event's time, with its KYC level
+        k = proj.n
+        proj = replace(
+            proj,
+            ids=[*proj.ids, ev.account_id],
+            nodes=np.append(proj.nodes, -1),
+            created=np.append(proj.created, ev.at),
+            kyc=np.append(proj.kyc, ev.kyc),
+            label=np.append(proj.label, -1),
+        )
+    kinds = dict(proj.kinds)
+    edits: dict[str, list[EventRow]] = defaultdict(list)
+    for row in ev.rows:
+        edits[row.kind].append(row)
+    for kind, rows in edits.items():
+        currency = nb.currency if kind == PAYEE.name else None
+        kinds[kind] = _apply_kind(kinds[kind], kind, rows, k, nb, currency)
+    return replace(proj, kinds=kinds, data_now=max(proj.now(), ev.at))
+
+
+def _apply_kind(
+    e: KindEdges,
+    kind: str,
+    rows: list[EventRow],
+    k: int,
+    nb: EventNeighbourhood,
+    currency: list[str] | None,
+) -> KindEdges:
+    """One kind's rows of the event applied to its edges (see :func:`_apply`): a pair seen
+    before gains the count and widens its first/last seen (INGEST_LINKS, INGEST_PAYMENTS per
+    currency), a new pair adds one account to its identifier, a new identifier has one."""
+    acc, ident = list(e.acc.tolist()), list(e.ident.tolist())
+    first, last, count = list(e.first.tolist()), list(e.last.tolist()), list(e.count.tolist())
+    rnd = list(e.round_count.tolist()) if e.round_count is not None else None
+    tot = list(e.total.tolist()) if e.total is not None else None
+    nodes, flag = list(e.nodes.tolist()), list(e.flag.tolist())
+    assert e.full_degree is not None
+    degree = list(e.full_degree.tolist())
+    cur = list(currency) if currency is not None else None
+    for row in rows:
+        hit = nb.found.get((kind, row.target))
+        if hit is not None:
+            node, size, is_flagged = hit
+        else:
+            node, size, is_flagged = (
+                nb.new.setdefault((kind, row.target), -1 - len(nb.new)),
+                0,
+                False,
+            )
+        if node in nodes:
+            j = nodes.index(node)
+        else:  # a new identifier, or one the neighbourhood reached no edge of
+            nodes.append(node)
+            flag.append(is_flagged)
+            degree.append(size)
+            j = len(nodes) - 1
+        pair = [r for r in range(len(acc)) if acc[r] == k and ident[r] == j]
+        match = [r for r in pair if cur is None or cur[r] == row.currency]
+        if match:
+            r = match[0]
+            count[r] += row.count
+            first[r] = row.first if first[r] < 0 or 0 <= row.first < first[r] else first[r]
+            last[r] = row.last if last[r] < 0 or row.last > last[r] else last[r]
+            if rnd is not None and tot is not None:
+                rnd[r] += row.round_count
+                tot[r] += row.total_e4 / 10_000.0
+            continue
+        if not pair:
+            degree[j] += 1  # one more account on it
+        acc.append(k)
+        ident.append(j)
+        first.append(row.first)
+        last.append(row.last)
+        count.append(row.count)
+        if rnd is not None and tot is not None and cur is not None:
+            rnd.append(row.round_count)
+            tot.append(row.total_e4 / 10_000.0)
+            cur.append(str(row.currency))
+    return replace(
+        e,
+        acc=np.asarray(acc, dtype=np.int32),
+        ident=np.asarray(ident, dtype=np.int32),
+        first=np.asarray(first, dtype=np.int64),
+        last=np.asarray(last, dtype=np.int64),
+        count=np.asarray(count, dtype=np.int64),
+        nodes=np.asarray(nodes, dtype=np.int64),
+        flag=np.asarray(flag, dtype=bool),
+        round_count=np.asarray(rnd, dtype=np.int64) if rnd is not None else None,
+        total=np.asarray(tot, dtype=np.float64) if tot is not None else None,
+        full_degree=np.asarray(degree, dtype=np.int64),
+    )

@@ -50,9 +50,11 @@ def test_viewer_names_the_key_and_its_roles_capabilities(server: LiveServer, wor
     assert got["investigator"]["keyId"] == keys.investigator_id
     assert (got["investigator"]["role"], got["investigator"]["name"]) == ("investigator", "alice")
     assert got["investigator"]["capabilities"] == [
-        "READ_SCORES", "READ_ENTITIES", "READ_PII", "READ_CASES", "WRITE_LABELS",
+        "READ_SCORES", "READ_ENTITIES", "READ_PII", "READ_CASES", "WRITE_LABELS", "SCREEN_EVENTS",
     ]  # fmt: skip
-    assert got["risk_engine"]["capabilities"] == ["READ_SCORES", "READ_ENTITIES"]
+    assert got["risk_engine"]["capabilities"] == [
+        "READ_SCORES", "READ_ENTITIES", "SCREEN_EVENTS", "RECORD_EVENTS",
+    ]  # fmt: skip
     assert server.post(VIEWER, None).status_code == 401
 
 

@@ -49,7 +49,7 @@ from prometheus_client.registry import Collector
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from ringscope.api import connection
+from ringscope.api import connection, service
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
 from ringscope.api.auth import KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
@@ -311,6 +311,11 @@ class RingScopeApp:
             self._graph, s.api_key_cache_seconds, negative_ttl=s.api_key_negative_cache_seconds,
             max_entries=s.api_key_cache_size,
         )  # fmt: skip
+        graph, models, region = self._graph, self.models, s.default_region
+        threading.Thread(
+            target=service.warm_screening, args=(graph, models, region), daemon=True,
+            name="ringscope-warm-screen",
+        ).start()  # fmt: skip
 
     def shutdown(self) -> None:
         if self._loops is not None:

@@ -257,7 +257,9 @@ class RingScopeClient:
         transport = _Transport(
             url=url,
             headers={"Authorization": f"Bearer {api_key}"},
-            timeout=max(1, round(timeout)),
+            # requests takes a float; gql's annotation says int, and rounding made a 100 ms
+            # decision-time budget a one-second wait.
+            timeout=cast(int, timeout),
             retries=0,
         )
         self._client = Client(transport=transport, fetch_schema_from_transport=False)

@@ -10,6 +10,7 @@ it in worker threads.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 from collections import defaultdict
@@ -47,6 +48,8 @@ from ringscope.models.builds import (
 from ringscope.models.explain import ExplanationRecord
 from ringscope.models.screen import ScreenRecord
 from ringscope.models.store import ModelStore
+
+log = logging.getLogger(__name__)
 
 MAX_ACCOUNT_RISK_IDS = 1_000
 MAX_NOTE_CHARS = 10_000
@@ -546,6 +549,18 @@ def event_input(prepared: Prepared, i: int = 0) -> screening.EventInput:
         values=prepared.values[i],
         rows=tuple(screening.EventRow(**r) for r in prepared.rows_of(ev.account_id)),
     )
+
+
+def warm_screening(graph: Graph, models: ModelStore, region: str) -> None:
+    """Screen one made-up event (no identifiers, an account that does not exist), so that
+    Neo4j plans the screening queries at start-up rather than on the risk engine's first
+    decisions (planning them took 1-5 s on a busy 2-core machine). Reads only; any failure
+    (no model yet, Neo4j down) is left for real requests to report."""
+    event = Event("warm-up", "ringscope:warm-up", datetime.now(UTC), "LOGIN")
+    try:
+        screen_event(graph, models, event, region=region, budget=0)
+    except Exception:
+        log.debug("screening warm-up skipped", exc_info=True)
 
 
 def record_events(graph: Graph, events: list[Event], *, region: str) -> RecordOutcome:

@@ -3,15 +3,23 @@ risk, labels, retries of reads only, and the CLI commands (`python -m ringscope.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ringscope.api.client import AuthenticationError, ClientError, QueryError, RingScopeClient
+from ringscope.api.client import (
+    AuthenticationError,
+    ClientError,
+    QueryError,
+    RingScopeClient,
+    ScreenEventData,
+)
 from ringscope.graph import Graph
 from ringscope.models.builds import write_build
 from ringscope.settings import Settings
@@ -115,6 +123,26 @@ def test_reads_are_retried_and_writes_are_not() -> None:
         with pytest.raises(ClientError):
             c.label_account("A001", "fraud", "x")
         assert c.attempts == 1
+
+
+def test_screen_is_retried_record_is_not_and_a_sub_second_timeout_holds() -> None:
+    """screen is a read (retried), recordEvents a write (sent once); a timeout under a second
+    is kept as given (it was rounded up to one second): a server that accepts the connection
+    and never answers fails each attempt with a timeout, not a hang."""
+    event = ScreenEventData("t-1", "A1", datetime.now(UTC), "LOGIN", devices=("d",))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts (the kernel's backlog), never reads nor answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/graphql"
+        with RingScopeClient(url, "rsk_000000000000_" + "x" * 43, timeout=0.2, retries=1,
+                             backoff=0.01) as c:  # fmt: skip
+            with pytest.raises(ClientError, match=r"timed out\. \(read timeout=0\.2\)"):
+                c.screen(event)
+            assert c.attempts == 2
+            c.attempts = 0
+            with pytest.raises(ClientError, match="timed out"):
+                c.record_events([event])
+            assert c.attempts == 1
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

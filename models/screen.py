@@ -47,7 +47,6 @@ __all__ = ["WINDOWS", "LinkedRing", "ScreenRecord", "Velocity", "screen"]
 
 # Velocity windows: (name, seconds).
 WINDOWS: tuple[tuple[str, int], ...] = (("hour", 3_600), ("day", 86_400), ("week", 604_800))
-_LINK_TABLES = {"account_devices": "device", "account_phones": "phone"}
 
 
 @dataclass(frozen=True)

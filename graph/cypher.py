@@ -232,19 +232,12 @@ LOCAL_ACCOUNTS_OF: LiteralString = (
     f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels "
     "WITH DISTINCT a " + _ACCOUNT_ROW
 )
-# Sizes: only accounts have identifier relationships, and every kind but payees has one per
-# (account, identifier) (ingest MERGEs them), so an identifier's distinct accounts are its
-# relationship degree, which Neo4j answers from the node's degree store without a traversal (a
-# carrier IP or a big merchant has thousands). Payees have one PAID per (account, currency) and
-# are counted distinct, by traversal. Flags: emulator device, virtual phone, merchant payee.
+# Sizes: an identifier's relationships from accounts (models.features.identifier_sizes: every
+# kind but payees has one per account, a payee one per account and currency), which Neo4j
+# answers from the node's degree store without a traversal (a carrier IP or a big merchant has
+# thousands). Flags: emulator device, virtual phone, merchant payee.
 _LOCAL_DEGREE: dict[str, LiteralString] = {
-    k.rel: (
-        f"COUNT {{ MATCH (x)<-[:{k.rel}]-(b) RETURN DISTINCT b }}"
-        if k.rel == "PAID"
-        else f"COUNT {{ (x)<-[:{k.rel}]-() }}"
-    )
-    for k in KINDS
-    if k.rel is not None
+    k.rel: f"COUNT {{ (x)<-[:{k.rel}]-() }}" for k in KINDS if k.rel is not None
 }
 _LOCAL_FLAG: dict[str, LiteralString] = {
     k.rel: "coalesce("

@@ -93,8 +93,10 @@ _IDENTIFIER = (
     ("round_share", "payees: share of payments in round amounts"),
 )
 FEATURE_DESCRIPTIONS: dict[str, str] = dict(_ACCOUNT) | {f"id:{n}": d for n, d in _IDENTIFIER}
+# Version 2: identifiers are sized by their relationships (identifier_sizes), where version 1
+# counted a payee's distinct payers; the same values wherever each payer uses one currency.
 FEATURE_SCHEMA = FeatureSchema(
-    version="1",
+    version="2",
     account=tuple(n for n, _ in _ACCOUNT),
     identifier=tuple(n for n, _ in _IDENTIFIER),
     kinds=KIND_NAMES,
@@ -113,11 +115,26 @@ def segment_max(values: F64, segments: npt.NDArray[np.integer], n: int, empty: f
     return out
 
 
-def accounts_per_identifier(e: KindEdges, ident: npt.NDArray[np.integer]) -> I64:
-    """Distinct accounts per identifier in the whole graph; ``ident`` is ``dedupe_pairs``'s."""
+def identifier_sizes(e: KindEdges) -> I64:
+    """Each identifier's size in the whole graph: its relationships from accounts.
+
+    For every kind but payees that is its distinct accounts (ingest MERGEs one relationship per
+    account and identifier); a payee has one PAID per account and currency, so an account that
+    paid it in two currencies counts twice. Relationships, not distinct accounts, because Neo4j
+    answers a node's relationship count from its degree store at once, where counting a big
+    merchant's distinct payers walks hundreds of thousands of relationships: ``explain`` and
+    ``screen`` size identifiers on the decision path, and must size them as the rebuild does.
+    (Every generated world pays each payee in one currency per account: no value changes.)
+    """
     if e.full_degree is not None:
         return e.full_degree
-    return np.bincount(ident, minlength=e.m).astype(np.int64)
+    return e.degree()
+
+
+def accounts_per_identifier(e: KindEdges, ident: npt.NDArray[np.integer]) -> I64:
+    """Each identifier's size (:func:`identifier_sizes`); ``ident`` is ``dedupe_pairs``'s."""
+    del ident
+    return identifier_sizes(e)
 
 
 def identifier_features(e: KindEdges) -> F32:
@@ -229,10 +246,7 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
         )
         b.data[:] = 1.0  # duplicates (one PAID edge per currency) summed, then reset to 1
         if max_degree is not None:
-            deg = e.full_degree
-            if deg is None:
-                deg = np.asarray((b > 0).sum(axis=0)).ravel()
-            b = b @ sp.diags((deg <= max_degree).astype(np.float64))
+            b = b @ sp.diags((identifier_sizes(e) <= max_degree).astype(np.float64))
         blocks.append(b)
     out: sp.csr_matrix = sp.hstack(blocks, format="csr")
     out.eliminate_zeros()

@@ -365,7 +365,7 @@ def unread_identifiers(proj: Projection, account_id: str) -> int:
         if e.full_degree is None:
             continue
         for j in np.unique(e.ident[e.acc == me]).tolist():
-            if len(np.unique(e.acc[e.ident == j])) < e.full_degree[j]:
+            if np.count_nonzero(e.ident == j) < e.full_degree[j]:
                 unread += 1
     return unread
 

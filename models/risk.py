@@ -35,12 +35,12 @@ from ringscope.models.features import (
     LABEL_FEATURES,
     account_features,
     identifier_features,
+    identifier_sizes,
     incidence,
     label_features,
     to_hetero,
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
-from ringscope.models.linking import dedupe_pairs
 from ringscope.models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
 from ringscope.models.tabular import segment_reduce
 
@@ -443,9 +443,7 @@ def _neighbourhood(proj: Projection, i: int, hub_degree: int, now: int) -> tuple
     near[i] = True
     sized: dict[str, KindEdges] = {}
     for kind, e in proj.kinds.items():
-        deg = e.full_degree
-        if deg is None:
-            deg = np.bincount(dedupe_pairs(e)[1], minlength=e.m).astype(np.int64)
+        deg = identifier_sizes(e)
         sized[kind] = replace(e, full_degree=deg)
         ids = np.unique(e.ident[e.acc == i])
         on = np.zeros(e.m, dtype=bool)
@@ -551,9 +549,9 @@ def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projec
     (identifier indices unchanged)."""
     e = proj.kinds[kind]
     full_degree = e.full_degree
-    if full_degree is not None:  # one account's edges go: its identifiers lose one account
+    if full_degree is not None:  # one account's edges go: its identifiers lose them
         full_degree = full_degree.copy()
-        full_degree[np.unique(e.ident[~keep])] -= 1
+        np.subtract.at(full_degree, e.ident[~keep], 1)
     sub = replace(
         e,
         full_degree=full_degree,

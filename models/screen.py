@@ -327,7 +327,8 @@ def _apply_kind(
 ) -> KindEdges:
     """One kind's rows of the event applied to its edges (see :func:`_apply`): a pair seen
     before gains the count and widens its first/last seen (INGEST_LINKS, INGEST_PAYMENTS per
-    currency), a new pair adds one account to its identifier, a new identifier has one."""
+    currency), a new relationship grows its identifier's size by one (models.features
+    identifier_sizes), a new identifier has one."""
     acc, ident = list(e.acc.tolist()), list(e.ident.tolist())
     first, last, count = list(e.first.tolist()), list(e.last.tolist()), list(e.count.tolist())
     rnd = list(e.round_count.tolist()) if e.round_count is not None else None
@@ -364,8 +365,7 @@ def _apply_kind(
                 rnd[r] += row.round_count
                 tot[r] += row.total_e4 / 10_000.0
             continue
-        if not pair:
-            degree[j] += 1  # one more account on it
+        degree[j] += 1  # one more relationship: a new account, or a payer's new currency
         acc.append(k)
         ident.append(j)
         first.append(row.first)

@@ -174,12 +174,14 @@ def test_the_exact_screen_operation_works(server: LiveServer, world: Any) -> Non
     assert not g.read("MATCH (a:Account {id: 'NEW-EXACT-1'}) RETURN a")
 
 
-@pytest.mark.parametrize("case", ["new account on ring device", "payment", "old login", "hub"])
+CASES = ["new account on ring device", "payment", "payment, new currency", "old login", "hub"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_screen_equals_the_rebuild_score(server: LiveServer, world: Any, case: str) -> None:
     """Screen, record, then score the whole graph as the rebuild does: the same number."""
     g, settings, keys, f = world
-    at = f["now"] + timedelta(hours=1 + ["new account on ring device", "payment", "old login",
-                                         "hub"].index(case))  # fmt: skip
+    at = f["now"] + timedelta(hours=1 + CASES.index(case))
     if case == "new account on ring device":
         # Velocity included: a first account on a new device an hour before, recorded.
         dev = "DEV-EQ-FARM"
@@ -191,6 +193,10 @@ def test_screen_equals_the_rebuild_score(server: LiveServer, world: Any, case: s
         assert f["payee"] is not None
         event = _event("eq-2", f["member"], at, type="PAYMENT", payee=f["payee"],
                        amount="300.00", currency=f["currency"], ips=["10.9.9.8"])  # fmt: skip
+    elif case == "payment, new currency":  # a second PAID to the payee: its size grows by one
+        assert f["payee"] is not None
+        event = _event("eq-5", f["member"], at, type="PAYMENT", payee=f["payee"],
+                       amount="20.00", currency="XTS")  # fmt: skip
     elif case == "old login":  # an event older than the data's "now": "now" stays
         event = _event("eq-3", f["member"], f["now"] - timedelta(days=30), type="LOGIN",
                        devices=["DEV-EQ-OLD"])  # fmt: skip

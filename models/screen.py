@@ -27,6 +27,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -42,6 +43,8 @@ from ringscope.models.projection import (
     expand_identifiers,
 )
 from ringscope.models.store import ModelStore
+
+T = TypeVar("T")
 
 __all__ = ["WINDOWS", "LinkedRing", "ScreenRecord", "Velocity", "screen"]
 
@@ -141,6 +144,20 @@ _FACTS_LOCK = threading.Lock()
 _KIND_OF_REL = {k.rel: k.name for k in IDENTIFIER_KINDS}
 
 
+# An event names at most 20 values per kind (ingest.events.MAX_EVENT_VALUES): its lists are
+# padded to one length past that.
+_IDS_PADDED = 32
+
+
+def _pad(values: list[T], sentinel: T, length: int | None = None) -> list[T]:
+    """``values`` and at least one ``sentinel`` after them, ``length`` long, or (without one)
+    as long as the next power of two, 16 at least: one plan per list size class (see
+    :func:`screen`)."""
+    n = len(values) + 1
+    size = max(length, n) if length is not None else max(16, 1 << (n - 1).bit_length())
+    return [*values, *([sentinel] * (size - len(values)))]
+
+
 def _build_facts(graph: Graph, build_id: str | None) -> _BuildFacts:
     """The build's data "now" and flag point, read once per build (a build never changes
     once complete); without a build, the latest account opening and the default flag point."""
@@ -172,10 +189,15 @@ def screen(
     t0 = time.perf_counter()
     model = models.current()
     params: dict[str, object] = {"id": ev.account_id}
-    # Every list parameter ends with a value that matches nothing ("" is no id, -1 no node), so
-    # each query has one parameter signature: an empty list is typed List<Any>, a full one
-    # List<String>, and each new signature made Neo4j plan these queries again (1-5 s, seen).
-    params.update((f"ids_{k.name}", [*ev.values.get(k.name, ()), ""]) for k in IDENTIFIER_KINDS)
+    # Every list parameter is padded with a value that matches nothing ("" is no id, -1 no
+    # node) to a fixed length (the identifier lists) or a power of two (the neighbourhood's):
+    # Neo4j's plan cache keys on each list's type and size bucket, and every new combination
+    # (an empty list is List<Any>; 1 value and 2-10 are different buckets) planned these
+    # queries again, 1-5 s each (bench/arrivals.py found 29-44 such screens per 20k world).
+    params.update(
+        (f"ids_{k.name}", _pad(list(ev.values.get(k.name, ())), "", _IDS_PADDED))
+        for k in IDENTIFIER_KINDS
+    )
     start = graph.read(cypher.SCREEN_START, params)[0]
     build_id = start["build_id"]
     facts = _build_facts(graph, build_id)
@@ -197,11 +219,12 @@ def screen(
     is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
     rels = [k.rel for k in IDENTIFIER_KINDS]
     near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, {
-        "expand": [*expand_identifiers(
+        "expand": _pad(expand_identifiers(
             info, model.config.hub_degree, budget if model.choice != "tree" else 0
-        ), -1],
-        "me": int(me["node"]) if me is not None else -1, "rels": rels, "known": [*sorted(info), -1],
-        "open": [*sorted(n for n in names if not is_hub[n]), -1], "build_id": build_id or "",
+        ), -1),
+        "me": int(me["node"]) if me is not None else -1, "rels": rels,
+        "known": _pad(sorted(info), -1),
+        "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
         "min_score": facts.flag_threshold,
     })[0]  # fmt: skip
     links = {str(r["rel"]): r for r in near["links"]}

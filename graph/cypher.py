@@ -262,29 +262,43 @@ LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = " UNION ALL ".join(
     for k in KINDS
     if k.rel is not None
 )
+
+
 # Every edge of some accounts (as DETECT_LINKS, one record per kind, all kinds in one read), and
 # the size and flag of each identifier they reach that is not in $known. Only aggregates in the
 # WITH: a constant there would be a grouping key, and a kind no account uses would return no row.
-LOCAL_LINKS: LiteralString = " UNION ALL ".join(
-    _DETECT_CHUNK
-    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
-    + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
-    + _DETECT_SEEN
-    + (
-        ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
-        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4"
-        if k.rel == "PAID"
-        else ""
+def _local_links(start: LiteralString) -> LiteralString:
+    """Every edge of some accounts, one record per kind (``start`` binds ``k``, an account's
+    position, and ``a``, the account), with each PAID's currency, and the size and flag of each
+    identifier they reach that is not in $known."""
+    return " UNION ALL ".join(
+        start
+        + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
+        + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
+        + _DETECT_SEEN
+        + (
+            ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
+            "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
+            "collect(r.currency) AS currency"
+            if k.rel == "PAID"
+            else ""
+        )
+        + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
+        + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
+        + (
+            "round_count, total_e4, currency, "
+            if k.rel == "PAID"
+            else "[] AS round_count, [] AS total_e4, [] AS currency, "
+        )
+        + "[x IN xs | id(x)] AS info_nodes, "
+        + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
+        + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
+        for k in KINDS
+        if k.rel is not None
     )
-    + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
-    + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
-    + ("round_count, total_e4, " if k.rel == "PAID" else "[] AS round_count, [] AS total_e4, ")
-    + "[x IN xs | id(x)] AS info_nodes, "
-    + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
-    + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
-    for k in KINDS
-    if k.rel is not None
-)
+
+
+LOCAL_LINKS: LiteralString = _local_links(_DETECT_CHUNK)
 
 # Screening (models/screen.py) reads an event's neighbourhood in two round trips, where explain
 # takes four: on the risk engine's decision path every round trip counts.
@@ -325,31 +339,7 @@ SCREEN_START: LiteralString = (
 #    with all of their edges as LOCAL_LINKS has them; their latest verdicts (API_VERDICT_LABELS,
 #    for these accounts only); and the flagged clusters of $build_id reached through the
 #    identifiers $open or holding $me.
-_SCREEN_LINKS = " UNION ALL ".join(
-    "UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a "
-    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
-    + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
-    + _DETECT_SEEN
-    + (
-        ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
-        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
-        "collect(r.currency) AS currency"
-        if k.rel == "PAID"
-        else ""
-    )
-    + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
-    + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
-    + (
-        "round_count, total_e4, currency, "
-        if k.rel == "PAID"
-        else "[] AS round_count, [] AS total_e4, [] AS currency, "
-    )
-    + "[x IN xs | id(x)] AS info_nodes, "
-    + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
-    + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
-    for k in KINDS
-    if k.rel is not None
-)
+_SCREEN_LINKS = _local_links("UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a ")
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { "
     "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "

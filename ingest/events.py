@@ -41,6 +41,7 @@ from ringscope.ingest.aggregate import (
     _aggregate_links,
     _aggregate_payments,
     _dedupe_payments,
+    _link_keys,
     _reduce,
 )
 from ringscope.ingest.contract import (
@@ -305,10 +306,6 @@ def prepare_events(events: Sequence[Event], region: str) -> Prepared:
         ACCOUNTS, accounts.append_column("_row", pa.array(np.arange(accounts.num_rows)))
     )
     return Prepared(list(events), rows, values, invalid, [int(t) for t in at_ms], region)
-
-
-def _link_keys(table: Table) -> list[str]:
-    return ["kind", "account", "target"] if table is ACCOUNT_IDENTIFIERS else ["account", "target"]
 
 
 def _ledger_id(event_id: str) -> str:

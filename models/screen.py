@@ -122,12 +122,11 @@ class ScreenRecord:
 @dataclass
 class EventNeighbourhood:
     """What screening read: the local projection of the event's account (the event not yet
-    applied), each PAID row's currency, whether the account exists, and the event's
+    applied), each PAID row's currency, and the event's
     identifiers that exist, (kind, id) -> (internal id, accounts, flag)."""
 
     proj: Projection
     currency: list[str]
-    known: bool
     found: dict[tuple[str, str], tuple[int, int, bool]]
     # Identifiers the event adds to the graph: (kind, id) -> placeholder internal id (-1, -2..)
     new: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -232,8 +231,7 @@ def screen(
     index = {a: i for i, a in enumerate(proj.ids)}
     for v in near["verdicts"]:  # investigators' verdicts count as labels, as in a rebuild
         proj.label[index[v["account"]]] = 1 if v["label"] == "fraud" else 0
-    nb = EventNeighbourhood(proj, [str(c) for c in links["PAID"]["currency"]], me is not None,
-                            found)  # fmt: skip
+    nb = EventNeighbourhood(proj, [str(c) for c in links["PAID"]["currency"]], found)
     applied = _apply(nb, ev)
     score, feats = model.assess(applied, ev.account_id, top=top)
 

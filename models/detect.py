@@ -9,7 +9,7 @@ scores and reasons. ``docs/detection.md`` explains every step and default.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,7 +30,7 @@ from ringscope.models.coactivation import (
 )
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
-from ringscope.models.projection import F64, Projection, identifier_ids, read_projection
+from ringscope.models.projection import F64, I64, Projection, identifier_ids, read_projection
 from ringscope.settings import Settings
 
 __all__ = ["Cluster", "DetectConfig", "Detection", "detect"]
@@ -216,29 +216,42 @@ def _proposal_scores(
     return out
 
 
-def detect(
-    graph: Graph,
-    settings: Settings | None = None,
-    *,
-    config: DetectConfig | None = None,
-    account_model_scores: Mapping[str, float] | None = None,
-    projection: Projection | None = None,
-) -> Detection:
-    """Find candidate rings in the graph and score clusters and accounts.
+@dataclass
+class Links:
+    """The linking step's output: the weighted link matrix ``s`` (shared identifiers, time terms,
+    co-arrival bonus and co-activation), its co-arrival part ``arrival`` (waves, for splitting),
+    and the burst cohorts (for the co-activation features). All ``n x n`` over the projection."""
 
-    ``projection`` is the graph already read (the rebuild reads it once for the learned model
-    and the detector); ``account_model_scores`` are the learned model's probabilities.
-    """
-    del settings  # the connection already carries what the detector needs
-    cfg = config or DetectConfig()
+    s: sp.csr_matrix
+    arrival: sp.csr_matrix
+    cohorts: Cohorts | None
+
+
+@dataclass
+class Proposal:
+    """Candidate clusters with their feature table, before the (global) scorer.
+
+    Every step that makes it (components, Leiden, risk splits, trimming) works within one
+    connected component of the strong links, so a proposal of the whole graph is the union of
+    the proposals of its components (the Spark engine relies on this). ``origin`` gives each
+    group's place in the whole graph's order: ``(phase, parent, j)``, phase 0 for the groups of
+    the untrimmed order (sorted by smallest member), phase 1 for the groups the trim made of
+    what a core left out, ``parent`` the untrimmed group they came from (index into
+    ``parents``), ``j`` their order within it. ``parents`` holds each untrimmed group's
+    smallest member (an index into the projection)."""
+
+    groups: list[I64]
+    table: cl.ClusterTable
+    prior: F64  # the structural (or prior) score of each group, which the trim used
+    strong: sp.csr_matrix
+    sig: dict[str, F64]
+    origin: list[tuple[int, int, int]]
+    parents: list[int]
+
+
+def link(proj: Projection, cfg: DetectConfig) -> Links:
+    """Hub-aware linking plus co-activation (``docs/detection.md`` sections 1-2)."""
     params = cfg.link_params()
-    seconds: dict[str, float] = {}
-
-    t = time.perf_counter()
-    proj = projection if projection is not None else read_projection(graph)
-    seconds["projection"] = time.perf_counter() - t
-
-    t = time.perf_counter()
     s, arrival = link_matrix(proj, params)
     cohorts = None
     if cfg.coactivation_weight > 0:
@@ -249,9 +262,24 @@ def detect(
             co = coactivation_matrix(cohorts, cparams)
             s = sp.csr_matrix(s + co)
             arrival = sp.csr_matrix(arrival + co)
-    seconds["linking"] = time.perf_counter() - t
+    return Links(s, arrival, cohorts)
 
+
+def propose(
+    proj: Projection,
+    links: Links,
+    cfg: DetectConfig,
+    model: F64 | None = None,
+    seconds: dict[str, float] | None = None,
+) -> Proposal:
+    """Communities, risk splits and ring boundaries, with every group's feature table.
+
+    ``proj`` may be the whole graph or one strong component of it (with the whole graph's
+    identifier sizes and "now", see :class:`Proposal`); ``model`` the learned account scores."""
+    params = cfg.link_params()
+    seconds = seconds if seconds is not None else {}
     t = time.perf_counter()
+    s, arrival, cohorts = links.s, links.arrival, links.cohorts
     strong = strong_graph(s, cfg.link_threshold)
     engine = engine_for(cfg.community_engine)
     groups = engine.communities(
@@ -264,15 +292,10 @@ def detect(
     seconds["communities"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    model: F64 | None = None
-    if account_model_scores is not None:
-        model = np.asarray(
-            [float(account_model_scores.get(a, 0.0)) for a in proj.ids], dtype=np.float64
-        )
     sig = cl.account_signals(proj, model)
     upper = cl.upper_links(s)
     table = cl.cluster_table(proj, groups, upper, params, sig, model, cohorts)
-    scores, contrib = cl.score(table)
+    scores, _ = cl.score(table)
     lap = _Lap(seconds, t)
     lap("table")
     wave = strong.multiply(strong_graph(arrival, cfg.wave_threshold) > 0).tocsr()
@@ -316,9 +339,11 @@ def detect(
             placed.sort(key=lambda t: (int(t[0][0]), len(t[0])))
             groups = [p for p, _ in placed]
             table = cl.take([table, parts_table], [src for _, src in placed])
-            scores, contrib = cl.score(table)
+            scores, _ = cl.score(table)
     lap("splits")
 
+    parents = [int(g[0]) for g in groups]
+    origin = [(0, c, 0) for c in range(len(groups))]
     if cfg.trim_attached:
         cores: list[np.ndarray] = []
         left: list[int] = []
@@ -332,9 +357,11 @@ def detect(
             cores.append(members[mask])
             left.append(int((~mask).sum()))
             # What the core left out is scored on its own where it holds together.
-            rest_groups += attached_groups(
+            rest = attached_groups(
                 members[~mask], strong, cfg.min_cluster_size, core=members[mask], wave=wave
             )
+            origin += [(1, c, j) for j in range(len(rest))]
+            rest_groups += rest
         attached = np.array(left + [0] * len(rest_groups), dtype=np.int64)
         if attached.any():
             # Only the trimmed clusters and the new ones are recomputed.
@@ -348,23 +375,48 @@ def detect(
                     proj, [groups[c] for c in batch], upper, params, sig, model, cohorts
                 )
                 table = cl.splice(table, len(groups), batch, sub)
-            scores, contrib = cl.score(table)
+            scores, _ = cl.score(table)
+        else:
+            origin = origin[: len(groups)]
         # Reported per cluster: members left out as attached, and the core's share of the whole.
         table.features["attached"] = attached.astype(np.float64)
         table.features["core_share"] = table.features["size"] / (table.features["size"] + attached)
     lap("trim")
+    return Proposal(groups, table, scores, strong, sig, origin, parents)
 
+
+def fit_scorer(table: cl.ClusterTable, cfg: DetectConfig) -> ClusterScorer:
+    """The cluster scorer, fitted on every cluster of the graph (the labels are global)."""
     scorer = ClusterScorer(
         min_positives=cfg.cluster_min_positives, c_l2=cfg.cluster_c_l2, seed=cfg.seed
     )
     if cfg.cluster_scorer == "learned":
         scorer.fit(table)
-        if scorer.source == "learned":
-            scores = scorer.predict_proba(table)
-            contrib = scorer.contributions(table)
-    lap("scorer")
+    return scorer
 
-    # networkx analysis for the clusters worth explaining, then one lookup of identifier ids.
+
+def final_scores(scorer: ClusterScorer, proposal: Proposal) -> tuple[F64, dict[str, F64]]:
+    """Each cluster's score and contributions: the learned scorer's where it was fitted, the
+    prior's otherwise. Row by row, so a component's rows score as they do in the whole table."""
+    if scorer.source == "learned":
+        return scorer.predict_proba(proposal.table), scorer.contributions(proposal.table)
+    return cl.score(proposal.table)
+
+
+def describe(
+    proj: Projection,
+    proposal: Proposal,
+    scores: F64,
+    contrib: dict[str, F64],
+    cfg: DetectConfig,
+    names_of: Callable[[list[int]], dict[int, str]],
+    seconds: dict[str, float] | None = None,
+) -> list[Cluster]:
+    """The reported clusters: networkx analysis for those worth explaining, key identifiers,
+    reasons in sentences. ``names_of`` maps identifier nodes (``KindEdges.nodes``) to their ids."""
+    params = cfg.link_params()
+    groups, table = proposal.groups, proposal.table
+    lap = _Lap(seconds if seconds is not None else {}, time.perf_counter())
     elig = {name: eligible(e, params) for name, e in proj.kinds.items()}
     analyses: dict[int, cl.Analysis] = {}
     orders = cl.edge_orders(proj)
@@ -397,12 +449,9 @@ def detect(
             if ev.top_payee is not None:
                 wanted.append(ev.top_payee[0])
             wanted.extend(ev.burst_payees[:3])
-    if len(wanted) < 50_000:
-        names = identifier_ids(graph, wanted)
-    else:  # pragma: no cover - only when very many clusters score high
-        names = identifier_ids(graph, wanted[:50_000])
+    names = names_of(wanted[:50_000])  # a bound for when very many clusters score high
     needed = [n for c in range(len(groups)) for _, n, _ in keys[c] if n not in names]
-    names.update(identifier_ids(graph, needed))
+    names.update(names_of(needed))
 
     out: list[Cluster] = []
     rows = cl.TableRows.of(table, contrib)
@@ -423,12 +472,60 @@ def detect(
                 density=round(float(rows.features["density"][c]), 6),
             )
         )
-    out.sort(key=lambda x: (-x.score, x.members))
+    return out
 
-    own = cl.account_own_scores(sig, proj.n)
-    acc = own.copy()
+
+def account_scores(
+    proj: Projection, sig: dict[str, F64], groups: list[I64], scores: F64
+) -> dict[str, float]:
+    """Each account's score: its own signals' score, raised to its clusters' scores."""
+    acc = cl.account_own_scores(sig, proj.n).copy()
     for c, members in enumerate(groups):
         acc[members] = np.maximum(acc[members], scores[c])
-    account_scores = {a: round(float(v), 6) for a, v in zip(proj.ids, acc.tolist(), strict=True)}
-    seconds["features"] = time.perf_counter() - t
-    return Detection(tuple(out), account_scores, seconds, scorer.describe())
+    return {a: round(float(v), 6) for a, v in zip(proj.ids, acc.tolist(), strict=True)}
+
+
+def detect(
+    graph: Graph,
+    settings: Settings | None = None,
+    *,
+    config: DetectConfig | None = None,
+    account_model_scores: Mapping[str, float] | None = None,
+    projection: Projection | None = None,
+) -> Detection:
+    """Find candidate rings in the graph and score clusters and accounts.
+
+    ``projection`` is the graph already read (the rebuild reads it once for the learned model
+    and the detector); ``account_model_scores`` are the learned model's probabilities.
+    """
+    del settings  # the connection already carries what the detector needs
+    cfg = config or DetectConfig()
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    proj = projection if projection is not None else read_projection(graph)
+    seconds["projection"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    links = link(proj, cfg)
+    seconds["linking"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model: F64 | None = None
+    if account_model_scores is not None:
+        model = np.asarray(
+            [float(account_model_scores.get(a, 0.0)) for a in proj.ids], dtype=np.float64
+        )
+    proposal = propose(proj, links, cfg, model, seconds)
+    lap = _Lap(seconds, time.perf_counter())
+    scorer = fit_scorer(proposal.table, cfg)
+    scores, contrib = final_scores(scorer, proposal)
+    lap("scorer")
+    out = describe(
+        proj, proposal, scores, contrib, cfg, lambda nodes: identifier_ids(graph, nodes), seconds
+    )
+    out.sort(key=lambda x: (-x.score, x.members))
+    acc = account_scores(proj, proposal.sig, proposal.groups, scores)
+    # "features": everything after the communities (table, splits, trim, scorer, reasons).
+    seconds["features"] = time.perf_counter() - t - seconds["communities"]
+    return Detection(tuple(out), acc, seconds, scorer.describe())

@@ -54,7 +54,10 @@ class KindEdges:
         return len(self.nodes)
 
     def degree(self) -> I64:
-        """Edges per identifier (one per account, one per currency for PAID)."""
+        """Edges per identifier (one per account, one per currency for PAID), in the whole
+        graph: ``full_degree`` where this holds only part of the identifiers' edges."""
+        if self.full_degree is not None:
+            return self.full_degree
         return np.bincount(self.ident, minlength=self.m).astype(np.int64)
 
 

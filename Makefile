@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Keyed by this checkout's path: an editable install points at one checkout.
 STAMP := $(VENV)/.ringscope-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
+SPARK_STAMP := $(STAMP)-spark
 
-.PHONY: install demo test lint typecheck browser web
+.PHONY: install spark demo test lint typecheck browser web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +22,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The rebuild's Spark engine (issue #18): the `spark` extra, pyspark with Spark's jars (~460 MB),
+# for the tests and the type check; `make demo` does without it.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $@
+
+spark: $(SPARK_STAMP)
+
 demo: install
 	$(BIN)/ringscope demo
 
-test: install browser
+test: install spark browser
 	$(BIN)/python -m pytest
 
 # The workbench's browser tests drive Debian's chromium through Playwright (Playwright's own
@@ -48,5 +57,5 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/lint-imports   # the layers and the one namespace: pyproject.toml [tool.importlinter]
 
-typecheck: install
+typecheck: install spark
 	$(BIN)/mypy

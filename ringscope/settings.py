@@ -205,6 +205,43 @@ class Settings(BaseSettings):
     # API replicas and the rebuild job share it (a shared volume) to serve the same model.
     model_dir: Path | None = None
 
+    # --- spark --- (the rebuild on Apache Spark, issue #18; ringscope/spark/)
+    # Where the rebuild's detection runs: "in-process" (this Python process, the default: up to
+    # about 10M accounts hourly; docs/scaling.md) or "spark" (pip install 'ringscope[spark]').
+    rebuild_engine: Literal["in-process", "spark"] = "in-process"
+    # The Spark master: local[*] runs Spark inside this machine; spark://, yarn or k8s:// reach a
+    # real cluster (whose Python workers then need spark_python and the model directory).
+    spark_master: str = "local[*]"
+    # The driver JVM's heap. In local mode the executors live in the driver JVM, so this is all
+    # of Spark's memory; the Python workers (pandas, igraph) are separate processes. Read once,
+    # when the first session of a process starts its JVM.
+    spark_driver_memory: str = "2g"
+    # Partitions of every shuffle (joins, group-bys). Spark's default of 200 is for clusters: in
+    # local mode on a few cores each tiny partition costs a task's fixed ~10 ms. Raise it to about
+    # 2-3x the cluster's cores.
+    spark_shuffle_partitions: int = Field(default=8, ge=1)
+    # The interpreter of Spark's Python workers (PYSPARK_PYTHON); None: this one (sys.executable),
+    # which has numpy, igraph and ringscope. On a cluster: the workers' environment's python.
+    spark_python: str | None = None
+    # Spark's scratch space (shuffle files, spills); None: the system's temporary directory.
+    # Each process uses a directory of its own under it, removed when the process exits.
+    spark_local_dir: Path | None = None
+    # Where GraphX checkpoints its iterations (a URI: hdfs://, s3a://, or a path). None: a
+    # directory under the scratch space in local mode, and no checkpointing on a cluster (where
+    # it must be storage that every executor reaches).
+    spark_checkpoint_dir: str | None = None
+    # GraphX's connected components is Pregel: one superstep per hop of a component's diameter,
+    # and the lineage grows with each; every this many supersteps the graph is checkpointed,
+    # which cuts it (without, a long chain overflows the stack). 0: never.
+    spark_checkpoint_interval: int = Field(default=25, ge=0)
+    # Further Spark properties, e.g. RINGSCOPE_SPARK_CONF='{"spark.executor.memory": "8g"}';
+    # they override RingScope's own.
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    # The JDK's compiler, which builds the GraphX helper (ringscope/spark/graphx/) once per
+    # Spark version into cache_dir/spark.
+    javac: str = "javac"
+    # --- end spark ---
+
     @property
     def models_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"

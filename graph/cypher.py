@@ -440,6 +440,16 @@ BUILD_WRITE_SCORES: LiteralString = (
     "model_scores: r.model_scores}) "
     "RETURN count(*) AS chunks"
 )
+# The same chunks written by Spark's executors: a task that Spark retries writes its chunks
+# again, so they are merged by id (the chunk's content is a function of the build's scores).
+BUILD_MERGE_SCORES: LiteralString = (
+    "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
+    "UNWIND $rows AS r "
+    "MERGE (c:ScoreChunk {id: $build_id + '/' + toString(r.chunk)}) "
+    "SET c.build_id = $build_id, c.chunk = r.chunk, c.lo = r.lo, c.hi = r.hi, "
+    "c.accounts = r.accounts, c.scores = r.scores, c.model_scores = r.model_scores "
+    "RETURN count(*) AS chunks"
+)
 BUILD_COUNT_CLUSTERS: LiteralString = (
     "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL RETURN count(c) AS n"
 )

@@ -342,10 +342,22 @@ def rebuild_cmd(
         bool, typer.Option("--model/--no-model", help="Score accounts with the learned model.")
     ] = True,
     top: Annotated[int, typer.Option(help="How many top clusters to print.")] = 10,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="in-process (default) or spark: detect from the --input files on Spark "
+            "(RINGSCOPE_SPARK_MASTER; rings only). Default: RINGSCOPE_REBUILD_ENGINE."
+        ),
+    ] = None,
 ) -> None:
     """Refresh everything as one new build: load, project, score, detect, write, switch."""
     configure_logging()
-    _rebuild_once(Settings(), input_dir, retrain, score_only, use_model, top)
+    settings = Settings()
+    if engine is not None:
+        if engine not in ("in-process", "spark"):
+            raise typer.BadParameter(f"unknown engine {engine!r}: in-process or spark")
+        settings = settings.model_copy(update={"rebuild_engine": engine})
+    _rebuild_once(settings, input_dir, retrain, score_only, use_model, top)
 
 
 @cli.command("schedule")

@@ -125,13 +125,31 @@ def rebuild(
     score_only: bool = False,
     use_model: bool = True,
     progress: Callable[[str, str], None] | None = None,
+    engine: Literal["in-process", "spark"] | None = None,
 ) -> RebuildResult:
-    """Run every step; on any failure the previous build keeps serving (see the module doc)."""
+    """Run every step; on any failure the previous build keeps serving (see the module doc).
+
+    ``engine`` (default ``settings.rebuild_engine``): ``spark`` detects from the input files
+    on Spark (``ringscope.spark``; it needs ``input_dir``, which is also loaded into Neo4j, the
+    serving store) and builds rings only: the account model is not run there."""
     # torch, torch-geometric and lightgbm (the learned model): seconds of import that a
     # rings-only rebuild, and every other command importing this module, does without.
     from ringscope.models import artefacts
     from ringscope.models.risk import AccountRiskModel
 
+    engine = engine or settings.rebuild_engine
+    if engine == "spark":
+        if input_dir is None:
+            raise RebuildError(
+                "The Spark engine reads the input files, not Neo4j: give --input DIR (the "
+                "directory the loader reads; it is loaded into Neo4j too, which serves the build)"
+            )
+        if retrain or score_only:
+            raise RebuildError(
+                "The Spark engine builds rings only (no account model): --retrain and "
+                "--score-only are for the in-process engine"
+            )
+        use_model = False
     policy = _policy(retrain, score_only, use_model)
     steps: dict[str, float] = {}
     counts: dict[str, Any] = {}
@@ -181,60 +199,66 @@ def rebuild(
                     "rows_quarantined": report.rows_quarantined,
                     "report_dir": report.report_dir,
                 }
-            with step("project"):
-                proj = read_projection(graph)
-            counts["accounts"] = proj.n
-            counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
-            counts["data_now"] = proj.now()  # what explanations of this build measure age from
-            with step("labels"):
-                applied = apply_verdicts(graph, proj)
-            counts["verdicts_applied"] = applied
-            counts["labels_fraud"] = int((proj.label == 1).sum())
-            counts["labels_legit"] = int((proj.label == 0).sum())
-            scores: dict[str, float] | None = None
-            if policy != "none":
-                with step("score"):
-                    current = artefacts.current_model(settings.models_dir)
-                    model: AccountRiskModel | None = None
-                    if policy != "retrain" and current is not None:
-                        try:
-                            model = artefacts.load_model(current)
-                            version = model.version
-                        except artefacts.ModelSchemaError:
-                            if policy == "score-only":
-                                raise
-                            log.warning("current model has another feature schema: retraining")
-                    if model is None and policy == "score-only":
-                        raise RebuildError(
-                            "--score-only needs a trained model, and none is current in "
-                            f"{settings.models_dir}; run with --retrain"
-                        )
-                    if model is None:
-                        model = AccountRiskModel(
-                            seed=settings.model_seed,
-                            use_gnn=settings.model_use_gnn,
-                            threads=settings.model_threads,
-                            gnn={
-                                "max_seconds": settings.model_gnn_max_seconds or None,
-                                "device": settings.model_device,
-                            },
-                        ).fit(proj)
-                        version = artefacts.new_model_version()
-                        model_path = settings.models_dir / version
-                        artefacts.save_model(model, model_path, version=version, build_id=build_id)
-                        retrained = True
-                    probs = model.predict_proba(proj)
-                    scores = dict(zip(proj.ids, np.round(probs, 6).tolist(), strict=True))
-                    model_metrics = dict(model.metrics)
-                writer.model_version = version
-            with step("detect"):
-                detection = detect(
-                    graph, config=config, projection=proj, account_model_scores=scores
-                )
-            counts["clusters"] = len(detection.clusters)
-            counts["cluster_scorer"] = detection.scorer
-            with step("write"):
-                writer.write(detection, scores)
+            if engine == "spark":
+                assert input_dir is not None
+                _spark_steps(graph, settings, input_dir, config, writer, step, counts)
+            else:
+                with step("project"):
+                    proj = read_projection(graph)
+                counts["accounts"] = proj.n
+                counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
+                counts["data_now"] = proj.now()  # what explanations of this build measure age from
+                with step("labels"):
+                    applied = apply_verdicts(graph, proj)
+                counts["verdicts_applied"] = applied
+                counts["labels_fraud"] = int((proj.label == 1).sum())
+                counts["labels_legit"] = int((proj.label == 0).sum())
+                scores: dict[str, float] | None = None
+                if policy != "none":
+                    with step("score"):
+                        current = artefacts.current_model(settings.models_dir)
+                        model: AccountRiskModel | None = None
+                        if policy != "retrain" and current is not None:
+                            try:
+                                model = artefacts.load_model(current)
+                                version = model.version
+                            except artefacts.ModelSchemaError:
+                                if policy == "score-only":
+                                    raise
+                                log.warning("current model has another feature schema: retraining")
+                        if model is None and policy == "score-only":
+                            raise RebuildError(
+                                "--score-only needs a trained model, and none is current in "
+                                f"{settings.models_dir}; run with --retrain"
+                            )
+                        if model is None:
+                            model = AccountRiskModel(
+                                seed=settings.model_seed,
+                                use_gnn=settings.model_use_gnn,
+                                threads=settings.model_threads,
+                                gnn={
+                                    "max_seconds": settings.model_gnn_max_seconds or None,
+                                    "device": settings.model_device,
+                                },
+                            ).fit(proj)
+                            version = artefacts.new_model_version()
+                            model_path = settings.models_dir / version
+                            artefacts.save_model(
+                                model, model_path, version=version, build_id=build_id
+                            )
+                            retrained = True
+                        probs = model.predict_proba(proj)
+                        scores = dict(zip(proj.ids, np.round(probs, 6).tolist(), strict=True))
+                        model_metrics = dict(model.metrics)
+                    writer.model_version = version
+                with step("detect"):
+                    detection = detect(
+                        graph, config=config, projection=proj, account_model_scores=scores
+                    )
+                counts["clusters"] = len(detection.clusters)
+                counts["cluster_scorer"] = detection.scorer
+                with step("write"):
+                    writer.write(detection, scores)
         _failpoint("switch")
         t = time.perf_counter()
         say("switch", "start")
@@ -247,6 +271,7 @@ def rebuild(
             "retrained": retrained,
             "model": model_metrics,
             "policy": policy,
+            "engine": engine,
         }
         info = writer.finish(metrics=record, keep=settings.rebuild_keep_builds)
         steps["switch"] = round(time.perf_counter() - t, 3)
@@ -261,3 +286,43 @@ def rebuild(
         artefacts.set_current_model(settings.models_dir, version)
     log.info("rebuild finished", extra={"build_id": info.id, "steps": steps})
     return RebuildResult(info, version, retrained, steps, counts, model_metrics)
+
+
+def _spark_steps(
+    graph: Graph,
+    settings: Settings,
+    input_dir: Path,
+    config: DetectConfig,
+    writer: BuildWriter,
+    step: Callable[[str], contextlib.AbstractContextManager[None]],
+    counts: dict[str, Any],
+) -> None:
+    """labels, detect and write on Spark (``ringscope.spark``): the tables are read from the
+    input files with the loader's own rules, verdicts override labels as in-process, and the
+    executors write the score chunks (``spark.build``)."""
+    from ringscope.models.verdicts import verdict_labels
+    from ringscope.spark.build import write_score_chunks
+    from ringscope.spark.engine import detect_spark
+    from ringscope.spark.session import spark_session
+    from ringscope.spark.tables import read_tables
+
+    with step("labels"):
+        verdicts = {a: 1 if lab == "fraud" else 0 for a, (lab, _) in verdict_labels(graph).items()}
+    counts["verdicts_applied"] = len(verdicts)
+    spark = spark_session(settings)
+    try:
+        with step("detect"):
+            tables = read_tables(spark, input_dir, settings)
+            detection = detect_spark(spark, tables, config, verdicts=verdicts)
+        counts.update(detection.counts)
+        counts["cluster_scorer"] = detection.scorer
+        counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}
+        counts["account_model"] = "none: the Spark engine builds rings only"
+        with step("write"):
+            writer.write_clusters(detection.clusters, detection.member_scores)
+            write_score_chunks(detection.scores, writer, settings)
+            writer.stage_seconds.update(
+                {f"detect_{k}": float(v) for k, v in detection.stage_seconds.items()}
+            )
+    finally:
+        spark.stop()

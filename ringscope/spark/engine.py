@@ -342,6 +342,7 @@ def detect_spark(
     )
     counts["accounts"] = accounts.count()
     counts["identifier_edges"] = edges.count()
+    counts["data_now"] = now  # what explanations of this build measure age from
     t = lap("tables", t)
 
     pairs = link_pairs(tables.edges, tables.identifiers, params)

@@ -4,6 +4,13 @@ model, each in its own process so that each peak RSS is its own.
 
     RINGSCOPE_DATA_DIR=... RINGSCOPE_NEO4J_PORT=... python bench/rebuild.py --label 1m
 
+``--engine spark --input DIR`` runs the in-process rings-only rebuild and the Spark engine's
+(``rebuild --engine spark --no-load``: detection from DIR's files, the data set the graph was
+loaded from) side by side in the same run, Spark on ``RINGSCOPE_SPARK_MASTER`` (local[2] here).
+Memory is sampled every half second over each run's whole process tree: the rebuild's Python
+process (Spark's driver), the JVM (driver and executors, in local mode one process) and
+Spark's Python workers, each role's peak and the peak of their sum.
+
 Reports the time of every step, the model's training details, and the peak RSS of the rebuild
 process (Neo4j runs in its own JVM, sized by RINGSCOPE_NEO4J_HEAP / _PAGECACHE, and is not
 counted). Writes ``bench/results/rebuild-<label>.json``.
@@ -26,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def one(mode: str) -> dict[str, Any]:
+def one(mode: str, input_dir: str | None = None) -> dict[str, Any]:
     """Run one rebuild in this process and return its record."""
     from ringscope.graph import connect
     from ringscope.jobs.rebuild import rebuild
@@ -40,7 +47,10 @@ def one(mode: str) -> dict[str, Any]:
             settings,
             retrain=mode == "retrain",
             score_only=mode == "score-only",
-            use_model=mode != "rings-only",
+            use_model=mode not in ("rings-only", "spark"),
+            engine="spark" if mode == "spark" else "in-process",
+            input_dir=Path(input_dir) if mode == "spark" and input_dir else None,
+            load_input=False,
         )
     return {
         "mode": mode,
@@ -57,6 +67,52 @@ def one(mode: str) -> dict[str, Any]:
     }
 
 
+def _role(proc: Any) -> str:
+    name = proc.name()
+    if name.startswith("java"):
+        return "jvm"
+    cmd = " ".join(proc.cmdline())
+    return "python_workers" if "pyspark" in cmd else "driver"
+
+
+def run_sampled(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], dict[str, float]]:
+    """Run ``cmd``, sampling the RSS of its process tree by role every half second."""
+    import threading
+
+    import psutil
+
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    peaks: dict[str, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        root = psutil.Process(proc.pid)
+        while not done.wait(0.5):
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            by: dict[str, float] = {}
+            for p in tree:
+                try:
+                    by[_role(p)] = by.get(_role(p), 0.0) + p.memory_info().rss / 2**30
+                except psutil.NoSuchProcess:
+                    continue
+            by["total"] = sum(by.values())
+            for k, v in by.items():
+                peaks[k] = max(peaks.get(k, 0.0), v)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    done.set()
+    thread.join()
+    res = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return res, {f"peak_{k}_gib": round(v, 2) for k, v in sorted(peaks.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--label", default="graph")
@@ -64,27 +120,31 @@ def main() -> None:
     ap.add_argument(
         "--append", action="store_true", help="Keep the other modes' runs already in the file."
     )
+    ap.add_argument("--engine", choices=["in-process", "spark"], default="in-process")
+    ap.add_argument("--input", help="The files the graph was loaded from (--engine spark).")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, args.input)))
         return
+    modes = args.modes
+    if args.engine == "spark":
+        if not args.input:
+            sys.exit("--engine spark needs --input DIR (the files the graph was loaded from)")
+        modes = ["rings-only", "spark"]
     runs = []
-    for mode in args.modes:
-        res = subprocess.run(
-            [sys.executable, __file__, "--one", mode],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-        )
+    for mode in modes:
+        cmd = [sys.executable, __file__, "--one", mode]
+        if args.input:
+            cmd += ["--input", args.input]
+        res, peaks = run_sampled(cmd)
         if res.returncode != 0:
             sys.exit(f"{mode} rebuild failed:\n{res.stderr[-4000:]}")
-        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]) | peaks)
         print(json.dumps(runs[-1], indent=2), flush=True)
     dest = REPO / "bench" / "results" / f"rebuild-{args.label}.json"
     if args.append and dest.exists():
-        kept = [r for r in json.loads(dest.read_text())["runs"] if r["mode"] not in args.modes]
+        kept = [r for r in json.loads(dest.read_text())["runs"] if r["mode"] not in modes]
         runs = kept + runs
     result = {
         "label": args.label,

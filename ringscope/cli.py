@@ -300,6 +300,7 @@ def _rebuild_once(
     score_only: bool,
     use_model: bool,
     top: int,
+    load: bool = True,
 ) -> None:
     def progress(step: str, msg: str) -> None:
         if sys.stderr.isatty():
@@ -314,6 +315,7 @@ def _rebuild_once(
             score_only=score_only,
             use_model=use_model,
             progress=progress,
+            load_input=load,
         )
         info = result.build
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.steps.items())
@@ -349,6 +351,14 @@ def rebuild_cmd(
             "(RINGSCOPE_SPARK_MASTER; rings only). Default: RINGSCOPE_REBUILD_ENGINE."
         ),
     ] = None,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load/--no-load",
+            help="Load --input into Neo4j first (default); --no-load: it is loaded already "
+            "(e.g. by ingest --bulk) and only the Spark engine reads it.",
+        ),
+    ] = True,
 ) -> None:
     """Refresh everything as one new build: load, project, score, detect, write, switch."""
     configure_logging()
@@ -357,7 +367,7 @@ def rebuild_cmd(
         if engine not in ("in-process", "spark"):
             raise typer.BadParameter(f"unknown engine {engine!r}: in-process or spark")
         settings = settings.model_copy(update={"rebuild_engine": engine})
-    _rebuild_once(settings, input_dir, retrain, score_only, use_model, top)
+    _rebuild_once(settings, input_dir, retrain, score_only, use_model, top, load)
 
 
 @cli.command("schedule")

@@ -126,12 +126,14 @@ def rebuild(
     use_model: bool = True,
     progress: Callable[[str, str], None] | None = None,
     engine: Literal["in-process", "spark"] | None = None,
+    load_input: bool = True,
 ) -> RebuildResult:
     """Run every step; on any failure the previous build keeps serving (see the module doc).
 
     ``engine`` (default ``settings.rebuild_engine``): ``spark`` detects from the input files
     on Spark (``ringscope.spark``; it needs ``input_dir``, which is also loaded into Neo4j, the
-    serving store) and builds rings only: the account model is not run there."""
+    serving store, unless ``load_input`` is false: input already loaded, e.g. by
+    ``ingest --bulk``) and builds rings only: the account model is not run there."""
     # torch, torch-geometric and lightgbm (the learned model): seconds of import that a
     # rings-only rebuild, and every other command importing this module, does without.
     from ringscope.models import artefacts
@@ -190,7 +192,7 @@ def rebuild(
     model_metrics: dict[str, Any] = {}
     try:
         with _Heartbeat(writer):
-            if input_dir is not None:
+            if input_dir is not None and load_input:
                 with step("ingest"):
                     report = load(input_dir, graph, settings, progress=False)
                 counts["ingest"] = {

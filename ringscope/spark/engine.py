@@ -274,6 +274,14 @@ def _cluster_of(d: dict[str, Any]) -> Cluster:
 # --- the driver ----------------------------------------------------------------------------------
 
 
+def _cut(df: DataFrame) -> DataFrame:
+    """``df`` computed now, kept, and with its lineage cut: a checkpoint where the session has
+    a checkpoint directory (reliable storage on a cluster), a local one otherwise."""
+    if df.sparkSession.sparkContext.getCheckpointDir():
+        return df.checkpoint(eager=True)
+    return df.localCheckpoint(eager=True)
+
+
 def _wide(df: DataFrame, rec: str, **cols: Any) -> DataFrame:
     """``df``'s columns placed in the wide schema (missing ones null), tagged ``rec``."""
     from pyspark.sql import functions as F
@@ -326,16 +334,21 @@ def detect_spark(
             "account", "created", "kyc",
             F.coalesce(F.col("verdict"), F.col("label")).alias("label"),
         )  # fmt: skip
-    accounts = accounts.persist()
-    degree = tables.edges.groupBy("kind", "ident").agg(F.count(F.lit(1)).alias("degree"))
-    edges = (
-        tables.edges.join(degree, on=["kind", "ident"])
-        .join(tables.identifiers.select("kind", "ident", "flag"), on=["kind", "ident"], how="left")
+    # The input tables are computed once and their lineage cut here: every later step reads
+    # them several times, and their plans (the loader's steps per stream) are long.
+    accounts = _cut(accounts)
+    base = _cut(tables.edges)
+    identifiers = _cut(tables.identifiers.select("kind", "ident", "flag"))
+    for df in getattr(tables, "cached", []):  # the streams' rows, now in the cut tables
+        df.unpersist()
+    degree = base.groupBy("kind", "ident").agg(F.count(F.lit(1)).alias("degree"))
+    edges = _cut(
+        base.join(degree, on=["kind", "ident"])
+        .join(identifiers, on=["kind", "ident"], how="left")
         .withColumn("flag", F.coalesce(F.col("flag"), F.lit(False)))
-        .persist()
     )
     bounds = accounts.agg(F.max("created").alias("c")).first()
-    last = tables.edges.agg(F.max("last").alias("l")).first()
+    last = base.agg(F.max("last").alias("l")).first()
     now = max(
         int(bounds["c"]) if bounds and bounds["c"] is not None else 0,
         int(last["l"]) if last and last["l"] is not None else 0,
@@ -345,12 +358,12 @@ def detect_spark(
     counts["data_now"] = now  # what explanations of this build measure age from
     t = lap("tables", t)
 
-    pairs = link_pairs(tables.edges, tables.identifiers, params)
+    pairs = link_pairs(base, identifiers, params)
     cohorts = None
     if cfg.coactivation_weight > 0:
-        cohorts = burst_cohorts(
-            tables.edges, tables.identifiers, accounts, params, cfg.coactivation_params()
-        ).persist()
+        cohorts = _cut(
+            burst_cohorts(base, identifiers, accounts, params, cfg.coactivation_params())
+        )
         co = coactivation_pairs(cohorts, cfg.coactivation_params())
         pairs = (
             pairs.unionByName(
@@ -359,7 +372,7 @@ def detect_spark(
             .groupBy("a", "b")
             .agg(F.sum("s").alias("s"), F.sum("arrival").alias("arrival"))
         )
-    pairs = pairs.persist()
+    pairs = _cut(pairs)
     counts["links"] = pairs.count()
     t = lap("linking", t)
 

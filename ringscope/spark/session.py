@@ -81,6 +81,10 @@ def spark_conf(settings: Settings, jar: Path, scratch: Path) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         # GraphX's Pregel checkpoints every this many supersteps, when a checkpoint dir is set.
         "spark.graphx.pregel.checkpointInterval": str(settings.spark_checkpoint_interval or -1),
+        # Spark renders every query's plan as text for its listeners even with the UI off; the
+        # input tables' plans (a union per stream, the loader's steps) reach hundreds of MB of
+        # text, which ran the driver out of heap on a 20k-account world. Cap the text.
+        "spark.sql.maxPlanStringLength": "65536",
     }
     if is_local(settings.spark_master):
         # Everything is in this process: scratch files in the process's own directory, and the

@@ -26,7 +26,8 @@ live next to the code that raises them; this is the whole tree, in one place::
     ├── UnknownEngineError                  models.communities
     ├── BenchmarkError                      models.gad
     │   └── DatasetMissingError
-    ├── RebuildError                        jobs.rebuild
+    ├── RebuildError                        jobs.rebuild (a failed Spark job too)
+    ├── SparkUnavailableError               spark.session: pyspark, pandas or a JDK missing
     ├── ScheduleError                       jobs.schedule: a bad --every / --cron
     ├── ApiError                            api.service: answered as GraphQL errors
     │   ├── NotFoundError

@@ -54,6 +54,8 @@ def test_the_wheel_installs_only_ringscope(tmp_path: Path) -> None:
     for folder in ROOT_FOLDERS:
         assert f"ringscope/{folder}/__init__.py" in names
     assert "ringscope/graph/launcher/pom.xml" in names
+    # The Spark engine compiles its GraphX helper from this source at first use.
+    assert "ringscope/spark/graphx/src/io/ringscope/spark/Components.java" in names
     assert "ringscope/api/schema.graphql" in names
     # The workbench and GraphiQL, built (api/static): a Python-only install serves them.
     assert "ringscope/api/static/app/index.html" in names

@@ -441,17 +441,20 @@ def describe(
                 ranked.append((-strength, kind, node, k))
         ranked.sort()
         keys[c] = [(kind, node, k) for _, kind, node, k in ranked[: cfg.max_key_identifiers]]
-        if c in analyses or scores[c] >= cfg.analyse_min_score:
-            wanted.extend(node for _, node, _ in keys[c])
-            wanted.extend(ev.emulators[:3])
-            for items in ev.shared.values():
-                wanted.extend(x for x, _ in sorted(items, key=lambda t: (-t[1], t[0]))[:3])
-            if ev.top_payee is not None:
-                wanted.append(ev.top_payee[0])
-            wanted.extend(ev.burst_payees[:3])
-    names = names_of(wanted[:50_000])  # a bound for when very many clusters score high
-    needed = [n for c in range(len(groups)) for _, n, _ in keys[c] if n not in names]
-    names.update(names_of(needed))
+        # Every identifier a cluster's reasons can cite is named, whatever its score: a reason
+        # reads the same in every build and engine (it once fell back to Neo4j's internal ids
+        # for clusters under analyse_min_score, unless another cluster happened to cite them).
+        wanted.extend(node for _, node, _ in keys[c])
+        wanted.extend(ev.emulators[:3])
+        for items in ev.shared.values():
+            wanted.extend(x for x, _ in sorted(items, key=lambda t: (-t[1], t[0]))[:3])
+        if ev.top_payee is not None:
+            wanted.append(ev.top_payee[0])
+        wanted.extend(ev.burst_payees[:3])
+    unique = sorted(set(wanted))
+    names: dict[int, str] = {}
+    for lo in range(0, len(unique), 50_000):  # one bounded read per 50,000 identifiers
+        names.update(names_of(unique[lo : lo + 50_000]))
 
     out: list[Cluster] = []
     rows = cl.TableRows.of(table, contrib)

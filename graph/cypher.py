@@ -380,6 +380,11 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
 INGEST_CLEAR_IN_BATCHES: LiteralString = (
     "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
 )
+# Relationships first, in batches: detaching a hub (a merchant with 100k payers) in one row of
+# the batched delete above is one transaction of all its relationships.
+CLEAR_RELATIONSHIPS_IN_BATCHES: LiteralString = (
+    "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS"
+)
 INGEST_NAIVE_DEVICE_ROW: LiteralString = (
     f"MERGE (a:{ACCOUNT.label} {{id: $account}}) "
     f"MERGE (d:{DEVICE.label} {{id: $device}}) "

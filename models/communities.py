@@ -34,6 +34,15 @@ def strong_graph(s: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
     )
 
 
+def strong_components(strong: sp.csr_matrix, min_size: int) -> list[I64]:
+    """The connected components of the strong links with at least ``min_size`` accounts
+    (sorted account indices, in order of their labels)."""
+    _, comp = connected_components(strong, directed=False)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    return [np.sort(g) for g in np.split(order, bounds) if len(g) >= min_size]
+
+
 def _leiden(sub: sp.csr_matrix, resolution: float, seed: int) -> I64:
     coo = sub.tocoo()
     return _leiden_edges(sub.shape[0], coo.row, coo.col, coo.data, resolution, seed)
@@ -70,11 +79,8 @@ def communities(
 ) -> list[I64]:
     """Candidate clusters (sorted arrays of account indices), each of at least ``min_size``."""
     n = strong.shape[0]
-    _, comp = connected_components(strong, directed=False)
-    order = np.argsort(comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(comp[order])) + 1
     out: list[I64] = []
-    stack = [grp for grp in np.split(order, bounds) if len(grp) >= min_size]
+    stack = strong_components(strong, min_size)
     sym = (strong + strong.T).tocsr() if n else strong
     depth: dict[int, int] = {}
     while stack:

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.kinds import PAYEE
 from ringscope.models import clusters as cl
 from ringscope.models.coactivation import Cohorts
-from ringscope.models.communities import strong_graph
+from ringscope.models.communities import strong_components, strong_graph
 from ringscope.models.detect import (
     Cluster,
     DetectConfig,
@@ -173,15 +172,10 @@ def global_order(keys: Sequence[tuple[int, str, int]]) -> list[int]:
     return sorted(range(len(keys)), key=lambda i: keys[i])
 
 
-def components(links: Links, cfg: DetectConfig, n: int) -> list[I64]:
+def components(links: Links, cfg: DetectConfig) -> list[I64]:
     """The connected components of the strong links with at least ``min_cluster_size``
     accounts (sorted indices): the units that detect one at a time."""
-    strong = strong_graph(links.s, cfg.link_threshold)
-    _, comp = connected_components(strong, directed=False)
-    order = np.argsort(comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(comp[order])) + 1
-    del n
-    return [np.sort(g) for g in np.split(order, bounds) if len(g) >= cfg.min_cluster_size]
+    return strong_components(strong_graph(links.s, cfg.link_threshold), cfg.min_cluster_size)
 
 
 def origin_keys(proposal: Proposal, ids: Sequence[str]) -> list[tuple[int, str, int]]:
@@ -205,7 +199,7 @@ def detect_partitioned(
     is separable (it must equal :func:`models.detect.detect` exactly; rings only, no account
     model)."""
     links = link(proj, cfg)
-    comps = components(links, cfg, proj.n)
+    comps = components(links, cfg)
     locals_: list[tuple[Projection, Proposal]] = []
     keys: list[tuple[int, str, int]] = []
     picks: list[tuple[int, int]] = []
@@ -219,7 +213,6 @@ def detect_partitioned(
     table = table_of([p.table for _, p in locals_], [picks[i] for i in order])
     scorer = fit_scorer(table, cfg)
     out: list[Cluster] = []
-    acc = dict.fromkeys(proj.ids, 0.0)
     own = cl.account_own_scores(cl.account_signals(proj, None), proj.n)
     acc = {a: round(float(v), 6) for a, v in zip(proj.ids, own.tolist(), strict=True)}
     for sub, proposal in locals_:

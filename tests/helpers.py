@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+from ringscope.graph.connection import resolve_target
+from ringscope.settings import Settings
 
 
 def ringscope(
@@ -18,3 +23,21 @@ def ringscope(
         timeout=timeout,
         check=False,
     )
+
+
+def cli_env(neo4j_settings: Settings, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The CLI's environment: the test Neo4j as an external server, a private data dir, this
+    run's cache (the compiled launcher, the GraphX helper), and ``extra`` settings on top; no
+    RINGSCOPE_ or NEO4J_ variable of the caller's leaks in."""
+    target = resolve_target(neo4j_settings, start=False)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
+    e.update(
+        NEO4J_URI=target.uri,
+        NEO4J_USER=target.user,
+        NEO4J_PASSWORD=target.password or "",
+        NEO4J_DATABASE=target.database,
+        RINGSCOPE_DATA_DIR=str(data_dir),
+        RINGSCOPE_CACHE_DIR=str(neo4j_settings.cache_dir),
+        **extra,
+    )
+    return e

@@ -45,7 +45,7 @@ def test_a_component_alone_keeps_whole_graph_sizes(
     proj = read_projection(graph)
     cfg = DetectConfig()
     links = link(proj, cfg)
-    comp = max(components(links, cfg, proj.n), key=len)
+    comp = max(components(links, cfg), key=len)
     sub, sub_links = restrict(proj, comp, links)
     assert sub.ids == [proj.ids[i] for i in comp.tolist()]
     assert sub.now() == proj.now()

@@ -5,7 +5,6 @@ rebuild, stable ring ids, and the scheduler's two cycles and clean stop."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,13 +17,12 @@ import pytest
 from ringscope.api.auth import Principal
 from ringscope.api.service import label_account
 from ringscope.graph import Graph, connect, cypher, init_schema
-from ringscope.graph.connection import resolve_target
 from ringscope.jobs.rebuild import STEPS
 from ringscope.models.builds import all_clusters, current_build, list_builds
 from ringscope.models.verdicts import verdict_labels
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
-from tests.helpers import ringscope
+from tests.helpers import cli_env, ringscope
 
 pytestmark = pytest.mark.neo4j
 
@@ -41,17 +39,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def env(neo4j_settings: Settings, tmp_path: Path) -> dict[str, str]:
     """The CLI's environment: the test Neo4j as an external server, a private data dir."""
-    target = resolve_target(neo4j_settings, start=False)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
-    e.update(
-        NEO4J_URI=target.uri,
-        NEO4J_USER=target.user,
-        NEO4J_PASSWORD=target.password or "",
-        NEO4J_DATABASE=target.database,
-        RINGSCOPE_DATA_DIR=str(tmp_path / "data"),
-        RINGSCOPE_CACHE_DIR=str(neo4j_settings.cache_dir),
-    )
-    return e
+    return cli_env(neo4j_settings, tmp_path / "data")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ atomic when the driver is killed after the executors wrote, or an executor dies 
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from ringscope.graph import Graph, connect, cypher, init_schema
-from ringscope.graph.connection import resolve_target
 from ringscope.jobs.rebuild import RebuildError, rebuild
 from ringscope.models.builds import all_clusters, current_build, list_builds
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
-from tests.helpers import ringscope
+from tests.helpers import cli_env, ringscope
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
@@ -72,19 +70,12 @@ def spark_settings(neo4j_settings: Settings) -> Settings:
 @pytest.fixture
 def env(neo4j_settings: Settings, tmp_path: Path) -> dict[str, str]:
     """The CLI's environment: the test Neo4j as an external server, Spark in local[2]."""
-    target = resolve_target(neo4j_settings, start=False)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
-    e.update(
-        NEO4J_URI=target.uri,
-        NEO4J_USER=target.user,
-        NEO4J_PASSWORD=target.password or "",
-        NEO4J_DATABASE=target.database,
-        RINGSCOPE_DATA_DIR=str(tmp_path / "data"),
-        RINGSCOPE_CACHE_DIR=str(neo4j_settings.cache_dir),
+    return cli_env(
+        neo4j_settings,
+        tmp_path / "data",
         RINGSCOPE_SPARK_MASTER="local[2]",
         RINGSCOPE_SPARK_SHUFFLE_PARTITIONS="4",
     )
-    return e
 
 
 def build_scores(graph: Graph, build_id: str) -> dict[str, float]:

@@ -303,14 +303,29 @@ def _spark_steps(
     input files with the loader's own rules, verdicts override labels as in-process, and the
     executors write the score chunks (``spark.build``)."""
     from ringscope.models.verdicts import verdict_labels
+    from ringscope.spark.build import write_score_chunks
+    from ringscope.spark.engine import detect_spark
     from ringscope.spark.session import spark_session
+    from ringscope.spark.tables import read_tables
 
     with step("labels"):
         verdicts = {a: 1 if lab == "fraud" else 0 for a, (lab, _) in verdict_labels(graph).items()}
     counts["verdicts_applied"] = len(verdicts)
     spark = spark_session(settings)
     try:
-        _spark_detect_and_write(spark, settings, input_dir, config, writer, step, counts, verdicts)
+        with step("detect"):
+            tables = read_tables(spark, input_dir, settings)
+            detection = detect_spark(spark, tables, config, verdicts=verdicts)
+        counts.update(detection.counts)
+        counts["cluster_scorer"] = detection.scorer
+        counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}
+        counts["account_model"] = "none: the Spark engine builds rings only"
+        with step("write"):
+            writer.write_clusters(detection.clusters, detection.member_scores)
+            write_score_chunks(detection.scores, writer, settings)
+            writer.stage_seconds.update(
+                {f"detect_{k}": float(v) for k, v in detection.stage_seconds.items()}
+            )
     except RingScopeError:
         raise
     except Exception as exc:  # py4j's and Spark's errors: one line for the user, the trace logged
@@ -319,32 +334,3 @@ def _spark_steps(
         raise RebuildError(f"The Spark job failed: {first}") from exc
     finally:
         spark.stop()
-
-
-def _spark_detect_and_write(
-    spark: Any,
-    settings: Settings,
-    input_dir: Path,
-    config: DetectConfig,
-    writer: BuildWriter,
-    step: Callable[[str], contextlib.AbstractContextManager[None]],
-    counts: dict[str, Any],
-    verdicts: dict[str, int],
-) -> None:
-    from ringscope.spark.build import write_score_chunks
-    from ringscope.spark.engine import detect_spark
-    from ringscope.spark.tables import read_tables
-
-    with step("detect"):
-        tables = read_tables(spark, input_dir, settings)
-        detection = detect_spark(spark, tables, config, verdicts=verdicts)
-    counts.update(detection.counts)
-    counts["cluster_scorer"] = detection.scorer
-    counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}
-    counts["account_model"] = "none: the Spark engine builds rings only"
-    with step("write"):
-        writer.write_clusters(detection.clusters, detection.member_scores)
-        write_score_chunks(detection.scores, writer, settings)
-        writer.stage_seconds.update(
-            {f"detect_{k}": float(v) for k, v in detection.stage_seconds.items()}
-        )

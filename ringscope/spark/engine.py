@@ -55,7 +55,13 @@ from ringscope.models.detect import (
     fit_scorer,
     propose,
 )
-from ringscope.models.partition import LocalEdges, global_order, local_projection, origin_keys
+from ringscope.models.partition import (
+    LocalEdges,
+    global_order,
+    local_projection,
+    origin_keys,
+    table_of,
+)
 from ringscope.models.projection import Projection
 
 if TYPE_CHECKING:
@@ -210,8 +216,8 @@ def _propose_fn(cfg: DetectConfig, now: int) -> Any:
 
 def _strip(table: cl.ClusterTable) -> cl.ClusterTable:
     """The table without its evidence: the scorer needs features and counts only."""
-    return cl.ClusterTable(table.n_clusters, table.features, table.counts, [
-        cl.Evidence() for _ in range(table.n_clusters)])  # fmt: skip
+    evidence = [cl.Evidence() for _ in range(table.n_clusters)]
+    return cl.ClusterTable(table.n_clusters, table.features, table.counts, evidence)
 
 
 def _describe_fn(cfg: DetectConfig, now: int, scorer: ClusterScorer) -> Any:
@@ -439,8 +445,6 @@ def detect_spark(
         keys += [(int(a), str(b), int(c)) for a, b, c in json.loads(row["keys"])]
         picks += [(i, r) for r in range(tbl.n_clusters)]
     order = global_order(keys)
-    from ringscope.models.partition import table_of
-
     table = table_of(tables_, [picks[i] for i in order])
     scorer = fit_scorer(table, cfg)
     counts["clusters"] = table.n_clusters

@@ -82,6 +82,7 @@ def save_model(
         "choice": model.choice,
         "blend_weight": model.blend_weight,
         "platt": list(model.platt),
+        "platt_tree": list(model.platt_tree) if model.platt_tree is not None else None,
         "metrics": model.metrics,
         "gnn": model.gnn.spec() if model.gnn is not None else None,
     }
@@ -146,6 +147,11 @@ def load_model(path: Path, *, schema: FeatureSchema = FEATURE_SCHEMA) -> Account
     model.blend_weight = float(manifest["blend_weight"])
     a, b = manifest["platt"]
     model.platt = (float(a), float(b))
+    calib = manifest.get("platt_tree")  # absent from models saved before it existed
+    if calib is not None:
+        model.platt_tree = (float(calib[0]), float(calib[1]))
+    elif model.choice == "tree":
+        model.platt_tree = model.platt
     model.metrics = dict(manifest.get("metrics") or {})
     model.train_seconds = float(manifest.get("training_seconds") or 0.0)
     model.version = str(manifest["model_version"])

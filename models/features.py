@@ -28,6 +28,7 @@ __all__ = [
     "account_features",
     "identifier_features",
     "incidence",
+    "label_counts",
     "label_features",
     "segment_max",
     "to_hetero",
@@ -253,22 +254,38 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
     return out
 
 
-def label_features(b: sp.csr_matrix, known: I64) -> F32:
+def label_counts(b: sp.csr_matrix, known: I64) -> tuple[F64, F64, F64]:
+    """Per identifier (column of ``b``): its accounts, its known fraud and its known legit ones
+    (``known`` as in :func:`label_features`)."""
+    coo = b.tocoo()
+    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    m = b.shape[1]
+    deg = np.bincount(ident, minlength=m).astype(np.float64)
+    fraud = np.bincount(ident, weights=(known == 1).astype(np.float64)[acc], minlength=m)
+    legit = np.bincount(ident, weights=(known == 0).astype(np.float64)[acc], minlength=m)
+    return deg, fraud.astype(np.float64), legit.astype(np.float64)
+
+
+def label_features(
+    b: sp.csr_matrix, known: I64, counts: tuple[F64, F64, F64] | None = None
+) -> F32:
     """Leak-free neighbour-label features: for each account, over the identifiers it uses, the
     known fraud and legit accounts on them **other than itself** (max share and log count).
 
     ``known`` is 1 fraud, 0 legit, -1 unknown; pass only the labels the model may see (training
     labels while fitting), so a held-out account's own label never leaks into its features.
+    ``counts`` (:func:`label_counts` of the whole graph, per column of ``b``) is for a ``b``
+    that holds some accounts only (the Spark engine scores accounts a bucket at a time): the
+    identifiers' other accounts then count without being rows here.
     """
+    deg, fraud_per_id, legit_per_id = counts if counts is not None else label_counts(b, known)
     fraud = (known == 1).astype(np.float64)
     legit = (known == 0).astype(np.float64)
     coo = b.tocoo()
     acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    n, m = b.shape
-    deg = np.bincount(ident, minlength=m).astype(np.float64)
+    n = b.shape[0]
     cols = []
-    for lab in (fraud, legit):
-        per_id = np.bincount(ident, weights=lab[acc], minlength=m)
+    for lab, per_id in ((fraud, fraud_per_id), (legit, legit_per_id)):
         others = per_id[ident] - lab[acc]  # the account's own label taken out
         share = others / np.maximum(deg[ident] - 1.0, 1.0)
         cols.append(segment_max(share, acc, n))

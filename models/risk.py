@@ -44,7 +44,15 @@ from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
 from ringscope.models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
 from ringscope.models.tabular import segment_reduce
 
-__all__ = ["AccountRiskModel", "Explanation", "RiskConfig", "tree_feature_names"]
+__all__ = [
+    "AccountRiskModel",
+    "Explanation",
+    "RiskConfig",
+    "TreeScorer",
+    "identifier_aggregates",
+    "tree_feature_names",
+    "tree_rows",
+]
 
 MODEL_VERSION_PREFIX = "risk"
 
@@ -108,23 +116,81 @@ def _tables(proj: Projection, hub_degree: int) -> _Tables:
         e = proj.kinds.get(kind)
         parts.append(identifier_features(e) if e is not None and e.m else np.zeros((0, width)))
     x_id = np.vstack(parts).astype(np.float32)
-    bt = b.T.tocsr()
-    id_mean_acc = np.asarray(_rownorm(bt) @ x_acc, dtype=np.float32)
-    id_max_acc = segment_reduce(x_acc, bt, np.maximum).astype(np.float32)
+    id_mean_acc, id_max_acc = identifier_aggregates(b.T.tocsr(), x_acc)
     return _Tables(b, x_acc, x_id, id_mean_acc, id_max_acc)
 
 
-def _tree_matrix(t: _Tables, known: I64) -> F32:
-    r = _rownorm(t.b)
+def identifier_aggregates(bt: sp.csr_matrix, x_acc: F32) -> tuple[F32, F32]:
+    """Per identifier (row of ``bt``, identifiers x accounts), the mean and the max of its
+    accounts' features: the middle of the tree's two hops (account -> identifier -> account).
+    ``bt`` may hold some identifiers only, each with all of its accounts' columns."""
+    mean = np.asarray(_rownorm(bt) @ x_acc, dtype=np.float32)
+    mx = segment_reduce(x_acc, bt, np.maximum).astype(np.float32)
+    return mean, mx
+
+
+def tree_rows(
+    b: sp.csr_matrix, x_acc: F32, x_id: F32, id_mean_acc: F32, id_max_acc: F32, labels: F32
+) -> F32:
+    """The tree's input, one row per account of ``b`` (accounts x identifiers, hubs left out),
+    columns as in :func:`tree_feature_names`: the account's own features, the mean and max of its
+    identifiers' features, the mean and max over its identifiers of their accounts' features
+    (:func:`identifier_aggregates`), and the neighbour-label features (``labels``).
+
+    ``b``'s rows may be some accounts only (the Spark engine's buckets) as long as its columns
+    carry every identifier they use, with whole-graph ``x_id`` and aggregates."""
+    r = _rownorm(b)
     cols: list[npt.NDArray[np.floating]] = [
-        t.x_acc,
-        np.asarray(r @ t.x_id, dtype=np.float32),
-        segment_reduce(t.x_id, t.b, np.maximum),
-        np.asarray(r @ t.id_mean_acc, dtype=np.float32),
-        segment_reduce(t.id_max_acc, t.b, np.maximum),
-        label_features(t.b, known),
+        x_acc,
+        np.asarray(r @ x_id, dtype=np.float32),
+        segment_reduce(x_id, b, np.maximum),
+        np.asarray(r @ id_mean_acc, dtype=np.float32),
+        segment_reduce(id_max_acc, b, np.maximum),
+        labels,
     ]
     return np.hstack(cols).astype(np.float32)
+
+
+def _tree_matrix(t: _Tables, known: I64) -> F32:
+    return tree_rows(t.b, t.x_acc, t.x_id, t.id_mean_acc, t.id_max_acc, label_features(t.b, known))
+
+
+_BOOSTERS: dict[int, lgb.Booster] = {}
+
+
+@dataclass(frozen=True)
+class TreeScorer:
+    """The account model's tree alone, calibrated on its own: what scores accounts where the
+    GNN does not run (the Spark engine, ``docs/scaling.md``). Plain data (the LightGBM model's
+    text and two numbers), so it pickles small to Spark's workers; each process parses the text
+    once.
+
+    ``predict_proba(x)`` is ``sigmoid(a * logit(tree(x)) + b)`` with ``platt = (a, b)``: the
+    model's own calibration when it chose the tree, else the tree's, fitted on the same
+    validation accounts (``AccountRiskModel.platt_tree``)."""
+
+    model_str: str
+    platt: tuple[float, float]
+    threads: int = 1
+
+    def booster(self) -> lgb.Booster:
+        key = hash(self.model_str)
+        if key not in _BOOSTERS:
+            _BOOSTERS.clear()  # one model per process at a time
+            _BOOSTERS[key] = lgb.Booster(model_str=self.model_str)
+        return _BOOSTERS[key]
+
+    def decision_function(self, x: F32) -> F64:
+        """The calibrated log-odds per row of ``x`` (:func:`tree_rows`)."""
+        raw = np.asarray(self.booster().predict(x, num_threads=self.threads), dtype=np.float64)
+        a, b = self.platt
+        out: F64 = a * _logit(raw) + b
+        return out
+
+    def predict_proba(self, x: F32) -> F64:
+        """The calibrated probability per row of ``x`` (:func:`tree_rows`)."""
+        out: F64 = 1.0 / (1.0 + np.exp(-self.decision_function(x)))
+        return out
 
 
 @dataclass(frozen=True)
@@ -149,6 +215,8 @@ class AccountRiskModel:
         self.choice: str = "tree"  # tree, gnn or blend
         self.blend_weight: float = 1.0  # weight of the tree in a blend (of probabilities)
         self.platt: tuple[float, float] = (1.0, 0.0)  # calibration on the chosen raw score
+        # The tree's own calibration (TreeScorer): equal to ``platt`` when the tree is chosen.
+        self.platt_tree: tuple[float, float] | None = None
         self.metrics: dict[str, Any] = {}
         self.train_seconds: float = 0.0
         self.version: str | None = None  # set when saved or loaded (models.artefacts)
@@ -235,10 +303,10 @@ class AccountRiskModel:
                 "auroc": round(float(roc_auc_score(y[va], p)), 4),
             }
         self.choice = max(val, key=lambda k: (val[k]["auprc"], k == "tree"))
-        raw = _logit(cand[self.choice])
-        lr = LogisticRegression(C=1e4, random_state=c.seed)
-        lr.fit(raw.reshape(-1, 1), y[va], sample_weight=w[va])
-        self.platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+        self.platt = _platt(cand[self.choice], y[va], w[va], c.seed)
+        self.platt_tree = (
+            self.platt if self.choice == "tree" else _platt(cand["tree"], y[va], w[va], c.seed)
+        )
         gnn_report = self.gnn.report if self.gnn is not None else None
         if self.choice == "tree":
             self.gnn = None
@@ -275,6 +343,19 @@ class AccountRiskModel:
         if self.choice == "gnn":
             return p_gnn
         return self.blend_weight * p_tree + (1 - self.blend_weight) * p_gnn
+
+    def tree_scorer(self) -> TreeScorer:
+        """The tree alone with its own calibration (see :class:`TreeScorer`)."""
+        if self.booster is None:
+            raise RuntimeError("the model is not fitted")
+        platt = self.platt if self.choice == "tree" else self.platt_tree
+        if platt is None:
+            raise ValueError(
+                f"model {self.version}: its tree has no calibration of its own (saved before "
+                f"tree-only scoring existed, and it chose the {self.choice}); retrain it"
+            )
+        text = self.booster.model_to_string(num_iteration=self.booster.best_iteration or None)
+        return TreeScorer(text, platt, self.config.threads)
 
     def _calibrate(self, raw: F64) -> F64:
         out: F64 = 1.0 / (1.0 + np.exp(-self._log_odds(raw)))
@@ -510,9 +591,7 @@ def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict
         (mine.data, np.searchsorted(cols, mine.indices), mine.indptr), shape=(1, len(cols))
     )
     x_id = np.vstack([x_ids[kind] for kind in KIND_NAMES]).astype(np.float32)[cols]
-    bt = b.T.tocsr()[cols]
-    id_mean_acc = np.asarray(_rownorm(bt) @ x_acc, dtype=np.float32)
-    id_max_acc = segment_reduce(x_acc, bt, np.maximum).astype(np.float32)
+    id_mean_acc, id_max_acc = identifier_aggregates(b.T.tocsr()[cols], x_acc)
     parts: list[npt.NDArray[np.floating]] = [
         x_acc[k : k + 1],
         np.asarray(r @ x_id, dtype=np.float32),
@@ -564,6 +643,13 @@ def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projec
         total=e.total[keep] if e.total is not None else None,
     )
     return replace(proj, kinds={**proj.kinds, kind: sub})
+
+
+def _platt(p: F64, y: F64, w: F64, seed: int) -> tuple[float, float]:
+    """Platt scaling of probabilities ``p``: (a, b) of ``sigmoid(a * logit(p) + b)``."""
+    lr = LogisticRegression(C=1e4, random_state=seed)
+    lr.fit(_logit(p).reshape(-1, 1), y, sample_weight=w)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
 def _logit(p: F64) -> F64:

@@ -348,7 +348,8 @@ def rebuild_cmd(
         str | None,
         typer.Option(
             help="in-process (default) or spark: detect from the --input files on Spark "
-            "(RINGSCOPE_SPARK_MASTER; rings only). Default: RINGSCOPE_REBUILD_ENGINE."
+            "(RINGSCOPE_SPARK_MASTER), accounts scored by the current model's tree. "
+            "Default: RINGSCOPE_REBUILD_ENGINE."
         ),
     ] = None,
     load: Annotated[

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,6 +45,9 @@ from ringscope.models.detect import DetectConfig, detect
 from ringscope.models.projection import read_projection
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
+
+if TYPE_CHECKING:
+    from ringscope.models.risk import TreeScorer
 
 __all__ = ["STEPS", "RebuildError", "RebuildResult", "rebuild"]
 
@@ -133,7 +136,8 @@ def rebuild(
     ``engine`` (default ``settings.rebuild_engine``): ``spark`` detects from the input files
     on Spark (``ringscope.spark``; it needs ``input_dir``, which is also loaded into Neo4j, the
     serving store, unless ``load_input`` is false: input already loaded, e.g. by
-    ``ingest --bulk``) and builds rings only: the account model is not run there."""
+    ``ingest --bulk``) and scores accounts with the current saved model's tree (it trains
+    none; without a current model its build is rings only, and the build says so)."""
     # torch, torch-geometric and lightgbm (the learned model): seconds of import that a
     # rings-only rebuild, and every other command importing this module, does without.
     from ringscope.models import artefacts
@@ -146,12 +150,12 @@ def rebuild(
                 "The Spark engine reads the input files, not Neo4j: give --input DIR (the "
                 "directory the loader reads; it is loaded into Neo4j too, which serves the build)"
             )
-        if retrain or score_only:
+        if retrain:
             raise RebuildError(
-                "The Spark engine builds rings only (no account model): --retrain and "
-                "--score-only are for the in-process engine"
+                "The Spark engine scores with the saved account model and does not train one: "
+                "train it in-process (ringscope rebuild --retrain, on the whole graph or a "
+                "sample that fits one machine), then rebuild on Spark"
             )
-        use_model = False
     policy = _policy(retrain, score_only, use_model)
     steps: dict[str, float] = {}
     counts: dict[str, Any] = {}
@@ -203,7 +207,9 @@ def rebuild(
                 }
             if engine == "spark":
                 assert input_dir is not None
-                _spark_steps(graph, settings, input_dir, config, writer, step, counts)
+                version = _spark_steps(
+                    graph, settings, input_dir, config, writer, step, counts, policy
+                )
             else:
                 with step("project"):
                     proj = read_projection(graph)
@@ -290,6 +296,47 @@ def rebuild(
     return RebuildResult(info, version, retrained, steps, counts, model_metrics)
 
 
+def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None, Any]:
+    """The current saved model's tree for a Spark build, and what the build records about the
+    account model. ``auto`` falls back to rings only (said on the build) where ``score-only``
+    refuses: no current model, another feature schema, or a tree without its own calibration."""
+    from ringscope.models import artefacts
+
+    if policy == "none":
+        return None, {"scored_with": "none", "why": "--no-model"}
+    current = artefacts.current_model(settings.models_dir)
+    why = None
+    if current is None:
+        why = (
+            f"no current model in {settings.models_dir}: an in-process rebuild trains one "
+            "(ringscope rebuild --retrain)"
+        )
+    else:
+        try:
+            model = artefacts.load_model(current)
+            scorer = model.tree_scorer()
+        except (artefacts.ModelSchemaError, ValueError) as exc:
+            why = str(exc)
+        else:
+            gnn = (
+                "none in the model"
+                if model.choice == "tree"
+                else f"the model chose the {model.choice}; its GNN does not run on Spark, its "
+                "tree scores with the tree's own calibration"
+            )
+            return scorer, {
+                "scored_with": "tree",
+                "version": model.version,
+                "gnn": gnn,
+                "platt": list(scorer.platt),
+                "hub_degree": model.config.hub_degree,
+            }
+    if policy == "score-only":
+        raise RebuildError(f"--score-only needs a usable current model: {why}")
+    log.warning("spark rebuild without the account model", extra={"why": why})
+    return None, {"scored_with": "none", "why": why}
+
+
 def _spark_steps(
     graph: Graph,
     settings: Settings,
@@ -298,10 +345,12 @@ def _spark_steps(
     writer: BuildWriter,
     step: Callable[[str], contextlib.AbstractContextManager[None]],
     counts: dict[str, Any],
-) -> None:
+    policy: Policy,
+) -> str | None:
     """labels, detect and write on Spark (``ringscope.spark``): the tables are read from the
-    input files with the loader's own rules, verdicts override labels as in-process, and the
-    executors write the score chunks (``spark.build``)."""
+    input files with the loader's own rules, verdicts override labels as in-process, the saved
+    model's tree scores the accounts, and the executors write the score chunks
+    (``spark.build``). Returns the version of the model that scored, if one did."""
     from ringscope.models.verdicts import verdict_labels
     from ringscope.spark.build import write_score_chunks
     from ringscope.spark.engine import detect_spark
@@ -311,15 +360,25 @@ def _spark_steps(
     with step("labels"):
         verdicts = {a: 1 if lab == "fraud" else 0 for a, (lab, _) in verdict_labels(graph).items()}
     counts["verdicts_applied"] = len(verdicts)
+    scorer, about = _spark_model(settings, policy)
+    counts["account_model"] = about
+    version: str | None = about.get("version")
+    writer.model_version = version
     spark = spark_session(settings)
     try:
         with step("detect"):
             tables = read_tables(spark, input_dir, settings)
-            detection = detect_spark(spark, tables, config, verdicts=verdicts)
+            detection = detect_spark(
+                spark,
+                tables,
+                config,
+                verdicts=verdicts,
+                model=scorer,
+                hub_degree=int(about.get("hub_degree", 200)),
+            )
         counts.update(detection.counts)
         counts["cluster_scorer"] = detection.scorer
         counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}
-        counts["account_model"] = "none: the Spark engine builds rings only"
         with step("write"):
             writer.write_clusters(detection.clusters, detection.member_scores)
             write_score_chunks(detection.scores, writer, settings)
@@ -334,3 +393,4 @@ def _spark_steps(
         raise RebuildError(f"The Spark job failed: {first}") from exc
     finally:
         spark.stop()
+    return version

@@ -30,21 +30,27 @@ if TYPE_CHECKING:
 __all__ = ["write_score_chunks"]
 
 
-def _chunks(rows: Iterable[tuple[int, Iterable[tuple[Any, float]]]]) -> Iterator[dict[str, Any]]:
+Row = tuple[str, float, float | None]  # account, score, the account model's (or None)
+
+
+def _chunks(rows: Iterable[tuple[int, Iterable[Row]]]) -> Iterator[dict[str, Any]]:
     for chunk, members in rows:
         part = sorted(members)
+        model = [m for _, _, m in part]
         yield {
             "chunk": int(chunk),
             "lo": part[0][0],
             "hi": part[-1][0],
-            "accounts": [a for a, _ in part],
-            "scores": [float(s) for _, s in part],
-            "model_scores": None,
+            "accounts": [a for a, _, _ in part],
+            "scores": [float(s) for _, s, _ in part],
+            # As the in-process writer: a list when the account model ran, else null.
+            "model_scores": None if model[0] is None else [float(m or 0.0) for m in model],
         }
 
 
 def write_score_chunks(scores: DataFrame, writer: BuildWriter, settings: Settings) -> int:
-    """Every account's score (``scores``: account, score) as the build's score chunks, written
+    """Every account's score (``scores``: account, score, and the account model's score or
+    null when none ran) as the build's score chunks, written
     by the executors; returns how many chunks were written. The writer's counts are updated
     for ``finish`` to verify against the graph."""
     import neo4j
@@ -58,7 +64,7 @@ def write_score_chunks(scores: DataFrame, writer: BuildWriter, settings: Setting
     timeout = settings.neo4j_query_timeout
     per_tx = max(SCORE_BATCH // SCORE_CHUNK, 1)
 
-    def write(partition: Iterable[tuple[int, Iterable[tuple[Any, float]]]]) -> Iterator[int]:
+    def write(partition: Iterable[tuple[int, Iterable[Row]]]) -> Iterator[int]:
         rows = list(_chunks(partition))
         # Fault injection (tests): the worker dies after its first transaction, as an executor
         # lost half-way through its writes would.
@@ -81,11 +87,12 @@ def write_score_chunks(scores: DataFrame, writer: BuildWriter, settings: Setting
             driver.close()
         yield len(rows)
 
-    ranked: RDD[tuple[int, Iterable[tuple[str, float]]]] = (
-        scores.rdd.map(lambda r: (str(r[0]), float(r[1])))
+    ranked: RDD[tuple[int, Iterable[Row]]] = (
+        scores.select("account", "score", "model")
+        .rdd.map(lambda r: (str(r[0]), (float(r[1]), None if r[2] is None else float(r[2]))))
         .sortByKey()
         .zipWithIndex()
-        .map(lambda t: (t[1] // SCORE_CHUNK, t[0]))
+        .map(lambda t: (t[1] // SCORE_CHUNK, (t[0][0], t[0][1][0], t[0][1][1])))
         .groupByKey()
     )
     written = int(sum(ranked.mapPartitions(write).collect()))

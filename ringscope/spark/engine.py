@@ -38,16 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from ringscope.kinds import IDENTIFIER_KINDS, PAYEE
 from ringscope.models import clusters as cl
-from ringscope.models.coactivation import Cohorts
 from ringscope.models.detect import (
     Cluster,
     DetectConfig,
-    Links,
     Proposal,
     account_scores,
     describe,
@@ -56,51 +50,25 @@ from ringscope.models.detect import (
     propose,
 )
 from ringscope.models.partition import (
-    LocalEdges,
     global_order,
-    local_projection,
     origin_keys,
     table_of,
 )
-from ringscope.models.projection import Projection
+from ringscope.spark.rows import ACCOUNT, COHORT, EDGE, PAIR, cut, local_rows, wide
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
     from ringscope.models.cluster_score import ClusterScorer
+    from ringscope.models.risk import TreeScorer
     from ringscope.spark.tables import SparkTables
 
 __all__ = ["SparkDetection", "detect_spark"]
 
-# The wide table of a component's rows: ``rec`` says which kind of row it is.
-ACCOUNT, EDGE, PAIR, COHORT = "a", "e", "p", "c"
-WIDE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("rec", "string"),
-    ("comp", "long"),
-    ("account", "string"),
-    ("kind", "string"),
-    ("ident", "string"),
-    ("currency", "string"),
-    ("first", "long"),
-    ("last", "long"),
-    ("count", "long"),
-    ("round_count", "long"),
-    ("total", "double"),
-    ("degree", "long"),
-    ("flag", "boolean"),
-    ("created", "long"),
-    ("kyc", "long"),
-    ("label", "long"),
-    ("b", "string"),
-    ("s", "double"),
-    ("arrival", "double"),
-    ("quiet", "double"),
-)
 PROPOSED = "comp long, keys string, tbl binary"
 DESCRIBED = "rec string, account string, score double, cluster string"
 OWN = "account string, score double"
-KIND_NAMES = tuple(k.name for k in IDENTIFIER_KINDS)
 
 
 @dataclass
@@ -109,93 +77,11 @@ class SparkDetection:
     score (a DataFrame, for the executors to write), and the run's facts."""
 
     clusters: list[Cluster]
-    scores: DataFrame  # account string, score double
+    scores: DataFrame  # account string, score double, model double (null: no model ran)
     member_scores: dict[str, float]  # the cluster members' scores (the clusters' rows need them)
     scorer: dict[str, object]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-
-
-# --- a component's rows -> its local projection (runs in the Python workers) -------------------
-
-
-def _local(
-    pdf: pd.DataFrame, now: int, with_links: bool = True
-) -> tuple[Projection, Links, dict[int, str]]:
-    """The local projection, links and identifier names of one group's wide rows.
-
-    Identifier keys are made up per group: ``offset(kind) + rank of the id within the kind``,
-    so the keys of different kinds never collide (the reasons name identifiers by key)."""
-    acc = pdf[pdf["rec"] == ACCOUNT].sort_values("account", kind="stable")
-    ids = acc["account"].astype(str).tolist()
-    index = {a: i for i, a in enumerate(ids)}
-    n = len(ids)
-    names: dict[int, str] = {}
-    edges: dict[str, LocalEdges] = {}
-    rows = pdf[pdf["rec"] == EDGE]
-    offset = 0
-    payee_key: dict[str, int] = {}
-    for kind in KIND_NAMES:
-        e = rows[rows["kind"] == kind].sort_values(["account", "ident", "currency"], kind="stable")
-        uniq, code = np.unique(e["ident"].astype(str).to_numpy(), return_inverse=True)
-        keys = offset + code.astype(np.int64)
-        names.update((offset + i, str(u)) for i, u in enumerate(uniq.tolist()))
-        if kind == PAYEE.name:
-            payee_key = {str(u): offset + i for i, u in enumerate(uniq.tolist())}
-        offset += len(uniq)
-        paid = kind == PAYEE.name
-        edges[kind] = LocalEdges(
-            acc=np.asarray([index[a] for a in e["account"].tolist()], dtype=np.int64),
-            ident=keys,
-            first=e["first"].to_numpy(dtype=np.int64),
-            last=e["last"].to_numpy(dtype=np.int64),
-            count=e["count"].to_numpy(dtype=np.int64),
-            degree=e["degree"].to_numpy(dtype=np.int64),
-            flag=e["flag"].to_numpy(dtype=bool),
-            round_count=e["round_count"].to_numpy(dtype=np.int64) if paid else None,
-            total=e["total"].to_numpy(dtype=np.float64) if paid else None,
-        )
-    proj = local_projection(
-        ids,
-        acc["created"].to_numpy(dtype=np.int64),
-        acc["kyc"].to_numpy(dtype=np.int64),
-        acc["label"].to_numpy(dtype=np.int64),
-        edges,
-        now,
-    )
-    if not with_links:
-        empty = sp.csr_matrix((n, n), dtype=np.float64)
-        return proj, Links(empty, empty, None), names
-    p = pdf[pdf["rec"] == PAIR]
-    a = np.asarray([index[x] for x in p["account"].tolist()], dtype=np.int64)
-    b = np.asarray([index[x] for x in p["b"].tolist()], dtype=np.int64)
-
-    def sym(values: Any) -> sp.csr_matrix:
-        v = np.asarray(values, dtype=np.float64)
-        m = sp.coo_matrix(
-            (np.r_[v, v], (np.r_[a, b], np.r_[b, a])), shape=(n, n), dtype=np.float64
-        ).tocsr()
-        m.eliminate_zeros()
-        m.sort_indices()
-        return m
-
-    s, arrival = sym(p["s"].to_numpy()), sym(p["arrival"].to_numpy())
-    c = pdf[pdf["rec"] == COHORT]
-    cohorts = None
-    if len(c):
-        # Cohorts in payee-key order (the whole graph's order: by payee), members 0/1, and each
-        # account's least quiet days over all its cohorts (carried on its rows).
-        pk = np.asarray([payee_key[x] for x in c["ident"].astype(str).tolist()], dtype=np.int64)
-        used, col = np.unique(pk, return_inverse=True)
-        rows_ = np.asarray([index[x] for x in c["account"].tolist()], dtype=np.int64)
-        members = sp.csr_matrix((np.ones(len(rows_)), (rows_, col.ravel())), shape=(n, len(used)))
-        members.sum_duplicates()
-        members.data[:] = 1.0
-        quiet = np.full(n, -1.0)
-        quiet[rows_] = c["quiet"].to_numpy(dtype=np.float64)
-        payee_nodes = proj.kinds[PAYEE.name].nodes
-        cohorts = Cohorts(members, np.searchsorted(payee_nodes, used).astype(np.int64), quiet)
-    return proj, Links(s, arrival, cohorts), names
 
 
 def _propose_fn(cfg: DetectConfig, now: int) -> Any:
@@ -205,9 +91,9 @@ def _propose_fn(cfg: DetectConfig, now: int) -> Any:
         # A bucket holds whole components, and a union of whole components is proposed for as
         # each of them alone (models.partition): one local projection per bucket, not per
         # component (47k components at 1M took 6 ms each in Python overhead alone, measured).
-        proj, links, _ = _local(pdf, now)
-        proposal = propose(proj, links, cfg)
-        keys = origin_keys(proposal, proj.ids)
+        local = local_rows(pdf, now)
+        proposal = propose(local.proj, local.links, cfg, local.model)
+        keys = origin_keys(proposal, local.proj.ids)
         out = [(int(key[0]), json.dumps(keys), pickle.dumps(_strip(proposal.table)))]
         return pd.DataFrame(out, columns=["comp", "keys", "tbl"])
 
@@ -225,10 +111,11 @@ def _describe_fn(cfg: DetectConfig, now: int, scorer: ClusterScorer) -> Any:
 
     def run(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
         del key
-        proj, links, names = _local(pdf, now)  # the bucket's components, as in _propose_fn
-        proposal: Proposal = propose(proj, links, cfg)
+        local = local_rows(pdf, now)  # the bucket's components, as in _propose_fn
+        proj = local.proj
+        proposal: Proposal = propose(proj, local.links, cfg, local.model)
         scores, contrib = final_scores(scorer, proposal)
-        clusters = describe(proj, proposal, scores, contrib, cfg, names_of=_lookup(names))
+        clusters = describe(proj, proposal, scores, contrib, cfg, names_of=_lookup(local.names))
         members = account_scores(proj, proposal.sig, proposal.groups, scores)
         out: list[tuple[str, str | None, float, str | None]] = [
             ("cluster", None, c.score, json.dumps(_cluster_dict(c))) for c in clusters
@@ -248,8 +135,9 @@ def _own_fn(now: int) -> Any:
 
     def run(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
         del key
-        proj, _, _ = _local(pdf, now, with_links=False)
-        own = cl.account_own_scores(cl.account_signals(proj, None), proj.n)
+        local = local_rows(pdf, now, with_links=False)
+        proj = local.proj
+        own = cl.account_own_scores(cl.account_signals(proj, local.model), proj.n)
         return pd.DataFrame({"account": proj.ids, "score": [round(float(v), 6) for v in own]})
 
     return run
@@ -280,31 +168,6 @@ def _cluster_of(d: dict[str, Any]) -> Cluster:
 # --- the driver ----------------------------------------------------------------------------------
 
 
-def _cut(df: DataFrame) -> DataFrame:
-    """``df`` computed now, kept, and with its lineage cut: a checkpoint where the session has
-    a checkpoint directory (reliable storage on a cluster), a local one otherwise."""
-    if df.sparkSession.sparkContext.getCheckpointDir():
-        return df.checkpoint(eager=True)
-    return df.localCheckpoint(eager=True)
-
-
-def _wide(df: DataFrame, rec: str, **cols: Any) -> DataFrame:
-    """``df``'s columns placed in the wide schema (missing ones null), tagged ``rec``."""
-    from pyspark.sql import functions as F
-
-    out = []
-    for name, kind in WIDE_COLUMNS:
-        if name == "rec":
-            out.append(F.lit(rec).alias("rec"))
-        elif name in cols:
-            out.append(cols[name].cast(kind).alias(name))
-        elif name in df.columns:
-            out.append(F.col(name).cast(kind).alias(name))
-        else:
-            out.append(F.lit(None).cast(kind).alias(name))
-    return df.select(*out)
-
-
 def detect_spark(
     spark: SparkSession,
     tables: SparkTables,
@@ -312,11 +175,15 @@ def detect_spark(
     *,
     verdicts: dict[str, int] | None = None,
     buckets: int = 0,
+    model: TreeScorer | None = None,
+    hub_degree: int = 200,
 ) -> SparkDetection:
     """Detect rings in ``tables`` on Spark (see the module doc). ``verdicts`` (account -> 1
     fraud / 0 legit) override the imported labels, as ``models.verdicts.apply_verdicts`` does
-    in-process; ``buckets`` is how many groups the accounts' own scores are computed in
-    (default: four per shuffle partition)."""
+    in-process; ``buckets`` is how many groups the components and the accounts are handed to
+    the Python workers in (default: four per shuffle partition). ``model``: the saved account
+    model's tree (``spark.account_model``), whose scores the detector then reads as in-process
+    (``hub_degree``: the model's)."""
     from pyspark.sql import functions as F
 
     from ringscope.spark.components import connected_components
@@ -342,13 +209,13 @@ def detect_spark(
         )  # fmt: skip
     # The input tables are computed once and their lineage cut here: every later step reads
     # them several times, and their plans (the loader's steps per stream) are long.
-    accounts = _cut(accounts)
-    base = _cut(tables.edges)
-    identifiers = _cut(tables.identifiers.select("kind", "ident", "flag"))
+    accounts = cut(accounts)
+    base = cut(tables.edges)
+    identifiers = cut(tables.identifiers.select("kind", "ident", "flag"))
     for df in getattr(tables, "cached", []):  # the streams' rows, now in the cut tables
         df.unpersist()
     degree = base.groupBy("kind", "ident").agg(F.count(F.lit(1)).alias("degree"))
-    edges = _cut(
+    edges = cut(
         base.join(degree, on=["kind", "ident"])
         .join(identifiers, on=["kind", "ident"], how="left")
         .withColumn("flag", F.coalesce(F.col("flag"), F.lit(False)))
@@ -363,13 +230,20 @@ def detect_spark(
     counts["identifier_edges"] = edges.count()
     counts["data_now"] = now  # what explanations of this build measure age from
     t = lap("tables", t)
+    n_buckets = buckets or 4 * int(spark.conf.get("spark.sql.shuffle.partitions", "8") or 8)
+
+    if model is not None:
+        from ringscope.spark.account_model import tree_scores
+
+        scored = cut(tree_scores(accounts, edges, now, model, hub_degree, n_buckets))
+        accounts = cut(accounts.join(scored, "account", "left"))
+        counts["accounts_model_scored"] = scored.count()
+        t = lap("account_model", t)
 
     pairs = link_pairs(base, identifiers, params)
     cohorts = None
     if cfg.coactivation_weight > 0:
-        cohorts = _cut(
-            burst_cohorts(base, identifiers, accounts, params, cfg.coactivation_params())
-        )
+        cohorts = cut(burst_cohorts(base, identifiers, accounts, params, cfg.coactivation_params()))
         co = coactivation_pairs(cohorts, cfg.coactivation_params())
         pairs = (
             pairs.unionByName(
@@ -378,7 +252,7 @@ def detect_spark(
             .groupBy("a", "b")
             .agg(F.sum("s").alias("s"), F.sum("arrival").alias("arrival"))
         )
-    pairs = _cut(pairs)
+    pairs = cut(pairs)
     counts["links"] = pairs.count()
     t = lap("linking", t)
 
@@ -406,9 +280,9 @@ def detect_spark(
 
     # The wide table: accounts, their edges, their internal pairs, their cohort memberships.
     parts = [
-        _wide(accounts.join(member, "account"), ACCOUNT),
-        _wide(edges.join(member, "account"), EDGE),
-        _wide(
+        wide(accounts.join(member, "account"), ACCOUNT),
+        wide(edges.join(member, "account"), EDGE),
+        wide(
             pairs.join(member.withColumnRenamed("account", "a"), "a")
             .join(member.withColumnRenamed("account", "b").withColumnRenamed("comp", "cb"), "b")
             .where(F.col("comp") == F.col("cb")),
@@ -418,22 +292,21 @@ def detect_spark(
     ]
     if cohorts is not None:
         parts.append(
-            _wide(
+            wide(
                 cohorts.join(member, "account"),
                 COHORT,
                 ident=F.col("payee"),
                 quiet=F.col("least_quiet_days"),
             )
         )
-    wide = parts[0]
+    grouped = parts[0]
     for p in parts[1:]:
-        wide = wide.unionByName(p)
+        grouped = grouped.unionByName(p)
     # Components go to the Python workers in buckets (a few per task): one Arrow batch, one
     # call and one local projection per bucket, not per component (most have 3-10 accounts).
-    n_buckets = buckets or 4 * int(spark.conf.get("spark.sql.shuffle.partitions", "8") or 8)
-    wide = wide.withColumn("bucket", F.col("comp") % n_buckets).persist()
+    grouped = grouped.withColumn("bucket", F.col("comp") % n_buckets).persist()
 
-    proposed = wide.groupBy("bucket").applyInPandas(_propose_fn(cfg, now), PROPOSED).collect()
+    proposed = grouped.groupBy("bucket").applyInPandas(_propose_fn(cfg, now), PROPOSED).collect()
     t = lap("propose", t)
 
     tables_: list[cl.ClusterTable] = []
@@ -450,7 +323,7 @@ def detect_spark(
     counts["clusters"] = table.n_clusters
     t = lap("scorer", t)
 
-    described = wide.groupBy("bucket").applyInPandas(_describe_fn(cfg, now, scorer), DESCRIBED)
+    described = grouped.groupBy("bucket").applyInPandas(_describe_fn(cfg, now, scorer), DESCRIBED)
     described = described.persist()
     clusters = [
         _cluster_of(json.loads(r["cluster"]))
@@ -464,19 +337,25 @@ def detect_spark(
     t = lap("describe", t)
 
     bucket = F.abs(F.hash("account")) % n_buckets
-    own_rows = _wide(accounts.withColumn("comp", bucket), ACCOUNT).unionByName(
-        _wide(edges.withColumn("comp", bucket), EDGE)
+    own_rows = wide(accounts.withColumn("comp", bucket), ACCOUNT).unionByName(
+        wide(edges.withColumn("comp", bucket), EDGE)
     )
     own = own_rows.groupBy("comp").applyInPandas(_own_fn(now), OWN)  # comp: the bucket here
     in_clusters = described.where(F.col("rec") == "account").select(
         "account", F.col("score").alias("cluster_score")
     )
+    model_col = F.col("model") if model is not None else F.lit(None).cast("double")
     scores = (
         own.join(in_clusters, "account", "left")
-        .select("account", F.coalesce(F.col("cluster_score"), F.col("score")).alias("score"))
+        .join(accounts.select("account", model_col.alias("model")), "account", "left")
+        .select(
+            "account",
+            F.coalesce(F.col("cluster_score"), F.col("score")).alias("score"),
+            "model",
+        )
         .persist()
     )
     counts["accounts_scored"] = scores.count()
     lap("own", t)
-    wide.unpersist()
+    grouped.unpersist()
     return SparkDetection(clusters, scores, member_scores, scorer.describe(), seconds, counts)

@@ -4,9 +4,11 @@ model, each in its own process so that each peak RSS is its own.
 
     RINGSCOPE_DATA_DIR=... RINGSCOPE_NEO4J_PORT=... python bench/rebuild.py --label 1m
 
-``--engine spark --input DIR`` runs the in-process rings-only rebuild and the Spark engine's
-(``rebuild --engine spark --no-load``: detection from DIR's files, the data set the graph was
-loaded from) side by side in the same run, Spark on ``RINGSCOPE_SPARK_MASTER`` (local[2] here).
+``--engine spark --input DIR`` runs the in-process score-only rebuild (the current model) and
+the Spark engine's (``rebuild --engine spark --no-load``: detection and the current model's tree
+from DIR's files, the data set the graph was loaded from) side by side in the same run, Spark on
+``RINGSCOPE_SPARK_MASTER`` (local[2] here); ``--modes rings-only spark-rings-only`` compares the
+two without the account model.
 Memory is sampled every half second over each run's whole process tree: the rebuild's Python
 process (Spark's driver), the JVM (driver and executors, in local mode one process) and
 Spark's Python workers, each role's peak and the peak of their sum.
@@ -47,9 +49,9 @@ def one(mode: str, input_dir: str | None = None) -> dict[str, Any]:
             settings,
             retrain=mode == "retrain",
             score_only=mode == "score-only",
-            use_model=mode not in ("rings-only", "spark"),
-            engine="spark" if mode == "spark" else "in-process",
-            input_dir=Path(input_dir) if mode == "spark" and input_dir else None,
+            use_model=mode not in ("rings-only", "spark-rings-only"),
+            engine="spark" if mode.startswith("spark") else "in-process",
+            input_dir=Path(input_dir) if mode.startswith("spark") and input_dir else None,
             load_input=False,
         )
     return {
@@ -131,7 +133,8 @@ def main() -> None:
     if args.engine == "spark":
         if not args.input:
             sys.exit("--engine spark needs --input DIR (the files the graph was loaded from)")
-        modes = ["rings-only", "spark"]
+        if modes == ap.get_default("modes"):
+            modes = ["score-only", "spark"]
     runs = []
     for mode in modes:
         cmd = [sys.executable, __file__, "--one", mode]

@@ -6,6 +6,7 @@ The graph-backed tests read a generated data set loaded into the real Neo4j.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from ringscope.models.projection import (
     read_projection,
     unread_identifiers,
 )
-from ringscope.models.risk import AccountRiskModel
+from ringscope.models.risk import AccountRiskModel, _tables, _tree_matrix
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 
@@ -164,6 +165,33 @@ def test_artefact_round_trip(proj: Projection, model: AccountRiskModel, tmp_path
     again = load_model(path)
     assert again.version == "risk-test" and again.choice == model.choice
     np.testing.assert_array_equal(again.predict_proba(proj), model.predict_proba(proj))
+
+
+@pytest.mark.neo4j
+def test_the_tree_alone_scores_with_its_own_calibration(
+    proj: Projection, model: AccountRiskModel, tmp_path: Path
+) -> None:
+    """What the Spark engine scores with (``TreeScorer``): the tree, calibrated on its own when
+    the model chose the GNN or a blend, and the model itself when it chose the tree."""
+    x = _tree_matrix(_tables(proj, model.config.hub_degree), proj.label)
+    tree = model.tree_scorer()
+    assert model.platt_tree is not None and tree.platt == model.platt_tree
+    p = tree.predict_proba(x)
+    np.testing.assert_allclose(1 / (1 + np.exp(-tree.decision_function(x))), p, rtol=1e-12)
+    assert roc_auc_score(proj.label == 1, p) > 0.9
+    as_tree = copy.copy(model)
+    as_tree.choice, as_tree.gnn, as_tree.platt = "tree", None, model.platt_tree
+    np.testing.assert_array_equal(p, as_tree.predict_proba(proj))
+    # Saved and loaded, it scores the same (the text of the tree travels to Spark's workers).
+    save_model(model, tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").tree_scorer().predict_proba(x), p)
+    # A model saved before the tree had its own calibration: usable only if it chose the tree.
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    del manifest["platt_tree"]
+    manifest["choice"] = "blend"
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="retrain"):
+        load_model(tmp_path / "m").tree_scorer()
 
 
 @pytest.mark.neo4j

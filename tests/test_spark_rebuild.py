@@ -1,7 +1,8 @@
 """`ringscope rebuild --engine spark` against the real Neo4j, in Spark local[2] (issue #18):
 parity with the in-process engine on a generated 20k-account world (the same clusters, flagged
-set and account scores, and the rings keep their ids across engines), and builds that stay
-atomic when the driver is killed after the executors wrote, or an executor dies mid-write."""
+set, account scores and account-model scores from the saved model's tree, and the rings keep
+their ids across engines), and builds that stay atomic when the driver is killed after the
+executors wrote, or an executor dies mid-write."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
 PARITY_ACCOUNTS = 20_000
 KILL_ACCOUNTS = 2_000
-SCORES = "MATCH (s:ScoreChunk {build_id: $b}) RETURN s.accounts AS accounts, s.scores AS scores"
+SCORES = (
+    "MATCH (s:ScoreChunk {build_id: $b}) "
+    "RETURN s.accounts AS accounts, s.scores AS scores, s.model_scores AS model_scores"
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +62,15 @@ def fresh(neo4j_settings: Settings) -> Iterator[Graph]:
 
 
 @pytest.fixture
-def spark_settings(neo4j_settings: Settings) -> Settings:
+def spark_settings(neo4j_settings: Settings, tmp_path: Path) -> Settings:
     return neo4j_settings.model_copy(
         update={
             "spark_master": "local[2]",
             "spark_shuffle_partitions": 4,
+            "model_dir": tmp_path / "models",
+            # The tree alone: Spark scores with the tree whatever the model chose (the tree's
+            # own calibration is tested in test_models_risk); the GNN's training is not needed.
+            "model_use_gnn": False,
         }
     )
 
@@ -78,10 +86,10 @@ def env(neo4j_settings: Settings, tmp_path: Path) -> dict[str, str]:
     )
 
 
-def build_scores(graph: Graph, build_id: str) -> dict[str, float]:
+def build_scores(graph: Graph, build_id: str, column: str = "scores") -> dict[str, float]:
     out: dict[str, float] = {}
     for r in graph.read(SCORES, {"b": build_id}):
-        out.update(zip(r["accounts"], r["scores"], strict=True))
+        out.update(zip(r["accounts"], r[column] or [], strict=False))
     return out
 
 
@@ -95,8 +103,9 @@ def clusters_of(graph: Graph, build_id: str) -> dict[frozenset[str], tuple[float
 def test_spark_rebuild_equals_the_in_process_one(
     fresh: Graph, spark_settings: Settings, parity_data: Path
 ) -> None:
-    local = rebuild(fresh, spark_settings, input_dir=parity_data, use_model=False)
-    spark = rebuild(fresh, spark_settings, input_dir=parity_data, engine="spark")
+    local = rebuild(fresh, spark_settings, input_dir=parity_data, retrain=True)
+    assert local.retrained and local.model_version is not None
+    spark = rebuild(fresh, spark_settings, input_dir=parity_data, engine="spark", load_input=False)
     assert spark.build.previous_build == local.build.id
     assert spark.build.metrics["engine"] == "spark"
     assert local.build.metrics["engine"] == "in-process"
@@ -115,14 +124,23 @@ def test_spark_rebuild_equals_the_in_process_one(
     assert len(sa) == len(sb) == PARITY_ACCOUNTS
     assert sa.keys() == sb.keys()
     assert max(abs(sa[k] - sb[k]) for k in sa) <= 1e-6
+    # The account model's own scores, from the model the in-process rebuild trained and saved.
+    ma = build_scores(fresh, local.build.id, "model_scores")
+    mb = build_scores(fresh, spark.build.id, "model_scores")
+    assert len(ma) == len(mb) == PARITY_ACCOUNTS
+    assert max(abs(ma[k] - mb[k]) for k in ma) <= 1e-6
+    assert spark.model_version == local.model_version == spark.build.model_version
     counts = spark.build.metrics["counts"]
     assert counts["accounts"] == PARITY_ACCOUNTS
-    assert counts["account_model"].startswith("none")
+    assert counts["account_model"]["scored_with"] == "tree"
+    assert counts["account_model"]["version"] == local.model_version
 
 
 def test_spark_needs_the_input_files(fresh: Graph, spark_settings: Settings) -> None:
     with pytest.raises(RebuildError, match="reads the input files"):
         rebuild(fresh, spark_settings, engine="spark")
+    with pytest.raises(RebuildError, match="does not train one"):
+        rebuild(fresh, spark_settings, engine="spark", input_dir=Path("x"), retrain=True)
 
 
 def test_a_killed_spark_rebuild_leaves_the_old_build_serving(
@@ -158,3 +176,6 @@ def test_a_killed_spark_rebuild_leaves_the_old_build_serving(
     assert new is not None and new.id != old.id and new.previous_build == old.id
     assert [b for b in list_builds(fresh) if b.status != "complete"] == []
     assert clusters_of(fresh, new.id) == served
+    # No model was ever trained here: rings only, and the build says why.
+    about = new.metrics["counts"]["account_model"]
+    assert about["scored_with"] == "none" and "no current model" in about["why"]

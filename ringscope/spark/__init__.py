@@ -11,4 +11,8 @@ TYPE_CHECKING: ``session.SparkUnavailableError`` is what a machine without it ge
 - ``session``: the SparkSession, configured the same way in the CLI, tests and benchmarks.
 - ``jars`` and ``graphx/``: a small Java helper compiled at first use against Spark's own jars.
 - ``components``: GraphX's connected components through that helper.
+- ``tables``: the input files through the loader's own code; ``linking``: links as joins.
+- ``rows``: the wide rows grouped for the Python workers, and back to numpy.
+- ``account_model``: the saved model's tree, bucket by bucket; ``engine``: the detector;
+  ``build``: the executors' score chunks.
 """

@@ -4,6 +4,8 @@ from the input files on a cluster (issue #18, ``docs/scaling.md``).
 The steps, each a Spark operation, and where the in-process semantics come from::
 
     tables      the loader's fold of the input files        spark.tables (ingest's own code)
+    model       the saved model's tree, per bucket of        spark.account_model (models.risk,
+                accounts and of identifiers                  models.features)
     links       identifier degrees, caps, the self-join      spark.linking (models.linking,
                 per kind, the sum per pair, co-activation    models.coactivation)
     components  GraphX connected components of the strong   spark.components
@@ -25,8 +27,11 @@ component, so one Python worker holds one component at a time; a component's pro
 twice (once for the scorer's rows, once to describe it with the fitted scorer), because keeping
 it between the two passes would hold every component in memory at once.
 
-The account model (tree and GNN) is not run here: a Spark build is rings-only (the build
-records ``engine: spark`` and no model version). See ``docs/scaling.md``.
+The account model: the saved model's tree scores every account first (``spark.account_model``,
+the in-process features bucket by bucket), and its scores travel on the account rows into
+propose, describe and the own scores, as ``detect(account_model_scores=...)`` reads them. The
+GNN does not run at this scale: the tree scores alone, with its own calibration, and the build
+records it (``docs/scaling.md``, section 6).
 """
 
 from __future__ import annotations

@@ -266,9 +266,7 @@ def label_counts(b: sp.csr_matrix, known: I64) -> tuple[F64, F64, F64]:
     return deg, fraud.astype(np.float64), legit.astype(np.float64)
 
 
-def label_features(
-    b: sp.csr_matrix, known: I64, counts: tuple[F64, F64, F64] | None = None
-) -> F32:
+def label_features(b: sp.csr_matrix, known: I64, counts: tuple[F64, F64, F64] | None = None) -> F32:
     """Leak-free neighbour-label features: for each account, over the identifiers it uses, the
     known fraud and legit accounts on them **other than itself** (max share and log count).
 

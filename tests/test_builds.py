@@ -280,6 +280,24 @@ def test_pruning_keeps_the_last_builds(graph: Graph) -> None:
         write_build(graph, det(), keep=0)
 
 
+def test_pruning_ahead_leaves_the_switch_keep_builds_and_never_the_current(graph: Graph) -> None:
+    """The rebuild deletes old builds while it detects (``prune_ahead``): what the switch would
+    delete, and nothing the readers use in the meantime."""
+    accounts(graph)
+    ids = [write_build(graph, det(cl(RING_X, 0.1 * i)), keep=5).id for i in range(1, 4)]
+    writer = BuildWriter(graph)
+    writer.begin()
+    assert writer.prune_ahead(keep=3) == [ids[0]]  # the newest keep-1 complete builds stay
+    assert [b.id for b in builds.list_builds(graph) if b.status == "complete"] == ids[:0:-1]
+    assert writer.prune_ahead(keep=1) == [ids[1]]  # never the current one
+    assert builds.current_build(graph).id == ids[2]
+    assert builds.clusters(graph).items  # the readers' build is intact
+    writer.write(det(cl(RING_X, 0.8)))
+    info = writer.finish(keep=2)
+    assert [b.id for b in builds.list_builds(graph)] == [info.id, ids[2]]
+    assert "prune_ahead" in info.stage_seconds
+
+
 # --- stable ring ids and history --------------------------------------------------------------
 
 

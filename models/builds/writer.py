@@ -14,6 +14,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -249,9 +250,15 @@ class BuildWriter:
     def write(
         self, detection: DetectionResult, model_scores: Mapping[str, float] | None = None
     ) -> None:
-        """Write the detection's clusters, memberships and account scores under this build."""
-        self.write_clusters(detection.clusters, detection.account_scores)
-        self.write_scores(detection.account_scores, model_scores)
+        """Write the detection's clusters, memberships and account scores under this build.
+
+        The score chunks are written from a second thread while the clusters are: the two touch
+        no common node but the build (read, not locked), so Neo4j runs the two transactions'
+        work on two cores while this process builds the next batch's parameters."""
+        with ThreadPoolExecutor(1, thread_name_prefix="build-scores") as pool:
+            scores = pool.submit(self.write_scores, detection.account_scores, model_scores)
+            self.write_clusters(detection.clusters, detection.account_scores)
+            scores.result()
         self.stage_seconds.update(
             {f"detect_{k}": float(v) for k, v in detection.stage_seconds.items()}
         )
@@ -333,6 +340,19 @@ class BuildWriter:
         self.stage_seconds["write_scores"] = time.monotonic() - t
 
     # -- finish
+
+    def prune_ahead(self, keep: int = 3) -> list[str]:
+        """Delete the complete builds that this build's switch would prune (all but the newest
+        ``keep - 1``, never the current), ahead of it: the rebuild runs this while the detector
+        computes, so the deletes use Neo4j's core while Python uses the other, instead of adding
+        to the switch's time. A rebuild that then fails leaves ``keep - 1`` builds, not ``keep``.
+        """
+        if keep < 1:
+            raise ValueError("keep must be at least 1 (the current build)")
+        t = time.monotonic()
+        deleted = prune_builds(self.graph, keep=keep - 1)
+        self.stage_seconds["prune_ahead"] = time.monotonic() - t
+        return deleted
 
     def finish(self, *, metrics: Mapping[str, Any] | None = None, keep: int = 3) -> BuildInfo:
         """Verify the build, switch readers to it in one transaction, prune old builds."""

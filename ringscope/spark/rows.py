@@ -119,9 +119,10 @@ def local_rows(pdf: pd.DataFrame, now: int, with_links: bool = True) -> Local:
         edges,
         now,
     )
-    # The account model's scores, on every account row or on none (no model ran).
+    # The account model's scores when it ran (on any row), an account without one at 0.0 as
+    # ``detect(account_model_scores=...)`` reads a missing account; None when no model ran.
     scored = acc["model"].notna().to_numpy() if "model" in acc else np.zeros(n, dtype=bool)
-    model = acc["model"].to_numpy(dtype=np.float64) if scored.all() and n else None
+    model = acc["model"].fillna(0.0).to_numpy(dtype=np.float64) if scored.any() else None
     if not with_links:
         empty = sp.csr_matrix((n, n), dtype=np.float64)
         return Local(proj, Links(empty, empty, None), names, model)

@@ -123,6 +123,14 @@ def spark_session(settings: Settings, app_name: str = "ringscope-rebuild") -> Sp
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # Each plan cut at spark.sql.maxPlanStringLength is one WARN line, dozens per rebuild: the
+    # cut is intended (above), so that logger says errors only.
+    jvm = spark.sparkContext._jvm
+    if jvm is not None:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.catalyst.util.StringUtils",
+            jvm.org.apache.logging.log4j.Level.ERROR,
+        )
     checkpoints = settings.spark_checkpoint_dir
     if checkpoints is None and is_local(settings.spark_master):
         checkpoints = str(scratch / "checkpoints")

@@ -171,6 +171,7 @@ class TreeScorer:
 
     model_str: str
     platt: tuple[float, float]
+    hub_degree: int  # identifiers on more accounts are left out of the tree's aggregates
     threads: int = 1
 
     def booster(self) -> lgb.Booster:
@@ -183,9 +184,7 @@ class TreeScorer:
     def decision_function(self, x: F32) -> F64:
         """The calibrated log-odds per row of ``x`` (:func:`tree_rows`)."""
         raw = np.asarray(self.booster().predict(x, num_threads=self.threads), dtype=np.float64)
-        a, b = self.platt
-        out: F64 = a * _logit(raw) + b
-        return out
+        return _platt_log_odds(raw, self.platt)
 
     def predict_proba(self, x: F32) -> F64:
         """The calibrated probability per row of ``x`` (:func:`tree_rows`)."""
@@ -348,23 +347,21 @@ class AccountRiskModel:
         """The tree alone with its own calibration (see :class:`TreeScorer`)."""
         if self.booster is None:
             raise RuntimeError("the model is not fitted")
-        platt = self.platt if self.choice == "tree" else self.platt_tree
+        platt = self.platt_tree  # fit and load_model set it (to platt when the tree is chosen)
         if platt is None:
             raise ValueError(
                 f"model {self.version}: its tree has no calibration of its own (saved before "
                 f"tree-only scoring existed, and it chose the {self.choice}); retrain it"
             )
         text = self.booster.model_to_string(num_iteration=self.booster.best_iteration or None)
-        return TreeScorer(text, platt, self.config.threads)
+        return TreeScorer(text, platt, self.config.hub_degree, self.config.threads)
 
     def _calibrate(self, raw: F64) -> F64:
         out: F64 = 1.0 / (1.0 + np.exp(-self._log_odds(raw)))
         return out
 
     def _log_odds(self, raw: F64) -> F64:
-        a, b = self.platt
-        out: F64 = a * _logit(raw) + b
-        return out
+        return _platt_log_odds(raw, self.platt)
 
     def predict_proba(self, proj: Projection) -> F64:
         """Calibrated probability that each account (in ``proj`` order) is labelled fraud."""
@@ -585,22 +582,13 @@ def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict
     mine = b[k]
     cols = np.unique(mine.indices)
     # The account's row over its own identifiers only (same entries, same order).
-    r = _rownorm(mine)
-    r = sp.csr_matrix((r.data, np.searchsorted(cols, r.indices), r.indptr), shape=(1, len(cols)))
     mine = sp.csr_matrix(
         (mine.data, np.searchsorted(cols, mine.indices), mine.indptr), shape=(1, len(cols))
     )
     x_id = np.vstack([x_ids[kind] for kind in KIND_NAMES]).astype(np.float32)[cols]
     id_mean_acc, id_max_acc = identifier_aggregates(b.T.tocsr()[cols], x_acc)
-    parts: list[npt.NDArray[np.floating]] = [
-        x_acc[k : k + 1],
-        np.asarray(r @ x_id, dtype=np.float32),
-        segment_reduce(x_id, mine, np.maximum),
-        np.asarray(r @ id_mean_acc, dtype=np.float32),
-        segment_reduce(id_max_acc, mine, np.maximum),
-        label_features(b, proj.label)[k : k + 1],
-    ]
-    return np.hstack(parts).astype(np.float32)
+    labels = label_features(b, proj.label)[k : k + 1]
+    return tree_rows(mine, x_acc[k : k + 1], x_id, id_mean_acc, id_max_acc, labels)
 
 
 def _now_without(proj: Projection, kind: str, i: int, ident: int) -> int:
@@ -650,6 +638,13 @@ def _platt(p: F64, y: F64, w: F64, seed: int) -> tuple[float, float]:
     lr = LogisticRegression(C=1e4, random_state=seed)
     lr.fit(_logit(p).reshape(-1, 1), y, sample_weight=w)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _platt_log_odds(raw: F64, platt: tuple[float, float]) -> F64:
+    """``a * logit(raw) + b``: the calibrated log-odds of probabilities ``raw``."""
+    a, b = platt
+    out: F64 = a * _logit(raw) + b
+    return out
 
 
 def _logit(p: F64) -> F64:

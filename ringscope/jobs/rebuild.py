@@ -140,7 +140,7 @@ class _PruneAhead:
         self.thread.start()
 
     def join(self) -> None:
-        if self.thread.is_alive() or self.thread.ident is not None:
+        if self.thread.ident is not None:  # started
             self.thread.join()
 
 
@@ -367,7 +367,7 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
                 "version": model.version,
                 "gnn": gnn,
                 "platt": list(scorer.platt),
-                "hub_degree": model.config.hub_degree,
+                "hub_degree": scorer.hub_degree,
             }
     if policy == "score-only":
         raise RebuildError(f"--score-only needs a usable current model: {why}")
@@ -406,14 +406,7 @@ def _spark_steps(
     try:
         with step("detect"):
             tables = read_tables(spark, input_dir, settings)
-            detection = detect_spark(
-                spark,
-                tables,
-                config,
-                verdicts=verdicts,
-                model=scorer,
-                hub_degree=int(about.get("hub_degree", 200)),
-            )
+            detection = detect_spark(spark, tables, config, verdicts=verdicts, model=scorer)
         counts.update(detection.counts)
         counts["cluster_scorer"] = detection.scorer
         counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}

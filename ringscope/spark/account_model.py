@@ -38,7 +38,7 @@ from ringscope.models.features import (
     label_features,
 )
 from ringscope.models.risk import TreeScorer, identifier_aggregates, tree_rows
-from ringscope.spark.rows import ACCOUNT, EDGE, KIND_NAMES, local_rows, wide
+from ringscope.spark.rows import ACCOUNT, EDGE, KIND_NAMES, cut, local_rows, wide
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,13 +184,12 @@ def tree_scores(
     edges: DataFrame,
     now: int,
     scorer: TreeScorer,
-    hub_degree: int,
     buckets: int,
 ) -> DataFrame:
     """Every account's probability from ``scorer`` (``account string, model double``, rounded
     to 6 places as the rebuild writes them). ``accounts``: account, created, kyc, label (the
-    verdicts applied); ``edges``: the engine's edges with whole-graph ``degree`` and ``flag``;
-    ``hub_degree``: the model's (identifiers on more accounts are left out of its aggregates)."""
+    verdicts applied); ``edges``: the engine's edges with whole-graph ``degree`` and ``flag``.
+    Identifiers on more accounts than the model's ``hub_degree`` are left out of its aggregates."""
     from pyspark.sql import functions as F
 
     spark = accounts.sparkSession
@@ -199,14 +198,19 @@ def tree_scores(
     own = wide(accounts.withColumn("comp", by_account), ACCOUNT).unionByName(
         wide(edges.withColumn("comp", by_account), EDGE)
     )
-    xa = own.groupBy("comp").applyInPandas(_account_x(now), ACCOUNT_X)
+    # Computed once: the identifiers' aggregates and the accounts' rows both read it.
+    xa = cut(own.groupBy("comp").applyInPandas(_account_x(now), ACCOUNT_X))
     xi = (
         wide(edges.withColumn("comp", by_ident), EDGE)
         .groupBy("comp")
         .applyInPandas(_identifier_x(now), IDENTIFIER_X)
     )
     labels = accounts.select("account", "label")
-    used = edges.where(F.col("degree") <= hub_degree).select("account", "kind", "ident").distinct()
+    used = (
+        edges.where(F.col("degree") <= scorer.hub_degree)
+        .select("account", "kind", "ident")
+        .distinct()
+    )
     aggregates = (
         used.join(xa, "account")
         .join(labels, "account")

@@ -181,14 +181,12 @@ def detect_spark(
     verdicts: dict[str, int] | None = None,
     buckets: int = 0,
     model: TreeScorer | None = None,
-    hub_degree: int = 200,
 ) -> SparkDetection:
     """Detect rings in ``tables`` on Spark (see the module doc). ``verdicts`` (account -> 1
     fraud / 0 legit) override the imported labels, as ``models.verdicts.apply_verdicts`` does
     in-process; ``buckets`` is how many groups the components and the accounts are handed to
     the Python workers in (default: four per shuffle partition). ``model``: the saved account
-    model's tree (``spark.account_model``), whose scores the detector then reads as in-process
-    (``hub_degree``: the model's)."""
+    model's tree (``spark.account_model``), whose scores the detector then reads as in-process."""
     from pyspark.sql import functions as F
 
     from ringscope.spark.components import connected_components
@@ -240,7 +238,7 @@ def detect_spark(
     if model is not None:
         from ringscope.spark.account_model import tree_scores
 
-        scored = cut(tree_scores(accounts, edges, now, model, hub_degree, n_buckets))
+        scored = cut(tree_scores(accounts, edges, now, model, n_buckets))
         accounts = cut(accounts.join(scored, "account", "left"))
         counts["accounts_model_scored"] = scored.count()
         t = lap("account_model", t)

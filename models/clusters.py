@@ -332,6 +332,14 @@ def cluster_table(
     # 1 when every member opened within the same day, 0 at a year apart or more: a ring's
     # accounts are opened for it within weeks, a family's over years.
     feats["opened_together"] = np.clip(1.0 - feats["age_spread_days"] / 365.0, 0.0, 1.0)
+    # A dormant ring before it strikes (a sleeper that has not woken yet): accounts opened within
+    # months, held together only by pairwise links (no identifier shared by all, unlike a
+    # family's card or home IP), and quiet. Each part alone is common among honest groups (carrier
+    # NAT clusters are pairwise too, families quiet); the product is rare. No prior weight: the
+    # learned scorer weighs it from the platform's labels (models.cluster_score).
+    feats["dormant_chain"] = (
+        feats["no_common_identifier"] * feats["opened_together"] * feats["quiet_share"]
+    )
     j3 = _per_cluster_max_in_window(join, lab, k, 3 * DAY)
     counts["joined_3d"] = j3
     feats["join_burst"] = np.clip((j3 - 1) / np.maximum(size - 1, 1), 0.0, 1.0)
@@ -629,6 +637,13 @@ def reasons(
             text = (
                 f"no identifier is shared by all {n} accounts: they are held together by "
                 "pairwise links"
+            )
+        elif name == "dormant_chain":
+            days = round(f["age_spread_days"])
+            text = (
+                f"{cnt['quiet']} of {n} accounts are quiet, all were opened within "
+                f"{_plural(days, ('day', 'days'))}, and only pairwise links hold them together "
+                "(no identifier shared by all): the shape of a dormant ring"
             )
         elif name == "sparse_structure":
             text = (

@@ -259,3 +259,58 @@ def test_a_takeover_wave_whose_victim_stays_with_its_family_is_found(graph: Grap
     assert by_members[frozenset(family)].features["size"] == 4  # the victim is in both
     assert not any(set(family[1:]) & set(c.members) for c in d.clusters
                    if c.score >= DetectConfig().flag_threshold)  # fmt: skip
+
+
+def card_trio(
+    w: World, prefix: str, opened: list[str], *, pairwise: bool, label: str | None = None
+) -> list[str]:
+    """Three quiet accounts on bank cards: one card bound to all three (a family's), or two
+    cards each shared by one pair only (a chain)."""
+    members = []
+    for i, created in enumerate(opened):
+        a = w.account(f"{prefix}{i}", created, kyc=2, label=label if i == 0 else None)
+        w.link("device", a, f"{prefix}-PHONE-{i}", created)
+        w.link("payee", a, "SHOP2", created, total=55.0, count=1)
+        members.append(a)
+    for i, a in enumerate(members):
+        card = f"{prefix}-CARD-{min(i, 1) if pairwise else 0}"
+        w.link("bank_card", a, card, opened[i])
+        if pairwise and i == 1:
+            w.link("bank_card", a, f"{prefix}-CARD-0", opened[i])
+    return members
+
+
+def test_a_dormant_chain_is_told_from_young_families_and_old_pairwise_groups(
+    graph: Graph,
+) -> None:
+    """Three kinds of quiet trio on bank cards, alike in every other signal. Rings: opened
+    within weeks, held together by pairwise cards only. Young families: opened within weeks
+    too, but on one card bound to all three. Old acquaintances: pairwise cards, but opened over
+    years. Neither opening together nor pairwise structure alone tells the rings apart; the two
+    together do (``dormant_chain``), and the learned score weighs it once the labels show it."""
+    w = World()
+    w.background(20)
+    weeks = [f"2021-0{{m}}-{d:02d}T10:00:00Z" for d in (3, 10, 17)]
+    years = [f"20{y}-0{{m}}-12T10:00:00Z" for y in (14, 17, 20)]
+    for r in range(16):
+        m = 1 + r % 9
+        card_trio(w, f"S{r:02d}x", [t.format(m=m) for t in weeks], pairwise=True,
+                  label="fraud" if r % 4 != 3 else None)  # fmt: skip
+        card_trio(w, f"F{r:02d}x", [t.format(m=m) for t in weeks], pairwise=False,
+                  label="legit" if r % 2 == 0 else None)  # fmt: skip
+        card_trio(w, f"P{r:02d}x", [t.format(m=m) for t in years], pairwise=True,
+                  label="legit" if r % 2 == 0 else None)  # fmt: skip
+    ring = card_trio(w, "NEWSx", [t.format(m=5) for t in weeks], pairwise=True)
+    family = card_trio(w, "NEWFx", [t.format(m=5) for t in weeks], pairwise=False)
+    old = card_trio(w, "NEWPx", [t.format(m=5) for t in years], pairwise=True)
+    w.write(graph)
+    flag = DetectConfig().flag_threshold
+
+    learned = detect(graph, config=DetectConfig(cluster_scorer="learned"))
+    assert learned.scorer["source"] == "learned"
+    top = next(c for c in learned.clusters if set(c.members) == set(ring))
+    assert top.features["dormant_chain"] == pytest.approx(1 - 14 / 365)
+    assert cluster_score(learned, ring) >= flag
+    assert cluster_score(learned, family) < flag
+    assert cluster_score(learned, old) < flag
+    assert any("the shape of a dormant ring" in r for r in top.reasons), top.reasons

@@ -82,15 +82,17 @@ def communities(
     out: list[I64] = []
     stack = strong_components(strong, min_size)
     sym = (strong + strong.T).tocsr() if n else strong
-    depth: dict[int, int] = {}
     while stack:
         grp = np.sort(stack.pop())
         if len(grp) <= max_size:
             out.append(grp)
             continue
-        level = depth.get(int(grp[0]), 0)
+        # The same resolution at every depth: the part is cut on its own subgraph, where
+        # modularity already compares it with itself. Doubling it per depth (as before) makes a
+        # near-clique worse than singletons (every pair's null term k_i k_j / 2m is about 1),
+        # which shattered big rings (a 79-account takeover wave into groups of 3-7).
         sub = sp.triu(submatrix(sym, grp), k=1).tocsr()
-        member = _leiden(sub, resolution * (2.0**level), seed)
+        member = _leiden(sub, resolution, seed)
         parts = [grp[member == c] for c in np.unique(member)]
         if len(parts) == 1:  # Leiden will not split it: keep it whole
             out.append(grp)
@@ -102,7 +104,6 @@ def communities(
             for c in np.unique(pc):
                 q = p[pc == c]
                 if len(q) >= min_size:
-                    depth[int(np.sort(q)[0])] = level + 1
                     stack.append(q)
     out.sort(key=lambda a: (int(a[0]), len(a)))
     return out

@@ -126,3 +126,26 @@ def test_a_second_engine_registers_without_touching_the_rest() -> None:
             register_engine("in-process", InProcessEngine)
     finally:
         mod._ENGINES.pop("recording", None)
+
+
+def test_a_dense_ring_in_an_oversized_part_is_not_shattered() -> None:
+    """Two cliques of 12 joined by one link, with max_size 10: Leiden cuts the component into
+    the two cliques, each still over the limit. A clique cut again on its own subgraph at the
+    same resolution stays whole (Leiden will not cut it); at a doubled resolution (the code
+    before session 17) every pair's null term outweighs its link and the clique fell apart
+    into groups below a ring's size."""
+    n, size = 24, 12
+    rows, cols = [], []
+    for base in (0, size):
+        for a in range(base, base + size):
+            for b in range(a + 1, base + size):
+                rows.append(a)
+                cols.append(b)
+    rows.append(size - 1)
+    cols.append(size)
+    s = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    groups = communities(
+        strong_graph(s + s.T, THRESHOLD), min_size=3, max_size=10, resolution=1.0, seed=0
+    )
+    assert sorted(len(g) for g in groups) == [size, size]
+    assert [g.tolist() for g in groups] == [list(range(size)), list(range(size, n))]

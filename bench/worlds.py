@@ -49,14 +49,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ringscope.graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema
-from ringscope.ingest import load
-from ringscope.jobs.rebuild import rebuild
-from ringscope.models.detect import DetectConfig
-from ringscope.models.evaluate import evaluate, recall_at_precision, reliability
-from ringscope.settings import Settings
-from ringscope.synth.generate import BENIGN_KINDS, TYPOLOGIES
-from ringscope.synth.params import WorldParams
+# This checkout's ringscope first, not the editable install's: a before/after run from a
+# worktree must measure the worktree's code.
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema  # noqa: E402
+from ringscope.ingest import load  # noqa: E402
+from ringscope.jobs.rebuild import rebuild  # noqa: E402
+from ringscope.models.detect import DetectConfig  # noqa: E402
+from ringscope.models.evaluate import evaluate, recall_at_precision, reliability  # noqa: E402
+from ringscope.settings import Settings  # noqa: E402
+from ringscope.synth.generate import BENIGN_KINDS, TYPOLOGIES  # noqa: E402
+from ringscope.synth.params import WorldParams  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT_FROM = 100  # world seeds from here on are held out: report on them, never tune on them

@@ -188,6 +188,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "detect_trim_attached": True,
         "detect_coactivation": True,
     },
+    # Today's default less reassembly (session 17): its own effect, on the same loaded world.
+    "unassembled": {"detect_reassemble": False},
 }
 
 

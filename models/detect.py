@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
@@ -31,6 +32,7 @@ from ringscope.models.coactivation import (
 from ringscope.models.communities import engine_for, strong_graph
 from ringscope.models.linking import LinkParams, eligible, link_matrix
 from ringscope.models.projection import F64, I64, Projection, identifier_ids, read_projection
+from ringscope.models.reassembly import ReassemblyParams, joined
 from ringscope.settings import Settings
 
 __all__ = ["Cluster", "DetectConfig", "Detection", "detect"]
@@ -134,6 +136,10 @@ class DetectConfig:
     coactivation_weight: float = 0.3
     burst_days: int = 3
     quiet_days: int = 21
+    # Reassembly (models.reassembly): flagged clusters of one strong component that share an
+    # identifier with at least this share of its accounts in them are one ring (0: off).
+    reassemble_share: float = 0.8
+    reassemble_min_degree: int = 3
 
     def __post_init__(self) -> None:
         # A kind without a weight or cap would link nothing (or die deep in a rebuild): refuse
@@ -154,6 +160,9 @@ class DetectConfig:
             arrival_days=self.arrival_days,
             arrival_bonus=self.arrival_bonus,
         )
+
+    def reassembly_params(self) -> ReassemblyParams:
+        return ReassemblyParams(share=self.reassemble_share, min_degree=self.reassemble_min_degree)
 
     def coactivation_params(self) -> CoactivationParams:
         return CoactivationParams(
@@ -403,6 +412,59 @@ def final_scores(scorer: ClusterScorer, proposal: Proposal) -> tuple[F64, dict[s
     return cl.score(proposal.table)
 
 
+def reassemble(
+    proj: Projection,
+    links: Links,
+    proposal: Proposal,
+    scores: F64,
+    contrib: dict[str, F64],
+    scorer: ClusterScorer,
+    cfg: DetectConfig,
+    model: F64 | None = None,
+) -> tuple[Proposal, F64, dict[str, F64]]:
+    """The flagged pieces of one ring merged (``models.reassembly``), each merged cluster's row
+    computed on its members and scored by the fitted scorer; every other row is kept. Works
+    within strong components, so a component alone reassembles as the whole graph does."""
+    groups = proposal.groups
+    flagged = scores >= cfg.flag_threshold
+    if cfg.reassemble_share <= 0 or int(flagged.sum()) < 2:
+        return proposal, scores, contrib
+    _, component = connected_components(proposal.strong, directed=False)
+    merges = joined(proj, groups, flagged, component.astype(np.int64), cfg.reassembly_params())
+    if not merges:
+        return proposal, scores, contrib
+    merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]
+    upper = cl.upper_links(links.s)
+    sub = cl.cluster_table(
+        proj, merged, upper, cfg.link_params(), proposal.sig, model, links.cohorts
+    )
+    table = proposal.table
+    if "attached" in table.features:
+        # Members the pieces' cores left out stay out: the merged ring's core is their union.
+        left = np.array([table.features["attached"][m].sum() for m in merges])
+        sub.features["attached"] = left
+        sub.features["core_share"] = sub.features["size"] / (sub.features["size"] + left)
+    if scorer.source == "learned":
+        sub_scores, sub_contrib = scorer.predict_proba(sub), scorer.contributions(sub)
+    else:
+        sub_scores, sub_contrib = cl.score(sub)
+    gone = {g for m in merges for g in m}
+    keep = [g for g in range(len(groups)) if g not in gone]
+    picks = [(0, g) for g in keep] + [(1, j) for j in range(len(merges))]
+    out = replace(
+        proposal,
+        groups=[groups[g] for g in keep] + merged,
+        table=cl.take([table, sub], picks),
+        prior=np.concatenate([proposal.prior[keep], [proposal.prior[m].max() for m in merges]]),
+        origin=[proposal.origin[g] for g in keep] + [proposal.origin[m[0]] for m in merges],
+    )
+    new_contrib = {
+        name: np.concatenate([v[keep], sub_contrib.get(name, np.zeros(len(merges)))])
+        for name, v in contrib.items()
+    }
+    return out, np.concatenate([scores[keep], sub_scores]), new_contrib
+
+
 def describe(
     proj: Projection,
     proposal: Proposal,
@@ -524,6 +586,10 @@ def detect(
     scorer = fit_scorer(proposal.table, cfg)
     scores, contrib = final_scores(scorer, proposal)
     lap("scorer")
+    proposal, scores, contrib = reassemble(
+        proj, links, proposal, scores, contrib, scorer, cfg, model
+    )
+    lap("reassemble")
     out = describe(
         proj, proposal, scores, contrib, cfg, lambda nodes: identifier_ids(graph, nodes), seconds
     )

@@ -46,6 +46,7 @@ from ringscope.models.detect import (
     fit_scorer,
     link,
     propose,
+    reassemble,
 )
 from ringscope.models.projection import F64, I64, KindEdges, Projection
 from ringscope.models.subgraph import submatrix
@@ -200,23 +201,26 @@ def detect_partitioned(
     model)."""
     links = link(proj, cfg)
     comps = components(links, cfg)
-    locals_: list[tuple[Projection, Proposal]] = []
+    locals_: list[tuple[Projection, Links, Proposal]] = []
     keys: list[tuple[int, str, int]] = []
     picks: list[tuple[int, int]] = []
     for t, members in enumerate(comps):
         sub, sub_links = restrict(proj, members, links)
         proposal = propose(sub, sub_links, cfg)
-        locals_.append((sub, proposal))
+        locals_.append((sub, sub_links, proposal))
         keys += origin_keys(proposal, sub.ids)
         picks += [(t, r) for r in range(len(proposal.groups))]
     order = global_order(keys)
-    table = table_of([p.table for _, p in locals_], [picks[i] for i in order])
+    table = table_of([p.table for _, _, p in locals_], [picks[i] for i in order])
     scorer = fit_scorer(table, cfg)
     out: list[Cluster] = []
     own = cl.account_own_scores(cl.account_signals(proj, None), proj.n)
     acc = {a: round(float(v), 6) for a, v in zip(proj.ids, own.tolist(), strict=True)}
-    for sub, proposal in locals_:
+    for sub, sub_links, proposal in locals_:
         scores, contrib = final_scores(scorer, proposal)
+        proposal, scores, contrib = reassemble(
+            sub, sub_links, proposal, scores, contrib, scorer, cfg
+        )
         out += describe(sub, proposal, scores, contrib, cfg, names_of)
         acc.update(account_scores(sub, proposal.sig, proposal.groups, scores))
     out.sort(key=lambda x: (-x.score, x.members))

@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     # Co-activation (models/coactivation.py): accounts quiet for weeks that first pay the same
     # new payee within days of each other are linked (sleeper rings). Off: identifiers only.
     detect_coactivation: bool = True
+    # Reassembly (models/reassembly.py): flagged clusters of one component that share an
+    # identifier used (mostly) by them alone, a ring's drain payee or merchant, are one ring.
+    detect_reassemble: bool = True
     # The GNN's training time budget in seconds (training stops there, best epoch kept); 0: none.
     model_gnn_max_seconds: float = 600.0
     # Where the GNN trains and scores: "cpu" or "cuda" (falls back to the CPU when no GPU is

@@ -53,6 +53,7 @@ from ringscope.models.detect import (
     final_scores,
     fit_scorer,
     propose,
+    reassemble,
 )
 from ringscope.models.partition import (
     global_order,
@@ -120,6 +121,9 @@ def _describe_fn(cfg: DetectConfig, now: int, scorer: ClusterScorer) -> Any:
         proj = local.proj
         proposal: Proposal = propose(proj, local.links, cfg, local.model)
         scores, contrib = final_scores(scorer, proposal)
+        proposal, scores, contrib = reassemble(
+            proj, local.links, proposal, scores, contrib, scorer, cfg, local.model
+        )
         clusters = describe(proj, proposal, scores, contrib, cfg, names_of=_lookup(local.names))
         members = account_scores(proj, proposal.sig, proposal.groups, scores)
         out: list[tuple[str, str | None, float, str | None]] = [

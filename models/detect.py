@@ -256,6 +256,7 @@ class Proposal:
     sig: dict[str, F64]
     origin: list[tuple[int, int, int]]
     parents: list[int]
+    upper: sp.coo_matrix  # the link matrix's strict upper triangle (cl.upper_links), for density
 
 
 def link(proj: Projection, cfg: DetectConfig) -> Links:
@@ -391,7 +392,7 @@ def propose(
         table.features["attached"] = attached.astype(np.float64)
         table.features["core_share"] = table.features["size"] / (table.features["size"] + attached)
     lap("trim")
-    return Proposal(groups, table, scores, strong, sig, origin, parents)
+    return Proposal(groups, table, scores, strong, sig, origin, parents, upper)
 
 
 def fit_scorer(table: cl.ClusterTable, cfg: DetectConfig) -> ClusterScorer:
@@ -434,9 +435,8 @@ def reassemble(
     if not merges:
         return proposal, scores, contrib
     merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]
-    upper = cl.upper_links(links.s)
     sub = cl.cluster_table(
-        proj, merged, upper, cfg.link_params(), proposal.sig, model, links.cohorts
+        proj, merged, proposal.upper, cfg.link_params(), proposal.sig, model, links.cohorts
     )
     table = proposal.table
     if "attached" in table.features:

@@ -89,15 +89,14 @@ from ringscope.models.projection import F64
 # The targets (labels), and the account model's in-sample scores, are not features.
 LEFT_OUT = ("fraud_label_share", "legit_label_share", "model_score_mean", "model_score_max")
 # What p reads: the prior's signals (each in [0, 1]) less those left out, plus the cluster's size
-# (log-scaled), how close together its accounts were opened (a ring's within weeks, a family's
-# over years) and the dormant-ring shape (``clusters.cluster_table``), the last two learned only.
+# (log-scaled) and how close together its accounts were opened (a ring's within weeks, a
+# family's over years), learned only.
 # Per identifier kind, the share of members sharing one: the prior does not tell a family's card
 # from a farm's document, but a platform's labels can (no prior weight: learned deviations only).
 FEATURES: tuple[str, ...] = (
     *(f for f in cl.SCORE_WEIGHTS if f not in LEFT_OUT),
     "log_size",
     "opened_together",
-    "dormant_chain",
     *(f"member_share_{k.name}" for k in IDENTIFIER_KINDS),
 )
 EPS = 1e-9

@@ -39,6 +39,9 @@ SCORE_WEIGHTS: dict[str, float] = {
     "sparse_structure": 1.5,
     "payee_concentration": 2.0,
     "coactivation_share": 4.0,
+    # A dormant ring's shape (cluster_table); rarely labelled (it has done nothing yet), so the
+    # labels alone cannot weigh it: the prior does, and the learned scorer rescales it.
+    "dormant_chain": 2.0,
     "round_excess": 2.0,
     "low_kyc_share": 1.5,
     "young_share": 1.0,
@@ -335,8 +338,9 @@ def cluster_table(
     # A dormant ring before it strikes (a sleeper that has not woken yet): accounts opened within
     # months, held together only by pairwise links (no identifier shared by all, unlike a
     # family's card or home IP), and quiet. Each part alone is common among honest groups (carrier
-    # NAT clusters are pairwise too, families quiet); the product is rare. No prior weight: the
-    # learned scorer weighs it from the platform's labels (models.cluster_score).
+    # NAT clusters are pairwise too, families quiet); the product is rare. A modest prior weight
+    # (SCORE_WEIGHTS): such rings are rarely labelled before they strike, so a platform's labels
+    # alone seldom weigh it; the learned scorer rescales and corrects it where they do.
     feats["dormant_chain"] = (
         feats["no_common_identifier"] * feats["opened_together"] * feats["quiet_share"]
     )

@@ -223,7 +223,7 @@ def test_a_ring_opened_within_weeks_is_told_from_a_family_opened_over_years(
     assert top.features["opened_together"] == pytest.approx(1 - 19 / 365)
     assert cluster_score(learned, ring) >= flag
     assert cluster_score(learned, family) < flag
-    assert any(r.startswith("All 4 accounts were opened within 19 days") for r in top.reasons)
+    assert any("opened within 19 days" in r for r in top.reasons), top.reasons
 
 
 def test_a_takeover_wave_whose_victim_stays_with_its_family_is_found(graph: Graph) -> None:

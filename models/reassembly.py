@@ -13,8 +13,10 @@ shared by thousands who are not; a family's card by one flagged member at most.
 
 **The rule.** Within one connected component of the strong links, an identifier used by
 ``d >= min_degree`` accounts (over the whole graph) of which at least ``share * d`` are members
-of flagged clusters in that component joins those clusters into one. Joins are transitive (union
-find). Only flagged clusters join, and only within a component: a component is what one Spark
+of flagged clusters in that component joins those of the clusters in which at least ``cover`` of
+the members hold it (a ring's pieces all pay its merchant; a ring with its neighbours attached,
+where one member touches another ring's identifier, is not pulled in). Joins are transitive
+(union find). Only flagged clusters join, and only within a component: a component is what one Spark
 bucket holds, so the Spark engine reassembles exactly as the in-process one does.
 
 Shapes: ``groups`` is a list of ``k`` sorted account index arrays (clusters may overlap in one
@@ -37,9 +39,9 @@ from ringscope.models.projection import I64, Projection
 
 @dataclass(frozen=True)
 class ReassemblyParams:
-    share: float = 0.8  # 0 turns reassembly off
-    min_degree: int = 3
-    cover: float = 0.5
+    share: float = 0.8  # of the identifier's accounts in flagged clusters; 0 turns it off
+    min_degree: int = 3  # the identifier's accounts, whole graph
+    cover: float = 0.5  # of a cluster's members holding the identifier, for it to join
 
 
 def joined(

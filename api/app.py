@@ -311,11 +311,13 @@ class RingScopeApp:
             self._graph, s.api_key_cache_seconds, negative_ttl=s.api_key_negative_cache_seconds,
             max_entries=s.api_key_cache_size,
         )  # fmt: skip
-        graph, models, region = self._graph, self.models, s.default_region
-        threading.Thread(
-            target=service.warm_screening, args=(graph, models, region), daemon=True,
-            name="ringscope-warm-screen",
-        ).start()  # fmt: skip
+        # Warm up before the first request, not beside it: loading the model imports torch and
+        # LightGBM (about 5 s of CPU holding the GIL) and Neo4j plans the screening queries.
+        # Run in a thread next to live traffic (as until session 17), that made the first tens
+        # of seconds after /healthz turned 200 the slowest of a server's life: two-hop
+        # neighbourhoods at 150/s had a p99 of 473 ms in the first 10 s, 164 ms in the next,
+        # 31 ms once warm (docs/api.md). Uvicorn accepts no request until startup returns.
+        service.warm_screening(self._graph, self.models, s.default_region)
 
     def shutdown(self) -> None:
         if self._loops is not None:

@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -373,6 +374,10 @@ def bench_settings(work: Path) -> Settings:
     return settings.model_copy(update={"data_dir": work / "neo4j", "neo4j_port": free_port()})
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worlds", type=int, nargs="*", default=[],
@@ -406,6 +411,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     def say(msg: str) -> None:
         console.print(msg, style="dim")
 
+    # A plain kill (SIGTERM) ends Python without running ``finally``: the private Neo4j below
+    # then outlived the bench (2 GiB of heap, its directory deleted under it). As SystemExit,
+    # the ``finally`` stops it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with connect(settings) as graph:
             for seed in seeds:

@@ -16,6 +16,7 @@ without any push from the rebuild job.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import ipaddress
 import logging
@@ -318,8 +319,15 @@ class RingScopeApp:
         # neighbourhoods at 150/s had a p99 of 473 ms in the first 10 s, 164 ms in the next,
         # 31 ms once warm (docs/api.md). Uvicorn accepts no request until startup returns.
         service.warm_screening(self._graph, self.models, s.default_region)
+        # What start-up loaded (the model, torch, LightGBM, the schema) lives as long as the
+        # process: out of the collector's reach, a full collection no longer walks it. Those
+        # walks took 60-170 ms each, a dozen times in 40 s per worker, holding the GIL: the
+        # periodic stall in the neighbourhood p99 (docs/api.md).
+        gc.collect()
+        gc.freeze()
 
     def shutdown(self) -> None:
+        gc.unfreeze()  # what startup froze is the collector's again (an app in a test process)
         if self._loops is not None:
             self._loops.stop()
             self._loops = None

@@ -285,16 +285,17 @@ class AccountRiskModel:
             self.gnn = GNNClassifier(gcfg).fit(
                 data, "account", tr, y[tr], va, y[va], sample_weight=w[tr]
             )
-            p_gnn = self.gnn.predict_proba(data, "account")[va]
-            cand["gnn"] = p_gnn
+            if not self.gnn.report.abandoned:  # too slow here to train: not a candidate
+                p_gnn = self.gnn.predict_proba(data, "account")[va]
+                cand["gnn"] = p_gnn
+                best_w, best_ap = 0.5, -1.0
+                for wt in (0.25, 0.5, 0.75):
+                    ap = float(average_precision_score(y[va], wt * cand["tree"] + (1 - wt) * p_gnn))
+                    if ap > best_ap:
+                        best_w, best_ap = wt, ap
+                self.blend_weight = best_w
+                cand["blend"] = best_w * cand["tree"] + (1 - best_w) * p_gnn
             t_gnn = time.perf_counter() - t1
-            best_w, best_ap = 0.5, -1.0
-            for wt in (0.25, 0.5, 0.75):
-                ap = float(average_precision_score(y[va], wt * cand["tree"] + (1 - wt) * p_gnn))
-                if ap > best_ap:
-                    best_w, best_ap = wt, ap
-            self.blend_weight = best_w
-            cand["blend"] = best_w * cand["tree"] + (1 - best_w) * p_gnn
         val: dict[str, dict[str, float]] = {}
         for name, p in cand.items():
             val[name] = {
@@ -323,6 +324,13 @@ class AccountRiskModel:
             "gnn_seconds": round(t_gnn, 2),
             "gnn_epochs": gnn_report.epochs if gnn_report else 0,
             "gnn_out_of_time": gnn_report.out_of_time if gnn_report else False,
+            # The GNN stopped after one epoch: its ``min_epochs`` would not fit in its budget.
+            "gnn_abandoned": gnn_report.abandoned if gnn_report else False,
+            "gnn_first_epoch_seconds": (
+                round(gnn_report.first_epoch_seconds, 2)
+                if gnn_report and gnn_report.first_epoch_seconds is not None
+                else None
+            ),
         }
         return self
 

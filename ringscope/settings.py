@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     detect_reassemble: bool = True
     # The GNN's training time budget in seconds (training stops there, best epoch kept); 0: none.
     model_gnn_max_seconds: float = 600.0
+    # The fewest epochs the GNN must be able to train within that budget, judged by its first
+    # epoch; below it the GNN is abandoned after that epoch and the tree serves (1M accounts on
+    # 2 CPU cores: about 31 s an epoch). 0: always train up to the budget.
+    model_gnn_min_epochs: int = Field(default=50, ge=0)
     # Where the GNN trains and scores: "cpu" or "cuda" (falls back to the CPU when no GPU is
     # there). Measured at 1M accounts: 0.2 s per epoch on an H200 against 21 s on one CPU core.
     model_device: str = "cpu"

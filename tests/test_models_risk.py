@@ -91,13 +91,32 @@ def test_gnn_is_deterministic_for_a_seed() -> None:
 def test_gnn_training_stops_at_its_time_budget() -> None:
     data, y = neighbour_only_graph()
     tr, va = np.arange(300), np.arange(300, 400)
-    gnn = GNNClassifier(seed=0, epochs=200, max_seconds=0.0).fit(
+    # min_epochs=0: no forecast, so the budget itself is what stops it.
+    gnn = GNNClassifier(seed=0, epochs=200, max_seconds=0.0, min_epochs=0).fit(
         data, "account", tr, y[tr], va, y[va]
     )
-    assert gnn.report.out_of_time and gnn.report.epochs == 1
+    assert gnn.report.out_of_time and gnn.report.epochs == 1 and not gnn.report.abandoned
     assert gnn.report.best_epoch == 1 and gnn.report.best_val_auprc is not None
     free = GNNClassifier(seed=0, epochs=12).fit(data, "account", tr, y[tr], va, y[va])
     assert not free.report.out_of_time and free.report.epochs == 12
+    assert not free.report.abandoned and free.report.first_epoch_seconds is not None
+
+
+def test_a_gnn_that_cannot_train_its_minimum_in_the_budget_is_abandoned_after_one_epoch() -> None:
+    """A budget that one epoch's pace says cannot hold ``min_epochs`` ends training after that
+    epoch, unevaluated; a budget with no forecast (min_epochs 0) or no budget trains on."""
+    data, y = neighbour_only_graph()
+    tr, va = np.arange(300), np.arange(300, 400)
+    # Any real epoch takes more than 1e-9 s, so 50 of them never fit in 50e-9 s.
+    cut = GNNClassifier(seed=0, epochs=40, max_seconds=50e-9, min_epochs=50).fit(
+        data, "account", tr, y[tr], va, y[va]
+    )
+    assert cut.report.abandoned and cut.report.epochs == 1
+    assert cut.report.best_val_auprc is None and cut.report.first_epoch_seconds is not None
+    unbounded = GNNClassifier(seed=0, epochs=10, min_epochs=50).fit(
+        data, "account", tr, y[tr], va, y[va]
+    )
+    assert not unbounded.report.abandoned and unbounded.report.epochs == 10
 
 
 def test_a_gpu_model_falls_back_to_the_cpu_and_keeps_its_weights_there() -> None:
@@ -150,6 +169,19 @@ def test_model_scores_every_account_and_ranks_labelled_fraud_high(
     assert model.choice in ("tree", "gnn", "blend")
     assert set(model.metrics["validation"]) >= {"tree", "gnn", "blend"}
     assert roc_auc_score(proj.label == 1, p) > 0.9
+
+
+@pytest.mark.neo4j
+def test_an_abandoned_gnn_is_no_candidate_and_the_build_says_so(proj: Projection) -> None:
+    """A GNN stopped after one epoch (its minimum would not fit its budget) is neither chosen
+    nor blended: the tree serves, and the metrics the build records say why."""
+    m = AccountRiskModel(seed=0, gnn={"max_seconds": 50e-9, "min_epochs": 50}).fit(proj)
+    assert m.choice == "tree" and m.gnn is None
+    assert set(m.metrics["validation"]) == {"tree"}
+    assert m.metrics["gnn_abandoned"] is True and m.metrics["gnn_epochs"] == 1
+    assert m.metrics["gnn_first_epoch_seconds"] is not None
+    tree_only = AccountRiskModel(seed=0, use_gnn=False).fit(proj)
+    np.testing.assert_array_equal(m.predict_proba(proj), tree_only.predict_proba(proj))
 
 
 @pytest.mark.neo4j

@@ -283,6 +283,7 @@ def rebuild(
                                 threads=settings.model_threads,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,
+                                    "min_epochs": settings.model_gnn_min_epochs,
                                     "device": settings.model_device,
                                 },
                             ).fit(proj)

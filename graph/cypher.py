@@ -339,6 +339,12 @@ SCREEN_START: LiteralString = (
 #    with all of their edges as LOCAL_LINKS has them; their latest verdicts (API_VERDICT_LABELS,
 #    for these accounts only); and the flagged clusters of $build_id reached through the
 #    identifiers $open or holding $me.
+# Per account, its latest verdict: its own (an account verdict) over any ring's, then by time.
+_VERDICT_LATEST = (
+    "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
+    "v.created_at, v.id "
+    "WITH account, last(collect(v)) AS v "
+)
 _SCREEN_LINKS = _local_links("UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a ")
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { "
@@ -348,13 +354,10 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "} "
     "WITH a ORDER BY a.id WITH collect(a) AS accs "
     "CALL (accs) { "
-    "WITH [x IN accs | x.id] AS ids "
-    "MATCH (v:Verdict) WHERE v.target_kind IN ['account', 'ring'] "
-    "UNWIND v.members AS account WITH account, v, ids WHERE account IN ids "
-    "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
-    "v.created_at, v.id "
-    "WITH account, last(collect(v)) AS v "
-    "RETURN collect({account: account, label: v.verdict}) AS verdicts "
+    "UNWIND accs AS a MATCH (a)-[:HAS_VERDICT]->(v:Verdict) "
+    "WHERE v.target_kind IN ['account', 'ring'] WITH a.id AS account, v "
+    + _VERDICT_LATEST
+    + "RETURN collect({account: account, label: v.verdict}) AS verdicts "
     "} "
     "CALL () { CALL () { "
     "UNWIND $open AS node MATCH (x) WHERE id(x) = node "
@@ -680,10 +683,24 @@ API_VERDICT_ACCOUNT: LiteralString = (
     "build_id: $build_id, members: [$target_id], created_at: datetime()}) "
     "RETURN v {.*} AS verdict"
 )
+# A ring's verdict is also linked from each member it names (HAS_VERDICT, as an account's own
+# verdict is): reading the verdicts of some accounts (explain, screen) then walks from those
+# accounts, where scanning every verdict's member list grew with every verdict ever given.
 API_VERDICT_RING: LiteralString = (
     "CREATE (v:Verdict {id: $id, target_kind: 'ring', target_id: $target_id, "
     "verdict: $verdict, note: $note, author: $author, key_id: $key_id, build_id: $build_id, "
-    "members: $members, created_at: datetime()}) RETURN v {.*} AS verdict"
+    "members: $members, created_at: datetime()}) "
+    "WITH v CALL (v) { UNWIND $members AS member "
+    f"MATCH (a:{ACCOUNT.label} {{id: member}}) MERGE (a)-[:HAS_VERDICT]->(v) }} "
+    "RETURN v {.*} AS verdict"
+)
+# Ring verdicts written before they were linked from their members (idempotent: init_schema runs
+# it; a verdict already linked, or none of whose members exist, is left as it is).
+API_VERDICT_LINK_MEMBERS: LiteralString = (
+    "MATCH (v:Verdict {target_kind: 'ring'}) WHERE NOT EXISTS { (v)<-[:HAS_VERDICT]-() } "
+    "CALL (v) { UNWIND v.members AS member "
+    f"MATCH (a:{ACCOUNT.label} {{id: member}}) MERGE (a)-[:HAS_VERDICT]->(v) }} "
+    "RETURN count(v) AS verdicts"
 )
 API_VERDICTS: LiteralString = (
     "UNWIND $ids AS id MATCH (v:Verdict {target_kind: $target_kind, target_id: id}) "
@@ -703,12 +720,17 @@ API_CLUSTER_SCORE_BANDS: LiteralString = (
 # else the latest verdict on a ring the account was a member of when it was given.
 API_VERDICT_LABELS: LiteralString = (
     "MATCH (v:Verdict) WHERE v.target_kind IN ['account', 'ring'] "
-    "UNWIND v.members AS account "
-    "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
-    "v.created_at, v.id "
-    "WITH account, last(collect(v)) AS v "
-    "RETURN account, v.verdict AS label, v.created_at AS labelled_at, "
-    "v.target_kind AS source, v.id AS verdict_id"
+    "UNWIND v.members AS account " + _VERDICT_LATEST + "RETURN account, v.verdict AS label, "
+    "v.created_at AS labelled_at, v.target_kind AS source, v.id AS verdict_id"
+)
+# The same, for the accounts $ids only, through HAS_VERDICT (API_VERDICT_RING): what explain
+# reads for its neighbourhood, in time that does not grow with the verdicts of other accounts.
+API_VERDICT_LABELS_FOR: LiteralString = (
+    f"UNWIND $ids AS account MATCH (:{ACCOUNT.label} {{id: account}})-[:HAS_VERDICT]->"
+    "(v:Verdict) WHERE v.target_kind IN ['account', 'ring'] "
+    + _VERDICT_LATEST
+    + "RETURN account, v.verdict AS label, "
+    "v.created_at AS labelled_at, v.target_kind AS source, v.id AS verdict_id"
 )
 API_NOTE_CREATE: LiteralString = (
     "CREATE (n:CaseNote {id: $id, ring_id: $ring_id, text: $text, author: $author, "

@@ -16,6 +16,7 @@ def init_schema(graph: Graph) -> list[str]:
     for statement in (*cypher.SCHEMA, *cypher.API_SCHEMA):
         graph.write(statement)
     graph.write(cypher.AWAIT_INDEXES)
+    graph.write(cypher.API_VERDICT_LINK_MEMBERS)  # ring verdicts given before they were linked
     return sorted(r["name"] for r in graph.read(cypher.SHOW_CONSTRAINTS))
 
 

@@ -59,7 +59,7 @@ def explain(
     )
     if proj is None:
         return None
-    apply_verdicts(graph, proj)
+    apply_verdicts(graph, proj, local=True)
     why = model.explain(proj, account_id, top=top)
     names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
     # The tree reads only identifiers it always gets whole; the GNN also reads bigger ones.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ringscope.api.client import RingScopeClient, ScreenEventData
@@ -23,7 +24,8 @@ from ringscope.ingest import load
 from ringscope.jobs.rebuild import rebuild
 from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.builds import current_build, model_scores
-from ringscope.models.projection import read_projection
+from ringscope.models.projection import Projection, read_projection
+from ringscope.models.risk import AccountRiskModel
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
@@ -174,13 +176,30 @@ def test_the_exact_screen_operation_works(server: LiveServer, world: Any) -> Non
     assert not g.read("MATCH (a:Account {id: 'NEW-EXACT-1'}) RETURN a")
 
 
-CASES = ["new account on ring device", "payment", "payment, new currency", "old login", "hub"]
+CASES = [
+    "new account on ring device",
+    "payment",
+    "payment, new currency",
+    "old login",
+    "hub",
+    "verdicts since the rebuild",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_screen_equals_the_rebuild_score(server: LiveServer, world: Any, case: str) -> None:
+def test_screen_equals_the_rebuild_score(
+    server: LiveServer, world: Any, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Screen, record, then score the whole graph as the rebuild does: the same number."""
     g, settings, keys, f = world
+    seen: list[Projection] = []  # what the screen scored (the server runs in this process)
+    assess = AccountRiskModel.assess
+
+    def spy(self: AccountRiskModel, proj: Projection, account_id: str, top: int = 3) -> Any:
+        seen.append(proj)
+        return assess(self, proj, account_id, top)
+
+    monkeypatch.setattr(AccountRiskModel, "assess", spy)
     at = f["now"] + timedelta(hours=1 + CASES.index(case))
     if case == "new account on ring device":
         # Velocity included: a first account on a new device an hour before, recorded.
@@ -200,10 +219,58 @@ def test_screen_equals_the_rebuild_score(server: LiveServer, world: Any, case: s
     elif case == "old login":  # an event older than the data's "now": "now" stays
         event = _event("eq-3", f["member"], f["now"] - timedelta(days=30), type="LOGIN",
                        devices=["DEV-EQ-OLD"])  # fmt: skip
-    else:
+    elif case == "hub":
         if f["hub_ip"] is None:
             pytest.skip("this world has no IP above its degree cap")
         event = _event("eq-4", "NEW-EQ-4", at, ips=[f["hub_ip"]], phones=[f["phone"]])
+    else:
+        # Investigators confirm a ring (a ring verdict: linked from its members) and some
+        # neighbours of an account the model is unsure of (account verdicts): the screen reads
+        # them for the accounts it reads, as the rebuild does for all.
+        proj = read_projection(g)
+        apply_verdicts(g, proj)
+        path = current_model(settings.models_dir)
+        assert path is not None
+        p = load_model(path).predict_proba(proj)
+        unsure = [proj.ids[i] for i in np.argsort(np.abs(p - 0.5)) if proj.label[i] == -1]
+        mates: list[str] = []
+        for account in unsure[:50]:
+            mates = [
+                r["id"]
+                for r in g.read(
+                    "MATCH (a:Account {id: $id})-->(x) WHERE COUNT { (x)<--(:Account) } <= 200 "
+                    "MATCH (x)<--(b:Account) WHERE b.label IS NULL AND b.id <> $id "
+                    "RETURN DISTINCT b.id AS id ORDER BY id LIMIT 3",
+                    {"id": account},
+                )
+            ]
+            if mates:
+                break
+        assert mates
+        event = _event("eq-6", account, at, type="LOGIN", ips=["10.9.9.6"])
+        _screen(server, keys.risk_engine, event)  # screening writes nothing
+        assert [seen[-1].label[seen[-1].ids.index(m)] for m in mates] == [-1] * len(mates)
+        body = server.gql(
+            'mutation($c: ID!) { labelCluster(clusterId: $c, verdict: FRAUD, note: "ring") '
+            "{ id } }",
+            keys.investigator,
+            {"c": f["ring"]},
+        )
+        assert "errors" not in body, body
+        for m in mates:
+            body = server.gql(
+                'mutation($a: ID!) { labelAccount(accountId: $a, verdict: FRAUD, note: "x") '
+                "{ id } }",
+                keys.investigator,
+                {"a": m},
+            )
+            assert "errors" not in body, body
+        linked = g.read(
+            "MATCH (m:Account)-[:HAS_VERDICT]->(:Verdict {target_kind: 'ring', target_id: $r}) "
+            "RETURN count(DISTINCT m) AS n",
+            {"r": f["ring"]},
+        )
+        assert linked[0]["n"] >= 2  # the ring verdict is linked from its members
     s = _screen(server, keys.risk_engine, event)
     assert _record(server, keys.risk_engine, [event])["recorded"] == [event["eventId"]]
     assert s["score"] == pytest.approx(_rebuild_score(g, settings, event["accountId"]), abs=1e-6)
@@ -211,6 +278,8 @@ def test_screen_equals_the_rebuild_score(server: LiveServer, world: Any, case: s
         assert s["knownAccount"] is False
         farm = next(v for v in s["velocity"] if v["id"] == "DEV-EQ-FARM")
         assert (farm["accounts"], farm["lastHour"]) == (2, 2)
+    if case == "verdicts since the rebuild":  # the screen read them as labels
+        assert [seen[-1].label[seen[-1].ids.index(m)] for m in mates] == [1] * len(mates)
     if case == "hub":
         assert s["hubsIgnored"][0]["degree"] == f["hub_degree"] + 1
         assert s["hubsIgnored"][0]["masked"] is True  # an IP is PII for the risk engine

@@ -336,9 +336,9 @@ SCREEN_START: LiteralString = (
     "mine, found"
 )
 # 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
-#    with all of their edges as LOCAL_LINKS has them; their latest verdicts (API_VERDICT_LABELS,
-#    for these accounts only); and the flagged clusters of $build_id reached through the
-#    identifiers $open or holding $me.
+#    with all of their edges as LOCAL_LINKS has them; their latest verdicts (as
+#    API_VERDICT_LABELS_FOR, walked from these accounts); and the flagged clusters of $build_id
+#    reached through the identifiers $open or holding $me.
 # Per account, its latest verdict: its own (an account verdict) over any ring's, then by time.
 _VERDICT_LATEST = (
     "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "

@@ -1,0 +1,77 @@
+"""Two checkouts' API servers side by side on the same loaded graph: two-hop neighbourhoods
+from random accounts, back to back (saturation) and with a think time (an offered load below
+it), rounds alternating which server goes first.
+
+    RINGSCOPE_DATA_DIR=... python bench/api_versions.py --before /path/to/old/checkout \\
+        [--rounds 2] [--seconds 10] [--label NAME]
+
+Why: a change to the server (start-up, GC, the read path) is judged against the code before it
+on the same data in the same run, since this 2-core machine's speed drifts between runs. The
+graph ``Settings()`` points at must hold a loaded world with a current build (``bench/api.py``
+makes one). Each server is ``python -m ringscope.api serve`` from its checkout's root (2
+processes x 2 threads, production settings, ``bench/servers.py``), warmed 5 s back to back,
+then driven by ``wrk`` (``bench/api.py``'s ``load_test``): 20 connections back to back, then 20
+with 100 ms think time. Writes ``bench/results/api-versions-<label>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from servers import Server  # noqa: E402
+
+from ringscope.api.auth import create_key  # noqa: E402
+from ringscope.graph import connect  # noqa: E402
+from ringscope.settings import Settings  # noqa: E402
+
+# bench/api.py by path: "api" on sys.path is the repository's own API package.
+_spec = importlib.util.spec_from_file_location("bench_api", REPO / "bench" / "api.py")
+assert _spec is not None and _spec.loader is not None
+bench_api = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_api)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--before", type=Path, required=True, help="the other checkout's root")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--think-ms", type=float, default=100.0)
+    ap.add_argument("--label", default="now")
+    args = ap.parse_args()
+    graph = connect(Settings())
+    key = create_key(graph, "admin", "bench").key
+    ids = [r["id"] for r in graph.read("MATCH (a:Account) RETURN a.id AS id")]
+    rid = random.Random(7).sample(ids, 2000)
+    code = {"before": args.before.resolve(), "now": REPO}
+    rows: list[dict[str, Any]] = []
+    for rnd in range(args.rounds):
+        for name in ("before", "now") if rnd % 2 == 0 else ("now", "before"):
+            env = {"RINGSCOPE_API_WORKERS": "2", "RINGSCOPE_API_THREADS": "2"}
+            with Server(env, cwd=code[name]) as srv:
+                bench_api.load_test(srv.url, key, bench_api.NB, rid, 20, 5.0, 0.0)  # warm
+                for think in (0.0, args.think_ms):
+                    res = bench_api.load_test(
+                        srv.url, key, bench_api.NB, rid, 20, args.seconds, think
+                    )
+                    row = {"round": rnd, "code": name, "think_ms": think}
+                    row.update({k: round(res[k], 3) for k in ("rps", "p50_ms", "p99_ms")})
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    out = REPO / "bench" / "results" / f"api-versions-{args.label}.json"
+    out.write_text(json.dumps({"before": str(code["before"]), "runs": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

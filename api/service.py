@@ -435,40 +435,40 @@ def neighbourhood(
                 break
             text = cypher.API_NB_FROM_ACCOUNTS if from_accounts else cypher.API_NB_FROM_IDENTIFIERS
             params = {"eids": frontier, "seen": list(nodes), "limit": limit - len(nodes) + 1}
-            recs = list(tx.run(text, params))
-            scores = {} if from_accounts else _scores(tx, build_id, [r["id"] for r in recs], cache)
+            # One record, one row (a list, in the order cypher.API_NB_FROM_* give) per edge.
+            rows = tx.run(text, params).single(strict=True)["rows"]
+            scores = {} if from_accounts else _scores(tx, build_id, [r[3] for r in rows], cache)
             new: list[str] = []
-            for r in recs:
-                node_kind = KIND_BY_REL[r["rel"]] if from_accounts else "account"
-                risk = None if from_accounts else scores.get(r["id"])
+            for src, eid, rel, node_id, first_ms, last_ms, count, degree, label in rows:
+                node_kind = KIND_BY_REL[rel] if from_accounts else "account"
+                risk = None if from_accounts else scores.get(node_id)
                 if node_kind == "account" and min_score > 0 and (risk or 0.0) < min_score:
                     continue
-                eid = r["eid"]
-                account_eid, ident_eid = (r["src"], eid) if from_accounts else (eid, r["src"])
+                account_eid, ident_eid = (src, eid) if from_accounts else (eid, src)
                 edge = NbEdge(
                     account_eid,
                     ident_eid,
-                    KIND_BY_REL[r["rel"]],
-                    _from_ms(r["first_ms"]),
-                    _from_ms(r["last_ms"]),
-                    int(r["count"] or 0),
+                    KIND_BY_REL[rel],
+                    _from_ms(first_ms),
+                    _from_ms(last_ms),
+                    int(count or 0),
                 )
                 if eid not in nodes:
                     if len(nodes) >= limit:
                         truncated = True
                         continue
-                    degree = int(r["degree"])
+                    degree = int(degree)
                     nodes[eid] = NbNode(
                         eid,
                         node_kind,
-                        r["id"],
+                        node_id,
                         hop,
                         degree,
                         node_kind != "account" and degree > hub_degree,
-                        r["label"],
+                        label,
                         risk,
                     )
-                    parent[eid] = r["src"]
+                    parent[eid] = src
                     new.append(eid)
                 edges.append(edge)
             frontier = [e for e in new if not nodes[e].hub]

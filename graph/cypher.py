@@ -655,23 +655,25 @@ API_NB_START: dict[str, LiteralString] = {
 }
 # Times travel as epoch milliseconds: the driver's DateTime hydration is pure Python and was a
 # quarter of a neighbourhood request's CPU in the server (py-spy --gil, 100k accounts).
+# One hop: one record holding one row per edge, each a list [src, eid, rel, id, first_ms,
+# last_ms, count, degree, label] (nulls kept), rather than one record per edge: the driver's
+# per-record work (the Bolt message, the Record, its key lookups) was a quarter of a two-hop
+# neighbourhood's Python time (docs/api.md).
 API_NB_FROM_ACCOUNTS: LiteralString = (
     "UNWIND $eids AS src MATCH (a) WHERE elementId(a) = src "
     f"MATCH (a)-[r:{_API_ACCOUNT_RELS}]->(x) WHERE NOT elementId(x) IN $seen "
     "WITH src, x, type(r) AS rel, min(r.first_seen) AS first_seen, "
     "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
-    "RETURN src, elementId(x) AS eid, rel, x.id AS id, first_seen.epochMillis AS first_ms, "
-    "last_seen.epochMillis AS last_ms, count, "
-    "COUNT { (x)<--() } AS degree, null AS label"
+    "RETURN collect([src, elementId(x), rel, x.id, first_seen.epochMillis, "
+    "last_seen.epochMillis, count, COUNT { (x)<--() }, null]) AS rows"
 )
 API_NB_FROM_IDENTIFIERS: LiteralString = (
     "UNWIND $eids AS src MATCH (x) WHERE elementId(x) = src "
     f"MATCH (x)<-[r:{_API_ACCOUNT_RELS}]-(a:{ACCOUNT.label}) WHERE NOT elementId(a) IN $seen "
     "WITH src, a, type(r) AS rel, min(r.first_seen) AS first_seen, "
     "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
-    "RETURN src, elementId(a) AS eid, rel, a.id AS id, first_seen.epochMillis AS first_ms, "
-    "last_seen.epochMillis AS last_ms, count, "
-    f"COUNT {{ (a)-[:{_API_ACCOUNT_RELS}]->() }} AS degree, a.label AS label"
+    "RETURN collect([src, elementId(a), rel, a.id, first_seen.epochMillis, "
+    f"last_seen.epochMillis, count, COUNT {{ (a)-[:{_API_ACCOUNT_RELS}]->() }}, a.label]) AS rows"
 )
 
 # Investigators' verdicts: append-only; an account's verdict is linked to its Account node, a

@@ -86,6 +86,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -1128,6 +1129,10 @@ def code_state() -> dict[str, Any]:
     }
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", required=True, help="world seeds")
@@ -1180,6 +1185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     code = code_state()  # at the start: the code this process imported
     reports: list[dict[str, Any]] = []
     started = time.perf_counter()
+    # A plain kill (SIGTERM) would end Python without the ``finally`` below, leaving the private
+    # Neo4j running over a deleted directory (as bench/worlds.py did); as SystemExit it runs.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with connect(base) as graph:
             for seed in args.seeds:

@@ -492,6 +492,22 @@ def ring_map(clusters: Sequence[Any], truth: Truth) -> dict[str, str]:
     return out
 
 
+def membership(
+    clusters: Sequence[Any], truth: Truth
+) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
+    """A build's flagged clusters against the truth: the ring map (:func:`ring_map`), each
+    account's true rings through its mapped clusters, and every account in a flagged cluster."""
+    mapping = ring_map(clusters, truth)
+    rings: dict[str, set[str]] = defaultdict(set)
+    flagged: set[str] = set()
+    for c in clusters:
+        for m in c.members:
+            flagged.add(m)
+            if c.ring_id in mapping:
+                rings[m].add(mapping[c.ring_id])
+    return mapping, rings, flagged
+
+
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -703,14 +719,7 @@ def run_world(
     secs["rebuild_same_information"] = time.perf_counter() - t
     _, scores_same = model_scores(graph)
     _, _, clusters_same = flagged_clusters(graph)
-    mapping_same = ring_map(clusters_same, truth)
-    in_same: dict[str, set[str]] = defaultdict(set)  # account -> true rings of its clusters
-    flagged_same: set[str] = set()
-    for c in clusters_same:
-        for m in c.members:
-            flagged_same.add(m)
-            if c.ring_id in mapping_same:
-                in_same[m].add(mapping_same[c.ring_id])
+    _, in_same, flagged_same = membership(clusters_same, truth)
     say(
         f"  same information rebuilt: {len(clusters_same)} flagged clusters, "
         f"{secs['rebuild_same_information']:.0f} s"
@@ -728,14 +737,7 @@ def run_world(
     secs["rebuild_all"] = time.perf_counter() - t
     _, scores_all = model_scores(graph)
     _, threshold_all, clusters_all = flagged_clusters(graph)
-    mapping_all = ring_map(clusters_all, truth)
-    in_cluster: dict[str, set[str]] = defaultdict(set)  # account -> true rings of its clusters
-    in_flagged: set[str] = set()
-    for c in clusters_all:
-        for m in c.members:
-            in_flagged.add(m)
-            if c.ring_id in mapping_all:
-                in_cluster[m].add(mapping_all[c.ring_id])
+    mapping_all, in_cluster, in_flagged = membership(clusters_all, truth)
     say(
         f"  ceiling: {len(clusters_all)} flagged clusters, {len(mapping_all)} mapped, "
         f"load {secs['load_all']:.0f} s, rebuild {secs['rebuild_all']:.0f} s"

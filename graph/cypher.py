@@ -335,16 +335,16 @@ SCREEN_START: LiteralString = (
     "CASE WHEN a IS NULL THEN null ELSE [x IN [a] | " + _SCREEN_ACCOUNT + "][0] END AS account, "
     "mine, found"
 )
-# 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
-#    with all of their edges as LOCAL_LINKS has them; their latest verdicts (as
-#    API_VERDICT_LABELS_FOR, walked from these accounts); and the flagged clusters of $build_id
-#    reached through the identifiers $open or holding $me.
 # Per account, its latest verdict: its own (an account verdict) over any ring's, then by time.
 _VERDICT_LATEST = (
     "WITH account, v ORDER BY CASE v.target_kind WHEN 'account' THEN 1 ELSE 0 END, "
     "v.created_at, v.id "
     "WITH account, last(collect(v)) AS v "
 )
+# 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
+#    with all of their edges as LOCAL_LINKS has them; their latest verdicts (as
+#    API_VERDICT_LABELS_FOR, walked from these accounts); and the flagged clusters of $build_id
+#    reached through the identifiers $open or holding $me.
 _SCREEN_LINKS = _local_links("UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a ")
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { "

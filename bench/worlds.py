@@ -59,7 +59,12 @@ from ringscope.graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema  
 from ringscope.ingest import load  # noqa: E402
 from ringscope.jobs.rebuild import rebuild  # noqa: E402
 from ringscope.models.detect import DetectConfig  # noqa: E402
-from ringscope.models.evaluate import evaluate, recall_at_precision, reliability  # noqa: E402
+from ringscope.models.evaluate import (  # noqa: E402
+    MISS_CAUSES,
+    evaluate,
+    recall_at_precision,
+    reliability,
+)
 from ringscope.settings import Settings  # noqa: E402
 from ringscope.synth.generate import BENIGN_KINDS, TYPOLOGIES  # noqa: E402
 from ringscope.synth.params import WorldParams  # noqa: E402
@@ -160,6 +165,10 @@ def world_report(graph: Graph, truth: Path, flag_threshold: float) -> dict[str, 
         },
         "rings_by_typology": {
             t: by_typology[t].rings if t in by_typology else 0 for t in TYPOLOGIES
+        },
+        # Why the missed rings were missed (models.evaluate.MISS_CAUSES), per typology.
+        "missed_by_typology": {
+            t: dict(by_typology[t].missed) if t in by_typology else {} for t in TYPOLOGIES
         },
         # Sleeper rings apart: those that woke together inside the data, and those that left
         # only a chain of single shared identifiers (the truth's ``woke_together``).
@@ -295,6 +304,13 @@ def summarise(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "ring_share": rings / n if n else None, "true_positive_share": tp / n if n else None,
         })  # fmt: skip
     out["calibration_pooled"] = pooled
+    out["missed_pooled"] = {
+        t: {
+            c: sum(r.get("missed_by_typology", {}).get(t, {}).get(c, 0) for r in reports)
+            for c in MISS_CAUSES
+        }
+        for t in TYPOLOGIES
+    }
     return out
 
 
@@ -358,6 +374,15 @@ def render(reports: Sequence[dict[str, Any]], summary: dict[str, Any], console: 
             for x in cells
         ))  # fmt: skip
     console.print(c)
+
+    if measured:
+        w = Table(title="Missed rings by cause, all worlds (models.evaluate.MISS_CAUSES)")
+        w.add_column("typology")
+        for cause in MISS_CAUSES:
+            w.add_column(cause.replace("_", " "), justify="right")
+        for x in TYPOLOGIES:
+            w.add_row(x, *(str(summary["missed_pooled"][x][cause]) for cause in MISS_CAUSES))
+        console.print(w)
 
 
 def free_port() -> int:

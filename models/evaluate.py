@@ -16,6 +16,17 @@ flag threshold:
 
 Per ring typology: recall, and AUROC/AUPRC of that typology's accounts against the legitimate
 accounts (other fraud left out). Per benign kind: the false-positive rate.
+
+Per typology too, **why each missed ring was missed** (``MISS_CAUSES``), because the remedies
+differ: a ring cut into flagged pieces, or swallowed into a bigger flagged cluster, needs better
+boundaries (reassembly, trimming); a ring grouped exactly but scored under the flag needs a
+better score; a ring never grouped needs linking. In that order, a missed ring is
+
+* ``boundary``: at least half of its members are inside flagged clusters, none of which matches
+  it (pieces of it, or a cluster that holds others as well);
+* ``scored_low``: some cluster matches it (Jaccard >= 0.5) but scores under the flag;
+* ``partial``: some of its members are in clusters, none matching and too few flagged;
+* ``unclustered``: none of its members is in any cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +53,8 @@ TRUE_POSITIVE_FRAUD_SHARE = 0.5  # a flagged cluster is a true positive at this 
 BENIGN_INSIDE_SHARE = (
     0.5  # a benign group is flagged when MORE than this share is in flagged clusters
 )
+# Why a planted ring was missed, in the order they are tested (see the module doc).
+MISS_CAUSES = ("boundary", "scored_low", "partial", "unclustered")
 
 
 class TruthError(RingScopeError):
@@ -62,6 +75,8 @@ class TypologyMetrics:
     # found. The rest leave only a chain of single shared identifiers.
     woke: int = 0
     woke_found: int = 0
+    # Missed rings by cause (MISS_CAUSES; causes with no ring left out).
+    missed: dict[str, int] = field(default_factory=dict)
 
     @property
     def recall_woke(self) -> float | None:
@@ -157,6 +172,9 @@ class Evaluation:
                     _fmt(t.recall_not_woke),
                     f"{t.rings_found - t.woke_found}/{t.rings - t.woke}",
                 )
+            if t.missed:
+                why = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in t.missed.items())
+                table.add_row(t.typology, "  missed", why, f"{t.rings - t.rings_found}")
             table.add_row(t.typology, "account AUROC", _fmt(t.auroc), f"{t.accounts} accounts")
         table.add_section()
         for k in self.benign_kinds:
@@ -231,6 +249,34 @@ def _matched(
     return g_hit, c_hit
 
 
+def miss_causes(
+    rings: Sequence[Sequence[str]],
+    clusters: Sequence[Sequence[str]],
+    scores: Sequence[float],
+    flag_threshold: float,
+    found: np.ndarray,
+) -> list[str | None]:
+    """Per ring, why it was missed (``MISS_CAUSES``), or None when it was found."""
+    gi, ci, inter, gs, cs = overlaps(rings, clusters)
+    jac = inter / np.maximum(gs[gi] + cs[ci] - inter, 1)
+    matched = np.zeros(len(rings), dtype=bool)
+    matched[gi[jac >= MATCH_JACCARD]] = True
+    touched = np.zeros(len(rings), dtype=bool)
+    touched[gi] = True
+    flagged = {m for c, s in zip(clusters, scores, strict=True) if s >= flag_threshold for m in c}
+    out: list[str | None] = []
+    for r, members in enumerate(rings):
+        if found[r]:
+            out.append(None)
+        elif sum(m in flagged for m in members) >= 0.5 * len(members):
+            out.append("boundary")
+        elif matched[r]:
+            out.append("scored_low")
+        else:
+            out.append("partial" if touched[r] else "unclustered")
+    return out
+
+
 def evaluate(
     graph: Graph,
     truth_dir: Path,
@@ -266,6 +312,16 @@ def evaluate(
     )
     ring_found, _ = _matched(ring_members, flagged)
     woke = _woke(rings_t["ring_id"], rings_t["woke_together"], ring_names)
+    why = np.array(
+        miss_causes(
+            ring_members,
+            [c.members for c in clusters],
+            [c.score for c in clusters],
+            flag_threshold,
+            ring_found,
+        ),
+        dtype=object,
+    )
 
     # Precision of flagged clusters.
     flagged_true = sum(
@@ -307,6 +363,7 @@ def evaluate(
                 auprc=a_prc,
                 woke=int((in_t & woke).sum()),
                 woke_found=int((in_t & woke & ring_found).sum()),
+                missed={c: n for c in MISS_CAUSES if (n := int((in_t & (why == c)).sum()))},
             )
         )
     kind_arr = np.array(group_kind, dtype=object)

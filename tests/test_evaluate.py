@@ -126,6 +126,30 @@ def test_sleeper_rings_that_woke_together_are_reported_apart(graph: Graph, tmp_p
     assert "woke together" in console.export_text()
 
 
+def test_missed_rings_are_reported_by_cause(graph: Graph, tmp_path: Path) -> None:
+    write_truth(tmp_path)
+    # Two more rings: R4 (A010-A012) has one member in the flagged R1 cluster (A011) and the rest
+    # in no cluster; R5 (A013, A017) has no member in any cluster.
+    with (tmp_path / "rings.csv").open("a") as f:
+        f.write("".join(f"R4,ato,{a}\n" for a in ("A010", "A011", "A012")))
+        f.write("".join(f"R5,ato,{a}\n" for a in ("A013", "A017")))
+    write_build(graph, detection())
+    ev = evaluate(graph, tmp_path)
+    by_t = {t.typology: t for t in ev.typologies}
+    assert by_t["cash_out"].missed == {}
+    # R2: A004 and A005 (half of it) sit in a flagged cluster that holds an office too; R3 is
+    # grouped exactly but scored 0.3, under the flag.
+    assert by_t["mule"].missed == {"boundary": 1, "scored_low": 1}
+    assert by_t["ato"].missed == {"partial": 1, "unclustered": 1}
+    # At a flag point under 0.3, R3 is found and no longer missed.
+    low = {t.typology: t for t in evaluate(graph, tmp_path, flag_threshold=0.3).typologies}
+    assert low["mule"].missed == {"boundary": 1}
+    assert evaluation_from_json(ev.to_json()) == ev
+    console = Console(width=120, record=True)
+    console.print(ev.render())
+    assert "1 boundary, 1 scored low" in console.export_text()
+
+
 def test_missing_truth_file_is_a_clear_error(graph: Graph, tmp_path: Path) -> None:
     write_truth(tmp_path)
     (tmp_path / "rings.csv").unlink()

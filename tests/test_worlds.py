@@ -310,6 +310,17 @@ def test_bench_evaluates_one_world_end_to_end(
     summary = bench.summarise([r, r])
     assert summary["ring_recall"]["mean"] == summary["ring_recall"]["worst"] == r["ring_recall"]
     assert sum(b["clusters"] for b in summary["calibration_pooled"]) == 2 * r["clusters"]
+    # Every missed ring has one cause, and the pooled table adds the worlds up.
+    missed = r["missed_by_typology"]
+    assert set(missed) == set(TYPOLOGIES)
+    assert sum(sum(v.values()) for v in missed.values()) == r["rings"] - r["rings_found"]
+    for t in TYPOLOGIES:
+        assert sum(missed[t].values()) == r["rings_by_typology"][t] - round(
+            (r["recall_by_typology"][t] or 0.0) * r["rings_by_typology"][t]
+        )
+        for cause in bench.MISS_CAUSES:
+            assert summary["missed_pooled"][t][cause] == 2 * missed[t].get(cause, 0)
     out = io.StringIO()
     bench.render([r], bench.summarise([r]), Console(file=out, width=200))
-    assert "worst" in out.getvalue() and "reliability" in out.getvalue()
+    text = out.getvalue()
+    assert "worst" in text and "reliability" in text and "Missed rings by cause" in text

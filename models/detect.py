@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
@@ -136,8 +135,8 @@ class DetectConfig:
     coactivation_weight: float = 0.3
     burst_days: int = 3
     quiet_days: int = 21
-    # Reassembly (models.reassembly): flagged clusters of one strong component that share an
-    # identifier with at least this share of its accounts in them are one ring (0: off).
+    # Reassembly (models.reassembly): flagged clusters that share an identifier with at least
+    # this share of its accounts in them are one ring (0: off).
     reassemble_share: float = 0.8
     reassemble_min_degree: int = 3
 
@@ -413,6 +412,31 @@ def final_scores(scorer: ClusterScorer, proposal: Proposal) -> tuple[F64, dict[s
     return cl.score(proposal.table)
 
 
+def merged_rows(
+    proj: Projection,
+    merged: list[I64],
+    left: F64 | None,
+    upper: sp.coo_matrix,
+    sig: dict[str, F64],
+    model: F64 | None,
+    cohorts: Cohorts | None,
+    scorer: ClusterScorer,
+    cfg: DetectConfig,
+) -> tuple[cl.ClusterTable, F64, dict[str, F64]]:
+    """Reassembled clusters' rows, computed on their members, and their scores and
+    contributions from the fitted scorer (the prior's where it fell back). ``left``: per merged
+    cluster, the members its pieces' cores left out (None without trimming); they stay out, the
+    merged ring's core is the union of the pieces' cores."""
+    sub = cl.cluster_table(proj, merged, upper, cfg.link_params(), sig, model, cohorts)
+    if left is not None:
+        sub.features["attached"] = left
+        sub.features["core_share"] = sub.features["size"] / (sub.features["size"] + left)
+    if scorer.source == "learned":
+        return sub, scorer.predict_proba(sub), scorer.contributions(sub)
+    scores, contrib = cl.score(sub)
+    return sub, scores, contrib
+
+
 def reassemble(
     proj: Projection,
     links: Links,
@@ -424,30 +448,32 @@ def reassemble(
     model: F64 | None = None,
 ) -> tuple[Proposal, F64, dict[str, F64]]:
     """The flagged pieces of one ring merged (``models.reassembly``), each merged cluster's row
-    computed on its members and scored by the fitted scorer; every other row is kept. Works
-    within strong components, so a component alone reassembles as the whole graph does."""
+    computed on its members and scored by the fitted scorer; every other row is kept.
+
+    Across strong components: a mule ring's card and document groups are strong components of
+    their own, held together only by the collector they all pay (a payee of 10-100 payers links
+    weakly), and reassembly within a component left a 71-account ring as 11 flagged pieces.
+    Engines that propose per component reassemble afterwards, in one pass over every flagged
+    cluster: ``models.partition`` on the whole graph's proposal pieced together, the Spark
+    engine on the flagged clusters' own rows (their accounts, edges and links)."""
     groups = proposal.groups
     flagged = scores >= cfg.flag_threshold
     if cfg.reassemble_share <= 0 or int(flagged.sum()) < 2:
         return proposal, scores, contrib
-    _, component = connected_components(proposal.strong, directed=False)
-    merges = joined(proj, groups, flagged, component.astype(np.int64), cfg.reassembly_params())
+    whole = np.zeros(proj.n, dtype=np.int64)  # one component: the whole graph
+    merges = joined(proj, groups, flagged, whole, cfg.reassembly_params())
     if not merges:
         return proposal, scores, contrib
     merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]
-    sub = cl.cluster_table(
-        proj, merged, proposal.upper, cfg.link_params(), proposal.sig, model, links.cohorts
-    )
     table = proposal.table
-    if "attached" in table.features:
-        # Members the pieces' cores left out stay out: the merged ring's core is their union.
-        left = np.array([table.features["attached"][m].sum() for m in merges])
-        sub.features["attached"] = left
-        sub.features["core_share"] = sub.features["size"] / (sub.features["size"] + left)
-    if scorer.source == "learned":
-        sub_scores, sub_contrib = scorer.predict_proba(sub), scorer.contributions(sub)
-    else:
-        sub_scores, sub_contrib = cl.score(sub)
+    left = (
+        np.array([table.features["attached"][m].sum() for m in merges])
+        if "attached" in table.features
+        else None
+    )
+    sub, sub_scores, sub_contrib = merged_rows(
+        proj, merged, left, proposal.upper, proposal.sig, model, links.cohorts, scorer, cfg
+    )
     gone = {g for m in merges for g in m}
     keep = [g for g in range(len(groups)) if g not in gone]
     picks = [(0, g) for g in keep] + [(1, j) for j in range(len(merges))]

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 from ringscope.kinds import PAYEE
 from ringscope.models import clusters as cl
+from ringscope.models.cluster_score import ClusterScorer
 from ringscope.models.coactivation import Cohorts
 from ringscope.models.communities import strong_components, strong_graph
 from ringscope.models.detect import (
@@ -45,19 +46,23 @@ from ringscope.models.detect import (
     final_scores,
     fit_scorer,
     link,
+    merged_rows,
     propose,
-    reassemble,
 )
 from ringscope.models.projection import F64, I64, KindEdges, Projection
+from ringscope.models.reassembly import joined
 from ringscope.models.subgraph import submatrix
 
 __all__ = [
     "LocalEdges",
+    "Reassembled",
+    "apply_reassembled",
     "components",
     "detect_partitioned",
     "global_order",
     "local_projection",
     "origin_keys",
+    "reassemble_flagged",
     "restrict",
     "table_of",
 ]
@@ -192,6 +197,87 @@ def table_of(rows: Sequence[cl.ClusterTable], picks: Sequence[tuple[int, int]]) 
     return cl.take(list(rows), list(picks))
 
 
+@dataclass
+class Reassembled:
+    """What :func:`reassemble_flagged` found: per merge, the pieces it joins (indices into the
+    flagged clusters given); the merged clusters, described; and each merged member's score
+    from them (its own signals' score raised to its merged cluster's)."""
+
+    merges: list[list[int]]
+    clusters: list[Cluster]
+    member_scores: dict[str, float]
+
+
+def reassemble_flagged(
+    sub: Projection,
+    sub_links: Links,
+    pieces: Sequence[I64],
+    attached: Sequence[float],
+    scorer: ClusterScorer,
+    cfg: DetectConfig,
+    names_of: Callable[[list[int]], dict[int, str]],
+    model: F64 | None = None,
+) -> Reassembled:
+    """Reassembly (``models.reassembly``) over the whole graph's flagged clusters at once, after
+    they were proposed, scored and described component by component: what
+    :func:`models.detect.reassemble` does in one process. ``sub`` holds exactly the flagged
+    clusters' accounts (their edges, with whole-graph sizes; the links among them, across
+    components too; their cohorts), ``pieces`` the clusters as indices into it, ``attached``
+    the members each one's core left out. A merged cluster's row is computed on its members as
+    in one process, so its score, reasons and features are the same."""
+    k = len(pieces)
+    none = Reassembled([], [], {})
+    if cfg.reassemble_share <= 0 or k < 2:
+        return none
+    groups = [np.asarray(g, dtype=np.int64) for g in pieces]
+    flagged = np.ones(k, dtype=bool)
+    merges = joined(sub, groups, flagged, np.zeros(sub.n, dtype=np.int64), cfg.reassembly_params())
+    if not merges:
+        return none
+    merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]
+    sig = cl.account_signals(sub, model)
+    upper = cl.upper_links(sub_links.s)
+    left = (
+        np.array([sum(float(attached[g]) for g in m) for m in merges])
+        if cfg.trim_attached
+        else None
+    )
+    table, scores, contrib = merged_rows(
+        sub, merged, left, upper, sig, model, sub_links.cohorts, scorer, cfg
+    )
+    proposal = Proposal(
+        merged, table, np.zeros(len(merged)), strong_graph(sub_links.s, cfg.link_threshold),
+        sig, [(0, j, 0) for j in range(len(merged))], [int(g[0]) for g in merged], upper,
+    )  # fmt: skip
+    clusters = describe(sub, proposal, scores, contrib, cfg, names_of)
+    members = {int(i) for g in merged for i in g.tolist()}
+    acc = account_scores(sub, sig, merged, scores)
+    return Reassembled(
+        merges, clusters, {a: v for i, (a, v) in enumerate(acc.items()) if i in members}
+    )
+
+
+def apply_reassembled(
+    out: list[Cluster],
+    acc: dict[str, float],
+    flagged_at: list[int],
+    done: Reassembled,
+) -> list[Cluster]:
+    """The clusters with the merged pieces replaced by their merged clusters, and ``acc``
+    updated in place: a merged member's score is its merged cluster's (raised to its own) or
+    that of another cluster it is in, whichever is higher, as in one process."""
+    gone = {flagged_at[g] for m in done.merges for g in m}
+    kept = [c for i, c in enumerate(out) if i not in gone]
+    best: dict[str, float] = {}
+    for c in kept:
+        for a in c.members:
+            if a in done.member_scores:
+                best[a] = max(best.get(a, 0.0), c.score)
+    for a, v in done.member_scores.items():
+        acc[a] = max(v, best.get(a, 0.0))
+    return kept + done.clusters
+
+
 def detect_partitioned(
     proj: Projection, cfg: DetectConfig, names_of: Callable[[list[int]], dict[int, str]]
 ) -> Detection:
@@ -216,12 +302,23 @@ def detect_partitioned(
     out: list[Cluster] = []
     own = cl.account_own_scores(cl.account_signals(proj, None), proj.n)
     acc = {a: round(float(v), 6) for a, v in zip(proj.ids, own.tolist(), strict=True)}
-    for sub, sub_links, proposal in locals_:
+    pieces: list[I64] = []  # the flagged clusters, as whole-graph account indices
+    attached: list[float] = []
+    flagged_at: list[int] = []  # their places in ``out``
+    for (sub, _, proposal), members in zip(locals_, comps, strict=True):
         scores, contrib = final_scores(scorer, proposal)
-        proposal, scores, contrib = reassemble(
-            sub, sub_links, proposal, scores, contrib, scorer, cfg
-        )
+        for c in np.flatnonzero(scores >= cfg.flag_threshold).tolist():
+            pieces.append(members[proposal.groups[c]])  # restrict keeps the members' order
+            attached.append(float(proposal.table.features.get("attached", np.zeros(c + 1))[c]))
+            flagged_at.append(len(out) + c)
         out += describe(sub, proposal, scores, contrib, cfg, names_of)
         acc.update(account_scores(sub, proposal.sig, proposal.groups, scores))
+    # Reassembly across components: the flagged clusters' accounts cut out together.
+    if pieces:
+        accounts = np.unique(np.concatenate(pieces))
+        fsub, fsub_links = restrict(proj, accounts, links)
+        local = [np.searchsorted(accounts, p) for p in pieces]
+        done = reassemble_flagged(fsub, fsub_links, local, attached, scorer, cfg, names_of)
+        out = apply_reassembled(out, acc, flagged_at, done)
     out.sort(key=lambda x: (-x.score, x.members))
     return Detection(tuple(out), acc, {}, scorer.describe())

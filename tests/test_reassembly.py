@@ -1,6 +1,7 @@
 """Reassembly (models.reassembly) on hand-built graphs in the real Neo4j: the flagged pieces of
 one ring, cut apart by Leiden, come back together through the identifier only the ring uses;
-two rings that only share a popular shop and one bridging device stay two."""
+two rings that only share a popular shop and one bridging device stay two; pieces that are
+strong components of their own come together too."""
 
 from __future__ import annotations
 
@@ -99,5 +100,28 @@ def test_one_component_at_a_time_reassembles_as_the_whole_graph(graph: Graph) ->
     whole = detect(graph, config=SPLIT, projection=proj)
     parts = detect_partitioned(proj, SPLIT, lambda nodes: identifier_ids(graph, nodes))
     assert any(set(c.members) == set(a + b) for c in whole.clusters)
+    assert parts.clusters == whole.clusters
+    assert parts.account_scores == whole.account_scores
+
+
+def test_pieces_in_separate_components_are_one_cluster(graph: Graph) -> None:
+    """A mule ring's groups are strong components of their own: nothing but the collector they
+    all pay (12 payers: too many to link anyone) holds them together. Reassembly is not limited
+    to one component, so they come back as one ring, in one process and one component at a
+    time alike."""
+    w = World()
+    w.background()
+    a = _ring(w, "RA", "M-COLLECT")  # no bridging device: two components of six
+    b = _ring(w, "RB", "M-COLLECT")
+    household(w, "H")
+    w.write(graph)
+    proj = read_projection(graph)
+    flag = SPLIT.flag_threshold
+
+    whole = detect(graph, config=SPLIT, projection=proj)
+    ring = [c for c in whole.clusters if set(c.members) & set(a + b)]
+    assert [set(c.members) for c in ring] == [set(a + b)] and ring[0].score >= flag
+    assert all(whole.account_scores[x] >= flag for x in a + b)
+    parts = detect_partitioned(proj, SPLIT, lambda nodes: identifier_ids(graph, nodes))
     assert parts.clusters == whole.clusters
     assert parts.account_scores == whole.account_scores

@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ringscope.models import clusters as cl
 from ringscope.models.detect import (
     Cluster,
@@ -53,11 +55,13 @@ from ringscope.models.detect import (
     final_scores,
     fit_scorer,
     propose,
-    reassemble,
 )
 from ringscope.models.partition import (
+    Reassembled,
+    apply_reassembled,
     global_order,
     origin_keys,
+    reassemble_flagged,
     table_of,
 )
 from ringscope.spark.rows import ACCOUNT, COHORT, EDGE, PAIR, cut, local_rows, wide
@@ -121,15 +125,41 @@ def _describe_fn(cfg: DetectConfig, now: int, scorer: ClusterScorer) -> Any:
         proj = local.proj
         proposal: Proposal = propose(proj, local.links, cfg, local.model)
         scores, contrib = final_scores(scorer, proposal)
-        proposal, scores, contrib = reassemble(
-            proj, local.links, proposal, scores, contrib, scorer, cfg, local.model
-        )
+        # Reassembly comes after, over every bucket's flagged clusters at once (_reassemble_fn).
         clusters = describe(proj, proposal, scores, contrib, cfg, names_of=_lookup(local.names))
         members = account_scores(proj, proposal.sig, proposal.groups, scores)
         out: list[tuple[str, str | None, float, str | None]] = [
             ("cluster", None, c.score, json.dumps(_cluster_dict(c))) for c in clusters
         ]
         out += [("account", a, v, None) for a, v in members.items()]
+        return pd.DataFrame(out, columns=["rec", "account", "score", "cluster"])
+
+    return run
+
+
+def _reassemble_fn(
+    cfg: DetectConfig,
+    now: int,
+    scorer: ClusterScorer,
+    pieces: list[list[str]],
+    attached: list[float],
+) -> Any:
+    import pandas as pd
+
+    def run(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
+        del key
+        local = local_rows(pdf, now)  # the flagged clusters' accounts, edges, links, cohorts
+        index = {a: i for i, a in enumerate(local.proj.ids)}
+        groups = [np.asarray(sorted(index[a] for a in p), dtype=np.int64) for p in pieces]
+        done = reassemble_flagged(
+            local.proj, local.links, groups, attached, scorer, cfg, _lookup(local.names),
+            local.model,
+        )  # fmt: skip
+        out: list[tuple[str, str | None, float, str | None]] = [
+            ("merge", None, 0.0, json.dumps(m)) for m in done.merges
+        ]
+        out += [("cluster", None, c.score, json.dumps(_cluster_dict(c))) for c in done.clusters]
+        out += [("account", a, v, None) for a, v in done.member_scores.items()]
         return pd.DataFrame(out, columns=["rec", "account", "score", "cluster"])
 
     return run
@@ -343,6 +373,48 @@ def detect_spark(
     }
     t = lap("describe", t)
 
+    # Reassembly (models.partition.reassemble_flagged): the flagged clusters of every bucket at
+    # once, on their own rows (accounts, edges, the links among them across components, cohorts).
+    # A cluster is flagged on its described score, rounded to 6 decimals as it is reported.
+    flagged_at = [i for i, c in enumerate(clusters) if c.score >= cfg.flag_threshold]
+    overrides: dict[str, float] = {}
+    if cfg.reassemble_share > 0 and len(flagged_at) >= 2:
+        pieces = [list(clusters[i].members) for i in flagged_at]
+        attached = [float(clusters[i].features.get("attached", 0.0)) for i in flagged_at]
+        ids = spark.createDataFrame(sorted({(a,) for p in pieces for a in p}), "account string")
+        ends = ids.withColumnRenamed("account", "a"), ids.withColumnRenamed("account", "b")
+        rows = [
+            wide(accounts.join(ids, "account"), ACCOUNT),
+            wide(edges.join(ids, "account"), EDGE),
+            wide(pairs.join(ends[0], "a").join(ends[1], "b"), PAIR, account=F.col("a")),
+        ]
+        if cohorts is not None:
+            rows.append(
+                wide(cohorts.join(ids, "account"), COHORT, ident=F.col("payee"),
+                     quiet=F.col("least_quiet_days"))
+            )  # fmt: skip
+        flagged_rows = rows[0]
+        for r in rows[1:]:
+            flagged_rows = flagged_rows.unionByName(r)
+        back = (
+            flagged_rows.withColumn("bucket", F.lit(0))
+            .groupBy("bucket")
+            .applyInPandas(_reassemble_fn(cfg, now, scorer, pieces, attached), DESCRIBED)
+            .collect()
+        )
+        merges = [json.loads(r["cluster"]) for r in back if r["rec"] == "merge"]
+        if merges:
+            done = Reassembled(
+                merges,
+                [_cluster_of(json.loads(r["cluster"])) for r in back if r["rec"] == "cluster"],
+                {str(r["account"]): float(r["score"]) for r in back if r["rec"] == "account"},
+            )
+            clusters = apply_reassembled(clusters, member_scores, flagged_at, done)
+            clusters.sort(key=lambda x: (-x.score, x.members))
+            overrides = {a: member_scores[a] for a in done.member_scores}
+        counts["reassembled"] = len(merges)
+        t = lap("reassemble", t)
+
     bucket = F.abs(F.hash("account")) % n_buckets
     own_rows = wide(accounts.withColumn("comp", bucket), ACCOUNT).unionByName(
         wide(edges.withColumn("comp", bucket), EDGE)
@@ -351,6 +423,11 @@ def detect_spark(
     in_clusters = described.where(F.col("rec") == "account").select(
         "account", F.col("score").alias("cluster_score")
     )
+    if overrides:  # the merged members' scores (reassembly)
+        merged = spark.createDataFrame(list(overrides.items()), "account string, merged double")
+        in_clusters = in_clusters.join(merged, "account", "left").select(
+            "account", F.coalesce(F.col("merged"), F.col("cluster_score")).alias("cluster_score")
+        )
     model_col = F.col("model") if model is not None else F.lit(None).cast("double")
     scores = (
         own.join(in_clusters, "account", "left")

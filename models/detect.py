@@ -460,8 +460,7 @@ def reassemble(
     flagged = scores >= cfg.flag_threshold
     if cfg.reassemble_share <= 0 or int(flagged.sum()) < 2:
         return proposal, scores, contrib
-    whole = np.zeros(proj.n, dtype=np.int64)  # one component: the whole graph
-    merges = joined(proj, groups, flagged, whole, cfg.reassembly_params())
+    merges = joined(proj, groups, flagged, cfg.reassembly_params())
     if not merges:
         return proposal, scores, contrib
     merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]

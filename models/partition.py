@@ -231,7 +231,7 @@ def reassemble_flagged(
         return none
     groups = [np.asarray(g, dtype=np.int64) for g in pieces]
     flagged = np.ones(k, dtype=bool)
-    merges = joined(sub, groups, flagged, np.zeros(sub.n, dtype=np.int64), cfg.reassembly_params())
+    merges = joined(sub, groups, flagged, cfg.reassembly_params())
     if not merges:
         return none
     merged = [np.unique(np.concatenate([groups[g] for g in m])) for m in merges]
@@ -307,9 +307,10 @@ def detect_partitioned(
     flagged_at: list[int] = []  # their places in ``out``
     for (sub, _, proposal), members in zip(locals_, comps, strict=True):
         scores, contrib = final_scores(scorer, proposal)
+        left = proposal.table.features.get("attached")  # None without trimming
         for c in np.flatnonzero(scores >= cfg.flag_threshold).tolist():
             pieces.append(members[proposal.groups[c]])  # restrict keeps the members' order
-            attached.append(float(proposal.table.features.get("attached", np.zeros(c + 1))[c]))
+            attached.append(float(left[c]) if left is not None else 0.0)
             flagged_at.append(len(out) + c)
         out += describe(sub, proposal, scores, contrib, cfg, names_of)
         acc.update(account_scores(sub, proposal.sig, proposal.groups, scores))

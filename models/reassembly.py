@@ -11,24 +11,22 @@ payee, the ring's merchant, the attacker's IP. Whatever its size, at least ``sha
 accounts that ever used it sit in flagged clusters. A carrier NAT address or a popular shop is
 shared by thousands who are not; a family's card by one flagged member at most.
 
-**The rule.** Within one ``component``, an identifier used by ``d >= min_degree`` accounts
-(over the whole graph) of which at least ``share * d`` are members of flagged clusters in that
-component joins those of the clusters in which at least ``cover`` of the members hold it (a
-ring's pieces all pay its merchant; a ring with its neighbours attached, where one member
-touches another ring's identifier, is not pulled in). Joins are transitive (union find). Only
-flagged clusters join.
+**The rule.** An identifier used by ``d >= min_degree`` accounts (over the whole graph) of
+which at least ``share * d`` are members of flagged clusters joins those of the clusters in
+which at least ``cover`` of the members hold it (a ring's pieces all pay its merchant; a ring
+with its neighbours attached, where one member touches another ring's identifier, is not
+pulled in). Joins are transitive (union find). Only flagged clusters join.
 
-The detector passes one component, the whole graph (session 19). Within strong components
-only, a mule ring's card and document groups (each a strong component: the collector payee all
-of them pay links too weakly to join them) stayed apart: a 71-account ring came out as 11
-flagged pieces. Without that limit, on the development worlds 170-175 at 100k, mule recall rose
-0.895 -> 0.947 with no new false positive. Engines that propose per strong component reassemble
+Over the whole graph, not within one strong component (session 19): a mule ring's card and
+document groups are strong components of their own (the collector payee they all pay links
+too weakly to join them), and within components a 71-account ring came out as 11 flagged
+pieces. Over the whole graph, on the development worlds 170-175 at 100k, mule recall rose 0.895
+-> 0.947 with no new false positive. Engines that propose per strong component reassemble
 afterwards, over every flagged cluster at once (``models.partition``, the Spark engine).
 
 Shapes: ``groups`` is a list of ``k`` sorted account index arrays (clusters may overlap in one
-member, see ``models.boundaries``), ``flagged (k,)`` bool, ``component (n,)`` a component label
-per account; :func:`joined` returns the sets of ``>= 2`` group indices to merge, each sorted, in
-order of their smallest index.
+member, see ``models.boundaries``), ``flagged (k,)`` bool; :func:`joined` returns the sets of
+``>= 2`` group indices to merge, each sorted, in order of their smallest index.
 """
 
 from __future__ import annotations
@@ -54,7 +52,6 @@ def joined(
     proj: Projection,
     groups: list[I64],
     flagged: npt.NDArray[np.bool_],
-    component: I64,
     params: ReassemblyParams,
 ) -> list[list[int]]:
     """The flagged groups to merge (see the module doc)."""
@@ -72,17 +69,16 @@ def joined(
     pairs: list[npt.NDArray[np.int64]] = []
     for edges in proj.kinds.values():
         deg = edges.degree()
-        m = max(edges.m, 1)
         sel = in_flagged[edges.acc]
         if not sel.any():
             continue
-        # Distinct (identifier, component, account) over flagged accounts.
+        # Distinct (identifier, account) over flagged accounts.
         acc = edges.acc[sel].astype(np.int64)
         ident = edges.ident[sel].astype(np.int64)
-        key = np.unique((component[acc].astype(np.int64) * m + ident) * proj.n + acc)
+        key = np.unique(ident * proj.n + acc)
         ic, acc = key // proj.n, key % proj.n
         uniq, start, count = np.unique(ic, return_index=True, return_counts=True)
-        d = deg[uniq % m]
+        d = deg[uniq]
         ok = (d >= params.min_degree) & (count >= params.share * d)
         for s, c in zip(start[ok].tolist(), count[ok].tolist(), strict=True):
             held = np.bincount(member_of[acc[s : s + c]].indices, minlength=k)

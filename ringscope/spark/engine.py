@@ -165,6 +165,14 @@ def _reassemble_fn(
     return run
 
 
+def _cohort_rows(cohorts: DataFrame) -> DataFrame:
+    """Cohort memberships in the wide schema: the payee as ``ident``, the account's least quiet
+    days over its cohorts as ``quiet``."""
+    from pyspark.sql import functions as F
+
+    return wide(cohorts, COHORT, ident=F.col("payee"), quiet=F.col("least_quiet_days"))
+
+
 def _lookup(names: dict[int, str]) -> Callable[[list[int]], dict[int, str]]:
     return lambda nodes: {n: names[n] for n in nodes}
 
@@ -328,14 +336,7 @@ def detect_spark(
         ),
     ]
     if cohorts is not None:
-        parts.append(
-            wide(
-                cohorts.join(member, "account"),
-                COHORT,
-                ident=F.col("payee"),
-                quiet=F.col("least_quiet_days"),
-            )
-        )
+        parts.append(_cohort_rows(cohorts.join(member, "account")))
     grouped = parts[0]
     for p in parts[1:]:
         grouped = grouped.unionByName(p)
@@ -389,10 +390,7 @@ def detect_spark(
             wide(pairs.join(ends[0], "a").join(ends[1], "b"), PAIR, account=F.col("a")),
         ]
         if cohorts is not None:
-            rows.append(
-                wide(cohorts.join(ids, "account"), COHORT, ident=F.col("payee"),
-                     quiet=F.col("least_quiet_days"))
-            )  # fmt: skip
+            rows.append(_cohort_rows(cohorts.join(ids, "account")))
         flagged_rows = rows[0]
         for r in rows[1:]:
             flagged_rows = flagged_rows.unionByName(r)

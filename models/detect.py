@@ -21,7 +21,7 @@ from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
 from ringscope.models.boundaries import attached_groups, core_mask
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
-from ringscope.models.cluster_score import ClusterScorer
+from ringscope.models.cluster_score import C_L2, ClusterScorer
 from ringscope.models.coactivation import (
     CoactivationParams,
     Cohorts,
@@ -122,8 +122,9 @@ class DetectConfig:
     # holding only legit labels).
     cluster_scorer: Literal["prior", "learned"] = "learned"
     cluster_min_positives: int = 8
-    # Inverse strength of the penalty on deviations from the prior; None: chosen by CV.
-    cluster_c_l2: float | None = None
+    # Inverse strength of the penalty on (standardised) deviations from the prior; None: chosen
+    # per build by out-of-fold likelihood, which measured worse (models.cluster_score.C_L2).
+    cluster_c_l2: float | None = C_L2
     # Ring boundaries (models.boundaries): a cluster scoring at least analyse_min_score keeps
     # only its core (its largest block of at least min_core members); the attached members (a
     # ring member's family, hanging on one member) leave it and inherit nothing from it, and

@@ -314,3 +314,59 @@ def test_a_dormant_chain_is_told_from_young_families_and_old_pairwise_groups(
     assert cluster_score(learned, family) < flag
     assert cluster_score(learned, old) < flag
     assert any("the shape of a dormant ring" in r for r in top.reasons), top.reasons
+
+
+def _table(signal: str, values: list[float], fraud: list[int], legit: list[int]) -> object:
+    """Four-account clusters that differ only in one signal and in their labels."""
+    import numpy as np
+
+    from ringscope.models import clusters as cl
+
+    k = len(values)
+    feats = {name: np.zeros(k) for name in cl.SCORE_WEIGHTS}
+    feats |= {"size": np.full(k, 4.0), signal: np.array(values)}
+    counts = {
+        "fraud_label": np.array(fraud, dtype=np.int64),
+        "legit_label": np.array(legit, dtype=np.int64),
+    }
+    return cl.ClusterTable(k, feats, counts, [cl.Evidence() for _ in range(k)])
+
+
+# 60 rings (40 with a fraud label on one member) that show one signal, 300 families (120 with a
+# legit label) that do not.
+RINGS, FAMILIES = 60, 300
+FRAUD = [1 if i < 40 else 0 for i in range(RINGS)] + [0] * FAMILIES
+LEGIT = [0] * RINGS + [1 if i < 120 else 0 for i in range(FAMILIES)]
+
+
+def test_a_signals_learned_weight_does_not_depend_on_its_units() -> None:
+    """How close together the accounts were opened, as a share of a year or of a month, is the
+    same evidence: the learned score must not depend on the signal's units. On raw signals the
+    penalty on deviations cost a signal that stays under 0.2 far more than one that reaches 1
+    (a dormant chain's signal rarely exceeds 0.15), and the two scores differed."""
+    from ringscope.models.cluster_score import ClusterScorer
+
+    probs = []
+    for top in (0.2, 1.0):
+        table = _table("opened_together", [top] * RINGS + [0.0] * FAMILIES, FRAUD, LEGIT)
+        scorer = ClusterScorer().fit(table)  # type: ignore[arg-type]
+        assert scorer.source == "learned"
+        probs.append(scorer.predict_proba(table))  # type: ignore[arg-type]
+    assert abs(probs[0] - probs[1]).max() < 1e-4, (probs[0][40], probs[1][40])
+    assert probs[0][40:RINGS].min() >= DetectConfig().flag_threshold
+
+
+def test_a_typology_the_prior_misses_is_learned_from_its_labels() -> None:
+    """A platform whose rings show only a signal the prior barely weighs: the prior scores
+    every cluster under 0.05, labelled rings included. Their fraud labels must read as evidence,
+    not as noise on benign groups, and the unlabelled rings be flagged. EM started from the
+    false-label rate read off the prior's benign clusters (here every fraud label) and stayed
+    at "fraud labels are noise"."""
+    from ringscope.models.cluster_score import ClusterScorer
+
+    table = _table("dormant_chain", [0.12] * RINGS + [0.0] * FAMILIES, FRAUD, LEGIT)
+    scorer = ClusterScorer().fit(table)  # type: ignore[arg-type]
+    assert scorer.source == "learned"
+    p = scorer.predict_proba(table)  # type: ignore[arg-type]
+    assert p[40:RINGS].min() >= DetectConfig().flag_threshold, p[40]
+    assert p[RINGS + 120 :].max() < 0.1

@@ -41,8 +41,10 @@ logit, alternates with the label model, four rounds from a start read off the pr
    (``c_l2=None``) measured worse, because the labelled clusters are the easy ones: the
    likelihood there asked for a weak penalty whose scores were badly calibrated on the
    unlabelled rest. ``a`` and ``b`` have weak Gaussian priors around 1 and 0, so that perfectly
-   separable labels cannot send them to infinity. With a dozen labelled rings the fit stays a
-   recalibration of the prior.
+   separable labels cannot send them to infinity. Each signal's whole weight (``a`` times the
+   prior's plus the deviation) keeps the prior's sign (:class:`Signs`): the labels say how much
+   a signal weighs on this platform, down to nothing, the prior which way it points. With a
+   dozen labelled rings the fit stays a recalibration of the prior.
 2. The label model from every cluster, each counted as a ring with its posterior weight (the
    E step) and as benign with the rest: ``rho``, ``rho_ring`` and ``e`` as weighted rates, and
    ``(q, alpha, beta)`` jointly by weighted likelihood. A ring without labels may be undiscovered
@@ -263,6 +265,7 @@ class ClusterScorer:
         # deviations are mapped back to the raw signals below, which is what scoring reads.
         unit = np.maximum(x.std(axis=0), STD_FLOOR)
         x = x / unit
+        signs = Signs.of(unit)
         f, ll, n = self._counts(table)
         labelled = (f > 0) | (ll > 0)
         self.n_positive, self.n_negative = int((f > 0).sum()), int(((ll > 0) & (f == 0)).sum())
@@ -278,7 +281,7 @@ class ClusterScorer:
         for step in range(EM_STEPS):
             # p given the label model (the labelled clusters), then the label model given p
             # (every cluster, weighted by its posterior of being a ring): EM.
-            obs = _Observed(model, f[idx], ll[idx], n[idx])
+            obs = _Observed(model, f[idx], ll[idx], n[idx], signs)
             if step == 0:
                 self.chosen_c_l2 = self.c_l2 if self.c_l2 is not None else max(
                     C_L2_GRID, key=lambda c: obs.out_of_fold(z0[idx], x[idx], fold, c)
@@ -382,7 +385,8 @@ class ClusterScorer:
 class _Observed:
     """The labelled clusters' label likelihoods under one label model, for fitting ``p``."""
 
-    def __init__(self, model: LabelModel, f: F64, ll: F64, n: F64) -> None:
+    def __init__(self, model: LabelModel, f: F64, ll: F64, n: F64, signs: Signs) -> None:
+        self.signs = signs
         self.log_a, self.log_b = model.log_likelihoods(f, ll, n)
         self.log_a0, self.log_b0 = model.log_labelled(n)
 
@@ -402,22 +406,32 @@ class _Observed:
         """``theta = (a, b, w)`` maximising the penalised likelihood over ``rows`` (a bool mask;
         all by default). ``a >= 0``; ``w`` is penalised towards 0 and ``a``, ``b`` towards
         1 and 0 (``SCALE_SD``, ``INTERCEPT_SD``), so with few labels the fit stays a
-        recalibration of the prior."""
+        recalibration of the prior; each signal's whole weight ``a * prior + w`` keeps the
+        prior's sign (:class:`Signs`).
+
+        Solved in ``v = w + a * m`` (``m``: the prior's weights on the standardised scale, for
+        the signed signals), the whole weight, so that the sign is a box bound on ``v``; the
+        logit is ``a (z0 - x m) + b + x v`` and the penalty ``|v - a m|^2 / 2C``."""
         sel = np.arange(len(z0)) if rows is None else np.flatnonzero(rows)
         z0s, xs = z0[sel], x[sel]
+        m = self.signs.prior
+        z0m = z0s - xs @ m
 
         def loss(theta: F64) -> tuple[float, F64]:
-            a, b, w = theta[0], theta[1], theta[2:]
-            ll, g = self.loglik(a * z0s + b + xs @ w, sel)
+            a, b, v = theta[0], theta[1], theta[2:]
+            w = v - a * m
+            ll, g = self.loglik(a * z0m + b + xs @ v, sel)
             pa, pb = (a - 1.0) / SCALE_SD**2, b / INTERCEPT_SD**2
-            grad = -np.concatenate([[g @ z0s - pa, g.sum() - pb], xs.T @ g - w / c_l2])
+            grad_a = g @ z0m - pa + float(m @ w) / c_l2
+            grad = -np.concatenate([[grad_a, g.sum() - pb], xs.T @ g - w / c_l2])
             penalty = float(w @ w) / (2 * c_l2) + pa * (a - 1.0) / 2 + pb * b / 2
             return -float(ll.sum()) + penalty, grad
 
-        theta0 = np.concatenate([[1.0, 0.0], np.zeros(x.shape[1])])
-        bounds = [(0.0, None), (None, None)] + [(None, None)] * x.shape[1]
+        theta0 = np.concatenate([[1.0, 0.0], m])
+        bounds = [(0.0, None), (None, None), *self.signs.bounds]
         res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
-        return np.asarray(res.x, dtype=np.float64)
+        a, b, v = res.x[0], res.x[1], res.x[2:]
+        return np.asarray(np.concatenate([[a, b], v - a * m]), dtype=np.float64)
 
     def out_of_fold(self, z0: F64, x: F64, fold: np.ndarray, c_l2: float) -> float:
         """The held-out log likelihood of each half from a fit on the other half."""
@@ -428,6 +442,36 @@ class _Observed:
             z = theta[0] * z0[test] + theta[1] + x[test] @ theta[2:]
             total += float(self.loglik(z, test)[0].sum())
         return total
+
+
+@dataclass(frozen=True)
+class Signs:
+    """Which way each signal may point: a signal the prior counts for fraud may lose its whole
+    weight (``a * prior + deviation``) down to zero, but not turn into evidence of honesty, and
+    one it counts against fraud the other way round. The labels say how much a signal weighs on
+    this platform, the prior which way it points. Without the bound, a rare signal (cheap to
+    deviate on once standardised) could swing: on one development world a ring with a legit
+    label on a member took round-amount payments to -5.4 logits, and young cash-out rings on
+    emulators scored under the flag. Learned-only signals and ``SELECTION`` are free.
+
+    ``prior``: per feature, the prior's weight on the standardised scale where it is signed (0
+    elsewhere); ``bounds``: the box on the whole weight (``v`` in :meth:`_Observed.fit`)."""
+
+    prior: F64
+    bounds: list[tuple[float | None, float | None]]
+
+    @classmethod
+    def of(cls, unit: F64) -> Signs:
+        prior = np.zeros(len(FEATURES))
+        bounds: list[tuple[float | None, float | None]] = []
+        for j, name in enumerate(FEATURES):
+            w = cl.SCORE_WEIGHTS.get(name, 0.0)
+            if name in SELECTION or w == 0.0:
+                bounds.append((None, None))
+                continue
+            prior[j] = w * float(unit[j])
+            bounds.append((0.0, None) if w > 0 else (None, 0.0))
+        return cls(prior, bounds)
 
 
 def _initial_labels(f: F64, ll: F64, n: F64, prior: F64) -> LabelModel:

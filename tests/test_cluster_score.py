@@ -370,3 +370,41 @@ def test_a_typology_the_prior_misses_is_learned_from_its_labels() -> None:
     p = scorer.predict_proba(table)  # type: ignore[arg-type]
     assert p[40:RINGS].min() >= DetectConfig().flag_threshold, p[40]
     assert p[RINGS + 120 :].max() < 0.1
+
+
+def test_labels_weigh_a_signal_but_do_not_turn_it_into_evidence_of_honesty() -> None:
+    """On this platform honest families on app cloners (read as emulators) pay in round amounts
+    (rent, pocket money) and carry legit labels; its labelled rings, on emulators, do not pay in
+    round amounts. Round amounts should stop counting, not start counting as a sign of honesty:
+    a young, unlabelled ring on emulators that pays in round amounts must score as high as the
+    same ring without them. Unbounded, the learned weight of round amounts went to -3 and the
+    ring fell from 0.74 to 0.13."""
+    import numpy as np
+
+    from ringscope.models import clusters as cl
+    from ringscope.models.cluster_score import ClusterScorer
+
+    rows = []  # (emulator_share, round_excess, fraud labels, legit labels)
+    rows += [(1.0, 0.0, 1 if i < 40 else 0, 0) for i in range(60)]  # rings
+    rows += [(0.75, 1.0, 0, 1 if i < 40 else 0) for i in range(60)]  # round-paying families
+    rows += [(0.75, 0.0, 1 if i < 10 else 0, 1 if 10 <= i < 20 else 0) for i in range(30)]
+    rows += [(0.0, 0.0, 0, 1 if i < 100 else 0) for i in range(260)]  # other families
+    rows += [(1.0, 1.0, 0, 0), (1.0, 0.0, 0, 0)]  # a young ring with and without round amounts
+    k = len(rows)
+    feats = {name: np.zeros(k) for name in cl.SCORE_WEIGHTS}
+    feats |= {
+        "size": np.full(k, 4.0),
+        "emulator_share": np.array([r[0] for r in rows]),
+        "round_excess": np.array([r[1] for r in rows]),
+    }
+    counts = {
+        "fraud_label": np.array([r[2] for r in rows], dtype=np.int64),
+        "legit_label": np.array([r[3] for r in rows], dtype=np.int64),
+    }
+    table = cl.ClusterTable(k, feats, counts, [cl.Evidence() for _ in range(k)])
+    scorer = ClusterScorer().fit(table)
+    assert scorer.source == "learned"
+    whole = scorer.prior_scale * cl.SCORE_WEIGHTS["round_excess"] + scorer.coef["round_excess"]
+    assert whole >= -1e-6, scorer.coef
+    p = scorer.predict_proba(table)
+    assert p[-2] >= p[-1] - 1e-6, (p[-2], p[-1])

@@ -259,6 +259,12 @@ class ClusterScorer:
         """Learn from the clusters' labels; fall back to the prior when too few."""
         k = table.n_clusters
         self.n_clusters = k
+        f, ll, n = self._counts(table)
+        labelled = (f > 0) | (ll > 0)
+        self.n_positive, self.n_negative = int((f > 0).sum()), int(((ll > 0) & (f == 0)).sum())
+        if min(self.n_positive, self.n_negative) < self.min_positives:
+            self.source = "prior"
+            return self
         full = self._matrix(table)
         x = full * np.array([name not in BY_KIND for name in FEATURES])  # what deviates
         # Standardised, so that the penalty costs every signal alike (see the module doc); the
@@ -266,12 +272,6 @@ class ClusterScorer:
         unit = np.maximum(x.std(axis=0), STD_FLOOR)
         x = x / unit
         signs = Signs.of(unit)
-        f, ll, n = self._counts(table)
-        labelled = (f > 0) | (ll > 0)
-        self.n_positive, self.n_negative = int((f > 0).sum()), int(((ll > 0) & (f == 0)).sum())
-        if min(self.n_positive, self.n_negative) < self.min_positives:
-            self.source = "prior"
-            return self
         z0 = self._prior_logit(full)
         model = _initial_labels(f, ll, n, cl.sigmoid(z0))
         idx = np.flatnonzero(labelled)

@@ -7,9 +7,12 @@ what those households are (some members labelled legit, none fraud), and what it
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ringscope.graph import Graph
+from ringscope.models import clusters as cl
+from ringscope.models.cluster_score import ClusterScorer
 from ringscope.models.detect import DetectConfig, detect
 from tests.test_detect_rings import World, cash_out, household
 
@@ -316,15 +319,11 @@ def test_a_dormant_chain_is_told_from_young_families_and_old_pairwise_groups(
     assert any("the shape of a dormant ring" in r for r in top.reasons), top.reasons
 
 
-def _table(signal: str, values: list[float], fraud: list[int], legit: list[int]) -> object:
-    """Four-account clusters that differ only in one signal and in their labels."""
-    import numpy as np
-
-    from ringscope.models import clusters as cl
-
-    k = len(values)
+def _table(signals: dict[str, list[float]], fraud: list[int], legit: list[int]) -> cl.ClusterTable:
+    """Four-account clusters that differ only in the given signals and in their labels."""
+    k = len(fraud)
     feats = {name: np.zeros(k) for name in cl.SCORE_WEIGHTS}
-    feats |= {"size": np.full(k, 4.0), signal: np.array(values)}
+    feats |= {"size": np.full(k, 4.0)} | {name: np.array(v) for name, v in signals.items()}
     counts = {
         "fraud_label": np.array(fraud, dtype=np.int64),
         "legit_label": np.array(legit, dtype=np.int64),
@@ -344,14 +343,12 @@ def test_a_signals_learned_weight_does_not_depend_on_its_units() -> None:
     same evidence: the learned score must not depend on the signal's units. On raw signals the
     penalty on deviations cost a signal that stays under 0.2 far more than one that reaches 1
     (a dormant chain's signal rarely exceeds 0.15), and the two scores differed."""
-    from ringscope.models.cluster_score import ClusterScorer
-
     probs = []
     for top in (0.2, 1.0):
-        table = _table("opened_together", [top] * RINGS + [0.0] * FAMILIES, FRAUD, LEGIT)
-        scorer = ClusterScorer().fit(table)  # type: ignore[arg-type]
+        table = _table({"opened_together": [top] * RINGS + [0.0] * FAMILIES}, FRAUD, LEGIT)
+        scorer = ClusterScorer().fit(table)
         assert scorer.source == "learned"
-        probs.append(scorer.predict_proba(table))  # type: ignore[arg-type]
+        probs.append(scorer.predict_proba(table))
     assert abs(probs[0] - probs[1]).max() < 1e-4, (probs[0][40], probs[1][40])
     assert probs[0][40:RINGS].min() >= DetectConfig().flag_threshold
 
@@ -362,12 +359,10 @@ def test_a_typology_the_prior_misses_is_learned_from_its_labels() -> None:
     not as noise on benign groups, and the unlabelled rings be flagged. EM started from the
     false-label rate read off the prior's benign clusters (here every fraud label) and stayed
     at "fraud labels are noise"."""
-    from ringscope.models.cluster_score import ClusterScorer
-
-    table = _table("dormant_chain", [0.12] * RINGS + [0.0] * FAMILIES, FRAUD, LEGIT)
-    scorer = ClusterScorer().fit(table)  # type: ignore[arg-type]
+    table = _table({"dormant_chain": [0.12] * RINGS + [0.0] * FAMILIES}, FRAUD, LEGIT)
+    scorer = ClusterScorer().fit(table)
     assert scorer.source == "learned"
-    p = scorer.predict_proba(table)  # type: ignore[arg-type]
+    p = scorer.predict_proba(table)
     assert p[40:RINGS].min() >= DetectConfig().flag_threshold, p[40]
     assert p[RINGS + 120 :].max() < 0.1
 
@@ -379,29 +374,17 @@ def test_labels_weigh_a_signal_but_do_not_turn_it_into_evidence_of_honesty() -> 
     a young, unlabelled ring on emulators that pays in round amounts must score as high as the
     same ring without them. Unbounded, the learned weight of round amounts went to -3 and the
     ring fell from 0.74 to 0.13."""
-    import numpy as np
-
-    from ringscope.models import clusters as cl
-    from ringscope.models.cluster_score import ClusterScorer
-
     rows = []  # (emulator_share, round_excess, fraud labels, legit labels)
     rows += [(1.0, 0.0, 1 if i < 40 else 0, 0) for i in range(60)]  # rings
     rows += [(0.75, 1.0, 0, 1 if i < 40 else 0) for i in range(60)]  # round-paying families
     rows += [(0.75, 0.0, 1 if i < 10 else 0, 1 if 10 <= i < 20 else 0) for i in range(30)]
     rows += [(0.0, 0.0, 0, 1 if i < 100 else 0) for i in range(260)]  # other families
     rows += [(1.0, 1.0, 0, 0), (1.0, 0.0, 0, 0)]  # a young ring with and without round amounts
-    k = len(rows)
-    feats = {name: np.zeros(k) for name in cl.SCORE_WEIGHTS}
-    feats |= {
-        "size": np.full(k, 4.0),
-        "emulator_share": np.array([r[0] for r in rows]),
-        "round_excess": np.array([r[1] for r in rows]),
-    }
-    counts = {
-        "fraud_label": np.array([r[2] for r in rows], dtype=np.int64),
-        "legit_label": np.array([r[3] for r in rows], dtype=np.int64),
-    }
-    table = cl.ClusterTable(k, feats, counts, [cl.Evidence() for _ in range(k)])
+    table = _table(
+        {"emulator_share": [r[0] for r in rows], "round_excess": [r[1] for r in rows]},
+        [int(r[2]) for r in rows],
+        [int(r[3]) for r in rows],
+    )
     scorer = ClusterScorer().fit(table)
     assert scorer.source == "learned"
     whole = scorer.prior_scale * cl.SCORE_WEIGHTS["round_excess"] + scorer.coef["round_excess"]

@@ -140,6 +140,9 @@ class DetectConfig:
     # this share of its accounts in them are one ring (0: off).
     reassemble_share: float = 0.8
     reassemble_min_degree: int = 3
+    # ... and flagged chains joined by an identifier only their two ends ever used (sleeper
+    # rings that Leiden cut into pieces).
+    reassemble_chains: bool = True
 
     def __post_init__(self) -> None:
         # A kind without a weight or cap would link nothing (or die deep in a rebuild): refuse
@@ -162,7 +165,11 @@ class DetectConfig:
         )
 
     def reassembly_params(self) -> ReassemblyParams:
-        return ReassemblyParams(share=self.reassemble_share, min_degree=self.reassemble_min_degree)
+        return ReassemblyParams(
+            share=self.reassemble_share,
+            min_degree=self.reassemble_min_degree,
+            chains=self.reassemble_chains,
+        )
 
     def coactivation_params(self) -> CoactivationParams:
         return CoactivationParams(

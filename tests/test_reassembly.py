@@ -1,9 +1,12 @@
 """Reassembly (models.reassembly) on hand-built graphs in the real Neo4j: the flagged pieces of
 one ring, cut apart by Leiden, come back together through the identifier only the ring uses;
 two rings that only share a popular shop and one bridging device stay two; pieces that are
-strong components of their own come together too."""
+strong components of their own come together too; a sleeper chain cut into pieces comes back
+through the identifiers only the accounts at each cut used."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -122,6 +125,49 @@ def test_pieces_in_separate_components_are_one_cluster(graph: Graph) -> None:
     ring = [c for c in whole.clusters if set(c.members) & set(a + b)]
     assert [set(c.members) for c in ring] == [set(a + b)] and ring[0].score >= flag
     assert all(whole.account_scores[x] >= flag for x in a + b)
+    parts = detect_partitioned(proj, SPLIT, lambda nodes: identifier_ids(graph, nodes))
+    assert parts.clusters == whole.clusters
+    assert parts.account_scores == whole.account_scores
+
+
+_CHAIN_KINDS = ("email", "bank_card", "device", "phone", "id_document", "ip")
+
+
+def _chain(w: World, prefix: str, size: int) -> list[str]:
+    """A dormant ring: accounts opened weeks apart, low KYC, each sharing one identifier (of
+    changing kinds, used by no one else) with the next; nothing is held by all."""
+    members = [
+        w.account(f"{prefix}{i:02d}", f"2024-{1 + i // 2:02d}-{1 + 14 * (i % 2):02d}T12:00:00Z", 1)
+        for i in range(size)
+    ]
+    since = "2024-08-01T00:00:00Z"
+    for i in range(size - 1):
+        kind = _CHAIN_KINDS[i % len(_CHAIN_KINDS)]
+        for a in members[i : i + 2]:
+            w.link(kind, a, f"{prefix}-{kind}-{i}", since)
+    return members
+
+
+def test_a_sleeper_chain_cut_into_pieces_is_one_cluster(graph: Graph) -> None:
+    """A chain of twelve is cut by Leiden into flagged pieces; nothing is shared by half of any
+    piece, so only the chain rule joins them: the identifier each cut runs through was used by
+    its two ends alone. In one process and one component at a time alike."""
+    w = World()
+    w.background()
+    chain = _chain(w, "S", 12)
+    household(w, "H")
+    w.write(graph)
+    proj = read_projection(graph)
+    flag = SPLIT.flag_threshold
+
+    apart = detect(graph, config=replace(SPLIT, reassemble_chains=False), projection=proj)
+    pieces = [set(c.members) for c in apart.clusters if set(c.members) & set(chain)]
+    assert len(pieces) >= 2 and set(chain) == set().union(*pieces)
+    assert all(c.score >= flag for c in apart.clusters if set(c.members) & set(chain))
+
+    whole = detect(graph, config=SPLIT, projection=proj)
+    ring = [c for c in whole.clusters if set(c.members) & set(chain)]
+    assert [set(c.members) for c in ring] == [set(chain)] and ring[0].score >= flag
     parts = detect_partitioned(proj, SPLIT, lambda nodes: identifier_ids(graph, nodes))
     assert parts.clusters == whole.clusters
     assert parts.account_scores == whole.account_scores

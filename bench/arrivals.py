@@ -2,6 +2,7 @@
 (issue #17, item 5).
 
     python bench/arrivals.py --seeds 150 151 152 --accounts 20000 [--split 0.9] [--events 3]
+        [--ring-return-share 0.5]
 
 What is measured: how well ``screen(event)`` (``ringscope.api.service.screen_event``), scoring an
 event against the graph and build as they stand, catches fraudulent accounts at the moment they
@@ -11,7 +12,11 @@ at each later event, long before the next rebuild, so the screen's score and its
 are what it acts on; a screen much weaker than the rebuild, or one that links honest newcomers
 to rings, is not worth calling.
 
-How, per world seed W (``WorldParams.draw(W)``, data seed W, as ``bench/worlds.py`` does):
+How, per world seed W (``WorldParams.draw(W)``, data seed W, as ``bench/worlds.py`` does;
+``--ring-return-share`` switches on rings that come back after they struck, the last-opened
+quarter of their members opening new accounts on the ring's devices, numbers and documents,
+``ringscope.synth.rings._return``: without it few ring members arrive after T at all, and
+attribution could not be judged):
 
 1. **Split at T**, the ``--split`` quantile (0.9) of ``accounts.created_at``. The *before* data
    set is every contract row as of T: accounts created before T; their observations
@@ -81,6 +86,7 @@ shared machine: 20,000 accounts take ~2,000 arrivals, ~6,000 screens and records
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -138,12 +144,15 @@ ENTITY_TABLES = {
 # --- the world and its split ------------------------------------------------------------------
 
 
-def world_dirs(seed: int, accounts: int, work: Path, reuse: bool) -> tuple[Path, Path]:
+def world_dirs(
+    seed: int, accounts: int, work: Path, reuse: bool, ring_return_share: float = 0.0
+) -> tuple[Path, Path]:
     """The data and truth directories of world ``seed`` (generated unless ``reuse`` finds them
-    written for the same world parameters)."""
+    written for the same world parameters); ``ring_return_share``: rings that come back after
+    they struck (``WorldParams.ring_return_share``), the case a screen is for."""
     root = work / "worlds" / f"world-{seed}-{accounts}"
     data, truth = root / "data", root / "truth"
-    world = WorldParams.draw(seed)
+    world = dataclasses.replace(WorldParams.draw(seed), ring_return_share=ring_return_share)
     manifest = truth / "manifest.json"
     if (
         reuse
@@ -568,7 +577,7 @@ def run_world(
     work: Path = args.work
     secs: dict[str, float] = {}
     t = time.perf_counter()
-    data, truth_dir = world_dirs(seed, args.accounts, work, args.reuse)
+    data, truth_dir = world_dirs(seed, args.accounts, work, args.reuse, args.ring_return_share)
     secs["generate"] = time.perf_counter() - t
     t = time.perf_counter()
     tables = read_tables(data)
@@ -1159,6 +1168,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="referenced",
         help="entity rows in the before set: those its rows reference, or all",
     )
+    ap.add_argument(
+        "--ring-return-share",
+        type=float,
+        default=0.0,
+        help="share of rings whose last-opened quarter comes back after the ring struck",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108
     ap.add_argument("--reuse", action="store_true", help="reuse generated worlds under --work")
     ap.add_argument("--trace", type=Path, default=None, help="per-event JSON lines here")
@@ -1217,6 +1232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "batch": args.batch,
             "budget": args.budget,
             "entities": args.entities,
+            "ring_return_share": args.ring_return_share,
         },
         "goals": {
             "recall_ratio": GOAL_RECALL_RATIO,

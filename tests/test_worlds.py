@@ -40,6 +40,7 @@ DRAWN = dataclasses.replace(
     honest_virtual_phone_rate=0.05,
     honest_emulator_rate=0.08,
     unlabelled_ring_share=0.5,
+    ring_return_share=0.5,
 ).validated()
 
 
@@ -225,13 +226,15 @@ def test_a_drawn_worlds_sleepers_wake_together(drawn: World) -> None:
     for r in drawn.rows["payments"]:
         pays[r["account_id"]].append(r)
         payers[r["payee_id"]].add(r["account_id"])
+    back = {r["account_id"] for r in drawn.truth["rings"] if r["returned"] == "true"}
     rings = [m for rid, m in drawn.rings.items() if drawn.ring_typology[rid] == "sleeper"]
     assert rings
-    for members in rings:  # every sleeper ring wakes in this world (sleeper_burst_share 1)
+    for all_members in rings:  # every sleeper ring wakes in this world (sleeper_burst_share 1)
+        members = [a for a in all_members if a not in back]  # those that came back wake later
         mset = set(members)
         own = {  # each member's payments to individual payees that only the ring pays
             a: [p["paid_at"] for p in pays[a] if drawn.payee_kind[p["payee_id"]] == "individual"
-                and payers[p["payee_id"]] <= mset]
+                and payers[p["payee_id"]] <= set(all_members)]
             for a in members
         }  # fmt: skip
         starts = sorted(t for ts in own.values() for t in ts)
@@ -243,6 +246,40 @@ def test_a_drawn_worlds_sleepers_wake_together(drawn: World) -> None:
     woke = {r["ring_id"]: r["woke_together"] for r in drawn.truth["rings"]}
     assert {woke[r] for r, t in drawn.ring_typology.items() if t == "sleeper"} == {"true"}
     assert drawn.counts["truth_rings_sleeper_woke"] == len(rings)
+
+
+def test_a_drawn_worlds_rings_come_back_on_their_own_identifiers(drawn: World) -> None:
+    """With ``ring_return_share`` on, rings come back after they struck: their last-opened
+    members open later, on identifiers the rest of the ring used before them (what a screen at
+    sign-up can catch). Takeover victims never come back; the truth marks who did."""
+    rows = drawn.truth["rings"]
+    back = {r["account_id"] for r in rows if r["returned"] == "true"}
+    assert back and drawn.counts["truth_returned_accounts"] == len(back)
+    assert not {r["account_id"] for r in rows if r["typology"] == "ato"} & back
+    first: dict[tuple[str, tuple[str, str]], dt.datetime] = {}
+    for r in drawn.rows["account_devices"]:
+        key = (r["account_id"], ("device", r["device_id"]))
+        first[key] = min(first.get(key, r["seen_at"]), r["seen_at"])
+    for r in drawn.rows["account_identifiers"]:
+        key = (r["account_id"], (r["kind"], r["value"].strip().lower()))
+        first[key] = min(first.get(key, r["seen_at"]), r["seen_at"])
+    for r in drawn.rows["account_phones"]:
+        key = (r["account_id"], ("phone", drawn.e164(r["phone"])))
+        first[key] = min(first.get(key, r["seen_at"]), r["seen_at"])
+    ring_of = {r["account_id"]: r["ring_id"] for r in rows}
+    links = drawn.links()
+    came_back_on_ring = 0
+    for a in back:
+        assert all(t >= drawn.created[a] for (b, _), t in first.items() if b == a)
+        earlier = {
+            i
+            for b in drawn.rings[ring_of[a]]
+            if b not in back
+            for i in links[b]
+            if (b, i) in first and first[b, i] < drawn.created[a]
+        }
+        came_back_on_ring += bool(links[a] & earlier)
+    assert came_back_on_ring >= 0.6 * len(back)
 
 
 def test_a_drawn_worlds_labels_stay_partial_and_noisy_as_drawn(drawn: World) -> None:

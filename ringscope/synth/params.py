@@ -149,6 +149,10 @@ class WorldParams:
     sleeper_window_min_days: int = 100  # a sleeper ring opens within min..max days
     sleeper_window_max_days: int = 500
     sleeper_burst_share: float = 0.0  # sleeper rings that wake together and pay the same payees
+    # Rings (all but takeovers) whose last-opened quarter comes back after the ring struck: new
+    # accounts on the ring's farm devices, numbers and documents (``rings._return``). Not drawn:
+    # a knob for the screening bench (bench/arrivals.py), where a ring coming back is the case.
+    ring_return_share: float = 0.0
     lone_emulator_share: float = 0.5
     lone_virtual_share: float = 0.5
 

@@ -71,6 +71,7 @@ def _ring(w: _World, rng: np.random.Generator, ty: int, m: Arr) -> None:
     w.typology[m] = ty
     w.ring[m] = rid
     name = TYPOLOGIES[ty - 1]
+    marks = w.row_marks()
     if name == "cash_out":
         _cash_out(w, rng, m, s)
     elif name == "mule":
@@ -81,6 +82,35 @@ def _ring(w: _World, rng: np.random.Generator, ty: int, m: Arr) -> None:
         _ato(w, rng, m, s)
     else:
         _sleeper(w, rng, m, s)
+    if w.p.ring_return_share > 0 and name != "ato":
+        _return(w, w.stream("ring-return"), m, marks)
+
+
+def _return(w: _World, rng: np.random.Generator, m: Arr, marks: tuple[int, ...]) -> None:
+    """Perhaps (``ring_return_share``): the ring comes back. Its last-opened quarter (at least
+    one member) opens only after the others struck (their median fraud time), within two to
+    twelve weeks, a few days apart, and lives its whole ring life from then: the same farm
+    devices, numbers, documents and payees, which the rest of the ring used before. What the
+    risk engine screens at sign-up (issue #17). Takeover victims are old accounts: they never
+    "come back". Drawn from its own stream, so switching it on reshuffles no other ring."""
+    if len(m) < 4 or rng.random() >= w.p.ring_return_share:
+        return
+    k = max(1, len(m) // 4)
+    order = np.argsort(w.created[m], kind="stable")
+    back, rest = m[order[-k:]], m[order[:-k]]
+    strike = int(np.median(w.fraud_t[rest]))
+    start = strike + int(rng.integers(14, 85)) * DAY
+    new = start + rng.integers(0, 5 * DAY, k)
+    ok = new < w.t_end - 7 * DAY
+    if not ok.any():
+        return
+    back, new = back[ok], new[ok]
+    delta = np.zeros(w.n, dtype=np.int64)
+    delta[back] = np.maximum(new - w.created[back], 0)
+    w.delay(marks, delta)
+    w.created[back] += delta[back]
+    w.fraud_t[back] = np.minimum(w.fraud_t[back] + delta[back], w.t_end)
+    w.returned[back] = True
 
 
 def _cash_out(w: _World, rng: np.random.Generator, m: Arr, s: int) -> None:

@@ -53,6 +53,10 @@ def _write_ground_truth(
             pa.array(np.isin(r_idx, np.array(sorted(w.woke), dtype=np.int64))),
             pa.scalar(None, pa.bool_()),
         ),
+        # Members that came back after their ring struck (rings._return); only in worlds where
+        # rings return, so that every other world's truth stays byte for byte as it was.
+        **({"returned": pa.array(w.returned[np.argsort(arank)][r_acc])}
+           if w.p.ring_return_share > 0 else {}),
     })  # fmt: skip
     g_idx = np.concatenate([g for g, _ in w.group_rows]).astype(np.int64)
     g_acc = arank[np.concatenate([m for _, m in w.group_rows]).astype(np.int64)]
@@ -70,6 +74,8 @@ def _write_ground_truth(
     counts["truth_lone_accounts"] = int((typology == LONE).sum())
     counts["truth_rings"] = len(w.rings)
     counts["truth_rings_sleeper_woke"] = len(w.woke)
+    if w.p.ring_return_share > 0:
+        counts["truth_returned_accounts"] = int(w.returned.sum())
     for i, name in enumerate(TYPOLOGIES):
         counts[f"truth_rings_{name}"] = sum(1 for ty, _ in w.rings if ty == i + 1)
     counts["truth_benign_groups"] = w.n_groups

@@ -141,6 +141,8 @@ class _World:
         # Sleeper rings that woke together inside the data (``rings._wake``); the others leave
         # only their chain of shared identifiers, and the evaluation reports the two apart.
         self.woke: set[int] = set()
+        # Ring members that opened after their ring struck, on its identifiers (rings._return).
+        self.returned = np.zeros(n, dtype=bool)
         self.groups_kind: list[int] = []
         self.group_rows: list[tuple[Arr, Arr]] = []  # (group index per row, account)
         self.n_groups = 0
@@ -233,6 +235,21 @@ class _World:
         )
         self.pay_t.append(np.asarray(t, dtype=np.int64))
         self.pay_cents.append(np.maximum(np.asarray(cents, dtype=np.int64), 1))
+
+    def row_marks(self) -> tuple[int, ...]:
+        """How many row chunks each edge list and the payments hold now (for :meth:`delay`)."""
+        edges = (self.e_dev, self.e_phone, *(self.e_id[k] for k in ID_KINDS))
+        return (*(len(e.t) for e in edges), len(self.pay_t))
+
+    def delay(self, since: tuple[int, ...], delta: Arr) -> None:
+        """The rows added after ``since`` (:meth:`row_marks`) moved ``delta[account]`` seconds
+        later, at most to the world's end: an account's life so far, lived later."""
+        edges = (self.e_dev, self.e_phone, *(self.e_id[k] for k in ID_KINDS))
+        for e, start in zip(edges, since, strict=False):
+            for i in range(start, len(e.t)):
+                e.t[i] = np.minimum(e.t[i] + delta[e.acc[i]], self.t_end)
+        for i in range(since[-1], len(self.pay_t)):
+            self.pay_t[i] = np.minimum(self.pay_t[i] + delta[self.pay_acc[i]], self.t_end)
 
     def zipf_merchants(self, rng: np.random.Generator, n: int) -> Arr:
         return rng.choice(self.n_merchants, size=n, p=self.merchant_p).astype(np.int64)

@@ -446,10 +446,25 @@ def recall_at_precision(
     matches it (Jaccard >= 0.5), and a cluster is a true positive as in :func:`evaluate`.
     """
     fraud_ids, ring_members, clusters = _truth_and_clusters(graph, truth_dir, build_id)
-    if not ring_members or not clusters:
+    return recall_at_precision_of(
+        [c.members for c in clusters], [c.score for c in clusters], fraud_ids, ring_members,
+        precision=precision,
+    )  # fmt: skip
+
+
+def recall_at_precision_of(
+    members: Sequence[Sequence[str]],
+    scores: Sequence[float],
+    fraud_ids: set[str],
+    ring_members: Sequence[Sequence[str]],
+    *,
+    precision: float = 0.9,
+) -> tuple[float, float | None]:
+    """:func:`recall_at_precision` on clusters given as member lists and scores (a detection not
+    written to the graph, e.g. ``bench/worlds_offline.py``)."""
+    if not ring_members or not members:
         return 0.0, None
-    members = [c.members for c in clusters]
-    score = np.array([c.score for c in clusters], dtype=np.float64)
+    score = np.asarray(scores, dtype=np.float64)
     tp = _true_positives(members, fraud_ids)
     gi, ci, inter, gs, cs = overlaps(ring_members, members)
     ok = inter / np.maximum(gs[gi] + cs[ci] - inter, 1) >= MATCH_JACCARD

@@ -79,8 +79,8 @@ def joined(
     member_of = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(proj.n, k))
     sizes = np.array([max(len(g), 1) for g in groups], dtype=np.float64)
     pairs: list[npt.NDArray[np.int64]] = []
-    if params.chains:
-        pairs += _chain_links(proj, in_flagged, member_of, sizes)
+    common = np.zeros(k, dtype=bool)  # groups with an identifier all their members hold
+    private: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     for edges in proj.kinds.values():
         deg = edges.degree()
         sel = in_flagged[edges.acc]
@@ -99,6 +99,15 @@ def joined(
             hit = np.flatnonzero(held >= params.cover * sizes)
             if len(hit) >= 2:
                 pairs.append(np.stack([np.full(len(hit) - 1, hit[0]), hit[1:]], axis=1))
+        if params.chains:
+            held_by = sp.csr_matrix((np.ones(len(ic)), (ic, acc)), shape=(edges.m, proj.n))
+            h = (held_by @ member_of).tocoo()
+            common[h.col[h.data >= sizes[h.col]]] = True
+            # Private: two accounts over the whole graph (one edge each), both flagged.
+            two = (d == 2) & (count == 2)
+            private.append((acc[start[two]], acc[start[two] + 1]))
+    if private:
+        pairs += _chain_links(private, common, member_of)
     if not pairs:
         return []
     p = np.concatenate(pairs)
@@ -111,38 +120,20 @@ def joined(
 
 
 def _chain_links(
-    proj: Projection,
-    in_flagged: npt.NDArray[np.bool_],
+    private: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    common: npt.NDArray[np.bool_],
     member_of: sp.csr_matrix,
-    sizes: npt.NDArray[np.float64],
 ) -> list[npt.NDArray[np.int64]]:
-    """Pairs of flagged chains (no identifier held by all members) that an identifier used by
-    exactly two accounts over the whole graph links, one end in each (see the module doc).
-    ``member_of``: accounts x groups; an account in two groups (a core and a group hanging on
-    it) joins nothing this way."""
-    k = member_of.shape[1]
-    common = np.zeros(k, dtype=bool)
+    """Pairs of flagged chains (``~common``: no identifier held by all members) that a private
+    identifier (``private``: its two accounts, the only ones over the whole graph) links, one
+    end in each (see the module doc). ``member_of``: accounts x groups; an account in two groups
+    (a core and a group hanging on it) joins nothing this way."""
     only_one = np.diff(member_of.indptr) == 1
-    found: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
-    for edges in proj.kinds.values():
-        sel = in_flagged[edges.acc]
-        if not sel.any():
-            continue
-        key = np.unique(edges.ident[sel].astype(np.int64) * proj.n + edges.acc[sel])
-        ic, acc = key // proj.n, key % proj.n
-        held = sp.csr_matrix((np.ones(len(ic)), (ic, acc)), shape=(edges.m, proj.n)) @ member_of
-        held = held.tocoo()
-        common[held.col[held.data >= sizes[held.col]]] = True
-        # Private: two accounts over the whole graph (one edge each), both here.
-        uniq, start, count = np.unique(ic, return_index=True, return_counts=True)
-        ok = (edges.degree()[uniq] == 2) & (count == 2)
-        a, b = acc[start[ok]], acc[start[ok] + 1]
-        both = only_one[a] & only_one[b]
-        found.append((a[both], b[both]))
     out: list[npt.NDArray[np.int64]] = []
-    for a, b in found:
-        ga = member_of.indices[member_of.indptr[a]]
-        gb = member_of.indices[member_of.indptr[b]]
+    for a, b in private:
+        both = only_one[a] & only_one[b]
+        ga = member_of.indices[member_of.indptr[a[both]]]
+        gb = member_of.indices[member_of.indptr[b[both]]]
         ok = (ga != gb) & ~common[ga] & ~common[gb]
         if ok.any():
             out.append(np.stack([ga[ok], gb[ok]], axis=1).astype(np.int64))

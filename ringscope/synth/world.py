@@ -236,16 +236,17 @@ class _World:
         self.pay_t.append(np.asarray(t, dtype=np.int64))
         self.pay_cents.append(np.maximum(np.asarray(cents, dtype=np.int64), 1))
 
+    def _edge_lists(self) -> tuple[_Edges, ...]:
+        return (self.e_dev, self.e_phone, *(self.e_id[k] for k in ID_KINDS))
+
     def row_marks(self) -> tuple[int, ...]:
         """How many row chunks each edge list and the payments hold now (for :meth:`delay`)."""
-        edges = (self.e_dev, self.e_phone, *(self.e_id[k] for k in ID_KINDS))
-        return (*(len(e.t) for e in edges), len(self.pay_t))
+        return (*(len(e.t) for e in self._edge_lists()), len(self.pay_t))
 
     def delay(self, since: tuple[int, ...], delta: Arr) -> None:
         """The rows added after ``since`` (:meth:`row_marks`) moved ``delta[account]`` seconds
         later, at most to the world's end: an account's life so far, lived later."""
-        edges = (self.e_dev, self.e_phone, *(self.e_id[k] for k in ID_KINDS))
-        for e, start in zip(edges, since, strict=False):
+        for e, start in zip(self._edge_lists(), since[:-1], strict=True):
             for i in range(start, len(e.t)):
                 e.t[i] = np.minimum(e.t[i] + delta[e.acc[i]], self.t_end)
         for i in range(since[-1], len(self.pay_t)):

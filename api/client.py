@@ -139,6 +139,7 @@ class LinkedRingSummary:
     ring_id: str
     score: float
     via: tuple[tuple[str, str], ...]  # (kind, id), ids masked for roles without raw PII
+    hops: int = 1  # 2: via's first identifiers are the event's, held by an account near the ring
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ SCREEN = gql(
     query Screen($event: ScreenEvent!) {
       screen(event: $event) {
         eventId score buildId modelVersion reasons
-        linkedRings { ringId score via { kind id } }
+        linkedRings { ringId score via { kind id } hops }
         hubsIgnored { kind id degree }
         invalidFields { field reason }
       }
@@ -396,6 +397,7 @@ class RingScopeClient:
                     x["ringId"],
                     float(x["score"]),
                     tuple((v["kind"].lower(), v["id"]) for v in x["via"]),
+                    int(x["hops"]),
                 )
                 for x in r["linkedRings"]
             ),

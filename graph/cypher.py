@@ -378,6 +378,35 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "RETURN [x IN accs | " + _SCREEN_ACCOUNT + "] AS accounts, verdicts, rings, links"
 )
 
+# 3. SCREEN_SECOND_HOP: flagged clusters of $build_id reached in two hops, from the event's
+#    personal identifiers $personal (documents, cards, emails; not hubs) through an account
+#    holding one to another identifier of that holder's which flagged clusters hold: members of
+#    flagged clusters are more than half of the accounts the build knew on it (opened by its
+#    data's "now", $data_now: accounts recorded since, a returning ring's among them, do not
+#    dilute it; and together: a ring split into several flagged clusters holds its collector
+#    only together), and it is not a hub ($caps: each relationship type's degree cap). A mule
+#    ring's document groups sit outside its flagged clusters, tied to them by the collector they
+#    pay; a family's home IP, shared with one ring member, is not held by flagged clusters and
+#    links nothing.
+SCREEN_SECOND_HOP: LiteralString = (
+    "UNWIND $personal AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<--(h:{ACCOUNT.label}) WHERE id(h) <> $me "
+    "MATCH (h)-[r2]->(y) WHERE type(r2) IN $rels AND y <> x "
+    "WITH DISTINCT node, y, type(r2) AS rel, COUNT { (y)<--() } AS degree "
+    "WHERE degree <= $caps[rel] "
+    f"MATCH (y)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
+    "WHERE r.build_id = $build_id AND c.score >= $min_score "
+    "WITH node, y, rel, degree, c, count(DISTINCT m) AS members "
+    "WITH node, y, rel, degree, collect({c: c, members: members}) AS held, "
+    "sum(members) AS flagged "
+    "WITH node, y, rel, held, flagged, COUNT { MATCH (y)<--(k:Account) "
+    "WHERE k.created_at IS NULL OR k.created_at <= datetime({epochSeconds: $data_now}) } AS known "
+    "WHERE flagged * 2 > known "
+    "UNWIND held AS h "
+    "RETURN node, rel, y.id AS id, h.members AS members, h.c.id AS cluster_id, "
+    "h.c.ring_id AS ring_id, h.c.score AS score ORDER BY cluster_id, node, rel, id"
+)
+
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),
 # and the naive baseline loader's one-row-one-transaction statement.
 INGEST_CLEAR_IN_BATCHES: LiteralString = (

@@ -16,7 +16,11 @@ ingested (tested), and recording the event changes the graph the next screen rea
 
 Rings are reached through identifiers that are not hubs for the detector (at most the kind's
 ``degree_cap`` accounts, ``ringscope.kinds``): an account on a flagged cluster's device is
-linked to that cluster, one behind a carrier IP is not, and the IP is listed as ignored.
+linked to that cluster, one behind a carrier IP is not, and the IP is listed as ignored. A ring
+is also reached in two hops (:func:`_second_hop`): through one of the event's personal
+identifiers (document, card, email) held by another account that uses an identifier the flagged
+clusters hold (more than half of the accounts the build knew on it are their members), the case
+of a mule ring's document group left outside its flagged clusters.
 Velocity is, per identifier of the event, how many accounts first used it in the hour, day and
 week up to the event (the event's account included when the event is its first use).
 """
@@ -89,6 +93,10 @@ class LinkedRing:
     cluster_id: str
     score: float
     via: tuple[tuple[str, str, int], ...]  # (kind, id, the cluster's members on it)
+    # 1: through the event's own identifiers (or the account is a member); 2: ``via`` is the
+    # event's personal identifier (no members on it) and then its holder's identifier that the
+    # cluster holds (SCREEN_SECOND_HOP).
+    hops: int = 1
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,11 @@ _FACTS: OrderedDict[str, _BuildFacts] = OrderedDict()
 _FACTS_LOCK = threading.Lock()
 _KIND_OF_REL = {k.rel: k.name for k in IDENTIFIER_KINDS}
 
+
+# Two-hop links (SCREEN_SECOND_HOP) are evidence one step removed: an answer lists at most this
+# many such rings (the highest scored), each through at most this many identifiers of each hop.
+SECOND_HOP_RINGS = 3
+SECOND_HOP_VIA = 2
 
 # An event names at most 20 values per kind (ingest.events.MAX_EVENT_VALUES): its lists are
 # padded to one length past that.
@@ -249,6 +262,10 @@ def screen(
         LinkedRing(rid, cid, round(sc, 6), tuple(sorted(via, key=_via_order)))
         for cid, (rid, sc, via) in rings.items()
     ]
+    personal = sorted(n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal)
+    if build_id and personal:
+        me_node = int(me["node"]) if me is not None else -1
+        linked += _second_hop(graph, personal, names, me_node, build_id, facts, set(rings))
     hubs = sorted(
         ((names[n][0], names[n][1], after[n]) for n in names if is_hub[n]),
         key=lambda h: (-h[2], h[0], h[1]),
@@ -269,6 +286,38 @@ def screen(
         accounts_read=proj.n,
         seconds=round(time.perf_counter() - t0, 6),
     )
+
+
+def _second_hop(
+    graph: Graph,
+    personal: list[int],
+    names: dict[int, tuple[str, str]],
+    me: int,
+    build_id: str,
+    facts: _BuildFacts,
+    linked: set[str],
+) -> list[LinkedRing]:
+    """Flagged clusters reached in two hops (SCREEN_SECOND_HOP) that one hop did not reach."""
+    rows = graph.read(cypher.SCREEN_SECOND_HOP, {
+        "personal": _pad(personal, -1), "me": me,
+        "rels": [k.rel for k in IDENTIFIER_KINDS], "build_id": build_id,
+        "min_score": facts.flag_threshold, "data_now": facts.data_now,
+        "caps": {k.rel: k.degree_cap for k in IDENTIFIER_KINDS},
+    })  # fmt: skip
+    found: dict[str, tuple[str, float, set[tuple[str, str, int]]]] = {}
+    for r in rows:
+        cid = str(r["cluster_id"])
+        if cid in linked:
+            continue
+        via = found.setdefault(cid, (str(r["ring_id"]), float(r["score"]), set()))[2]
+        via.add((*names[int(r["node"])], 0))
+        via.add((_KIND_OF_REL[r["rel"]], str(r["id"]), int(r["members"])))
+    out = []
+    for cid, (rid, sc, via) in found.items():
+        first = sorted(v for v in via if v[2] == 0)[:SECOND_HOP_VIA]
+        second = sorted((v for v in via if v[2] > 0), key=_via_order)[:SECOND_HOP_VIA]
+        out.append(LinkedRing(rid, cid, round(sc, 6), (*first, *second), hops=2))
+    return sorted(out, key=lambda lr: (-lr.score, lr.ring_id))[:SECOND_HOP_RINGS]
 
 
 def _via_order(v: tuple[str, str, int]) -> tuple[int, str, str]:

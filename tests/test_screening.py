@@ -52,7 +52,7 @@ SCREEN_ALL = """
 query Screen($event: ScreenEvent!) {
   screen(event: $event) {
     eventId accountId knownAccount score buildId modelVersion model flagThreshold reasons
-    linkedRings { ringId clusterId score via { kind id masked members } }
+    linkedRings { ringId clusterId score hops via { kind id masked members } }
     hubsIgnored { kind id masked degree }
     velocity { kind id masked accounts lastHour lastDay lastWeek }
     invalidFields { eventId field reason }
@@ -431,6 +431,62 @@ def test_the_client_screens_and_records(server: LiveServer, world: Any) -> None:
         r = client.record_events([event])
         assert r.recorded == ("cli-1",) and r.rows_written == 3  # account, device, payment
         assert client.record_events([event]).duplicates == ("cli-1",)
+
+
+def _flagged_on(g: Graph, rel: str, label: str, strong: bool, now: datetime) -> dict[str, Any]:
+    """An identifier of members of the current build's flagged clusters, not a hub once two
+    more accounts use it, which those members hold (more than half of the accounts the build
+    knew on it, opened by ``now``: ``strong``) or not, with those counts."""
+    rows = g.read(
+        "MATCH (:CurrentBuild)-[:POINTS_TO]->(b:Build) "
+        "MATCH (m:Account)-[r:MEMBER_OF]->(c:Cluster) "
+        "WHERE r.build_id = b.id AND c.score >= 0.6 "
+        f"MATCH (m)-[:{rel}]->(x:{label}) "
+        "WITH x, count(DISTINCT m) AS members, collect(DISTINCT c.ring_id) AS rings "
+        "WITH x, members, rings, COUNT { (x)<--() } AS degree, "
+        "COUNT { MATCH (x)<--(k:Account) WHERE k.created_at <= $now } AS known "
+        "WHERE degree + 2 <= 50 "
+        "RETURN x.id AS id, members, known, rings ORDER BY members DESC, known, id",
+        {"now": now},
+    )
+    pick = [r for r in rows if (r["members"] * 2 > r["known"]) == strong]
+    assert pick, f"no {'strong' if strong else 'weak'} {label} in the world"
+    return pick[0]
+
+
+def test_a_ring_is_reached_in_two_hops_through_what_it_holds(
+    server: LiveServer, world: Any
+) -> None:
+    """A new account presents an ID document held by an account outside every flagged cluster
+    (a ring member's second document group, say); that holder uses a device the flagged
+    clusters hold (more than half of its accounts are their members). The screen reaches the
+    ring in two hops, through the document and the device, and its reasons say so. A document
+    whose holder shares only a phone that flagged members do not hold (one member among more
+    other accounts the build knew) reaches nothing: a family's card held beside a ring
+    member's home IP. Accounts recorded since the build (the holders here) count for neither."""
+    g, _, keys, f = world
+    at = f["now"] + timedelta(hours=3)
+    strong = _flagged_on(g, "USES_DEVICE", "Device", strong=True, now=f["now"])
+    weak = _flagged_on(g, "HAS_PHONE", "Phone", strong=False, now=f["now"])
+    _record(server, keys.risk_engine, [
+        _event("hop-h1", "NEW-HOP-H1", at, devices=[strong["id"]], idDocuments=["DOC-HOP-1"]),
+        _event("hop-h2", "NEW-HOP-H2", at, phones=[weak["id"]], idDocuments=["DOC-HOP-2"]),
+    ])  # fmt: skip
+    reached = _screen(server, keys.investigator, _event(
+        "hop-1", "NEW-HOP-1", at + timedelta(minutes=5), idDocuments=["DOC-HOP-1"]
+    ))  # fmt: skip
+    two = [r for r in reached["linkedRings"] if r["hops"] == 2]
+    assert {r["ringId"] for r in two} <= set(strong["rings"]) and two
+    via = two[0]["via"]
+    assert via[0] == {"kind": "ID_DOCUMENT", "id": "DOC-HOP-1", "masked": False, "members": 0}
+    assert via[1]["kind"] == "DEVICE" and via[1]["id"] == strong["id"] and via[1]["members"] >= 1
+    assert not [r for r in reached["linkedRings"] if r["hops"] == 1]
+    assert any("in two hops: ID document DOC-HOP-1 also used by an account" in x
+               for x in reached["reasons"])  # fmt: skip
+    nothing = _screen(server, keys.investigator, _event(
+        "hop-2", "NEW-HOP-2", at + timedelta(minutes=5), idDocuments=["DOC-HOP-2"]
+    ))  # fmt: skip
+    assert nothing["linkedRings"] == []
 
 
 def test_no_model_is_a_named_error(neo4j_settings: Settings, world: Any, tmp_path: Path) -> None:

@@ -115,6 +115,14 @@ class LinkedRing:
     cluster_id: strawberry.ID
     score: float
     via: list[RingVia]
+    hops: int = strawberry.field(
+        description=(
+            "1: through the event's own identifiers, or the account is a member. 2: through one "
+            "of its personal identifiers (ID document, bank card, email; listed first in via, "
+            "with no members) held by another account, which uses an identifier the ring holds "
+            "(more than half of its accounts are members)."
+        )
+    )
 
 
 @strawberry.type(
@@ -215,10 +223,14 @@ def to_screen_result(
     for ring in r.linked_rings:
         via: list[RingVia] = []
         said: list[str] = []
+        first: list[str] = []
         for kind, value, members in ring.via:
             shown, masked = show(kind, value) if kind != "account" else (value, False)
             via.append(RingVia(kind=EntityKind(kind), id=strawberry.ID(shown), masked=masked,
                                members=members))  # fmt: skip
+            if ring.hops == 2 and members == 0:
+                first.append(f"{_words(kind)} {shown}")
+                continue
             said.append(
                 "the account is a member"
                 if kind == "account"
@@ -227,10 +239,17 @@ def to_screen_result(
             )
         rings.append(LinkedRing(ring_id=strawberry.ID(ring.ring_id),
                                 cluster_id=strawberry.ID(ring.cluster_id),
-                                score=ring.score, via=via))  # fmt: skip
-        reasons.append(
-            f"Reaches flagged ring {ring.ring_id} (score {ring.score:.2f}): " + "; ".join(said)
-        )
+                                score=ring.score, via=via, hops=ring.hops))  # fmt: skip
+        if ring.hops == 2:
+            reasons.append(
+                f"Reaches flagged ring {ring.ring_id} (score {ring.score:.2f}) in two hops: "
+                f"{' and '.join(first)} also used by an account that shares with the ring "
+                + "; ".join(said)
+            )
+        else:
+            reasons.append(
+                f"Reaches flagged ring {ring.ring_id} (score {ring.score:.2f}): " + "; ".join(said)
+            )
     hubs: list[HubIgnored] = []
     for kind, value, degree in r.hubs_ignored:
         shown, masked = show(kind, value)

@@ -344,7 +344,9 @@ _VERDICT_LATEST = (
 # 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
 #    with all of their edges as LOCAL_LINKS has them; their latest verdicts (as
 #    API_VERDICT_LABELS_FOR, walked from these accounts); and the flagged clusters of $build_id
-#    reached through the identifiers $open or holding $me.
+#    reached through the identifiers $open or holding $me, with each identifier's accounts the
+#    build knew (opened by $data_now: models.screen keeps a link only where members of flagged
+#    clusters are more than half of them).
 _SCREEN_LINKS = _local_links("UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a ")
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { "
@@ -361,16 +363,18 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "} "
     "CALL () { CALL () { "
     "UNWIND $open AS node MATCH (x) WHERE id(x) = node "
+    f"WITH node, x, COUNT {{ MATCH (x)<--(k:{ACCOUNT.label}) WHERE k.created_at IS NULL "
+    "OR k.created_at <= datetime({epochSeconds: $data_now}) } AS known "
     f"MATCH (x)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
     "WHERE r.build_id = $build_id AND c.score >= $min_score "
-    "RETURN node, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
+    "RETURN node, known, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
     "count(DISTINCT m) AS members "
     f"UNION ALL MATCH (m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
     "WHERE id(m) = $me AND r.build_id = $build_id AND c.score >= $min_score "
-    "RETURN -1 AS node, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
-    "1 AS members "
-    "} RETURN collect({node: node, cluster_id: cluster_id, ring_id: ring_id, score: score, "
-    "members: members}) AS rings } "
+    "RETURN -1 AS node, 1 AS known, c.id AS cluster_id, c.ring_id AS ring_id, "
+    "c.score AS score, 1 AS members "
+    "} RETURN collect({node: node, known: known, cluster_id: cluster_id, ring_id: ring_id, "
+    "score: score, members: members}) AS rings } "
     "CALL (accs) { CALL (accs) { " + _SCREEN_LINKS + " } "
     "RETURN collect({rel: rel, acc: acc, ident: ident, first: first, last: last, "
     "count: count, round_count: round_count, total_e4: total_e4, currency: currency, "

@@ -15,12 +15,14 @@ event gives the score a rebuild with the same model would give the account once 
 ingested (tested), and recording the event changes the graph the next screen reads.
 
 Rings are reached through identifiers that are not hubs for the detector (at most the kind's
-``degree_cap`` accounts, ``ringscope.kinds``): an account on a flagged cluster's device is
-linked to that cluster, one behind a carrier IP is not, and the IP is listed as ignored. A ring
-is also reached in two hops (:func:`_second_hop`): through one of the event's personal
+``degree_cap`` accounts, ``ringscope.kinds``) and that the flagged clusters hold: their members
+are more than half of the accounts the build knew on it (opened by the build's data "now";
+accounts recorded since do not dilute it). An account on a flagged cluster's farm device is
+linked to that cluster; one on an office IP or a family card that a ring member shares with more
+honest accounts is not; one behind a carrier IP is not either, and the IP is listed as ignored.
+A ring is also reached in two hops (:func:`_second_hop`): through one of the event's personal
 identifiers (document, card, email) held by another account that uses an identifier the flagged
-clusters hold (more than half of the accounts the build knew on it are their members), the case
-of a mule ring's document group left outside its flagged clusters.
+clusters hold, the case of a mule ring's document group left outside its flagged clusters.
 Velocity is, per identifier of the event, how many accounts first used it in the hour, day and
 week up to the event (the event's account included when the event is its first use).
 """
@@ -237,7 +239,7 @@ def screen(
         "me": int(me["node"]) if me is not None else -1, "rels": rels,
         "known": _pad(sorted(info), -1),
         "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
-        "min_score": facts.flag_threshold,
+        "min_score": facts.flag_threshold, "data_now": facts.data_now,
     })[0]  # fmt: skip
     links = {str(r["rel"]): r for r in near["links"]}
     proj = assemble_local(near["accounts"], links, info, max(facts.data_now, ev.at))
@@ -249,8 +251,13 @@ def screen(
     score, feats = model.assess(applied, ev.account_id, top=top)
 
     rings: dict[str, tuple[str, float, list[tuple[str, str, int]]]] = {}
+    held: dict[int, int] = defaultdict(int)  # identifier -> members of flagged clusters on it
+    for r in near["rings"]:
+        held[int(r["node"])] += int(r["members"])
     for r in near["rings"]:
         node = int(r["node"])
+        if node >= 0 and held[node] * 2 <= int(r["known"]):
+            continue  # not the rings': their members are not most of the accounts on it
         via = (
             ("account", ev.account_id, 1)
             if node < 0

@@ -489,6 +489,27 @@ def test_a_ring_is_reached_in_two_hops_through_what_it_holds(
     assert nothing["linkedRings"] == []
 
 
+def test_an_identifier_the_flagged_clusters_do_not_hold_links_nothing(
+    server: LiveServer, world: Any
+) -> None:
+    """One hop links a ring only through what its flagged clusters hold: a newcomer on a phone
+    that one flagged member shares with more other accounts (a family's, an office's) reaches
+    nothing; one on a device the flagged members hold reaches their ring, with the members on
+    it."""
+    g, _, keys, f = world
+    at = f["now"] + timedelta(hours=4)
+    weak = _flagged_on(g, "HAS_PHONE", "Phone", strong=False, now=f["now"])
+    strong = _flagged_on(g, "USES_DEVICE", "Device", strong=True, now=f["now"])
+    nothing = _screen(server, keys.investigator, _event("held-1", "NEW-HELD-1", at,
+                                                        phones=[weak["id"]]))  # fmt: skip
+    assert nothing["linkedRings"] == []
+    reached = _screen(server, keys.investigator, _event("held-2", "NEW-HELD-2", at,
+                                                        devices=[strong["id"]]))  # fmt: skip
+    assert {r["ringId"] for r in reached["linkedRings"]} == set(strong["rings"])
+    assert all(r["hops"] == 1 and r["via"][0]["id"] == strong["id"]
+               for r in reached["linkedRings"])  # fmt: skip
+
+
 def test_no_model_is_a_named_error(neo4j_settings: Settings, world: Any, tmp_path: Path) -> None:
     _, _, keys, f = world
     settings = api_settings(neo4j_settings, tmp_path, model_dir=tmp_path / "none")

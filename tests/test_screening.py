@@ -427,6 +427,7 @@ def test_the_client_screens_and_records(server: LiveServer, world: Any) -> None:
         assert a.event_id == "cli-1" and 0 <= a.score <= 1
         assert a.linked_rings[0].ring_id == f["ring"]
         assert a.linked_rings[0].via == (("device", f["device"]),)
+        assert a.linked_rings[0].hops == 1
         assert a.invalid_fields == (("phones[0]", "unparseable phone"),)
         r = client.record_events([event])
         assert r.recorded == ("cli-1",) and r.rows_written == 3  # account, device, payment

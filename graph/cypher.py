@@ -343,11 +343,46 @@ _VERDICT_LATEST = (
 )
 # 2. SCREEN_NEIGHBOURHOOD: the accounts on the identifiers $expand (and the account $me), by id,
 #    with all of their edges as LOCAL_LINKS has them; their latest verdicts (as
-#    API_VERDICT_LABELS_FOR, walked from these accounts); and the flagged clusters of $build_id
+#    API_VERDICT_LABELS_FOR, walked from these accounts); the flagged clusters of $build_id
 #    reached through the identifiers $open or holding $me, with each identifier's accounts the
-#    build knew (opened by $data_now: models.screen keeps a link only where members of flagged
-#    clusters are more than half of them).
+#    build knew (models.screen keeps a link only where members of flagged clusters are more than
+#    half of them); and those reached in two hops (_SCREEN_SECOND_HOP).
 _SCREEN_LINKS = _local_links("UNWIND range(0, size(accs) - 1) AS k WITH k, accs[k] AS a ")
+
+
+def _build_known(var: str) -> str:
+    """The accounts on identifier ``var`` that the build knew: opened by its data's "now"
+    ($data_now), so that accounts recorded since (a returning ring's among them) dilute
+    nothing."""
+    return (
+        f"COUNT {{ MATCH ({var})<--(k:{ACCOUNT.label}) WHERE k.created_at IS NULL "
+        "OR k.created_at <= datetime({epochSeconds: $data_now}) }"
+    )
+
+
+# Flagged clusters of $build_id reached in two hops, from the event's personal identifiers
+# $personal (documents, cards, emails; not hubs) through an account holding one to another
+# identifier of that holder's which flagged clusters hold: their members are more than half of
+# the accounts the build knew on it (all flagged clusters together: a ring split into several
+# flagged clusters holds its collector only together), and it is not a hub ($caps: each
+# relationship type's degree cap). A mule ring's document groups sit outside its flagged
+# clusters, tied to them by the collector they pay; a family's home IP, shared with one ring
+# member, is not held by flagged clusters and links nothing.
+_SCREEN_SECOND_HOP = (
+    "UNWIND $personal AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<--(h:{ACCOUNT.label}) WHERE id(h) <> $me "
+    "MATCH (h)-[r2]->(y) WHERE type(r2) IN $rels AND y <> x "
+    "WITH DISTINCT node, y, type(r2) AS rel, COUNT { (y)<--() } AS degree "
+    "WHERE degree <= $caps[rel] "
+    f"MATCH (y)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
+    "WHERE r.build_id = $build_id AND c.score >= $min_score "
+    "WITH node, y, rel, c, count(DISTINCT m) AS members "
+    "WITH node, y, rel, collect({c: c, members: members}) AS held, sum(members) AS flagged "
+    "WHERE flagged * 2 > " + _build_known("y") + " "
+    "UNWIND held AS h "
+    "RETURN node, rel, y.id AS id, h.members AS members, h.c.id AS cluster_id, "
+    "h.c.ring_id AS ring_id, h.c.score AS score"
+)
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { "
     "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "
@@ -363,8 +398,7 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "} "
     "CALL () { CALL () { "
     "UNWIND $open AS node MATCH (x) WHERE id(x) = node "
-    f"WITH node, x, COUNT {{ MATCH (x)<--(k:{ACCOUNT.label}) WHERE k.created_at IS NULL "
-    "OR k.created_at <= datetime({epochSeconds: $data_now}) } AS known "
+    "WITH node, x, " + _build_known("x") + " AS known "
     f"MATCH (x)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
     "WHERE r.build_id = $build_id AND c.score >= $min_score "
     "RETURN node, known, c.id AS cluster_id, c.ring_id AS ring_id, c.score AS score, "
@@ -375,41 +409,16 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "c.score AS score, 1 AS members "
     "} RETURN collect({node: node, known: known, cluster_id: cluster_id, ring_id: ring_id, "
     "score: score, members: members}) AS rings } "
+    "CALL () { CALL () { " + _SCREEN_SECOND_HOP + " } "
+    "RETURN collect({node: node, rel: rel, id: id, members: members, cluster_id: cluster_id, "
+    "ring_id: ring_id, score: score}) AS second } "
     "CALL (accs) { CALL (accs) { " + _SCREEN_LINKS + " } "
     "RETURN collect({rel: rel, acc: acc, ident: ident, first: first, last: last, "
     "count: count, round_count: round_count, total_e4: total_e4, currency: currency, "
     "info_nodes: info_nodes, degrees: degrees, flags: flags}) AS links } "
-    "RETURN [x IN accs | " + _SCREEN_ACCOUNT + "] AS accounts, verdicts, rings, links"
+    "RETURN [x IN accs | " + _SCREEN_ACCOUNT + "] AS accounts, verdicts, rings, second, links"
 )
 
-# 3. SCREEN_SECOND_HOP: flagged clusters of $build_id reached in two hops, from the event's
-#    personal identifiers $personal (documents, cards, emails; not hubs) through an account
-#    holding one to another identifier of that holder's which flagged clusters hold: members of
-#    flagged clusters are more than half of the accounts the build knew on it (opened by its
-#    data's "now", $data_now: accounts recorded since, a returning ring's among them, do not
-#    dilute it; and together: a ring split into several flagged clusters holds its collector
-#    only together), and it is not a hub ($caps: each relationship type's degree cap). A mule
-#    ring's document groups sit outside its flagged clusters, tied to them by the collector they
-#    pay; a family's home IP, shared with one ring member, is not held by flagged clusters and
-#    links nothing.
-SCREEN_SECOND_HOP: LiteralString = (
-    "UNWIND $personal AS node MATCH (x) WHERE id(x) = node "
-    f"MATCH (x)<--(h:{ACCOUNT.label}) WHERE id(h) <> $me "
-    "MATCH (h)-[r2]->(y) WHERE type(r2) IN $rels AND y <> x "
-    "WITH DISTINCT node, y, type(r2) AS rel, COUNT { (y)<--() } AS degree "
-    "WHERE degree <= $caps[rel] "
-    f"MATCH (y)<--(m:{ACCOUNT.label})-[r:MEMBER_OF]->(c:Cluster) "
-    "WHERE r.build_id = $build_id AND c.score >= $min_score "
-    "WITH node, y, rel, degree, c, count(DISTINCT m) AS members "
-    "WITH node, y, rel, degree, collect({c: c, members: members}) AS held, "
-    "sum(members) AS flagged "
-    "WITH node, y, rel, held, flagged, COUNT { MATCH (y)<--(k:Account) "
-    "WHERE k.created_at IS NULL OR k.created_at <= datetime({epochSeconds: $data_now}) } AS known "
-    "WHERE flagged * 2 > known "
-    "UNWIND held AS h "
-    "RETURN node, rel, y.id AS id, h.members AS members, h.c.id AS cluster_id, "
-    "h.c.ring_id AS ring_id, h.c.score AS score ORDER BY cluster_id, node, rel, id"
-)
 
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),
 # and the naive baseline loader's one-row-one-transaction statement.

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class LinkedRing:
     via: tuple[tuple[str, str, int], ...]  # (kind, id, the cluster's members on it)
     # 1: through the event's own identifiers (or the account is a member); 2: ``via`` is the
     # event's personal identifier (no members on it) and then its holder's identifier that the
-    # cluster holds (SCREEN_SECOND_HOP).
+    # cluster holds (SCREEN_NEIGHBOURHOOD's second hop).
     hops: int = 1
 
 
@@ -151,10 +151,13 @@ class _BuildFacts:
 _FACTS: OrderedDict[str, _BuildFacts] = OrderedDict()
 _FACTS_LOCK = threading.Lock()
 _KIND_OF_REL = {k.rel: k.name for k in IDENTIFIER_KINDS}
+_RELS = [k.rel for k in IDENTIFIER_KINDS]
+_CAPS = {k.rel: k.degree_cap for k in IDENTIFIER_KINDS}  # hubs, as the detector caps them
 
 
-# Two-hop links (SCREEN_SECOND_HOP) are evidence one step removed: an answer lists at most this
-# many such rings (the highest scored), each through at most this many identifiers of each hop.
+# Two-hop links (SCREEN_NEIGHBOURHOOD's second hop) are evidence one step removed: an answer
+# lists at most this many such rings (the highest scored), each through at most this many
+# identifiers of each hop.
 SECOND_HOP_RINGS = 3
 SECOND_HOP_VIA = 2
 
@@ -231,15 +234,17 @@ def screen(
     # Sizes once the event is in: one more account where the account is new to an identifier.
     after = {n: info[n][0] + (0 if n in on else 1) for n in names}
     is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
-    rels = [k.rel for k in IDENTIFIER_KINDS]
     near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, {
         "expand": _pad(expand_identifiers(
             info, model.config.hub_degree, budget if model.choice != "tree" else 0
         ), -1),
-        "me": int(me["node"]) if me is not None else -1, "rels": rels,
+        "me": int(me["node"]) if me is not None else -1, "rels": _RELS,
         "known": _pad(sorted(info), -1),
         "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
-        "min_score": facts.flag_threshold, "data_now": facts.data_now,
+        "personal": _pad(sorted(
+            n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal
+        ), -1),
+        "min_score": facts.flag_threshold, "data_now": facts.data_now, "caps": _CAPS,
     })[0]  # fmt: skip
     links = {str(r["rel"]): r for r in near["links"]}
     proj = assemble_local(near["accounts"], links, info, max(facts.data_now, ev.at))
@@ -269,10 +274,7 @@ def screen(
         LinkedRing(rid, cid, round(sc, 6), tuple(sorted(via, key=_via_order)))
         for cid, (rid, sc, via) in rings.items()
     ]
-    personal = sorted(n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal)
-    if build_id and personal:
-        me_node = int(me["node"]) if me is not None else -1
-        linked += _second_hop(graph, personal, names, me_node, build_id, facts, set(rings))
+    linked += _second_hop(near["second"], names, set(rings))
     hubs = sorted(
         ((names[n][0], names[n][1], after[n]) for n in names if is_hub[n]),
         key=lambda h: (-h[2], h[0], h[1]),
@@ -296,21 +298,10 @@ def screen(
 
 
 def _second_hop(
-    graph: Graph,
-    personal: list[int],
-    names: dict[int, tuple[str, str]],
-    me: int,
-    build_id: str,
-    facts: _BuildFacts,
-    linked: set[str],
+    rows: list[dict[str, Any]], names: dict[int, tuple[str, str]], linked: set[str]
 ) -> list[LinkedRing]:
-    """Flagged clusters reached in two hops (SCREEN_SECOND_HOP) that one hop did not reach."""
-    rows = graph.read(cypher.SCREEN_SECOND_HOP, {
-        "personal": _pad(personal, -1), "me": me,
-        "rels": [k.rel for k in IDENTIFIER_KINDS], "build_id": build_id,
-        "min_score": facts.flag_threshold, "data_now": facts.data_now,
-        "caps": {k.rel: k.degree_cap for k in IDENTIFIER_KINDS},
-    })  # fmt: skip
+    """The flagged clusters SCREEN_NEIGHBOURHOOD reached in two hops (``rows``, its
+    ``second``) that one hop did not reach (``linked``)."""
     found: dict[str, tuple[str, float, set[tuple[str, str, int]]]] = {}
     for r in rows:
         cid = str(r["cluster_id"])

@@ -29,7 +29,7 @@ import pickle
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from worlds import bench_settings, empty, generate_world  # noqa: E402
 
-from ringscope.graph import EmbeddedNeo4j, connect  # noqa: E402
+from ringscope.graph import EmbeddedNeo4j, Graph, connect  # noqa: E402
 from ringscope.ingest import load  # noqa: E402
 from ringscope.models import detect as D  # noqa: E402
 from ringscope.models.evaluate import (  # noqa: E402
@@ -62,21 +62,36 @@ def _pickle(work: Path, seed: int, accounts: int) -> Path:
 
 def prepare(seeds: Sequence[int], accounts: int, work: Path) -> None:
     """Each world generated, loaded into a private embedded Neo4j and its projection kept."""
+    prepare_worlds(
+        seeds, accounts, work, lambda seed: _pickle(work, seed, accounts),
+        lambda graph, truth: (read_projection(graph), str(truth)),
+    )  # fmt: skip
+
+
+def prepare_worlds(
+    seeds: Sequence[int],
+    accounts: int,
+    work: Path,
+    out_of: Callable[[int], Path],
+    read: Callable[[Graph, Path], object],
+) -> None:
+    """Each world generated (``bench/worlds.py``), bulk-loaded into a private embedded Neo4j
+    (or ``NEO4J_URI``'s, emptied) and what ``read`` takes from the graph (given the world's
+    truth directory) pickled to ``out_of(seed)``; worlds already pickled are skipped."""
     settings = bench_settings(work)
-    (work / "projections").mkdir(parents=True, exist_ok=True)
     graph = connect(settings)
     try:
         for seed in seeds:
-            out = _pickle(work, seed, accounts)
+            out = out_of(seed)
             if out.exists():
                 continue
+            out.parent.mkdir(parents=True, exist_ok=True)
             t = time.perf_counter()
             data, truth = generate_world(seed, accounts, work / "worlds")
             empty(graph, settings)
             load(data, graph, settings, report_dir=work / "reports" / str(seed), progress=False,
                  bulk=True)  # fmt: skip
-            proj = read_projection(graph)
-            out.write_bytes(pickle.dumps((proj, str(truth))))
+            out.write_bytes(pickle.dumps(read(graph, truth)))
             print(f"world {seed}: prepared in {time.perf_counter() - t:.0f} s", flush=True)
     finally:
         graph.close()

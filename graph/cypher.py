@@ -209,6 +209,14 @@ DETECT_EMULATOR_DEVICES: LiteralString = (
 DETECT_VIRTUAL_PHONES: LiteralString = (
     "MATCH (x:Phone) WHERE x.is_virtual = true RETURN collect(id(x)) AS nodes"
 )
+# Accounts labelled fraud: opened and labelled, epoch seconds (models.risk.label_exposure reads
+# the delay from one to the other). Few rows: the label index finds them.
+FRAUD_LABEL_TIMES: LiteralString = (
+    f"MATCH (a:{ACCOUNT.label}) WHERE a.label = 'fraud' "
+    "AND a.created_at IS NOT NULL AND a.labelled_at IS NOT NULL "
+    "RETURN collect(a.created_at.epochSeconds) AS created, "
+    "collect(a.labelled_at.epochSeconds) AS labelled"
+)
 DETECT_MERCHANT_PAYEES: LiteralString = (
     "MATCH (x:Payee) WHERE x.kind = 'merchant' RETURN collect(id(x)) AS nodes"
 )

@@ -112,6 +112,16 @@ def _node_set(graph: Graph, query: LiteralString) -> I64:
     return np.asarray(rows[0]["nodes"] if rows else [], dtype=np.int64)
 
 
+def read_fraud_label_times(graph: Graph) -> tuple[I64, I64]:
+    """The opening and labelling times (epoch seconds) of the accounts labelled fraud, for the
+    account model's label exposure (``models.risk.label_exposure``)."""
+    row = graph.read(cypher.FRAUD_LABEL_TIMES)[0]
+    return (
+        np.asarray(row["created"], dtype=np.int64),
+        np.asarray(row["labelled"], dtype=np.int64),
+    )
+
+
 def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Projection:
     """Read accounts and every account-identifier relationship into arrays.
 

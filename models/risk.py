@@ -50,6 +50,7 @@ __all__ = [
     "RiskConfig",
     "TreeScorer",
     "identifier_aggregates",
+    "label_exposure",
     "tree_feature_names",
     "tree_rows",
 ]
@@ -74,6 +75,11 @@ class RiskConfig:
     tree_min_child_samples: int = 40
     threads: int = 1  # OpenMP threads; 2 only on a quiet machine (contention costs 10x)
     gnn: dict[str, Any] = field(default_factory=dict)  # GNNConfig overrides
+    # Label exposure (:func:`label_exposure`): unlabelled accounts too young for a fraud label to
+    # have arrived count as fraud with the chance the delay leaves, not as plain negatives.
+    label_exposure: bool = False
+    exposure_min_labels: int = 30  # fraud labels with times needed to estimate the delay
+    exposure_bin_days: int = 7
 
 
 def tree_feature_names() -> list[str]:
@@ -203,6 +209,27 @@ class Explanation:
     identifiers: tuple[tuple[str, int, float], ...]  # (kind, internal node, score drop if removed)
 
 
+@dataclass(frozen=True)
+class _Validation:
+    """What the candidates are judged and calibrated on: the validation accounts' labels and
+    weights (``rows`` None; the metrics unweighted, as ever), or with label exposure the rows the
+    kept booster was stopped on (``rows``: positions into the validation accounts, an unlabelled
+    one twice) with their soft labels and weights, so that every candidate is judged by the same
+    corrected labels, not the delayed ones the tree was corrected for."""
+
+    y: F64
+    w: F64
+    rows: I64 | None = None
+
+    def metric(self, fn: Any, p: F64) -> float:
+        if self.rows is None:
+            return float(fn(self.y, p))
+        return float(fn(self.y, p[self.rows], sample_weight=self.w))
+
+    def platt(self, p: F64, seed: int) -> tuple[float, float]:
+        return _platt(p if self.rows is None else p[self.rows], self.y, self.w, seed)
+
+
 class AccountRiskModel:
     """The learned account scorer: ``fit``, ``predict_proba``, ``decision_function``, ``predict``,
     ``explain``."""
@@ -235,7 +262,12 @@ class AccountRiskModel:
         w = np.where(proj.label == 0, self.config.legit_weight, w)
         return np.flatnonzero(~val), np.flatnonzero(val), y, w
 
-    def fit(self, proj: Projection) -> AccountRiskModel:
+    def fit(self, proj: Projection, label_times: tuple[I64, I64] | None = None) -> AccountRiskModel:
+        """Fit on ``proj``'s labels. ``label_times``: the opening and labelling times (epoch
+        seconds) of the accounts labelled fraud, read by
+        :func:`models.projection.read_fraud_label_times`; with ``label_exposure`` on and enough
+        of them, young unlabelled accounts are weighed by their exposure (:func:`label_exposure`).
+        """
         c = self.config
         t0 = time.perf_counter()
         tr, va, y, w = self._split(proj)
@@ -245,9 +277,25 @@ class AccountRiskModel:
         known = proj.label.copy()
         known[va] = -1  # validation labels are hidden from the features while fitting
         x = _tree_matrix(tables, known)
-        pos = float((w[tr] * y[tr]).sum())
-        neg = float((w[tr] * (1 - y[tr])).sum())
-        params = {
+        exposure = None
+        if c.label_exposure and label_times is not None:
+            created, labelled = label_times
+            if len(created) >= c.exposure_min_labels:
+                exposure = label_exposure(
+                    created, labelled, proj.created, proj.now(), c.exposure_bin_days
+                )
+        if exposure is not None:
+            self.booster, val, info = self._fit_exposed(x, y, w, tr, va, proj.label, exposure)
+        else:
+            (self.booster, val), info = self._fit_tree(x, y, w, tr, va), None
+        self._fit_rest(proj, x, y, w, tr, va, t0, val)
+        if info is not None:
+            self.metrics["label_exposure"] = info
+        return self
+
+    def _params(self, pos_weight: float, metric: str) -> dict[str, Any]:
+        c = self.config
+        return {
             "objective": "binary",
             "learning_rate": c.tree_learning_rate,
             "num_leaves": c.tree_leaves,
@@ -256,23 +304,122 @@ class AccountRiskModel:
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "lambda_l2": 1.0,
-            "scale_pos_weight": min(c.max_pos_weight, neg / max(pos, 1.0)),
-            "metric": "average_precision",
+            "scale_pos_weight": pos_weight,
+            "metric": metric,
             "seed": c.seed,
             "deterministic": True,
             "num_threads": c.threads,
             "verbosity": -1,
         }
+
+    def _train(
+        self,
+        x: F32,
+        tr: I64,
+        y: F64,
+        w: F64,
+        x_va: F32,
+        y_va: F64,
+        w_va: F64,
+        metric: str = "average_precision",
+        balanced: bool = True,
+    ) -> lgb.Booster:
+        """One booster on rows ``tr`` of ``x`` (labels ``y``, weights ``w`` per row of ``tr``),
+        stopped early on the validation rows ``x_va`` by ``metric``; ``balanced``: positives
+        weighted ``neg/pos`` (capped)."""
+        pos = float((w * y).sum())
+        neg = float((w * (1 - y)).sum())
+        spw = min(self.config.max_pos_weight, neg / max(pos, 1.0)) if balanced else 1.0
         names = tree_feature_names()
-        dtrain = lgb.Dataset(x[tr], y[tr], weight=w[tr], feature_name=names, free_raw_data=True)
-        dval = lgb.Dataset(x[va], y[va], weight=w[va], reference=dtrain)
-        self.booster = lgb.train(
-            params,
+        dtrain = lgb.Dataset(x[tr], y, weight=w, feature_name=names, free_raw_data=True)
+        dval = lgb.Dataset(x_va, y_va, weight=w_va, reference=dtrain)
+        return lgb.train(
+            self._params(spw, metric),
             dtrain,
-            num_boost_round=c.tree_rounds,
+            num_boost_round=self.config.tree_rounds,
             valid_sets=[dval],
             callbacks=[lgb.early_stopping(30, verbose=False)],
         )
+
+    def _fit_tree(
+        self, x: F32, y: F64, w: F64, tr: I64, va: I64
+    ) -> tuple[lgb.Booster, _Validation]:
+        booster = self._train(x, tr, y[tr], w[tr], x[va], y[va], w[va])
+        return booster, _Validation(y[va], w[va])
+
+    def _fit_exposed(
+        self, x: F32, y: F64, w: F64, tr: I64, va: I64, label: I64, exposure: F64
+    ) -> tuple[lgb.Booster, _Validation, dict[str, Any]]:
+        """Two boosters (see :func:`label_exposure`). The first learns from the accounts whose
+        labels have had time to arrive (labelled ones, and unlabelled ones with exposure of at
+        least ``EXPOSED``), so that its calibrated score estimates P(fraud) free of "young means
+        unlabelled". Each unlabelled account of exposure ``F`` is then fraud with the posterior
+        ``r = q (1 - F) / (1 - q F)`` (``q`` that score: no label though exposed ``F`` is that
+        much evidence), and the second booster learns from every account, an unlabelled one as a
+        negative of weight ``w (1 - r)`` and a positive of weight ``w r``. Calibration and early
+        stopping use the validation accounts the same way. Returns the kept booster, its
+        validation rows and what the fit did (``metrics["label_exposure"]``)."""
+        unl = label == -1
+        seen = ~unl | (exposure >= EXPOSED)
+        tr0, va0 = tr[seen[tr]], va[seen[va]]
+        # A probability, not a ranking: unweighted classes, stopped by log-loss. Stopped by
+        # AUPRC, where few unlabelled accounts are exposed (the set is then mostly labelled) its
+        # AUPRC was flat from the first round: one round, a constant ``q`` that lifted every
+        # young account alike; stopped by log-loss with the classes balanced, the inflated
+        # probabilities' log-loss rose after four rounds (both measured).
+        first = self._train(
+            x, tr0, y[tr0], w[tr0], x[va0], y[va0], w[va0], "binary_logloss", balanced=False
+        )
+        rounds = int(first.best_iteration or self.config.tree_rounds)
+        if rounds < MIN_FIRST_ROUNDS:  # it learnt nothing to correct with: fit as without
+            booster, val = self._fit_tree(x, y, w, tr, va)
+            return booster, val, {"abandoned": f"first booster stopped at round {rounds}"}
+        raw0 = np.asarray(first.predict(x[va0], num_iteration=first.best_iteration))
+        platt0 = _platt(raw0.astype(np.float64), y[va0], w[va0], self.config.seed)
+
+        def soft(rows: I64) -> tuple[I64, F64, F64]:
+            p = np.asarray(first.predict(x[rows], num_iteration=first.best_iteration))
+            q = 1.0 / (1.0 + np.exp(-_platt_log_odds(p.astype(np.float64), platt0)))
+            f = exposure[rows]
+            r = np.where(unl[rows], q * (1 - f) / np.maximum(1 - q * f, 1e-9), 0.0)
+            r = np.where(r > SOFT_MIN, r, 0.0)
+            dup = rows[r > 0]
+            idx = np.concatenate([rows, dup])
+            yy = np.concatenate([y[rows], np.ones(len(dup))])
+            ww = np.concatenate([w[rows] * (1 - r), w[dup] * r[r > 0]])
+            return idx, yy, ww
+
+        tr1, y_tr, w_tr = soft(tr)
+        va1, y_va, w_va = soft(va)
+        booster = self._train(x, tr1, y_tr, w_tr, x[va1], y_va, w_va)
+        return (
+            booster,
+            _Validation(y_va, w_va, np.searchsorted(va, va1)),
+            {
+                "first_rounds": rounds,
+                "soft_positives_train": round(float(w_tr[len(tr) :].sum()), 2),
+                "rows_added_train": int(len(tr1) - len(tr)),
+                "exposure_median_unlabelled": round(float(np.median(exposure[unl])), 4)
+                if unl.any()
+                else None,
+            },
+        )
+
+    def _fit_rest(
+        self,
+        proj: Projection,
+        x: F32,
+        y: F64,
+        w: F64,
+        tr: I64,
+        va: I64,
+        t0: float,
+        check: _Validation,
+    ) -> None:
+        """The GNN and blend candidates, the choice among them and the calibration, all judged
+        on ``check``, and the metrics."""
+        c = self.config
+        assert self.booster is not None
         t_tree = time.perf_counter() - t0
         p_tree = self.booster.predict(x[va], num_iteration=self.booster.best_iteration)
         cand: dict[str, F64] = {"tree": np.asarray(p_tree, dtype=np.float64)}
@@ -290,7 +437,7 @@ class AccountRiskModel:
                 cand["gnn"] = p_gnn
                 best_w, best_ap = 0.5, -1.0
                 for wt in (0.25, 0.5, 0.75):
-                    ap = float(average_precision_score(y[va], wt * cand["tree"] + (1 - wt) * p_gnn))
+                    ap = check.metric(average_precision_score, wt * cand["tree"] + (1 - wt) * p_gnn)
                     if ap > best_ap:
                         best_w, best_ap = wt, ap
                 self.blend_weight = best_w
@@ -299,14 +446,12 @@ class AccountRiskModel:
         val: dict[str, dict[str, float]] = {}
         for name, p in cand.items():
             val[name] = {
-                "auprc": round(float(average_precision_score(y[va], p)), 4),
-                "auroc": round(float(roc_auc_score(y[va], p)), 4),
+                "auprc": round(check.metric(average_precision_score, p), 4),
+                "auroc": round(check.metric(roc_auc_score, p), 4),
             }
         self.choice = max(val, key=lambda k: (val[k]["auprc"], k == "tree"))
-        self.platt = _platt(cand[self.choice], y[va], w[va], c.seed)
-        self.platt_tree = (
-            self.platt if self.choice == "tree" else _platt(cand["tree"], y[va], w[va], c.seed)
-        )
+        self.platt = check.platt(cand[self.choice], c.seed)
+        self.platt_tree = self.platt if self.choice == "tree" else check.platt(cand["tree"], c.seed)
         gnn_report = self.gnn.report if self.gnn is not None else None
         if self.choice == "tree":
             self.gnn = None
@@ -332,7 +477,6 @@ class AccountRiskModel:
                 else None
             ),
         }
-        return self
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -639,6 +783,56 @@ def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projec
         total=e.total[keep] if e.total is not None else None,
     )
     return replace(proj, kinds={**proj.kinds, kind: sub})
+
+
+# Label exposure: an unlabelled account whose fraud label would have arrived by now with at
+# least this chance counts as seen (the first booster learns from it); soft positives below
+# SOFT_MIN are dropped (they only cost rows).
+EXPOSED = 0.9
+SOFT_MIN = 1e-3
+MIN_FIRST_ROUNDS = 5
+
+
+def label_exposure(created: I64, labelled: I64, opened: I64, now: int, bin_days: int = 7) -> F64:
+    """Per account (opened at ``opened``, epoch seconds, -1 unknown), the chance that a fraud
+    label would have arrived by ``now`` were it fraud: ``F(now - opened)``, with ``F`` the
+    distribution of the delay from opening to a fraud label.
+
+    Why: labels arrive weeks to months after the fraud, so the youngest accounts are unlabelled
+    whatever they are, and a model that reads unlabelled as negative learns "new means safe",
+    the one thing a decision-time screen cannot afford (docs/screening.md).
+
+    ``F`` is estimated from the accounts labelled fraud (``created``, ``labelled``): a delay
+    ``d = labelled - created`` is only seen when ``d <= now - created``, so the sample is
+    right-truncated and its plain histogram is biased toward short delays. The product-limit
+    estimator for right truncation (Lynden-Bell 1971) undoes that, in bins of ``bin_days``:
+    ``F(t) = prod_{s > t} (1 - N(s) / R(s))``, ``N(s)`` the delays in bin ``s`` and ``R(s)``
+    the labelled accounts that could have shown one there (``d <= s <= now - created``).
+    ``F`` is 1 past the longest delay seen, and for accounts whose opening is unknown.
+    """
+    day = 86_400 * bin_days
+    ok = (created >= 0) & (labelled >= created) & (labelled <= now)
+    d = ((labelled[ok] - created[ok]) // day).astype(np.int64)
+    trunc = ((now - created[ok]) // day).astype(np.int64)
+    out = np.ones(len(opened), dtype=np.float64)
+    if not len(d):
+        return out
+    top = int(d.max())
+    n = np.bincount(d, minlength=top + 1).astype(np.float64)
+    # R(s) = #{d_i <= s} - #{trunc_i < s}: the delays seen by s, less those no longer at risk.
+    at_most = np.cumsum(n)
+    gone = np.cumsum(np.bincount(np.minimum(trunc, top + 1), minlength=top + 2))[: top + 1]
+    gone = np.concatenate([[0.0], gone[:-1]])  # trunc_i < s
+    r = at_most - gone
+    factor = np.where(r > 0, 1.0 - n / np.maximum(r, 1.0), 1.0)
+    # F(t) for bins t = 0..top: the product of the factors of the bins after t.
+    after = np.concatenate([np.cumprod(factor[::-1])[::-1][1:], [1.0]])
+    age = (now - opened) // day
+    known = opened >= 0
+    idx = np.clip(age, 0, top + 1)
+    table = np.concatenate([after, [1.0]])
+    out[known] = table[idx[known]]
+    return out
 
 
 def _platt(p: F64, y: F64, w: F64, seed: int) -> tuple[float, float]:

@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     model_seed: int = 0
     model_use_gnn: bool = True
     model_threads: int = 1
+    # Label exposure (models.risk.label_exposure): young unlabelled accounts count as fraud with
+    # the chance that the labels' delay leaves, instead of as plain negatives.
+    model_label_exposure: bool = True
     # The cluster score: "prior" (hand-set weights) or "learned" (fitted on this platform's
     # labels and calibrated; models/cluster_score.py), which falls back to the prior when the
     # labels are too few. The build records which was used (metrics.counts.cluster_scorer).

@@ -108,6 +108,8 @@ def test_retrain_then_score_only_reuses_the_model(
     assert (models / "current").read_text().strip() == first.model_version
     manifest = json.loads((models / first.model_version / "manifest.json").read_text())
     assert manifest["training_build_id"] == first.id
+    # Trained with label exposure (the default; docs/models.md), which the manifest records.
+    assert manifest["config"]["label_exposure"] is True
     ok(ringscope("rebuild", "--score-only", "--top", "0", env=env))
     second = current_build(fresh)
     assert second is not None and second.model_version == first.model_version

@@ -47,7 +47,7 @@ from ringscope.graph.connection import Graph
 from ringscope.ingest import load
 from ringscope.models.builds import BuildInfo, BuildWriter
 from ringscope.models.detect import DetectConfig, detect
-from ringscope.models.projection import read_projection
+from ringscope.models.projection import read_fraud_label_times, read_projection
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
 
@@ -281,12 +281,18 @@ def rebuild(
                                 seed=settings.model_seed,
                                 use_gnn=settings.model_use_gnn,
                                 threads=settings.model_threads,
+                                label_exposure=settings.model_label_exposure,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,
                                     "min_epochs": settings.model_gnn_min_epochs,
                                     "device": settings.model_device,
                                 },
-                            ).fit(proj)
+                            ).fit(
+                                proj,
+                                read_fraud_label_times(graph)
+                                if settings.model_label_exposure
+                                else None,
+                            )
                             version = artefacts.new_model_version()
                             model_path = settings.models_dir / version
                             artefacts.save_model(

@@ -679,6 +679,7 @@ def run_world(
                         {
                             "world": seed,
                             "event": p.event.event_id,
+                            "account": p.account,
                             "type": p.event.type,
                             "at": p.event.at.isoformat(),
                             "known": rec.known_account,
@@ -690,6 +691,7 @@ def run_world(
                             "via": [[r.ring_id, *v] for r in rec.linked_rings for v in r.via],
                             "kinds": sorted(p.event.identifiers),
                             "payee": p.event.payee is not None,
+                            "top": [list(f) for f in rec.top_features],
                         }
                     )
                     + "\n"

@@ -526,7 +526,13 @@ MAX_SCREEN_REASONS = 12  # sentences in a screening answer
 
 
 def screen_event(
-    graph: Graph, models: ModelStore, event: Event, *, region: str, budget: int
+    graph: Graph,
+    models: ModelStore,
+    event: Event,
+    *,
+    region: str,
+    budget: int,
+    use_table: bool = True,
 ) -> tuple[ScreenRecord, tuple[InvalidField, ...]]:
     """Score an event against the current graph and build, writing nothing
     (:func:`models.screen.screen`). An event that cannot be placed is an invalid argument."""
@@ -534,7 +540,9 @@ def screen_event(
         prepared = prepare_events([event], region)
     except EventError as exc:
         raise InvalidArgumentError(f"event: {exc.field}: {exc.reason}.") from None
-    record = screening.screen(graph, models, event_input(prepared), budget=budget)
+    record = screening.screen(
+        graph, models, event_input(prepared), budget=budget, use_table=use_table
+    )
     return record, tuple(prepared.invalid)
 
 

@@ -280,29 +280,38 @@ def _local_links(start: LiteralString) -> LiteralString:
     position, and ``a``, the account), with each PAID's currency, and the size and flag of each
     identifier they reach that is not in $known."""
     return " UNION ALL ".join(
-        start
-        + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
-        + "WITH collect(k) AS acc, collect(id(x)) AS ident, "
+        start + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) " + _links_of(k.rel, "k")
+        for k in KINDS
+        if k.rel is not None
+    )
+
+
+def _links_of(rel: LiteralString, acc: LiteralString) -> LiteralString:
+    """The record ``_local_links`` returns for one relationship type, from the rows ``a``, ``r``,
+    ``x`` bound before it: ``acc`` says what names the account (its position ``k``, or
+    ``id(a)``)."""
+    return (
+        "WITH collect("
+        + acc
+        + ") AS acc, collect(id(x)) AS ident, "
         + _DETECT_SEEN
         + (
             ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
             "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
             "collect(r.currency) AS currency"
-            if k.rel == "PAID"
+            if rel == "PAID"
             else ""
         )
         + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
-        + f"RETURN '{k.rel}' AS rel, acc, ident, first, last, count, "
+        + f"RETURN '{rel}' AS rel, acc, ident, first, last, count, "
         + (
             "round_count, total_e4, currency, "
-            if k.rel == "PAID"
+            if rel == "PAID"
             else "[] AS round_count, [] AS total_e4, [] AS currency, "
         )
         + "[x IN xs | id(x)] AS info_nodes, "
-        + f"[x IN xs | {_LOCAL_DEGREE[k.rel]}] AS degrees, "
-        + f"[x IN xs | {_LOCAL_FLAG[k.rel]}] AS flags"
-        for k in KINDS
-        if k.rel is not None
+        + f"[x IN xs | {_LOCAL_DEGREE[rel]}] AS degrees, "
+        + f"[x IN xs | {_LOCAL_FLAG[rel]}] AS flags"
     )
 
 
@@ -391,13 +400,16 @@ _SCREEN_SECOND_HOP = (
     "RETURN node, rel, y.id AS id, h.members AS members, h.c.id AS cluster_id, "
     "h.c.ring_id AS ring_id, h.c.score AS score"
 )
-SCREEN_NEIGHBOURHOOD: LiteralString = (
+_SCREEN_ACCOUNTS = (
     "CALL () { "
     "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "
     f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels RETURN a "
     f"UNION MATCH (a:{ACCOUNT.label}) WHERE id(a) = $me RETURN a "
     "} "
     "WITH a ORDER BY a.id WITH collect(a) AS accs "
+)
+# Their latest verdicts, the flagged clusters reached in one hop and in two (see above).
+_SCREEN_EVIDENCE = (
     "CALL (accs) { "
     "UNWIND accs AS a MATCH (a)-[:HAS_VERDICT]->(v:Verdict) "
     "WHERE v.target_kind IN ['account', 'ring'] WITH a.id AS account, v "
@@ -420,11 +432,84 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     "CALL () { CALL () { " + _SCREEN_SECOND_HOP + " } "
     "RETURN collect({node: node, rel: rel, id: id, members: members, cluster_id: cluster_id, "
     "ring_id: ring_id, score: score}) AS second } "
-    "CALL (accs) { CALL (accs) { " + _SCREEN_LINKS + " } "
+)
+_SCREEN_COLLECT_LINKS = (
     "RETURN collect({rel: rel, acc: acc, ident: ident, first: first, last: last, "
     "count: count, round_count: round_count, total_e4: total_e4, currency: currency, "
     "info_nodes: info_nodes, degrees: degrees, flags: flags}) AS links } "
-    "RETURN [x IN accs | " + _SCREEN_ACCOUNT + "] AS accounts, verdicts, rings, second, links"
+)
+SCREEN_NEIGHBOURHOOD: LiteralString = (
+    _SCREEN_ACCOUNTS
+    + _SCREEN_EVIDENCE
+    + "CALL (accs) { CALL (accs) { "
+    + _SCREEN_LINKS
+    + " } "
+    + _SCREEN_COLLECT_LINKS
+    + "RETURN [x IN accs | "
+    + _SCREEN_ACCOUNT
+    + "] AS accounts, verdicts, rings, second, links"
+)
+
+
+# 2'. With the build's feature table (models/screen_table.py): the same accounts, evidence and
+#     rings, but of the accounts' edges only those on the identifiers $expand (all of their
+#     accounts') and those of $full (the event's account) elsewhere: the other accounts'
+#     features come from the table. Each account comes with what its row depends on
+#     (SCREEN_SHARING): a fingerprint the table's must equal for its row to be used, and its
+#     sharing, read live.
+#     SCREEN_TABLE_LINKS then reads the edges of the accounts whose row is stale ($full; those
+#     on $skip, the identifiers already read whole, excepted). ``acc`` is the account's
+#     internal id here, not a position.
+def _screen_table_links(rel: LiteralString, label: LiteralString) -> LiteralString:
+    return (
+        "CALL () { "
+        f"UNWIND $expand AS node MATCH (x:{label}) WHERE id(x) = node "
+        f"MATCH (x)<-[r:{rel}]-(a:{ACCOUNT.label}) RETURN a, r, x "
+        f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r:{rel}]->(x:{label}) "
+        "WHERE id(a) = node AND NOT id(x) IN $skip RETURN a, r, x "
+        "} " + _links_of(rel, "id(a)")
+    )
+
+
+_SCREEN_TABLE_LINKS = " UNION ALL ".join(
+    _screen_table_links(k.rel, k.label) for k in KINDS if k.rel is not None
+)
+# Per account and kind: its relationships, the sum of their counts and how many reach a
+# flagged identifier (the fingerprint models.screen_table.fingerprints computes from a
+# projection), and how many of its identifiers are shared and the size of the busiest, which
+# others' new relationships move and so are read live. Degrees, no edge returned.
+SCREEN_SHARING: LiteralString = (
+    "CALL (a) { "
+    + " UNION ALL ".join(
+        f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
+        f"WITH x, count(r) AS n, sum(coalesce(toInteger(r.count), 1)) AS c, "
+        f"{_LOCAL_FLAG[k.rel]} AS flag "
+        f"WITH n, c, flag, {_LOCAL_DEGREE[k.rel]} AS s "
+        f"RETURN ['{k.name}', sum(n), sum(c), sum(CASE WHEN flag THEN n ELSE 0 END), "
+        "sum(CASE WHEN s >= 2 THEN 1 ELSE 0 END), coalesce(max(s), 0)] AS part"
+        for k in KINDS
+        if k.rel is not None
+    )
+    + " } WITH a, collect(part) AS parts "
+)
+SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
+    _SCREEN_ACCOUNTS
+    + _SCREEN_EVIDENCE
+    + "CALL () { CALL () { "
+    + _SCREEN_TABLE_LINKS
+    + " } "
+    + _SCREEN_COLLECT_LINKS
+    + "CALL (accs) { UNWIND accs AS a "
+    + SCREEN_SHARING
+    + "RETURN collect({node: id(a), id: a.id, "
+    "created: coalesce(a.created_at.epochSeconds, -1), "
+    "kyc: coalesce(toInteger(a.kyc_level), -1), "
+    "label: CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END, "
+    "parts: parts}) AS accounts } "
+    "RETURN accounts, verdicts, rings, second, links"
+)
+SCREEN_TABLE_LINKS: LiteralString = (
+    "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS.removesuffix("} ")
 )
 
 

@@ -30,7 +30,9 @@ __all__ = [
     "incidence",
     "label_counts",
     "label_features",
+    "profile_columns",
     "segment_max",
+    "sharing_counts",
     "to_hetero",
 ]
 
@@ -175,18 +177,33 @@ def identifier_features(e: KindEdges) -> F32:
     return np.column_stack(cols).astype(np.float32)
 
 
-def account_features(proj: Projection) -> F32:
-    """``x`` for accounts, columns as in ``FEATURE_SCHEMA.account``."""
-    n = proj.n
-    now = proj.now()
-    known = proj.created >= 0
+def profile_columns(created: I64, kyc: I64, now: int) -> dict[str, F64]:
+    """The account columns read off the account node and "now" alone (age, KYC): the ones a
+    precomputed feature row (``models.screen_table``) recomputes at decision time."""
+    known = created >= 0
     cols: dict[str, F64] = {
-        "age_days_log": np.where(known, _log1p((now - proj.created) / DAY), 0.0),
+        "age_days_log": np.where(known, _log1p((now - created) / DAY), 0.0),
         "created_unknown": (~known).astype(np.float64),
     }
     for level in range(4):
-        cols[f"kyc_{level}"] = (proj.kyc == level).astype(np.float64)
-    cols["kyc_unknown"] = ((proj.kyc < 0) | (proj.kyc > 3)).astype(np.float64)
+        cols[f"kyc_{level}"] = (kyc == level).astype(np.float64)
+    cols["kyc_unknown"] = ((kyc < 0) | (kyc > 3)).astype(np.float64)
+    return cols
+
+
+def sharing_counts(acc: I64, ident: I64, deg_i: I64, n: int) -> tuple[F64, F64]:
+    """Per account (0..n-1), over its identifiers of one kind (``dedupe_pairs``' pairs, each
+    identifier's size ``deg_i``): how many are shared (size 2 or more) and the size of the
+    busiest (0 without any), before the log ``account_features`` takes. The two columns that
+    another account's new relationship can move (``models.screen``)."""
+    shared = np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n).astype(np.float64)
+    return shared, segment_max(deg_i[ident].astype(np.float64), acc, n)
+
+
+def account_features(proj: Projection) -> F32:
+    """``x`` for accounts, columns as in ``FEATURE_SCHEMA.account``."""
+    n = proj.n
+    cols = profile_columns(proj.created, proj.kyc, proj.now())
     lo = np.full(n, np.inf)
     hi = np.full(n, -np.inf)
     obs = np.zeros(n)
@@ -198,10 +215,10 @@ def account_features(proj: Projection) -> F32:
                 cols[f"{p}_{kind}"] = np.zeros(n)
             continue
         acc, ident, _, _, _ = dedupe_pairs(e)
-        deg_i = accounts_per_identifier(e, ident)
+        shared, busiest = sharing_counts(acc, ident, accounts_per_identifier(e, ident), n)
         cols[f"deg_{kind}"] = _log1p(np.bincount(acc, minlength=n))
-        cols[f"shared_{kind}"] = _log1p(np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n))
-        cols[f"hub_{kind}"] = _log1p(segment_max(deg_i[ident].astype(np.float64), acc, n))
+        cols[f"shared_{kind}"] = _log1p(shared)
+        cols[f"hub_{kind}"] = _log1p(busiest)
         np.minimum.at(lo, e.acc, np.where(e.first < 0, np.inf, e.first).astype(np.float64))
         np.maximum.at(hi, e.acc, np.where(e.last < 0, -np.inf, e.last).astype(np.float64))
         obs += np.bincount(e.acc, weights=e.count, minlength=n)

@@ -17,7 +17,7 @@ validation AUPRC, tree regularisation (``min_child_samples``) and down-weighted 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -527,21 +527,31 @@ class AccountRiskModel:
         return (self.predict_proba(proj) >= threshold).astype(np.int64)
 
     def assess(
-        self, proj: Projection, account_id: str, top: int = 3
+        self,
+        proj: Projection,
+        account_id: str,
+        top: int = 3,
+        rows: Mapping[str, F32] | None = None,
     ) -> tuple[float, tuple[tuple[str, float, float, str], ...]]:
         """One account's calibrated probability, and its top tree-SHAP features, from a
         projection that holds its neighbourhood (a local one, with whole-graph sizes and "now").
 
         The tree reads only the account's row (:func:`_neighbourhood`, :func:`_tree_row`), the
         same number ``predict_proba`` gives for it on the whole graph; the GNN and the blend
-        score the projection given.
+        score the projection given. ``rows`` (account id -> ``account_features`` row) stands
+        in for accounts whose edges the projection holds only in part: those on the account's
+        identifiers, whose rows a build kept (``models.screen_table``).
         """
         if self.booster is None:
             raise RuntimeError("the model is not fitted")
         i = proj.ids.index(account_id)
         hub = self.config.hub_degree
         near, k = _neighbourhood(proj, i, hub, proj.now())
-        row = _tree_row(near, k, hub, account_features(near), _identifier_parts(near))
+        x_acc = account_features(near)
+        for j, other in enumerate(near.ids):
+            if rows and other in rows and j != k:
+                x_acc[j] = rows[other]
+        row = _tree_row(near, k, hub, x_acc, _identifier_parts(near))
         if self.choice == "tree":
             score = float(self._calibrate(self._predict_tree(row))[0])
         else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ from ringscope.models.projection import (
     assemble_local,
     expand_identifiers,
 )
+from ringscope.models.screen_table import Current, load_table
 from ringscope.models.store import ModelStore
 
 T = TypeVar("T")
@@ -127,6 +129,7 @@ class ScreenRecord:
     velocity: tuple[Velocity, ...]
     accounts_read: int
     seconds: float
+    table_rows: int = 0  # accounts whose features came from the build's table
 
 
 @dataclass
@@ -198,11 +201,21 @@ def _build_facts(graph: Graph, build_id: str | None) -> _BuildFacts:
 
 
 def screen(
-    graph: Graph, models: ModelStore, ev: EventInput, *, budget: int, top: int = 3
+    graph: Graph,
+    models: ModelStore,
+    ev: EventInput,
+    *,
+    budget: int,
+    top: int = 3,
+    use_table: bool = True,
 ) -> ScreenRecord:
     """Screen one event (see the module doc). Two reads: SCREEN_START (the build, the account
     and the identifiers it and the event use) and SCREEN_NEIGHBOURHOOD (the accounts on them
-    with all of their edges, their verdicts, and the flagged clusters reached)."""
+    with all of their edges, their verdicts, and the flagged clusters reached). With the
+    build's feature table (``use_table``, a tree model, and a build that wrote one:
+    :mod:`models.screen_table`), SCREEN_TABLE_NEIGHBOURHOOD reads the same but only the edges
+    on the event's identifiers and the account's own, the other accounts' features coming from
+    the table, and SCREEN_TABLE_LINKS the edges of any account whose row is stale."""
     t0 = time.perf_counter()
     model = models.current()
     params: dict[str, object] = {"id": ev.account_id}
@@ -234,10 +247,16 @@ def screen(
     # Sizes once the event is in: one more account where the account is new to an identifier.
     after = {n: info[n][0] + (0 if n in on else 1) for n in names}
     is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
-    near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, {
-        "expand": _pad(expand_identifiers(
-            info, model.config.hub_degree, budget if model.choice != "tree" else 0
-        ), -1),
+    table = (
+        load_table(models.root, build_id)
+        if use_table and build_id is not None and model.choice == "tree"
+        else None
+    )
+    expand = expand_identifiers(
+        info, model.config.hub_degree, budget if model.choice != "tree" else 0
+    )
+    params = {
+        "expand": _pad(expand, -1),
         "me": int(me["node"]) if me is not None else -1, "rels": _RELS,
         "known": _pad(sorted(info), -1),
         "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
@@ -245,15 +264,28 @@ def screen(
             n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal
         ), -1),
         "min_score": facts.flag_threshold, "data_now": facts.data_now, "caps": _CAPS,
-    })[0]  # fmt: skip
-    links = {str(r["rel"]): r for r in near["links"]}
-    proj = assemble_local(near["accounts"], links, info, max(facts.data_now, ev.at))
+    }  # fmt: skip
+    now = max(facts.data_now, ev.at)
+    kept: dict[str, Current] = {}
+    if table is None:
+        near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, params)[0]
+        links = {str(r["rel"]): r for r in near["links"]}
+    else:
+        params.update(full=_pad([int(me["node"])] if me is not None else [], -1),
+                      skip=params["expand"])  # fmt: skip
+        near = graph.read(cypher.SCREEN_TABLE_NEIGHBOURHOOD, params)[0]
+        kept = table.match(near["accounts"])
+        if me is not None:
+            kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
+        links = _table_links(graph, near, kept, params)
+    proj = assemble_local(near["accounts"], links, info, now)
     index = {a: i for i, a in enumerate(proj.ids)}
     for v in near["verdicts"]:  # investigators' verdicts count as labels, as in a rebuild
         proj.label[index[v["account"]]] = 1 if v["label"] == "fraud" else 0
     nb = EventNeighbourhood(proj, [str(c) for c in links["PAID"]["currency"]], found)
     applied = _apply(nb, ev)
-    score, feats = model.assess(applied, ev.account_id, top=top)
+    rows = table.rows(kept, _grown(proj, applied, kept), applied.now()) if table else None
+    score, feats = model.assess(applied, ev.account_id, top=top, rows=rows)
 
     rings: dict[str, tuple[str, float, list[tuple[str, str, int]]]] = {}
     held: dict[int, int] = defaultdict(int)  # identifier -> members of flagged clusters on it
@@ -294,7 +326,57 @@ def screen(
         velocity=_velocity(applied, ev.values, nb, ev.at),
         accounts_read=proj.n,
         seconds=round(time.perf_counter() - t0, 6),
+        table_rows=len(rows or ()),
     )
+
+
+def _table_links(
+    graph: Graph, near: Mapping[str, Any], kept: dict[str, Current], params: dict[str, object]
+) -> dict[str, dict[str, Any]]:
+    """SCREEN_TABLE_NEIGHBOURHOOD's edges, per relationship type as ``assemble_local`` takes
+    them (accounts by position in ``near["accounts"]``), with the edges of the accounts whose
+    table row is not current (``kept`` lacks them) read too (SCREEN_TABLE_LINKS), so that
+    their features are computed from all of their edges as before."""
+    position = {int(a["node"]): k for k, a in enumerate(near["accounts"])}
+    links = {str(r["rel"]): dict(r) for r in near["links"]}
+    stale = [int(a["node"]) for a in near["accounts"] if str(a["id"]) not in kept]
+    if stale and params["me"] != -1:
+        stale = [n for n in stale if n != params["me"]]
+    if stale:
+        more = graph.read(
+            cypher.SCREEN_TABLE_LINKS,
+            {
+                "expand": _pad([], -1),
+                "full": _pad(stale, -1),
+                "skip": params["expand"],
+                "known": params["known"],
+            },
+        )[0]["links"]
+        for r in more:
+            into = links[str(r["rel"])]
+            for col in ("acc", "ident", "first", "last", "count", "round_count", "total_e4",
+                        "currency", "info_nodes", "degrees", "flags"):  # fmt: skip
+                into[col] = [*into[col], *r[col]]
+    for r in links.values():
+        r["acc"] = [position[int(n)] for n in r["acc"]]
+    return links
+
+
+def _grown(
+    before: Projection, after: Projection, accounts: dict[str, Current]
+) -> dict[str, list[tuple[str, int, int]]]:
+    """Per account of ``accounts``, the identifiers the event made bigger that it is on:
+    (kind, size before, size after)."""
+    out: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for kind, e in after.kinds.items():
+        old = before.kinds[kind].full_degree
+        assert old is not None and e.full_degree is not None
+        m = len(old)
+        for j in np.flatnonzero(e.full_degree[:m] > old).tolist():
+            for a in np.unique(e.acc[e.ident == j]).tolist():
+                if a < before.n and before.ids[a] in accounts:
+                    out[before.ids[a]].append((kind, int(old[j]), int(e.full_degree[j])))
+    return out
 
 
 def _second_hop(

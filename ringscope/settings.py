@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     # Label exposure (models.risk.label_exposure): young unlabelled accounts count as fraud with
     # the chance that the labels' delay leaves, instead of as plain negatives.
     model_label_exposure: bool = True
+    # Screening's feature table (models/screen_table.py): an in-process rebuild keeps every
+    # account's feature row, and screens read rows instead of every neighbour's edges.
+    screen_table: bool = True
     # The cluster score: "prior" (hand-set weights) or "learned" (fitted on this platform's
     # labels and calibrated; models/cluster_score.py), which falls back to the prior when the
     # labels are too few. The build records which was used (metrics.counts.cluster_scorer).

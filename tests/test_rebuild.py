@@ -19,6 +19,7 @@ from ringscope.api.service import label_account
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.jobs.rebuild import STEPS
 from ringscope.models.builds import all_clusters, current_build, list_builds
+from ringscope.models.screen_table import load_table
 from ringscope.models.verdicts import verdict_labels
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
@@ -114,6 +115,12 @@ def test_retrain_then_score_only_reuses_the_model(
     second = current_build(fresh)
     assert second is not None and second.model_version == first.model_version
     assert second.metrics["retrained"] is False
+    # Each build keeps its screening feature table (models/screen_table.py) beside the models,
+    # whole (no temporary folder left), for the builds the graph still holds.
+    tables = sorted(p.name for p in (models / "screen").iterdir())
+    assert second.id in tables and all(not t.startswith(".") for t in tables)
+    assert set(tables) <= {b.id for b in list_builds(fresh)}
+    assert load_table(models, second.id) is not None
     why = ok(ringscope("explain", "A0000001", "--json", env=env))
     assert json.loads(why.stdout)["model_version"] == first.model_version
     del res

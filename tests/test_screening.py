@@ -19,13 +19,18 @@ import numpy as np
 import pytest
 
 from ringscope.api.client import RingScopeClient, ScreenEventData
+from ringscope.api.service import screen_event
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.ingest import load
+from ringscope.ingest.events import Event
 from ringscope.jobs.rebuild import rebuild
+from ringscope.models import risk
 from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.builds import current_build, model_scores
 from ringscope.models.projection import Projection, read_projection
 from ringscope.models.risk import AccountRiskModel
+from ringscope.models.screen import ScreenRecord
+from ringscope.models.store import ModelStore
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
@@ -193,11 +198,15 @@ def test_screen_equals_the_rebuild_score(
     """Screen, record, then score the whole graph as the rebuild does: the same number."""
     g, settings, keys, f = world
     seen: list[Projection] = []  # what the screen scored (the server runs in this process)
+    table_rows: list[int] = []  # neighbours whose features came from the build's table
     assess = AccountRiskModel.assess
 
-    def spy(self: AccountRiskModel, proj: Projection, account_id: str, top: int = 3) -> Any:
+    def spy(
+        self: AccountRiskModel, proj: Projection, account_id: str, top: int = 3, rows: Any = None
+    ) -> Any:
         seen.append(proj)
-        return assess(self, proj, account_id, top)
+        table_rows.append(len(rows or ()))
+        return assess(self, proj, account_id, top, rows)
 
     monkeypatch.setattr(AccountRiskModel, "assess", spy)
     at = f["now"] + timedelta(hours=1 + CASES.index(case))
@@ -276,6 +285,7 @@ def test_screen_equals_the_rebuild_score(
     assert s["score"] == pytest.approx(_rebuild_score(g, settings, event["accountId"]), abs=1e-6)
     if case == "new account on ring device":
         assert s["knownAccount"] is False
+        assert table_rows[-1] > 0  # the ring member's device mates: rows of the build's table
         farm = next(v for v in s["velocity"] if v["id"] == "DEV-EQ-FARM")
         assert (farm["accounts"], farm["lastHour"]) == (2, 2)
     if case == "verdicts since the rebuild":  # the screen read them as labels
@@ -283,6 +293,66 @@ def test_screen_equals_the_rebuild_score(
     if case == "hub":
         assert s["hubsIgnored"][0]["degree"] == f["hub_degree"] + 1
         assert s["hubsIgnored"][0]["masked"] is True  # an IP is PII for the risk engine
+
+
+def test_the_build_table_scores_as_reading_every_edge(
+    server: LiveServer, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Screens that take the neighbours' features from the build's table (models.screen_table)
+    give the tree the row, and so the score, of screens that read every neighbour's edges, with
+    the event's growth of an identifier applied (sign-ups on devices of one to five accounts: a
+    lone account's device becomes shared); a neighbour recorded since the build is read from its
+    edges instead, and one whose hub grew keeps its row."""
+    g, settings, keys, f = world
+    models = ModelStore(settings.models_dir)
+    tree_rows: list[Any] = []  # the row the tree scored, per screen
+    tree_row = risk._tree_row
+
+    def spy(*args: Any) -> Any:
+        tree_rows.append(tree_row(*args))
+        return tree_rows[-1]
+
+    monkeypatch.setattr(risk, "_tree_row", spy)
+    groups = [
+        r
+        for sizes in ([1], [2, 3, 4, 5])
+        for r in g.read(
+            "MATCH (d:Device)<-[:USES_DEVICE]-(a:Account) WHERE NOT a.id STARTS WITH 'NEW-' "
+            "WITH d, collect(a.id) AS accs WHERE size(accs) IN $sizes "
+            "RETURN d.id AS device, accs ORDER BY d.id LIMIT 15",
+            {"sizes": sizes},
+        )
+    ]
+    assert {len(r["accs"]) for r in groups} >= {1, 2}
+    at = f["now"] + timedelta(hours=3)
+
+    def both(event: Event) -> tuple[ScreenRecord, ScreenRecord]:
+        region = settings.default_region
+        fast, _ = screen_event(g, models, event, region=region, budget=0, use_table=True)
+        slow, _ = screen_event(g, models, event, region=region, budget=0, use_table=False)
+        np.testing.assert_allclose(tree_rows[-2], tree_rows[-1], rtol=1e-6, atol=1e-6)
+        return fast, slow
+
+    used = 0
+    for i, r in enumerate(groups):
+        new = Event(f"tb-{i}", f"NEW-TB-{i}", at, "SIGNUP", {"device": [r["device"]]})
+        old = Event(f"tb-l{i}", r["accs"][0], at, "LOGIN", {"ip": ["10.7.7.7"]})
+        for event in (new, old):
+            fast, slow = both(event)
+            assert slow.table_rows == 0
+            assert fast.score == pytest.approx(slow.score, abs=1e-6), event
+            used += fast.table_rows
+    assert used > 0
+    # One of a device's accounts records an event elsewhere: its row is stale, so the screen
+    # reads its edges, and the score is still the one that reads everything.
+    device, (stale, *_) = next((r["device"], r["accs"]) for r in groups if len(r["accs"]) >= 2)
+    probe = Event("tb-probe", "NEW-TB-PROBE", at, "SIGNUP", {"device": [device]})
+    before, _ = both(probe)
+    _record(server, keys.risk_engine, [_event("tb-stale", stale, f["now"], type="LOGIN",
+                                              devices=["DEV-TB-ELSEWHERE"])])  # fmt: skip
+    fast, slow = both(probe)
+    assert fast.table_rows == before.table_rows - 1
+    assert fast.score == pytest.approx(slow.score, abs=1e-6)
 
 
 def test_bad_values_are_refused_by_field_and_the_rest_is_screened(

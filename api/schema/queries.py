@@ -200,6 +200,7 @@ class Query:
             to_event(event),
             region=ctx.settings.default_region,
             budget=ctx.settings.api_explain_expand_max,
+            use_table=ctx.settings.screen_table,
         )
         return to_screen_result(ctx, found, invalid)
 

@@ -45,7 +45,8 @@ import numpy as np
 from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
 from ringscope.ingest import load
-from ringscope.models.builds import BuildInfo, BuildWriter
+from ringscope.models import screen_table
+from ringscope.models.builds import BuildInfo, BuildWriter, list_builds
 from ringscope.models.detect import DetectConfig, detect
 from ringscope.models.projection import read_fraud_label_times, read_projection
 from ringscope.models.verdicts import apply_verdicts
@@ -58,7 +59,17 @@ __all__ = ["STEPS", "RebuildError", "RebuildResult", "rebuild"]
 
 log = logging.getLogger("ringscope.rebuild")
 
-STEPS = ("lock", "ingest", "project", "labels", "score", "detect", "write", "switch")
+STEPS = (
+    "lock",
+    "ingest",
+    "project",
+    "labels",
+    "score",
+    "detect",
+    "write",
+    "screen_table",
+    "switch",
+)
 Policy = Literal["auto", "retrain", "score-only", "none"]
 
 
@@ -312,6 +323,13 @@ def rebuild(
                 pruning.join()
                 with step("write"):
                     writer.write(detection, scores)
+                if settings.screen_table:
+                    # Every account's feature row, for screens (models/screen_table.py): written
+                    # whole before the switch, so a current build always has its table.
+                    with step("screen_table"):
+                        screen_table.save_table(
+                            screen_table.build_table(proj, build_id), settings.models_dir
+                        )
         _failpoint("switch")
         t = time.perf_counter()
         say("switch", "start")
@@ -327,6 +345,7 @@ def rebuild(
             "engine": engine,
         }
         info = writer.finish(metrics=record, keep=settings.rebuild_keep_builds)
+        screen_table.prune_tables(settings.models_dir, [b.id for b in list_builds(graph)])
         steps["switch"] = round(time.perf_counter() - t, 3)
         say("switch", f"done in {steps['switch']:.1f} s")
     except BaseException as exc:

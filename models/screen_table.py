@@ -129,23 +129,26 @@ class ScreenTable:
         event is applied: age and KYC at ``now``, sharing as read, and for each identifier
         the event made bigger that the account is on (``grown``: id -> (kind, size before,
         size after)), its kind's shared count and busiest size moved."""
-        out: dict[str, F32] = {}
-        for account, c in current.items():
-            x = np.array(self.x[c.row], dtype=np.float32)
-            prof = profile_columns(
-                np.asarray([c.created], dtype=np.int64), np.asarray([c.kyc], dtype=np.int64), now
-            )
-            for name in _PROFILE:
-                x[_COL[name]] = np.float32(prof[name][0])
-            sharing = dict(c.sharing)
+        if not current:
+            return {}
+        accounts = list(current)
+        x = np.array(self.x[[current[a].row for a in accounts]], dtype=np.float32)
+        prof = profile_columns(
+            np.asarray([current[a].created for a in accounts], dtype=np.int64),
+            np.asarray([current[a].kyc for a in accounts], dtype=np.int64),
+            now,
+        )
+        for name in _PROFILE:
+            x[:, _COL[name]] = prof[name].astype(np.float32)
+        for r, account in enumerate(accounts):
+            sharing = dict(current[account].sharing)
             for kind, before, after in grown.get(account, ()):
                 shared, busiest = sharing.get(kind, (0, 0))
                 sharing[kind] = (shared + (1 if before < 2 <= after else 0), max(busiest, after))
             for kind, (shared, busiest) in sharing.items():
-                x[_COL[f"shared_{kind}"]] = np.float32(np.log1p(float(shared)))
-                x[_COL[f"hub_{kind}"]] = np.float32(np.log1p(float(busiest)))
-            out[account] = x
-        return out
+                x[r, _COL[f"shared_{kind}"]] = np.float32(np.log1p(float(shared)))
+                x[r, _COL[f"hub_{kind}"]] = np.float32(np.log1p(float(busiest)))
+        return dict(zip(accounts, x, strict=True))
 
 
 @dataclass(frozen=True)

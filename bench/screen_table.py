@@ -1,0 +1,144 @@
+"""Screening with and without the build's feature table (``models/screen_table.py``), side by
+side in one process on one world: where a screen's time goes, per kind of event.
+
+    python bench/screen_table.py --data-dir DIR --neo4j-port PORT --model-dir DIR
+                                 [--events 400] [--rounds 2] [--out FILE]
+
+The world is one ``bench/screen.py`` loaded and rebuilt (``--reuse`` there; its options name it
+the same way); its current build must have a table (a rebuild with ``RINGSCOPE_SCREEN_TABLE``
+on, the default). The events: ``bench/screen.py``'s pool and mix (payments of known accounts to
+known payees, sign-ups on ring and shared identifiers, all-new sign-ups, hub IPs), screened in
+process (``api.service.screen_event``, no HTTP, nothing written), the same events with the table
+off and on, alternated ``--rounds`` times so that drift in the machine's speed shows in both.
+Per setting and kind: mean, p50, p99 of a screen and the mean time in Neo4j reads (the driver's
+``execute_query`` wall time, decoding included), the accounts read and the rows taken from the
+table; the ratio on/off of the means; and the process's peak RSS. Writes JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from screen import Pool, configure  # noqa: E402
+
+# ScreenEvent's list fields -> identifier kinds (api/schema/screening.py EVENT_FIELDS).
+FIELDS = {"devices": "device", "phones": "phone", "ips": "ip", "emails": "email",
+          "idDocuments": "id_document", "bankCards": "bank_card"}  # fmt: skip
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=11)
+    for name in ("--data-dir", "--model-dir"):
+        ap.add_argument(name, type=Path)
+    for name in ("--neo4j-port", "--neo4j-http-port"):
+        ap.add_argument(name, type=int)
+    ap.add_argument("--neo4j-heap")
+    ap.add_argument("--neo4j-pagecache")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    configure(args)
+
+    from ringscope.api.service import screen_event
+    from ringscope.graph import connect
+    from ringscope.ingest.events import Event
+    from ringscope.models.store import ModelStore
+    from ringscope.settings import Settings
+
+    settings = Settings()
+    graph = connect(settings)
+    pool = Pool(graph, args.seed, "tbl")
+    events: list[tuple[str, Event]] = []
+    for i, kind in enumerate(pool.kinds(args.events)):
+        d = pool.event(kind, f"st-{i}", f"NEW-ST-{i}")
+        ids = {FIELDS[k]: v for k, v in d.items() if k in FIELDS and v}
+        at = datetime.fromisoformat(d["at"])
+        ev = Event(d["eventId"], d["accountId"], at, d["type"], ids, d.get("payee"),
+                   d.get("amount"), d.get("currency"), d.get("kycLevel"))  # fmt: skip
+        events.append((kind, ev))
+    models = ModelStore(settings.models_dir)
+    read_s = [0.0]
+    plain = graph.read
+
+    def timed(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return plain(*a, **kw)
+        finally:
+            read_s[0] += time.perf_counter() - t
+
+    graph.read = timed  # type: ignore[method-assign]
+    for _, ev in events[:20]:  # the model loaded, the queries planned, the table mapped
+        for use in (False, True):
+            screen_event(graph, models, ev, region=settings.default_region, budget=0,
+                         use_table=use)  # fmt: skip
+    runs: dict[bool, dict[str, list[dict[str, float]]]] = {False: defaultdict(list),
+                                                           True: defaultdict(list)}  # fmt: skip
+    for r in range(args.rounds):
+        for use in (False, True) if r % 2 == 0 else (True, False):
+            for kind, ev in events:
+                read_s[0] = 0.0
+                t = time.perf_counter()
+                rec, _ = screen_event(graph, models, ev, region=settings.default_region,
+                                      budget=0, use_table=use)  # fmt: skip
+                runs[use][kind].append({
+                    "s": time.perf_counter() - t, "read_s": read_s[0],
+                    "accounts": rec.accounts_read, "table_rows": rec.table_rows,
+                })  # fmt: skip
+    graph.close()
+
+    def summary(rows: list[dict[str, float]]) -> dict[str, float]:
+        ms = [1000 * x["s"] for x in rows]
+        return {
+            "n": len(rows),
+            "mean_ms": round(statistics.mean(ms), 2),
+            "p50_ms": round(pct(ms, 0.5), 2),
+            "p99_ms": round(pct(ms, 0.99), 2),
+            "read_mean_ms": round(1000 * statistics.mean(x["read_s"] for x in rows), 2),
+            "accounts_read_mean": round(statistics.mean(x["accounts"] for x in rows), 1),
+            "table_rows_mean": round(statistics.mean(x["table_rows"] for x in rows), 1),
+        }
+
+    out: dict[str, Any] = {"events": args.events, "rounds": args.rounds, "kinds": {}}
+    for kind in [*sorted({k for k, _ in events}), "all"]:
+        per = {}
+        for use in (False, True):
+            rows = [x for v in runs[use].values() for x in v] if kind == "all" else runs[use][kind]
+            per["on" if use else "off"] = summary(rows)
+        per["ratio_mean_on_off"] = round(per["on"]["mean_ms"] / per["off"]["mean_ms"], 3)
+        out["kinds"][kind] = per
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(f"{'kind':26} {'off mean/p50/p99 ms':>24} {'on mean/p50/p99 ms':>24} "
+          f"{'reads off/on':>14} {'on/off':>7}")  # fmt: skip
+    for kind, per in out["kinds"].items():
+        a, b = per["off"], per["on"]
+        cols = [f"{x['mean_ms']:8.1f}/{x['p50_ms']:6.1f}/{x['p99_ms']:7.1f}" for x in (a, b)]
+        reads = f"{a['read_mean_ms']:6.1f}/{b['read_mean_ms']:6.1f}"
+        print(f"{kind:26} {cols[0]} {cols[1]} {reads} {per['ratio_mean_on_off']:7.3f}")
+    print(f"peak RSS {out['peak_rss_mib']} MiB")
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

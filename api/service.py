@@ -567,6 +567,7 @@ def warm_screening(graph: Graph, models: ModelStore, region: str) -> None:
     event = Event("warm-up", "ringscope:warm-up", datetime.now(UTC), "LOGIN")
     try:
         screen_event(graph, models, event, region=region, budget=0)
+        screening.warm(graph)
     except Exception:
         log.debug("screening warm-up skipped", exc_info=True)
 

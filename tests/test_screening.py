@@ -29,7 +29,7 @@ from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.builds import current_build, model_scores
 from ringscope.models.projection import Projection, read_projection
 from ringscope.models.risk import AccountRiskModel
-from ringscope.models.screen import ScreenRecord
+from ringscope.models.screen import ScreenRecord, warm
 from ringscope.models.store import ModelStore
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
@@ -304,6 +304,7 @@ def test_the_build_table_scores_as_reading_every_edge(
     lone account's device becomes shared); a neighbour recorded since the build is read from its
     edges instead, and one whose hub grew keeps its row."""
     g, settings, keys, f = world
+    warm(g)  # the server's start-up plans the stale path's read: it runs on an empty list
     models = ModelStore(settings.models_dir)
     tree_rows: list[Any] = []  # the row the tree scored, per screen
     tree_row = risk._tree_row

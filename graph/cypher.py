@@ -436,7 +436,7 @@ _SCREEN_EVIDENCE = (
 _SCREEN_COLLECT_LINKS = (
     "RETURN collect({rel: rel, acc: acc, ident: ident, first: first, last: last, "
     "count: count, round_count: round_count, total_e4: total_e4, currency: currency, "
-    "info_nodes: info_nodes, degrees: degrees, flags: flags}) AS links } "
+    "info_nodes: info_nodes, degrees: degrees, flags: flags}) AS links "
 )
 SCREEN_NEIGHBOURHOOD: LiteralString = (
     _SCREEN_ACCOUNTS
@@ -445,7 +445,7 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     + _SCREEN_LINKS
     + " } "
     + _SCREEN_COLLECT_LINKS
-    + "RETURN [x IN accs | "
+    + "} RETURN [x IN accs | "
     + _SCREEN_ACCOUNT
     + "] AS accounts, verdicts, rings, second, links"
 )
@@ -499,7 +499,7 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     + _SCREEN_TABLE_LINKS
     + " } "
     + _SCREEN_COLLECT_LINKS
-    + "CALL (accs) { UNWIND accs AS a "
+    + "} CALL (accs) { UNWIND accs AS a "
     + SCREEN_SHARING
     + "RETURN collect({node: id(a), id: a.id, "
     "created: coalesce(a.created_at.epochSeconds, -1), "
@@ -509,7 +509,7 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     "RETURN accounts, verdicts, rings, second, links"
 )
 SCREEN_TABLE_LINKS: LiteralString = (
-    "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS.removesuffix("} ")
+    "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS
 )
 
 

@@ -32,7 +32,6 @@ __all__ = [
     "label_features",
     "profile_columns",
     "segment_max",
-    "sharing_counts",
     "to_hetero",
 ]
 
@@ -191,15 +190,6 @@ def profile_columns(created: I64, kyc: I64, now: int) -> dict[str, F64]:
     return cols
 
 
-def sharing_counts(acc: I64, ident: I64, deg_i: I64, n: int) -> tuple[F64, F64]:
-    """Per account (0..n-1), over its identifiers of one kind (``dedupe_pairs``' pairs, each
-    identifier's size ``deg_i``): how many are shared (size 2 or more) and the size of the
-    busiest (0 without any), before the log ``account_features`` takes. The two columns that
-    another account's new relationship can move (``models.screen``)."""
-    shared = np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n).astype(np.float64)
-    return shared, segment_max(deg_i[ident].astype(np.float64), acc, n)
-
-
 def account_features(proj: Projection) -> F32:
     """``x`` for accounts, columns as in ``FEATURE_SCHEMA.account``."""
     n = proj.n
@@ -215,10 +205,10 @@ def account_features(proj: Projection) -> F32:
                 cols[f"{p}_{kind}"] = np.zeros(n)
             continue
         acc, ident, _, _, _ = dedupe_pairs(e)
-        shared, busiest = sharing_counts(acc, ident, accounts_per_identifier(e, ident), n)
+        deg_i = accounts_per_identifier(e, ident)
         cols[f"deg_{kind}"] = _log1p(np.bincount(acc, minlength=n))
-        cols[f"shared_{kind}"] = _log1p(shared)
-        cols[f"hub_{kind}"] = _log1p(busiest)
+        cols[f"shared_{kind}"] = _log1p(np.bincount(acc, weights=deg_i[ident] >= 2, minlength=n))
+        cols[f"hub_{kind}"] = _log1p(segment_max(deg_i[ident].astype(np.float64), acc, n))
         np.minimum.at(lo, e.acc, np.where(e.first < 0, np.inf, e.first).astype(np.float64))
         np.maximum.at(hi, e.acc, np.where(e.last < 0, -np.inf, e.last).astype(np.float64))
         obs += np.bincount(e.acc, weights=e.count, minlength=n)

@@ -353,9 +353,11 @@ def _table_links(
     their features are computed from all of their edges as before."""
     position = {int(a["node"]): k for k, a in enumerate(near["accounts"])}
     links = {str(r["rel"]): dict(r) for r in near["links"]}
-    stale = [int(a["node"]) for a in near["accounts"] if str(a["id"]) not in kept]
-    if stale and params["me"] != -1:
-        stale = [n for n in stale if n != params["me"]]
+    stale = [  # the event's own account is read whole already ($full)
+        int(a["node"])
+        for a in near["accounts"]
+        if str(a["id"]) not in kept and int(a["node"]) != params["me"]
+    ]
     if stale:
         more = graph.read(
             cypher.SCREEN_TABLE_LINKS,

@@ -341,6 +341,20 @@ _SCREEN_ACCOUNT = (
     "kyc: coalesce(toInteger(x.kyc_level), -1), "
     "label: CASE x.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END}"
 )
+
+
+# An account's ring prior in build $build_id (models.features.ring_features): the largest
+# label-free score of the build's clusters holding ``var``, 0 in none.
+def _ring_of(var: str) -> str:
+    return (
+        "reduce(rp = 0.0, rv IN [(" + var + ")-[rm:MEMBER_OF]->(rc:Cluster) "
+        "WHERE rm.build_id = $build_id | coalesce(rc.unlabelled, 0.0)] | "
+        "CASE WHEN rv > rp THEN rv ELSE rp END)"
+    )
+
+
+# A neighbour of a screened event: the account's columns and its ring prior in the build.
+_SCREEN_NEIGHBOUR = _SCREEN_ACCOUNT[:-1] + ", ring: " + _ring_of("x") + "}"
 SCREEN_START: LiteralString = (
     "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
     f"OPTIONAL MATCH (a:{ACCOUNT.label} {{id: $id}}) "
@@ -446,7 +460,7 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
     + " } "
     + _SCREEN_COLLECT_LINKS
     + "} RETURN [x IN accs | "
-    + _SCREEN_ACCOUNT
+    + _SCREEN_NEIGHBOUR
     + "] AS accounts, verdicts, rings, second, links"
 )
 
@@ -505,7 +519,7 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     "created: coalesce(a.created_at.epochSeconds, -1), "
     "kyc: coalesce(toInteger(a.kyc_level), -1), "
     "label: CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END, "
-    "parts: parts}) AS accounts } "
+    "ring: " + _ring_of("a") + ", parts: parts}) AS accounts } "
     "RETURN accounts, verdicts, rings, second, links"
 )
 SCREEN_TABLE_LINKS: LiteralString = (
@@ -564,6 +578,7 @@ BUILD_WRITE_CLUSTERS: LiteralString = (
     "MATCH (b:Build {id: $build_id}) WHERE b.status = 'running' "
     "UNWIND $rows AS r "
     "CREATE (c:Cluster {id: r.id, ring_id: r.ring_id, build_id: $build_id, score: r.score, "
+    "unlabelled: r.unlabelled, "
     "size: r.size, density: r.density, reasons: r.reasons, features: r.features, "
     "key_identifiers: r.key_identifiers, members: r.members, "
     "first_seen_build: r.first_seen_build, "
@@ -655,6 +670,16 @@ BUILD_MEMBERSHIPS: LiteralString = (
     "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.score IS NOT NULL "
     "RETURN c.ring_id AS ring_id, c.members AS members, "
     "c.first_seen_build AS first_seen_build, c.first_seen_at AS first_seen_at"
+)
+# The ring prior (models.features.ring_features): each cluster's label-free score and members,
+# every cluster of one build (clusters written before the prior existed have none).
+BUILD_RING_PRIOR: LiteralString = (
+    "MATCH (c:Cluster) WHERE c.build_id = $build_id AND c.unlabelled IS NOT NULL "
+    "RETURN c.members AS members, c.unlabelled AS prior"
+)
+# The same for the accounts of a local projection (models.explain), by internal id.
+LOCAL_RING_PRIORS: LiteralString = (
+    "UNWIND $nodes AS node MATCH (a) WHERE id(a) = node RETURN node, " + _ring_of("a") + " AS prior"
 )
 BUILD_RING_IDS_TAKEN: LiteralString = (
     "UNWIND $ring_ids AS rid MATCH (c:Cluster {ring_id: rid}) RETURN DISTINCT rid AS ring_id"

@@ -342,6 +342,19 @@ class ClusterScorer:
         z = self._p_logit(self._p_contributions(table), table.n_clusters)
         return self._posterior_logit(table, z)
 
+    def unlabelled_proba(self, table: cl.ClusterTable) -> F64:
+        """P(ring) per cluster from its signals alone, its own labels left out: ``p`` above,
+        or the prior's score with the label and model-score signals at 0.
+
+        What the next build's account model reads as a *ring prior* (``ring_features``): the
+        posterior would carry a labelled member's own label into its neighbours' features and
+        back into its own, which a new account, with no label, never has."""
+        if self.source == "prior":
+            zero = np.zeros(table.n_clusters)
+            blank = {n: zero if n in LEFT_OUT else v for n, v in table.features.items()}
+            return cl.score(replace(table, features=blank))[0]
+        return cl.sigmoid(self._p_logit(self._p_contributions(table), table.n_clusters))
+
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Each signal's contribution to the score's logit, named as the reasons expect: the
         prior's weights, or the learned weights with the labels' share of the logit under

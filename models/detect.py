@@ -506,11 +506,16 @@ def describe(
     cfg: DetectConfig,
     names_of: Callable[[list[int]], dict[int, str]],
     seconds: dict[str, float] | None = None,
+    *,
+    scorer: ClusterScorer | None = None,
 ) -> list[Cluster]:
     """The reported clusters: networkx analysis for those worth explaining, key identifiers,
-    reasons in sentences. ``names_of`` maps identifier nodes (``KindEdges.nodes``) to their ids."""
+    reasons in sentences. ``names_of`` maps identifier nodes (``KindEdges.nodes``) to their ids.
+    With the fitted ``scorer``, each cluster's features carry ``score_unlabelled``, its score
+    without its own labels (``ClusterScorer.unlabelled_proba``): the next build's ring prior."""
     params = cfg.link_params()
     groups, table = proposal.groups, proposal.table
+    unlabelled = scorer.unlabelled_proba(table) if scorer is not None else None
     lap = _Lap(seconds if seconds is not None else {}, time.perf_counter())
     elig = {name: eligible(e, params) for name, e in proj.kinds.items()}
     analyses: dict[int, cl.Analysis] = {}
@@ -558,6 +563,8 @@ def describe(
         feats = cl.round_features(rows.features, c)
         feats["diameter"] = float(a.diameter) if a else -1.0
         feats["articulation_identifiers"] = float(len(a.articulation_identifiers)) if a else -1.0
+        if unlabelled is not None:
+            feats["score_unlabelled"] = round(float(unlabelled[c]), 6)
         out.append(
             Cluster(
                 members=tuple(sorted(proj.ids[i] for i in members.tolist())),
@@ -624,7 +631,14 @@ def detect(
     )
     lap("reassemble")
     out = describe(
-        proj, proposal, scores, contrib, cfg, lambda nodes: identifier_ids(graph, nodes), seconds
+        proj,
+        proposal,
+        scores,
+        contrib,
+        cfg,
+        lambda nodes: identifier_ids(graph, nodes),
+        seconds,
+        scorer=scorer,
     )
     out.sort(key=lambda x: (-x.score, x.members))
     acc = account_scores(proj, proposal.sig, proposal.groups, scores)

@@ -31,6 +31,7 @@ __all__ = [
     "label_counts",
     "label_features",
     "profile_columns",
+    "ring_features",
     "segment_max",
     "to_hetero",
 ]
@@ -97,8 +98,10 @@ _IDENTIFIER = (
 FEATURE_DESCRIPTIONS: dict[str, str] = dict(_ACCOUNT) | {f"id:{n}": d for n, d in _IDENTIFIER}
 # Version 2: identifiers are sized by their relationships (identifier_sizes), where version 1
 # counted a payee's distinct payers; the same values wherever each payer uses one currency.
+# Version 3: the tree reads the ring features (ring_features) after the label features; a
+# version-2 model's tree has four columns fewer and is retrained, not misread.
 FEATURE_SCHEMA = FeatureSchema(
-    version="2",
+    version="3",
     account=tuple(n for n, _ in _ACCOUNT),
     identifier=tuple(n for n, _ in _IDENTIFIER),
     kinds=KIND_NAMES,
@@ -299,6 +302,59 @@ def label_features(b: sp.csr_matrix, known: I64, counts: tuple[F64, F64, F64] | 
 
 
 LABEL_FEATURES = ("fraud_nbr_share_max", "fraud_nbr_log", "legit_nbr_share_max", "legit_nbr_log")
+
+
+def ring_tops(b: sp.csr_matrix, ring: F64) -> tuple[F64, F64, F64]:
+    """Per identifier (column of ``b``): the sum, the largest and the second largest of its
+    accounts' ring priors (the second counts a tie: two accounts at 0.9 give 0.9 and 0.9)."""
+    coo = b.tocoo()
+    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    m = b.shape[1]
+    v = ring[acc]
+    total = np.bincount(ident, weights=v, minlength=m).astype(np.float64)
+    top1 = segment_max(v, ident, m)
+    # Take one holder at the top out of each identifier; the max of the rest is the second.
+    order = np.lexsort((-v, ident))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ident[order][1:] != ident[order][:-1]
+    rest = order[~first]
+    top2 = segment_max(v[rest], ident[rest], m)
+    return total, top1, top2
+
+
+def ring_features(b: sp.csr_matrix, ring: F64, tops: tuple[F64, F64, F64] | None = None) -> F32:
+    """What the last build said about the rings around each account, leak-free of its own.
+
+    ``ring`` (n,) is each account's *ring prior*: the label-free score of its cluster in the
+    build current when the graph was read (``ClusterScorer.unlabelled_proba``; 0 outside any
+    cluster or before any build). Per account, over the identifiers it uses (columns of ``b``,
+    accounts x identifiers, hubs already left out):
+
+    * ``ring_nbr_max``: ``max_{i in ids(a)} max_{b on i, b != a} ring[b]``, the strongest
+      cluster among the other accounts on its identifiers;
+    * ``ring_nbr_log``: ``log(1 + sum_{i in ids(a)} sum_{b on i, b != a} ring[b])``.
+
+    The account's own prior is left out on purpose: a new account (a screen's, or one opened
+    since the last build) has none, and a model that learnt from its own cluster's score would
+    not transfer to it. So an account on a flagged ring's farm device reads the ring's score
+    through the device, whether the build knew it or not. ``tops`` (:func:`ring_tops` of the
+    whole graph, per column of ``b``) is for a ``b`` that holds some accounts only.
+    Shape: (n, 2) float32.
+    """
+    total, top1, top2 = tops if tops is not None else ring_tops(b, ring)
+    coo = b.tocoo()
+    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    n = b.shape[0]
+    own = ring[acc]
+    # The others' max: the second largest where the account holds the largest.
+    others_max = np.where(own >= top1[ident], top2[ident], top1[ident])
+    others_sum = np.maximum(total[ident] - own, 0.0)
+    return np.column_stack(
+        [segment_max(others_max, acc, n), _log1p(np.bincount(acc, weights=others_sum, minlength=n))]
+    ).astype(np.float32)
+
+
+RING_FEATURES = ("ring_nbr_max", "ring_nbr_log")
 
 
 def to_hetero(proj: Projection, min_degree: int = 2) -> HeteroData:

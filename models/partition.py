@@ -249,7 +249,7 @@ def reassemble_flagged(
         merged, table, np.zeros(len(merged)), strong_graph(sub_links.s, cfg.link_threshold),
         sig, [(0, j, 0) for j in range(len(merged))], [int(g[0]) for g in merged], upper,
     )  # fmt: skip
-    clusters = describe(sub, proposal, scores, contrib, cfg, names_of)
+    clusters = describe(sub, proposal, scores, contrib, cfg, names_of, scorer=scorer)
     members = {int(i) for g in merged for i in g.tolist()}
     acc = account_scores(sub, sig, merged, scores)
     return Reassembled(
@@ -312,7 +312,7 @@ def detect_partitioned(
             pieces.append(members[proposal.groups[c]])  # restrict keeps the members' order
             attached.append(float(left[c]) if left is not None else 0.0)
             flagged_at.append(len(out) + c)
-        out += describe(sub, proposal, scores, contrib, cfg, names_of)
+        out += describe(sub, proposal, scores, contrib, cfg, names_of, scorer=scorer)
         acc.update(account_scores(sub, proposal.sig, proposal.groups, scores))
     # Reassembly across components: the flagged clusters' accounts cut out together.
     if pieces:

@@ -71,6 +71,14 @@ class Projection:
     kinds: dict[str, KindEdges] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     data_now: int | None = None  # the whole graph's "now", for a local projection
+    # Each account's ring prior: its cluster's label-free score in the build current when the
+    # graph was read (models.features.ring_features; jobs.rebuild and the local reads set it).
+    # None reads as 0 for everyone: no build yet, or the feature switched off.
+    ring: F64 | None = None
+
+    def ring_prior(self) -> F64:
+        """``ring``, or zeros where no build's priors were read."""
+        return self.ring if self.ring is not None else np.zeros(self.n, dtype=np.float64)
 
     @property
     def n(self) -> int:
@@ -255,7 +263,13 @@ def _read_edges(
 
 
 def read_local_projection(
-    graph: Graph, account_id: str, *, data_now: int, always: int = 200, budget: int = 5_000
+    graph: Graph,
+    account_id: str,
+    *,
+    data_now: int,
+    always: int = 200,
+    budget: int = 5_000,
+    ring_build: str | None = None,
 ) -> Projection | None:
     """One account's neighbourhood as a :class:`Projection`: the account, every account sharing
     an identifier with it, and all of their edges; None if the account does not exist.
@@ -270,7 +284,8 @@ def read_local_projection(
 
     Four reads: the account; its identifiers with their sizes and flags; the accounts to read;
     their edges of every kind with the sizes and flags of the identifiers they reach. Sizes come
-    from Neo4j's degree store (graph/cypher.py ``_LOCAL_DEGREE``), payees' by traversal.
+    from Neo4j's degree store (graph/cypher.py ``_LOCAL_DEGREE``), payees' by traversal. With
+    ``ring_build``, a fifth: the accounts' ring priors in that build (``Projection.ring``).
     """
     t0 = time.perf_counter()
     rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
@@ -281,7 +296,16 @@ def read_local_projection(
         int(r["node"]): (int(r["degree"]), bool(r["flag"]))
         for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
     }
-    return _read_local(graph, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
+    proj = _read_local(graph, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
+    if ring_build is not None:
+        found = {
+            int(r["node"]): float(r["prior"])
+            for r in graph.read(
+                cypher.LOCAL_RING_PRIORS, {"nodes": proj.nodes.tolist(), "build_id": ring_build}
+            )
+        }
+        proj.ring = np.asarray([found.get(n, 0.0) for n in proj.nodes.tolist()], np.float64)
+    return proj
 
 
 def _read_local(

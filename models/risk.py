@@ -33,11 +33,13 @@ from ringscope.models.features import (
     FEATURE_DESCRIPTIONS,
     FEATURE_SCHEMA,
     LABEL_FEATURES,
+    RING_FEATURES,
     account_features,
     identifier_features,
     identifier_sizes,
     incidence,
     label_features,
+    ring_features,
     to_hetero,
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
@@ -80,6 +82,10 @@ class RiskConfig:
     label_exposure: bool = False
     exposure_min_labels: int = 30  # fraud labels with times needed to estimate the delay
     exposure_bin_days: int = 7
+    # The ring features (models.features.ring_features): the tree reads the previous build's
+    # label-free cluster scores around each account. Off, it reads zeros (and never splits on
+    # them), whatever the projection carries.
+    ring_prior: bool = True
 
 
 def tree_feature_names() -> list[str]:
@@ -92,6 +98,7 @@ def tree_feature_names() -> list[str]:
         + [f"nbr_mean__{n}" for n in acc]
         + [f"nbr_max__{n}" for n in acc]
         + list(LABEL_FEATURES)
+        + list(RING_FEATURES)
     )
 
 
@@ -136,12 +143,19 @@ def identifier_aggregates(bt: sp.csr_matrix, x_acc: F32) -> tuple[F32, F32]:
 
 
 def tree_rows(
-    b: sp.csr_matrix, x_acc: F32, x_id: F32, id_mean_acc: F32, id_max_acc: F32, labels: F32
+    b: sp.csr_matrix,
+    x_acc: F32,
+    x_id: F32,
+    id_mean_acc: F32,
+    id_max_acc: F32,
+    labels: F32,
+    rings: F32 | None = None,
 ) -> F32:
     """The tree's input, one row per account of ``b`` (accounts x identifiers, hubs left out),
     columns as in :func:`tree_feature_names`: the account's own features, the mean and max of its
     identifiers' features, the mean and max over its identifiers of their accounts' features
-    (:func:`identifier_aggregates`), and the neighbour-label features (``labels``).
+    (:func:`identifier_aggregates`), the neighbour-label features (``labels``) and the ring
+    features (``rings``, :func:`models.features.ring_features`; zeros when None).
 
     ``b``'s rows may be some accounts only (the Spark engine's buckets) as long as its columns
     carry every identifier they use, with whole-graph ``x_id`` and aggregates."""
@@ -153,12 +167,21 @@ def tree_rows(
         np.asarray(r @ id_mean_acc, dtype=np.float32),
         segment_reduce(id_max_acc, b, np.maximum),
         labels,
+        rings if rings is not None else np.zeros((b.shape[0], len(RING_FEATURES)), np.float32),
     ]
     return np.hstack(cols).astype(np.float32)
 
 
-def _tree_matrix(t: _Tables, known: I64) -> F32:
-    return tree_rows(t.b, t.x_acc, t.x_id, t.id_mean_acc, t.id_max_acc, label_features(t.b, known))
+def _tree_matrix(t: _Tables, known: I64, ring: F64) -> F32:
+    return tree_rows(
+        t.b,
+        t.x_acc,
+        t.x_id,
+        t.id_mean_acc,
+        t.id_max_acc,
+        label_features(t.b, known),
+        ring_features(t.b, ring),
+    )
 
 
 _BOOSTERS: dict[int, lgb.Booster] = {}
@@ -270,13 +293,14 @@ class AccountRiskModel:
         """
         c = self.config
         t0 = time.perf_counter()
+        proj = self._ringed(proj)
         tr, va, y, w = self._split(proj)
         if y[tr].sum() < 2 or y[va].sum() < 1:
             raise ValueError("too few accounts labelled fraud to train on (need 3 or more)")
         tables = _tables(proj, c.hub_degree)
         known = proj.label.copy()
         known[va] = -1  # validation labels are hidden from the features while fitting
-        x = _tree_matrix(tables, known)
+        x = _tree_matrix(tables, known, proj.ring_prior())
         exposure = None
         if c.label_exposure and label_times is not None:
             created, labelled = label_times
@@ -292,6 +316,10 @@ class AccountRiskModel:
         if info is not None:
             self.metrics["label_exposure"] = info
         return self
+
+    def _ringed(self, proj: Projection) -> Projection:
+        """``proj`` as this model reads it: without its ring priors if it was fitted without."""
+        return proj if self.config.ring_prior or proj.ring is None else replace(proj, ring=None)
 
     def _params(self, pos_weight: float, metric: str) -> dict[str, Any]:
         c = self.config
@@ -483,9 +511,11 @@ class AccountRiskModel:
     def _raw(self, proj: Projection, tables: _Tables | None = None) -> F64:
         if self.booster is None:
             raise RuntimeError("the model is not fitted")
+        proj = self._ringed(proj)
         tables = tables or _tables(proj, self.config.hub_degree)
         p_tree = np.asarray(
-            self.booster.predict(_tree_matrix(tables, proj.label)), dtype=np.float64
+            self.booster.predict(_tree_matrix(tables, proj.label, proj.ring_prior())),
+            dtype=np.float64,
         )
         if self.choice == "tree":
             return p_tree
@@ -544,6 +574,7 @@ class AccountRiskModel:
         """
         if self.booster is None:
             raise RuntimeError("the model is not fitted")
+        proj = self._ringed(proj)
         i = proj.ids.index(account_id)
         hub = self.config.hub_degree
         near, k = _neighbourhood(proj, i, hub, proj.now())
@@ -573,6 +604,7 @@ class AccountRiskModel:
             i = proj.ids.index(account_id)
         except ValueError:
             raise KeyError(f"account {account_id!r} is not in the graph") from None
+        proj = self._ringed(proj)
         if self.choice == "tree":
             return self._explain_tree(proj, i, top)
         return self._explain_whole(proj, i, top)
@@ -580,7 +612,7 @@ class AccountRiskModel:
     def _explain_whole(self, proj: Projection, i: int, top: int) -> Explanation:
         """``explain`` by rescoring the whole projection per occlusion (any model)."""
         tables = _tables(proj, self.config.hub_degree)
-        x = _tree_matrix(tables, proj.label)
+        x = _tree_matrix(tables, proj.label, proj.ring_prior())
         base = float(self._calibrate(self._raw(proj, tables))[i])
         feats = self._top_features(x[i], top)
         drops: list[tuple[str, int, float]] = []
@@ -719,6 +751,7 @@ def _restrict(proj: Projection, accounts: npt.NDArray[np.bool_]) -> Projection:
         label=proj.label[rows],
         kinds=kinds,
         data_now=proj.data_now,
+        ring=proj.ring[rows] if proj.ring is not None else None,
     )
 
 
@@ -750,7 +783,8 @@ def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict
     x_id = np.vstack([x_ids[kind] for kind in KIND_NAMES]).astype(np.float32)[cols]
     id_mean_acc, id_max_acc = identifier_aggregates(b.T.tocsr()[cols], x_acc)
     labels = label_features(b, proj.label)[k : k + 1]
-    return tree_rows(mine, x_acc[k : k + 1], x_id, id_mean_acc, id_max_acc, labels)
+    rings = ring_features(b, proj.ring_prior())[k : k + 1]
+    return tree_rows(mine, x_acc[k : k + 1], x_id, id_mean_acc, id_max_acc, labels, rings)
 
 
 def _now_without(proj: Projection, kind: str, i: int, ident: int) -> int:
@@ -872,6 +906,12 @@ def _describe(name: str) -> str:
             "fraud_nbr_log": "known-fraud accounts sharing its identifiers",
             "legit_nbr_share_max": "largest share of known-legit accounts on a shared identifier",
             "legit_nbr_log": "known-legit accounts sharing its identifiers",
+        }[name]
+    if name in RING_FEATURES:
+        return {
+            "ring_nbr_max": "strongest ring cluster (last build) among accounts sharing its "
+            "identifiers",
+            "ring_nbr_log": "ring clusters (last build) of the accounts sharing its identifiers",
         }[name]
     prefix, _, base = name.rpartition("__")
     words = {

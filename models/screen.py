@@ -284,6 +284,9 @@ def screen(
             kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
         links = _table_links(graph, near, kept, params)
     proj = assemble_local(near["accounts"], links, info, now)
+    # The current build's ring priors of the accounts read: what the next rebuild's ring
+    # features read (models.features.ring_features).
+    proj.ring = np.asarray([float(a["ring"]) for a in near["accounts"]], dtype=np.float64)
     index = {a: i for i, a in enumerate(proj.ids)}
     for v in near["verdicts"]:  # investigators' verdicts count as labels, as in a rebuild
         proj.label[index[v["account"]]] = 1 if v["label"] == "fraud" else 0
@@ -472,6 +475,7 @@ def _apply(nb: EventNeighbourhood, ev: EventInput) -> Projection:
             created=np.append(proj.created, ev.at),
             kyc=np.append(proj.kyc, ev.kyc),
             label=np.append(proj.label, -1),
+            ring=np.append(proj.ring_prior(), 0.0),  # in no cluster of any build yet
         )
     kinds = dict(proj.kinds)
     edits: dict[str, list[EventRow]] = defaultdict(list)

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     # Label exposure (models.risk.label_exposure): young unlabelled accounts count as fraud with
     # the chance that the labels' delay leaves, instead of as plain negatives.
     model_label_exposure: bool = True
+    # The ring features (models.features.ring_features): a model trained from now on reads the
+    # current build's label-free cluster scores around each account (a returning ring's new
+    # account on its farm device). A model keeps the choice it was trained with.
+    model_ring_prior: bool = True
     # Screening's feature table (models/screen_table.py): an in-process rebuild keeps every
     # account's feature row, and screens read rows instead of every neighbour's edges.
     screen_table: bool = True

@@ -44,6 +44,7 @@ from ringscope.models.builds.readers import (
     read_scores,
     ring_histories,
     ring_history,
+    ring_priors,
 )
 from ringscope.models.builds.records import (
     BuildInfo,
@@ -111,5 +112,6 @@ __all__ = [
     "read_scores",
     "ring_histories",
     "ring_history",
+    "ring_priors",
     "write_build",
 ]

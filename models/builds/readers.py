@@ -192,6 +192,22 @@ def _chunk_scores(
     return bid, read_build(graph, bid, work)
 
 
+def ring_priors(graph: Graph, build_id: str) -> dict[str, float]:
+    """Per account, the largest label-free score of the build's clusters holding it
+    (``models.features.ring_features``); accounts in no cluster are left out."""
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in tx.run(cypher.BUILD_RING_PRIOR, {"build_id": build_id}):
+            p = float(r["prior"])
+            for m in r["members"] or ():
+                if p > out.get(m, -1.0):
+                    out[m] = p
+        return out
+
+    return read_build(graph, build_id, work)
+
+
 def account_scores(graph: Graph, build_id: str | None = None) -> tuple[str, dict[str, float]]:
     """Every account's risk score in one build (the current one by default)."""
     return _chunk_scores(graph, cypher.BUILD_SCORES, build_id)

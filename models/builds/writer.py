@@ -277,6 +277,13 @@ class BuildWriter:
                     "id": f"{self._id}/{rid}",
                     "ring_id": rid,
                     "score": float(c.score),
+                    # The next build's ring prior (readers.ring_priors); None where the engine
+                    # that wrote it had no fitted scorer to give it.
+                    "unlabelled": (
+                        float(c.features["score_unlabelled"])
+                        if "score_unlabelled" in c.features
+                        else None
+                    ),
                     "size": len(members),
                     "density": float(c.density),
                     "reasons": [str(r) for r in c.reasons],

@@ -6,7 +6,8 @@ Steps, in order (each timed and logged; ``docs/rebuild.md``)::
     ingest   load new input, when --input is given (ingest.load)
     project  read the account-identifier graph once (models.projection)
     labels   investigators' verdicts override imported labels (models.verdicts)
-    score    retrain the learned model, or reuse the current one (models.risk, models.artefacts)
+    score    retrain the learned model, or reuse the current one (models.risk, models.artefacts);
+             both read the current build's ring priors (models.features.ring_features)
     detect   rings, clusters and account scores, using the learned scores (models.detect)
     write    clusters, memberships and scores under the running build
     switch   verify the build and move the readers to it in one transaction, prune old builds
@@ -46,7 +47,7 @@ from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
 from ringscope.ingest import load
 from ringscope.models import screen_table
-from ringscope.models.builds import BuildInfo, BuildWriter, list_builds
+from ringscope.models.builds import BuildInfo, BuildWriter, list_builds, ring_priors
 from ringscope.models.detect import DetectConfig, detect
 from ringscope.models.projection import read_fraud_label_times, read_projection
 from ringscope.models.verdicts import apply_verdicts
@@ -272,6 +273,14 @@ def rebuild(
                 scores: dict[str, float] | None = None
                 if policy != "none":
                     with step("score"):
+                        if writer.previous_build is not None:
+                            # The ring prior (models.features.ring_features): the current
+                            # build's label-free cluster scores (pruning keeps that build).
+                            priors = ring_priors(graph, writer.previous_build)
+                            proj.ring = np.asarray(
+                                [priors.get(a, 0.0) for a in proj.ids], dtype=np.float64
+                            )
+                            counts["ring_prior_accounts"] = len(priors)
                         current = artefacts.current_model(settings.models_dir)
                         model: AccountRiskModel | None = None
                         if policy != "retrain" and current is not None:
@@ -293,6 +302,7 @@ def rebuild(
                                 use_gnn=settings.model_use_gnn,
                                 threads=settings.model_threads,
                                 label_exposure=settings.model_label_exposure,
+                                ring_prior=settings.model_ring_prior,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,
                                     "min_epochs": settings.model_gnn_min_epochs,
@@ -395,6 +405,9 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
                 "gnn": gnn,
                 "platt": list(scorer.platt),
                 "hub_degree": scorer.hub_degree,
+                # Its ring features read zeros here: the Spark engine does not read the
+                # previous build's ring priors yet (docs/scaling.md).
+                "ring_prior": "not read" if model.config.ring_prior else "off in the model",
             }
     if policy == "score-only":
         raise RebuildError(f"--score-only needs a usable current model: {why}")

@@ -126,7 +126,9 @@ def _describe_fn(cfg: DetectConfig, now: int, scorer: ClusterScorer) -> Any:
         proposal: Proposal = propose(proj, local.links, cfg, local.model)
         scores, contrib = final_scores(scorer, proposal)
         # Reassembly comes after, over every bucket's flagged clusters at once (_reassemble_fn).
-        clusters = describe(proj, proposal, scores, contrib, cfg, names_of=_lookup(local.names))
+        clusters = describe(
+            proj, proposal, scores, contrib, cfg, names_of=_lookup(local.names), scorer=scorer
+        )
         members = account_scores(proj, proposal.sig, proposal.groups, scores)
         out: list[tuple[str, str | None, float, str | None]] = [
             ("cluster", None, c.score, json.dumps(_cluster_dict(c))) for c in clusters

@@ -108,7 +108,7 @@ def test_the_tree_explains_from_the_account_s_own_rows_exactly(world: Any) -> No
     model = load_model(path)
     assert model.choice == "tree"
     hub = model.config.hub_degree
-    x_whole = _tree_matrix(_tables(proj, hub), proj.label)
+    x_whole = _tree_matrix(_tables(proj, hub), proj.label, proj.ring_prior())
     scores = _whole_graph_scores(settings, proj)
     rng = np.random.default_rng(0)
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
@@ -117,7 +117,7 @@ def test_the_tree_explains_from_the_account_s_own_rows_exactly(world: Any) -> No
         i = proj.ids.index(account)
         near, k = _neighbourhood(proj, i, hub, proj.now())
         assert near.n < proj.n
-        x_near = _tree_matrix(_tables(near, hub), near.label)
+        x_near = _tree_matrix(_tables(near, hub), near.label, near.ring_prior())
         np.testing.assert_array_equal(x_near[k], x_whole[i])
         assert model._explain_tree(proj, i, 20) == model._explain_whole(proj, i, 20), account
     for account in picks[:4] + picks[-4:]:

@@ -206,7 +206,7 @@ def test_the_tree_alone_scores_with_its_own_calibration(
 ) -> None:
     """What the Spark engine scores with (``TreeScorer``): the tree, calibrated on its own when
     the model chose the GNN or a blend, and the model itself when it chose the tree."""
-    x = _tree_matrix(_tables(proj, model.config.hub_degree), proj.label)
+    x = _tree_matrix(_tables(proj, model.config.hub_degree), proj.label, proj.ring_prior())
     tree = model.tree_scorer()
     assert model.platt_tree is not None and tree.platt == model.platt_tree
     p = tree.predict_proba(x)

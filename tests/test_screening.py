@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from ringscope.ingest.events import Event
 from ringscope.jobs.rebuild import rebuild
 from ringscope.models import risk
 from ringscope.models.artefacts import current_model, load_model
-from ringscope.models.builds import current_build, model_scores
+from ringscope.models.builds import current_build, current_build_id, model_scores, ring_priors
+from ringscope.models.features import incidence
 from ringscope.models.projection import Projection, read_projection
 from ringscope.models.risk import AccountRiskModel
 from ringscope.models.screen import ScreenRecord, warm
@@ -80,11 +82,16 @@ def world(
 ) -> Iterator[tuple[Graph, Settings, Keys, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("screening")
     generate(root / "data", root / "truth", ACCOUNTS, 3)
-    settings = api_settings(neo4j_settings, root, model_dir=root / "models", model_use_gnn=False)
+    settings = api_settings(
+        neo4j_settings, root, model_dir=root / "models", model_use_gnn=False, model_ring_prior=True
+    )
     with connect(settings) as g:
         g.write(cypher.DELETE_ALL)
         init_schema(g)
         load(root / "data", g, settings, report_dir=root / "report", progress=False)
+        # A build before the one that trains: its clusters are the model's ring priors
+        # (models.features.ring_features), which every screen below then reads.
+        rebuild(g, settings, use_model=False)
         rebuild(g, settings, retrain=True)
         info = current_build(g)
         assert info is not None
@@ -162,7 +169,16 @@ def _rebuild_score(g: Graph, settings: Settings, account: str) -> float:
     assert path is not None
     proj = read_projection(g)
     apply_verdicts(g, proj)
+    proj.ring = _ring_priors(g, proj)
     return float(load_model(path).predict_proba(proj)[proj.ids.index(account)])
+
+
+def _ring_priors(g: Graph, proj: Projection) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The current build's ring priors, as the next rebuild reads them (jobs.rebuild)."""
+    build = current_build_id(g)
+    assert build is not None
+    priors = ring_priors(g, build)
+    return np.asarray([priors.get(a, 0.0) for a in proj.ids], dtype=np.float64)
 
 
 def test_the_exact_screen_operation_works(server: LiveServer, world: Any) -> None:
@@ -286,6 +302,11 @@ def test_screen_equals_the_rebuild_score(
     if case == "new account on ring device":
         assert s["knownAccount"] is False
         assert table_rows[-1] > 0  # the ring member's device mates: rows of the build's table
+        # The ring member's prior came with it: its flagged cluster's label-free score.
+        near = seen[-1]
+        assert near.ring is not None
+        prior = near.ring[near.ids.index(f["member"])]
+        assert prior > 0 and prior == _ring_priors(g, near)[near.ids.index(f["member"])]
         farm = next(v for v in s["velocity"] if v["id"] == "DEV-EQ-FARM")
         assert (farm["accounts"], farm["lastHour"]) == (2, 2)
     if case == "verdicts since the rebuild":  # the screen read them as labels
@@ -293,6 +314,32 @@ def test_screen_equals_the_rebuild_score(
     if case == "hub":
         assert s["hubsIgnored"][0]["degree"] == f["hub_degree"] + 1
         assert s["hubsIgnored"][0]["masked"] is True  # an IP is PII for the risk engine
+
+
+def test_the_model_reads_the_rings_of_the_build_before(world: Any) -> None:
+    """The account model trained on the ring priors of the build before it: it splits on them,
+    and hiding them moves the scores of the accounts around flagged clusters, the ring
+    member's device mates among them (the screens above read the same priors)."""
+    g, settings, _, f = world
+    path = current_model(settings.models_dir)
+    assert path is not None
+    model = load_model(path)
+    assert model.config.ring_prior is True and model.booster is not None
+    names = risk.tree_feature_names()
+    gain = model.booster.feature_importance("gain")
+    assert gain[names.index("ring_nbr_max")] + gain[names.index("ring_nbr_log")] > 0
+    proj = read_projection(g)
+    apply_verdicts(g, proj)
+    proj.ring = _ring_priors(g, proj)
+    assert proj.ring[proj.ids.index(f["member"])] > 0
+    with_priors = model.predict_proba(proj)
+    without = model.predict_proba(replace(proj, ring=None))
+    moved = np.flatnonzero(np.abs(with_priors - without) > 1e-9)
+    assert len(moved) > 0
+    # Only accounts that share a (non-hub) identifier with a clustered account can move.
+    near = incidence(proj, max_degree=model.config.hub_degree)
+    reach = np.asarray((near @ (near.T @ (proj.ring > 0).astype(np.float64))) > 0).ravel()
+    assert reach[moved].all()
 
 
 def test_the_build_table_scores_as_reading_every_edge(

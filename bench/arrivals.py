@@ -614,6 +614,9 @@ def run_world(
     load(before_dir, graph, settings, report_dir=wdir / "report-before", progress=False, bulk=True)
     secs["load_before"] = time.perf_counter() - t
     t = time.perf_counter()
+    # A platform always has a build before the one that trains: its clusters are the ring
+    # priors the model reads (models.features.ring_features). One rings-only build first.
+    rebuild(graph, settings, use_model=False)
     rebuild(graph, settings, retrain=True)
     secs["rebuild_before"] = time.perf_counter() - t
     build_id, threshold, clusters = flagged_clusters(graph)
@@ -744,6 +747,7 @@ def run_world(
     load(data, graph, settings_all, report_dir=wdir / "report-all", progress=False, bulk=True)
     secs["load_all"] = time.perf_counter() - t
     t = time.perf_counter()
+    rebuild(graph, settings_all, use_model=False)  # the ring priors, as above
     rebuild(graph, settings_all, retrain=True)
     secs["rebuild_all"] = time.perf_counter() - t
     _, scores_all = model_scores(graph)
@@ -1176,6 +1180,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0.0,
         help="share of rings whose last-opened quarter comes back after the ring struck",
     )
+    ap.add_argument(
+        "--ring-prior",
+        choices=["on", "off"],
+        default="on",
+        help="train the account model with the ring features (RINGSCOPE_MODEL_RING_PRIOR)",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108
     ap.add_argument("--reuse", action="store_true", help="reuse generated worlds under --work")
     ap.add_argument("--trace", type=Path, default=None, help="per-event JSON lines here")
@@ -1200,6 +1210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         neo4j_heap="1g",
         neo4j_pagecache="1g",
         model_use_gnn=False,
+        model_ring_prior=args.ring_prior == "on",
     )
     code = code_state()  # at the start: the code this process imported
     reports: list[dict[str, Any]] = []
@@ -1235,6 +1246,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "budget": args.budget,
             "entities": args.entities,
             "ring_return_share": args.ring_return_share,
+            "ring_prior": args.ring_prior,
+            "primed": True,  # a rings-only build before each training one
         },
         "goals": {
             "recall_ratio": GOAL_RECALL_RATIO,

@@ -1183,7 +1183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--ring-prior",
         choices=["on", "off"],
-        default="on",
+        default="off",
         help="train the account model with the ring features (RINGSCOPE_MODEL_RING_PRIOR)",
     )
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108

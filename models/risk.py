@@ -84,8 +84,8 @@ class RiskConfig:
     exposure_bin_days: int = 7
     # The ring features (models.features.ring_features): the tree reads the previous build's
     # label-free cluster scores around each account. Off, it reads zeros (and never splits on
-    # them), whatever the projection carries.
-    ring_prior: bool = True
+    # them), whatever the projection carries. Settings.model_ring_prior sets it.
+    ring_prior: bool = False
 
 
 def tree_feature_names() -> list[str]:

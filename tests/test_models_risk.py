@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
@@ -24,7 +26,7 @@ from ringscope.ingest import load
 from ringscope.kinds import KINDS
 from ringscope.models import linking
 from ringscope.models.artefacts import ModelSchemaError, load_model, save_model
-from ringscope.models.features import FEATURE_SCHEMA, account_features, to_hetero
+from ringscope.models.features import FEATURE_SCHEMA, account_features, ring_features, to_hetero
 from ringscope.models.gnn import GNNClassifier, MeanAdjacency
 from ringscope.models.projection import (
     Projection,
@@ -33,7 +35,16 @@ from ringscope.models.projection import (
     read_projection,
     unread_identifiers,
 )
-from ringscope.models.risk import AccountRiskModel, _tables, _tree_matrix, label_exposure
+from ringscope.models.risk import (
+    AccountRiskModel,
+    _identifier_parts,
+    _neighbourhood,
+    _tables,
+    _tree_matrix,
+    _tree_row,
+    label_exposure,
+    tree_feature_names,
+)
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 
@@ -407,3 +418,45 @@ def test_label_exposure_lifts_young_accounts_that_look_like_labelled_fraud(
     assert young.sum() > 20
     p0, p1 = plain.predict_proba(proj)[young], exposed.predict_proba(proj)[young]
     assert float(np.median(p1)) > float(np.median(p0))
+
+
+def test_ring_features_read_the_other_accounts_priors_only() -> None:
+    """``ring_features`` against a brute force: per account, over its identifiers, the largest
+    and the sum of the ring priors of the *other* accounts on them; ties at the top included
+    (two accounts at 0.9 on a device each read the other's 0.9)."""
+    rng = np.random.default_rng(7)
+    n, m = 80, 30
+    rows, cols = rng.integers(0, n, 200), rng.integers(0, m, 200)
+    b = sp.csr_matrix((np.ones(200), (rows, cols)), shape=(n, m))
+    b.data[:] = 1.0
+    ring = np.round(rng.random(n) * (rng.random(n) < 0.4), 6)
+    ring[[3, 4]] = 0.9
+    b[3, 0] = b[4, 0] = 1.0
+    got = ring_features(b, ring)
+    dense = b.toarray() > 0
+    for a in range(n):
+        others = [
+            ring[o] for j in np.flatnonzero(dense[a]) for o in np.flatnonzero(dense[:, j]) if o != a
+        ]
+        assert got[a, 0] == pytest.approx(max(others, default=0.0), abs=1e-6)
+        assert got[a, 1] == pytest.approx(np.log1p(sum(others)), abs=1e-5)
+    assert got[3, 0] == pytest.approx(0.9) and got[4, 0] == pytest.approx(0.9)
+    # A lone account on its identifiers reads nothing, whatever its own prior.
+    assert ring_features(sp.csr_matrix(np.eye(3)), np.array([0.9, 0.8, 0.7])).max() == 0.0
+
+
+@pytest.mark.neo4j
+def test_an_accounts_ring_features_come_from_its_neighbourhood(proj: Projection) -> None:
+    """With ring priors on the accounts, the tree's row of an account from its neighbourhood
+    alone (what a screen and ``explain`` compute) is the whole graph's row, bit for bit."""
+    rng = np.random.default_rng(3)
+    ringed = replace(proj, ring=np.round(rng.random(proj.n) * (rng.random(proj.n) < 0.2), 6))
+    hub = AccountRiskModel().config.hub_degree
+    whole = _tree_matrix(_tables(ringed, hub), ringed.label, ringed.ring_prior())
+    names = tree_feature_names()
+    cols = [names.index("ring_nbr_max"), names.index("ring_nbr_log")]
+    assert whole[:, cols].max() > 0
+    for i in rng.choice(proj.n, 40, replace=False).tolist():
+        near, k = _neighbourhood(ringed, i, hub, ringed.now())
+        row = _tree_row(near, k, hub, account_features(near), _identifier_parts(near))
+        np.testing.assert_array_equal(row[0], whole[i])

@@ -390,6 +390,11 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
         try:
             model = artefacts.load_model(current)
             scorer = model.tree_scorer()
+            if model.config.ring_prior:
+                raise ValueError(
+                    f"model {model.version} reads the ring features, which the Spark engine does "
+                    "not compute yet; retrain in-process with RINGSCOPE_MODEL_RING_PRIOR=false"
+                )
         except (artefacts.ModelSchemaError, ValueError) as exc:
             why = str(exc)
         else:
@@ -405,9 +410,6 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
                 "gnn": gnn,
                 "platt": list(scorer.platt),
                 "hub_degree": scorer.hub_degree,
-                # Its ring features read zeros here: the Spark engine does not read the
-                # previous build's ring priors yet (docs/scaling.md).
-                "ring_prior": "not read" if model.config.ring_prior else "off in the model",
             }
     if policy == "score-only":
         raise RebuildError(f"--score-only needs a usable current model: {why}")

@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     # The ring features (models.features.ring_features): a model trained from now on reads the
     # current build's label-free cluster scores around each account (a returning ring's new
     # account on its farm device). A model keeps the choice it was trained with. Off by
-    # default: on arrivals it moved no recall at 1% FPR (docs/screening.md, session 25).
+    # default: on arrivals it did not raise decision-time quality (docs/screening.md, session 25).
     model_ring_prior: bool = False
     # Screening's feature table (models/screen_table.py): an in-process rebuild keeps every
     # account's feature row, and screens read rows instead of every neighbour's edges.

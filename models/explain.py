@@ -57,7 +57,7 @@ def explain(
         # for nothing (a merchant's thousands): only the GNN's messages need them.
         budget=budget if model.choice != "tree" else 0,
         # The ring priors this build's scores read: the build before it's (jobs.rebuild).
-        ring_build=info.previous_build if info is not None else None,
+        ring_build=info.previous_build if info is not None and model.config.ring_prior else None,
     )
     if proj is None:
         return None

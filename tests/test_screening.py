@@ -28,6 +28,7 @@ from ringscope.jobs.rebuild import rebuild
 from ringscope.models import risk
 from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.builds import current_build, current_build_id, model_scores, ring_priors
+from ringscope.models.explain import explain
 from ringscope.models.features import incidence
 from ringscope.models.projection import Projection, read_projection
 from ringscope.models.risk import AccountRiskModel
@@ -179,6 +180,30 @@ def _ring_priors(g: Graph, proj: Projection) -> np.ndarray[Any, np.dtype[np.floa
     assert build is not None
     priors = ring_priors(g, build)
     return np.asarray([priors.get(a, 0.0) for a in proj.ids], dtype=np.float64)
+
+
+def test_explain_reads_the_ring_priors_its_build_scored_with(world: Any) -> None:
+    """``explain`` gives the score the build published, for the accounts whose score the ring
+    priors move most: it reads the priors of the build before the current one, as that build's
+    scoring did (the current build's, which the next rebuild and screens read, may differ)."""
+    g, settings, _, _ = world
+    info = current_build(g)
+    assert info is not None and info.previous_build is not None
+    path = current_model(settings.models_dir)
+    assert path is not None
+    model = load_model(path)
+    proj = read_projection(g)
+    apply_verdicts(g, proj)
+    priors = ring_priors(g, info.previous_build)
+    proj.ring = np.asarray([priors.get(a, 0.0) for a in proj.ids], dtype=np.float64)
+    moved = np.abs(model.predict_proba(proj) - model.predict_proba(replace(proj, ring=None)))
+    picks = [proj.ids[i] for i in np.argsort(-moved)[:3].tolist()]
+    assert moved.max() > 1e-3
+    _, published = model_scores(g)
+    for account in picks:
+        rec = explain(g, ModelStore(settings.models_dir), account, top=3, budget=5_000)
+        assert rec is not None
+        assert rec.score == pytest.approx(published[account], abs=1e-6), account
 
 
 def test_the_exact_screen_operation_works(server: LiveServer, world: Any) -> None:

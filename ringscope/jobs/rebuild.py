@@ -273,14 +273,6 @@ def rebuild(
                 scores: dict[str, float] | None = None
                 if policy != "none":
                     with step("score"):
-                        if writer.previous_build is not None:
-                            # The ring prior (models.features.ring_features): the current
-                            # build's label-free cluster scores (pruning keeps that build).
-                            priors = ring_priors(graph, writer.previous_build)
-                            proj.ring = np.asarray(
-                                [priors.get(a, 0.0) for a in proj.ids], dtype=np.float64
-                            )
-                            counts["ring_prior_accounts"] = len(priors)
                         current = artefacts.current_model(settings.models_dir)
                         model: AccountRiskModel | None = None
                         if policy != "retrain" and current is not None:
@@ -296,6 +288,18 @@ def rebuild(
                                 "--score-only needs a trained model, and none is current in "
                                 f"{settings.models_dir}; run with --retrain"
                             )
+                        reads_rings = (
+                            model.config.ring_prior if model is not None
+                            else settings.model_ring_prior
+                        )  # fmt: skip
+                        if reads_rings and writer.previous_build is not None:
+                            # The ring prior (models.features.ring_features): the current
+                            # build's label-free cluster scores (pruning keeps that build).
+                            priors = ring_priors(graph, writer.previous_build)
+                            proj.ring = np.asarray(
+                                [priors.get(a, 0.0) for a in proj.ids], dtype=np.float64
+                            )
+                            counts["ring_prior_accounts"] = len(priors)
                         if model is None:
                             model = AccountRiskModel(
                                 seed=settings.model_seed,

@@ -269,6 +269,7 @@ def screen(
             n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal
         ), -1),
         "min_score": facts.flag_threshold, "data_now": facts.data_now, "caps": _CAPS,
+        "rings": bool(model.config.ring_prior),  # the neighbours' ring priors, if it reads them
     }  # fmt: skip
     now = max(facts.data_now, ev.at)
     kept: dict[str, Current] = {}

@@ -82,6 +82,10 @@ class RiskConfig:
     label_exposure: bool = False
     exposure_min_labels: int = 30  # fraud labels with times needed to estimate the delay
     exposure_bin_days: int = 7
+    # Label frequency (Elkan and Noto's c): not every fraud is ever labelled, so an exposed
+    # unlabelled account is fraud with the chance its label never came. Off: exposure assumes
+    # every fraud is labelled in the end (c = 1). Measured in docs/models.md.
+    label_frequency: bool = False
     # The ring features (models.features.ring_features): the tree reads the previous build's
     # label-free cluster scores around each account. Off, it reads zeros (and never splits on
     # them), whatever the projection carries. Settings.model_ring_prior sets it.
@@ -404,11 +408,18 @@ class AccountRiskModel:
             return booster, val, {"abandoned": f"first booster stopped at round {rounds}"}
         raw0 = np.asarray(first.predict(x[va0], num_iteration=first.best_iteration))
         platt0 = _platt(raw0.astype(np.float64), y[va0], w[va0], self.config.seed)
+        # Elkan and Noto's e1: the labelled validation accounts' mean P(labelled | x), the
+        # share of fraud that carries a label once exposed. 1 leaves exposure as it was.
+        freq = 1.0
+        if self.config.label_frequency and (y[va0] == 1).any():
+            g = 1.0 / (1.0 + np.exp(-_platt_log_odds(raw0.astype(np.float64), platt0)))
+            freq = float(np.clip(g[y[va0] == 1].mean(), 0.05, 1.0))
 
         def soft(rows: I64) -> tuple[I64, F64, F64]:
             p = np.asarray(first.predict(x[rows], num_iteration=first.best_iteration))
             q = 1.0 / (1.0 + np.exp(-_platt_log_odds(p.astype(np.float64), platt0)))
-            f = exposure[rows]
+            q = np.minimum(q / freq, 1.0 - 1e-6)  # P(labelled) -> P(fraud)
+            f = exposure[rows] * freq
             r = np.where(unl[rows], q * (1 - f) / np.maximum(1 - q * f, 1e-9), 0.0)
             r = np.where(r > SOFT_MIN, r, 0.0)
             dup = rows[r > 0]
@@ -425,6 +436,7 @@ class AccountRiskModel:
             _Validation(y_va, w_va, np.searchsorted(va, va1)),
             {
                 "first_rounds": rounds,
+                "label_frequency": round(freq, 4),
                 "soft_positives_train": round(float(w_tr[len(tr) :].sum()), 2),
                 "rows_added_train": int(len(tr1) - len(tr)),
                 "exposure_median_unlabelled": round(float(np.median(exposure[unl])), 4)

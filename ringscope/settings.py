@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     # Label exposure (models.risk.label_exposure): young unlabelled accounts count as fraud with
     # the chance that the labels' delay leaves, instead of as plain negatives.
     model_label_exposure: bool = True
+    # Label frequency (models.risk, RiskConfig.label_frequency): with exposure, an old
+    # unlabelled account still counts partly as fraud, since not every fraud is ever labelled
+    # (the share that is, estimated from the labels: Elkan and Noto's e1). On since session 25
+    # (docs/models.md: AUPRC up on 3 development and 3 held-out worlds).
+    model_label_frequency: bool = True
     # The ring features (models.features.ring_features): a model trained from now on reads the
     # current build's label-free cluster scores around each account (a returning ring's new
     # account on its farm device). A model keeps the choice it was trained with. Off by

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -484,3 +485,25 @@ def test_the_spark_engine_refuses_a_model_that_reads_ring_priors(
     save_model(model, tmp_path / "risk-plain", version="risk-plain")
     set_current_model(tmp_path, "risk-plain")
     assert _spark_model(settings, "auto")[0] is not None
+
+
+@pytest.mark.neo4j
+def test_label_frequency_reads_old_unlabelled_look_alikes_as_partly_fraud(
+    loaded: Graph, proj: Projection
+) -> None:
+    """With the label frequency on, exposure no longer assumes every fraud is labelled in the
+    end: the fit estimates the share that is (Elkan and Noto's e1, under 1 here), and old
+    unlabelled accounts that look like labelled fraud count partly as fraud, so the ones the
+    exposure-only model ranks highest score higher than there."""
+    times = read_fraud_label_times(loaded)
+    kw: dict[str, Any] = {"seed": 0, "use_gnn": False, "label_exposure": True}
+    kw["exposure_min_labels"] = 20
+    exposed = AccountRiskModel(**kw).fit(proj, times)
+    freq = AccountRiskModel(**kw, label_frequency=True).fit(proj, times)
+    e, f = exposed.metrics["label_exposure"], freq.metrics["label_exposure"]
+    assert e["label_frequency"] == 1.0 and 0.05 <= f["label_frequency"] < 1.0
+    assert f["soft_positives_train"] > e["soft_positives_train"]
+    old = (proj.label == -1) & (proj.created < proj.now() - 365 * 86_400)
+    p0 = exposed.predict_proba(proj)
+    top = np.flatnonzero(old)[np.argsort(-p0[old])[: max(5, int(old.sum()) // 100)]]
+    assert float(np.median(freq.predict_proba(proj)[top])) > float(np.median(p0[top]))

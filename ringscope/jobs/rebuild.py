@@ -306,6 +306,7 @@ def rebuild(
                                 use_gnn=settings.model_use_gnn,
                                 threads=settings.model_threads,
                                 label_exposure=settings.model_label_exposure,
+                                label_frequency=settings.model_label_frequency,
                                 ring_prior=settings.model_ring_prior,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,

@@ -1186,6 +1186,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="off",
         help="train the account model with the ring features (RINGSCOPE_MODEL_RING_PRIOR)",
     )
+    ap.add_argument(
+        "--label-frequency",
+        choices=["on", "off"],
+        default="on",
+        help="the account model's label frequency (RINGSCOPE_MODEL_LABEL_FREQUENCY)",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108
     ap.add_argument("--reuse", action="store_true", help="reuse generated worlds under --work")
     ap.add_argument("--trace", type=Path, default=None, help="per-event JSON lines here")
@@ -1211,6 +1217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         neo4j_pagecache="1g",
         model_use_gnn=False,
         model_ring_prior=args.ring_prior == "on",
+        model_label_frequency=args.label_frequency == "on",
     )
     code = code_state()  # at the start: the code this process imported
     reports: list[dict[str, Any]] = []
@@ -1247,6 +1254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "entities": args.entities,
             "ring_return_share": args.ring_return_share,
             "ring_prior": args.ring_prior,
+            "label_frequency": args.label_frequency,
             "primed": True,  # a rings-only build before each training one
         },
         "goals": {

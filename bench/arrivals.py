@@ -1150,6 +1150,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+# The account model's switches the bench can flip, on and off side by side: flag -> (setting,
+# what it does). Their defaults are the settings'.
+MODEL_SWITCHES: dict[str, tuple[str, str]] = {
+    "ring-prior": ("model_ring_prior", "train the account model with the ring features"),
+    "label-frequency": ("model_label_frequency", "the account model's label frequency"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", required=True, help="world seeds")
@@ -1180,18 +1188,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0.0,
         help="share of rings whose last-opened quarter comes back after the ring struck",
     )
-    ap.add_argument(
-        "--ring-prior",
-        choices=["on", "off"],
-        default="off",
-        help="train the account model with the ring features (RINGSCOPE_MODEL_RING_PRIOR)",
-    )
-    ap.add_argument(
-        "--label-frequency",
-        choices=["on", "off"],
-        default="on",
-        help="the account model's label frequency (RINGSCOPE_MODEL_LABEL_FREQUENCY)",
-    )
+    for flag, (setting, what) in MODEL_SWITCHES.items():
+        on = bool(Settings.model_fields[setting].default)
+        ap.add_argument(f"--{flag}", choices=["on", "off"], default="on" if on else "off",
+                        help=f"{what} (RINGSCOPE_{setting.upper()})")  # fmt: skip
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108
     ap.add_argument("--reuse", action="store_true", help="reuse generated worlds under --work")
     ap.add_argument("--trace", type=Path, default=None, help="per-event JSON lines here")
@@ -1216,8 +1216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         neo4j_heap="1g",
         neo4j_pagecache="1g",
         model_use_gnn=False,
-        model_ring_prior=args.ring_prior == "on",
-        model_label_frequency=args.label_frequency == "on",
+        **{f: getattr(args, k.replace("-", "_")) == "on" for k, (f, _) in MODEL_SWITCHES.items()},
     )
     code = code_state()  # at the start: the code this process imported
     reports: list[dict[str, Any]] = []
@@ -1253,8 +1252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "budget": args.budget,
             "entities": args.entities,
             "ring_return_share": args.ring_return_share,
-            "ring_prior": args.ring_prior,
-            "label_frequency": args.label_frequency,
+            **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in MODEL_SWITCHES},
             "primed": True,  # a rings-only build before each training one
         },
         "goals": {

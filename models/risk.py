@@ -418,7 +418,8 @@ class AccountRiskModel:
         def soft(rows: I64) -> tuple[I64, F64, F64]:
             p = np.asarray(first.predict(x[rows], num_iteration=first.best_iteration))
             q = 1.0 / (1.0 + np.exp(-_platt_log_odds(p.astype(np.float64), platt0)))
-            q = np.minimum(q / freq, 1.0 - 1e-6)  # P(labelled) -> P(fraud)
+            if freq < 1.0:  # P(labelled) -> P(fraud); c = 1 leaves the fit as it was
+                q = np.minimum(q / freq, 1.0 - 1e-6)
             f = exposure[rows] * freq
             r = np.where(unl[rows], q * (1 - f) / np.maximum(1 - q * f, 1e-9), 0.0)
             r = np.where(r > SOFT_MIN, r, 0.0)

@@ -353,10 +353,13 @@ def _ring_of(var: str) -> str:
     )
 
 
-# A neighbour of a screened event: the account's columns and its ring prior in the build,
-# read only where the model reads them ($rings; CASE leaves the other branch unevaluated).
-_SCREEN_RING = "CASE WHEN $rings THEN " + _ring_of("{var}") + " ELSE 0.0 END"
-_SCREEN_NEIGHBOUR = _SCREEN_ACCOUNT[:-1] + ", ring: " + _SCREEN_RING.format(var="x") + "}"
+# A neighbour of a screened event: its ring prior in the build, read only where the model
+# reads them ($rings; CASE leaves the other branch unevaluated).
+def _screen_ring(var: str) -> str:
+    return "CASE WHEN $rings THEN " + _ring_of(var) + " ELSE 0.0 END"
+
+
+_SCREEN_NEIGHBOUR = _SCREEN_ACCOUNT[:-1] + ", ring: " + _screen_ring("x") + "}"
 SCREEN_START: LiteralString = (
     "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
     f"OPTIONAL MATCH (a:{ACCOUNT.label} {{id: $id}}) "
@@ -521,7 +524,7 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     "created: coalesce(a.created_at.epochSeconds, -1), "
     "kyc: coalesce(toInteger(a.kyc_level), -1), "
     "label: CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END, "
-    "ring: " + _SCREEN_RING.format(var="a") + ", parts: parts}) AS accounts } "
+    "ring: " + _screen_ring("a") + ", parts: parts}) AS accounts } "
     "RETURN accounts, verdicts, rings, second, links"
 )
 SCREEN_TABLE_LINKS: LiteralString = (

@@ -7,7 +7,7 @@ Steps, in order (each timed and logged; ``docs/rebuild.md``)::
     project  read the account-identifier graph once (models.projection)
     labels   investigators' verdicts override imported labels (models.verdicts)
     score    retrain the learned model, or reuse the current one (models.risk, models.artefacts);
-             both read the current build's ring priors (models.features.ring_features)
+             a model that reads ring priors gets the current build's (models.features)
     detect   rings, clusters and account scores, using the learned scores (models.detect)
     write    clusters, memberships and scores under the running build
     switch   verify the build and move the readers to it in one transaction, prune old builds

@@ -360,6 +360,43 @@ def wrk(url: str, key: str, bodies: list[str], clients: int, seconds: float) -> 
     return res
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes have used (``/proc/<pid>/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measured(srv_pid: int, neo4j_pid: int | None, run: Any, spy: Path | None = None) -> Any:
+    """``run()`` (a wrk phase), with the CPU the server processes and Neo4j spent on it, per
+    request, added to its result; with ``spy``, a py-spy profile of each server worker during
+    the phase (``<spy>-<pid>.txt``, collapsed stacks, GIL holders only)."""
+    procs = process_tree(srv_pid)
+    spies = []
+    if spy is not None:
+        for p in procs[1:] or procs:
+            cmd = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(p),
+                   "--gil", "--format", "raw", "--rate", "200", "--output", f"{spy}-{p}.txt",
+                   "--nonblocking"]  # fmt: skip
+            spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))  # fmt: skip
+        time.sleep(1.0)
+    s0, n0 = cpu_seconds(procs), cpu_seconds([neo4j_pid] if neo4j_pid else [])
+    res = run()
+    s1, n1 = cpu_seconds(procs), cpu_seconds([neo4j_pid] if neo4j_pid else [])
+    for sp in spies:
+        sp.send_signal(2)
+        sp.wait(timeout=30)
+    done = max(1, res["requests"])
+    res["cpu_ms_per_request"] = {"server": round(1000 * (s1 - s0) / done, 2),
+                                 "neo4j": round(1000 * (n1 - n0) / done, 2)}  # fmt: skip
+    return res
+
+
 def warm_up(url: str, key: str, events: list[dict[str, Any]], n: int) -> list[float]:
     """``n`` screens at once, so that every server process answers one (its first loads the
     model: seconds); the seconds of each. Failures here are reported, not fatal."""
@@ -392,6 +429,15 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": round(max(r["p99_ms"] for r in runs), 2),
         "requests": requests,
         "failed": sum(r["non_2xx"] + r["socket_errors"] + r["graphql_errors"] for r in runs),
+        "cpu_ms_per_request": {
+            side: round(
+                sum(r["cpu_ms_per_request"][side] * r["requests"] for r in runs) / max(1, requests),
+                2,
+            )
+            for side in ("server", "neo4j")
+        }
+        if all("cpu_ms_per_request" in r for r in runs)
+        else None,
         "runs": runs,
     }
 
@@ -522,9 +568,16 @@ def main() -> None:
     ap.add_argument("--neo4j-pagecache")
     ap.add_argument("--model-dir", type=Path)
     ap.add_argument("--note", default="", help="stored in the results (e.g. the machine was busy)")
+    ap.add_argument(
+        "--py-spy",
+        type=Path,
+        help="folder: py-spy profiles of the workers in each op's first phase",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     configure(args)
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
 
     from ringscope.api.auth import create_key
     from ringscope.graph import EmbeddedNeo4j
@@ -620,11 +673,17 @@ def main() -> None:
             runs: dict[str, list[dict[str, Any]]] = {"accountRisk": [], "screen": []}
             for r in range(args.rounds):
                 for op, bodies in (("accountRisk", base_bodies), ("screen", screen_bodies)):
-                    res = wrk(srv.url, key, bodies, c, args.seconds)
+                    spy = args.py_spy / f"{op}-c{c}" if args.py_spy and r == 0 else None
+                    res = measured(
+                        srv.proc.pid, neo4j.pid if neo4j else None,
+                        lambda b=bodies, n=c: wrk(srv.url, key, b, n, args.seconds), spy,
+                    )  # fmt: skip
                     runs[op].append(res)
+                    cpu = res["cpu_ms_per_request"]
                     print(
                         f"c={c} round {r + 1} {op}: {res['rps']:.0f}/s p50 "
-                        f"{res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms",
+                        f"{res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms; CPU per request: "
+                        f"server {cpu['server']} ms, Neo4j {cpu['neo4j']} ms",
                         flush=True,
                     )
             results[f"c{c}"] = {op: summary(done) for op, done in runs.items()}

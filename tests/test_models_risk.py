@@ -28,9 +28,17 @@ from ringscope.jobs.rebuild import RebuildError, _spark_model
 from ringscope.kinds import KINDS
 from ringscope.models import linking
 from ringscope.models.artefacts import ModelSchemaError, load_model, save_model, set_current_model
-from ringscope.models.features import FEATURE_SCHEMA, account_features, ring_features, to_hetero
+from ringscope.models.features import (
+    FEATURE_SCHEMA,
+    account_features,
+    identifier_sizes,
+    incidence,
+    ring_features,
+    to_hetero,
+)
 from ringscope.models.gnn import GNNClassifier, MeanAdjacency
 from ringscope.models.projection import (
+    KIND_NAMES,
     Projection,
     read_fraud_label_times,
     read_local_projection,
@@ -445,6 +453,46 @@ def test_ring_features_read_the_other_accounts_priors_only() -> None:
     assert got[3, 0] == pytest.approx(0.9) and got[4, 0] == pytest.approx(0.9)
     # A lone account on its identifiers reads nothing, whatever its own prior.
     assert ring_features(sp.csr_matrix(np.eye(3)), np.array([0.9, 0.8, 0.7])).max() == 0.0
+
+
+def _incidence_per_kind(proj: Projection, max_degree: int | None) -> sp.csr_matrix:
+    """The incidence matrix the way it was first built: one matrix per kind, times the
+    diagonal hub mask, stacked (the layout sums over a row follow)."""
+    blocks = []
+    for kind in KIND_NAMES:
+        e = proj.kinds.get(kind)
+        m = e.m if e is not None else 0
+        if e is None or m == 0:
+            blocks.append(sp.csr_matrix((proj.n, 0)))
+            continue
+        pairs = (e.acc.astype(np.int64), e.ident.astype(np.int64))
+        b = sp.csr_matrix((np.ones(len(e.acc)), pairs), shape=(proj.n, m))
+        b.data[:] = 1.0
+        if max_degree is not None:
+            b = b @ sp.diags((identifier_sizes(e) <= max_degree).astype(np.float64))
+        blocks.append(b)
+    out: sp.csr_matrix = sp.hstack(blocks, format="csr")
+    out.eliminate_zeros()
+    return out
+
+
+@pytest.mark.neo4j
+def test_the_incidence_matrix_keeps_the_per_kind_layout(proj: Projection) -> None:
+    """``incidence`` is built in one pass, but in the per-kind build's layout, entry for entry
+    (rows, column order within each row, values), for the whole graph and for the
+    neighbourhoods a screen and ``explain`` read, hubs masked or not: the tree's sums over a
+    row follow that order, so the rebuild's rows and a screen's stay bit for bit."""
+    hub = AccountRiskModel().config.hub_degree
+    rng = np.random.default_rng(5)
+    cases = [proj] + [_neighbourhood(proj, i, hub, proj.now())[0]
+                      for i in rng.choice(proj.n, 25, replace=False).tolist()]  # fmt: skip
+    for p in cases:
+        for max_degree in (None, hub, 2):
+            got, want = incidence(p, max_degree), _incidence_per_kind(p, max_degree)
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got.indptr, want.indptr)
+            np.testing.assert_array_equal(got.indices, want.indices)
+            np.testing.assert_array_equal(got.data, want.data)
 
 
 @pytest.mark.neo4j

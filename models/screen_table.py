@@ -104,19 +104,26 @@ class ScreenTable:
 
     def match(self, accounts: Iterable[Mapping[str, Any]]) -> dict[str, Current]:
         """The accounts (``SCREEN_TABLE_NEIGHBOURHOOD`` records) whose row is current, with
-        what :meth:`rows` takes of them."""
+        what :meth:`rows` takes of them. One lookup for all of them: a screen brings up to a
+        few hundred, and a per-account search cost more than the rest of the match."""
+        accs = list(accounts)
+        if not accs or not len(self.nodes):
+            return {}
+        nodes = np.fromiter((int(a["node"]) for a in accs), dtype=np.int64, count=len(accs))
+        pos = np.minimum(np.searchsorted(self.nodes, nodes), len(self.nodes) - 1)
+        held = np.flatnonzero(self.nodes[pos] == nodes)  # the rest opened since the build
+        keys = self.keys[pos[held]].tolist()
+        fingers = self.finger[pos[held]].tolist()
+        rows = pos[held].tolist()
         out: dict[str, Current] = {}
-        for a in accounts:
-            node = int(a["node"])
-            i = int(np.searchsorted(self.nodes, node))
-            if i >= len(self.nodes) or int(self.nodes[i]) != node:
-                continue  # opened since the build
-            if int(self.keys[i]) != _key(str(a["id"])):
+        for j, key, finger_then, row in zip(held.tolist(), keys, fingers, rows, strict=True):
+            a = accs[j]
+            if key != _key(str(a["id"])):
                 continue
             finger, sharing = _parts(a)
-            if finger != self.finger[i].tolist():
+            if finger != finger_then:
                 continue
-            out[str(a["id"])] = Current(i, int(a["created"]), int(a["kyc"]), sharing)
+            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), sharing)
         return out
 
     def rows(
@@ -140,14 +147,24 @@ class ScreenTable:
         )
         for name in _PROFILE:
             x[:, _COL[name]] = prof[name].astype(np.float32)
+        # The live sharing columns, gathered and written at once (log1p as account_features).
+        at: list[int] = []
+        cols: list[int] = []
+        values: list[float] = []
         for r, account in enumerate(accounts):
-            sharing = dict(current[account].sharing)
-            for kind, before, after in grown.get(account, ()):
-                shared, busiest = sharing.get(kind, (0, 0))
-                sharing[kind] = (shared + (1 if before < 2 <= after else 0), max(busiest, after))
+            sharing = current[account].sharing
+            moved = grown.get(account)
+            if moved:
+                sharing = dict(sharing)
+                for kind, before, after in moved:
+                    shared, busiest = sharing.get(kind, (0, 0))
+                    sharing[kind] = (shared + (before < 2 <= after), max(busiest, after))
             for kind, (shared, busiest) in sharing.items():
-                x[r, _COL[f"shared_{kind}"]] = np.float32(np.log1p(float(shared)))
-                x[r, _COL[f"hub_{kind}"]] = np.float32(np.log1p(float(busiest)))
+                at += (r, r)
+                cols += (_COL[f"shared_{kind}"], _COL[f"hub_{kind}"])
+                values += (float(shared), float(busiest))
+        if at:
+            x[at, cols] = np.log1p(np.asarray(values, dtype=np.float64)).astype(np.float32)
         return dict(zip(accounts, x, strict=True))
 
 

@@ -43,6 +43,7 @@ from ringscope.ingest.aggregate import (
     _dedupe_payments,
     _link_keys,
     _reduce,
+    _sorted,
 )
 from ringscope.ingest.contract import (
     ACCOUNT_DEVICES,
@@ -273,8 +274,10 @@ def prepare_events(events: Sequence[Event], region: str) -> Prepared:
         if raw:
             good = table_rows(table, raw, where, table.columns)
             if good.num_rows:
-                part = _aggregate_links(good, _link_keys(table), partial=True)
-                rows[table.name] = _reduce(table, part)
+                # One batch is one partial: aggregated once, it is the loader's reduction
+                # (each pair once, the same columns), sorted as _reduce sorts.
+                keys = _link_keys(table)
+                rows[table.name] = _sorted(_aggregate_links(good, keys, partial=True), keys)
     # Payments: the event's own id is the payment id (a re-sent event is one payment).
     raw, where = [], []
     for i, ev in enumerate(events):

@@ -67,7 +67,9 @@ class Result:
 
 
 def _np(mask: pa.Array | pa.ChunkedArray) -> Mask:
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if mask.null_count:  # a null is "no" (skipping the fill when there is none saves a kernel)
+        mask = pc.fill_null(mask, False)
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def text(batch: pa.RecordBatch, name: str) -> pa.Array:
@@ -85,6 +87,8 @@ class _Flags:
         self.field = np.empty(n, dtype=object)
 
     def flag(self, mask: Mask, name: str, reason: Reason) -> None:
+        if not mask.any():  # the usual case: nothing to mark
+            return
         m = mask & ~self.bad
         self.reason[m] = reason
         self.field[m] = name

@@ -163,6 +163,36 @@ INGEST_PAYMENTS: LiteralString = _GUARD + (
     "r.max_amount = " + _DECIMAL.format("r.max_amount_e4")
 )
 
+
+# All of a recording's writes in one statement (ingest/events.py): the ledger marks, then per
+# kind (accounts first, as the loader writes them) that kind's own loader statement above, guard
+# included, its ledger parameters scoped by kind ($rows_<kind>, $batch_id_<kind>), skipped when
+# the event has no row of that kind. Six statements were six round trips of a risk engine's
+# recordEvents, each waiting on the last; the statements, their guard and their ledger entries
+# are the same.
+def _event_part(kind: LiteralString, query: LiteralString) -> LiteralString:
+    scoped = query.replace("$rows", "$rows_" + kind).replace("$batch_id", "$batch_id_" + kind)
+    return "CALL () { WITH 1 AS go WHERE size($rows_" + kind + ") > 0 " + scoped + " } "
+
+
+EVENT_WRITE: LiteralString = (
+    "CALL () { "
+    + EVENT_MARK
+    + " } "
+    + "".join(
+        _event_part(
+            k.name,
+            EVENT_ACCOUNTS
+            if k.rel is None
+            else INGEST_PAYMENTS
+            if k.rel == "PAID"
+            else INGEST_LINKS[k.rel],
+        )
+        for k in KINDS
+    )
+    + "RETURN 1 AS done"
+)
+
 # --- detection --------------------------------------------------------------------------------
 # The ring detector's projection (models/projection.py). Internal node ids (``id()``) are only
 # used within one read of the graph, never stored. Relationships are read per account chunk: the

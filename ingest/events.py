@@ -28,7 +28,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, LiteralString
+from typing import Any
 
 import neo4j
 import numpy as np
@@ -56,8 +56,8 @@ from ringscope.ingest.contract import (
     Table,
 )
 from ringscope.ingest.normalise import Context, normalise
-from ringscope.ingest.writer import _query, _rows_for
-from ringscope.kinds import IDENTIFIER_KINDS, PAYEE
+from ringscope.ingest.writer import _rows_for
+from ringscope.kinds import IDENTIFIER_KINDS, KINDS, PAYEE
 
 __all__ = [
     "EVENT_FIELDS",
@@ -316,33 +316,30 @@ def _ledger_id(event_id: str) -> str:
 
 
 def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int:
-    """Every event of ``prepared`` (none recorded before): its rows, table by table through the
-    loader's Cypher and ledger guard, and its ledger entry, in one transaction. Returns the
-    contract rows written."""
-    ids = [_ledger_id(e.event_id) for e in prepared.events]
-    tx.run(cypher.EVENT_MARK, {"ids": ids}).consume()
+    """Every event of ``prepared`` (none recorded before): its ledger entries and its rows, table
+    by table through the loader's Cypher and ledger guard, in one statement
+    (``cypher.EVENT_WRITE``: a part per kind, accounts first). Returns the contract rows
+    written."""
+    params: dict[str, Any] = {
+        "ids": [_ledger_id(e.event_id) for e in prepared.events],
+        "file_id": "events",
+        "batch_no": 0,
+    }
     written = 0
-    order: list[tuple[Table, str | None]] = [
-        (ACCOUNTS, None), (ACCOUNT_DEVICES, None), (ACCOUNT_PHONES, None),
-        *((ACCOUNT_IDENTIFIERS, k) for k in EVENT_FIELDS if k not in ("device", "phone")),
-        (PAYMENTS, None),
-    ]  # fmt: skip
-    for table, kind in order:
+    for k in KINDS:
+        table = (ACCOUNTS if k.rel is None else PAYMENTS if k is PAYEE
+                 else ACCOUNT_DEVICES if k.name == "device"
+                 else ACCOUNT_PHONES if k.name == "phone" else ACCOUNT_IDENTIFIERS)  # fmt: skip
         part = prepared.rows.get(table.name)
-        if part is None:
-            continue
-        if kind is not None:
-            part = part.filter(pa.array([v == kind for v in part.column("kind").to_pylist()],
+        if part is not None and table is ACCOUNT_IDENTIFIERS:
+            part = part.filter(pa.array([v == k.name for v in part.column("kind").to_pylist()],
                                         pa.bool_())).drop_columns("kind")  # fmt: skip
-        if not part.num_rows:
-            continue
-        query: LiteralString = cypher.EVENT_ACCOUNTS if table is ACCOUNTS else _query(table, kind)
-        name = table.name + (f":{kind}" if kind else "")
-        tx.run(query, {
-            "batch_id": f"events:{digest}:{name}", "file_id": "events", "batch_no": 0,
-            "rows": _rows_for(table, part),
-        }).consume()  # fmt: skip
-        written += part.num_rows
+        rows = _rows_for(table, part) if part is not None and part.num_rows else []
+        name = table.name + (f":{k.name}" if table is ACCOUNT_IDENTIFIERS else "")
+        params[f"rows_{k.name}"] = rows
+        params[f"batch_id_{k.name}"] = f"events:{digest}:{name}"
+        written += len(rows)
+    tx.run(cypher.EVENT_WRITE, params).consume()
     return written
 
 

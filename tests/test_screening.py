@@ -9,6 +9,7 @@ screen is audited with its event id.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -482,6 +483,25 @@ def test_recording_is_idempotent_by_event_id(server: LiveServer, world: Any) -> 
     e2 = _event("idem-2", "NEW-IDEM", f["now"] + timedelta(minutes=1), devices=["DEV-IDEM"])
     first = _record(server, keys.risk_engine, [e1, e2, e1])
     assert first["recorded"] == ["idem-1", "idem-2"] and first["duplicates"] == ["idem-1"]
+    # The loader's ledger: an entry per event, and one per table the events wrote rows to (the
+    # statements' guard), with its row count; none for a table without rows.
+    digest = hashlib.sha256(b"idem-1\nidem-2").hexdigest()[:24]
+    ledger = {
+        r["id"]: r["rows"]
+        for r in g.read(
+            "MATCH (b:IngestBatch) WHERE b.id IN ['event:idem-1', 'event:idem-2'] "
+            "OR b.id STARTS WITH $prefix RETURN b.id AS id, b.rows AS rows",
+            {"prefix": f"events:{digest}:"},
+        )
+    }
+    assert ledger == {
+        "event:idem-1": 1,
+        "event:idem-2": 1,
+        f"events:{digest}:accounts": 1,
+        f"events:{digest}:account_devices": 1,
+        f"events:{digest}:payments": 1,
+    }
+    assert first["rowsWritten"] == 3
     state = _rel_state(g, "NEW-IDEM")
     assert state == [("PAID", "P-IDEM", 1), ("USES_DEVICE", "DEV-IDEM", 2)]
     again = _record(server, keys.risk_engine, [e2, e1])

@@ -343,45 +343,47 @@ def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int
     return written
 
 
+def _record(tx: neo4j.ManagedTransaction, prepared: Prepared) -> RecordOutcome:
+    """Inside one write transaction: which events the ledger holds already, then the rest
+    written (:func:`_write`). Read and write in one transaction: one round trip of begin and
+    commit fewer on the risk engine's path than a read before the write."""
+    events = prepared.events
+    ids = [_ledger_id(e.event_id) for e in events]
+    done = {str(r["id"]) for r in tx.run(cypher.EVENT_DONE, {"ids": ids})}
+    new = [i for i, e in enumerate(events) if _ledger_id(e.event_id) not in done]
+    # An event id repeated within one call is one event: its first occurrence counts.
+    first: dict[str, int] = {}
+    for i in new:
+        first.setdefault(events[i].event_id, i)
+    new = sorted(first.values())
+    dups = tuple(e.event_id for i, e in enumerate(events) if i not in set(new))
+    if not new:
+        return RecordOutcome((), dups, tuple(prepared.invalid), 0)
+    digest = hashlib.sha256(
+        "\n".join(sorted(events[i].event_id for i in new)).encode()
+    ).hexdigest()[:24]
+    # Rows are reduced per (account, identifier) across events: a duplicate's observations
+    # must not be counted into a new event's row, so the new events are prepared alone.
+    sub = (
+        prepared
+        if len(new) == len(events)
+        else prepare_events([events[i] for i in new], prepared.region)
+    )
+    written = _write(tx, sub, digest)
+    return RecordOutcome(
+        tuple(events[i].event_id for i in new), dups, tuple(prepared.invalid), written
+    )
+
+
 def record_events(graph: Graph, prepared: Prepared) -> RecordOutcome:
     """Write the prepared events not recorded before, in one transaction (see the module doc).
 
     Every event in ``prepared`` must belong to one call: rows are filtered per account, so two
     events of one account in one call are written together or not at all.
     """
-    events = prepared.events
     for _ in range(3):
-        done = {
-            str(r["id"])
-            for r in graph.read(
-                cypher.EVENT_DONE, {"ids": [_ledger_id(e.event_id) for e in events]}
-            )
-        }
-        new = [i for i, e in enumerate(events) if _ledger_id(e.event_id) not in done]
-        # An event id repeated within one call is one event: its first occurrence counts.
-        first: dict[str, int] = {}
-        for i in new:
-            first.setdefault(events[i].event_id, i)
-        new = sorted(first.values())
-        dups = tuple(e.event_id for i, e in enumerate(events) if i not in set(new))
-        if not new:
-            return RecordOutcome((), dups, tuple(prepared.invalid), 0)
-        digest = hashlib.sha256(
-            "\n".join(sorted(events[i].event_id for i in new)).encode()
-        ).hexdigest()[:24]
-        # Rows are reduced per (account, identifier) across events: a duplicate's observations
-        # must not be counted into a new event's row, so the new events are prepared alone.
-        sub = (
-            prepared
-            if len(new) == len(events)
-            else prepare_events([events[i] for i in new], prepared.region)
-        )
         try:
-            with graph.driver.session(database=graph.database) as session:
-                written = session.execute_write(_write, sub, digest)
+            return graph.write_tx(lambda tx: _record(tx, prepared))
         except neo4j.exceptions.ConstraintError:
             continue  # another client recorded one of these events first: look again
-        return RecordOutcome(
-            tuple(events[i].event_id for i in new), dups, tuple(prepared.invalid), written
-        )
     raise RingScopeError("events could not be recorded: their ledger entries kept changing")

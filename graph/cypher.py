@@ -292,6 +292,14 @@ _LOCAL_FLAG: dict[str, LiteralString] = {
     for k in KINDS
     if k.rel is not None
 }
+
+
+# An expression per relationship type, picked by the type bound to ``rel`` (one expansion of all
+# of a node's relationships instead of one per type: see SCREEN_SHARING).
+def _by_rel(exprs: dict[str, LiteralString]) -> LiteralString:
+    return "CASE rel " + " ".join(f"WHEN '{rel}' THEN {e}" for rel, e in exprs.items()) + " END"
+
+
 # The account's own identifiers with their sizes and flags, all kinds in one read.
 LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = " UNION ALL ".join(
     f"MATCH (a)-[:{k.rel}]->(x:{k.label}) WHERE id(a) = $node WITH DISTINCT x "
@@ -303,45 +311,37 @@ LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = " UNION ALL ".join(
 
 
 # Every edge of some accounts (as DETECT_LINKS, one record per kind, all kinds in one read), and
-# the size and flag of each identifier they reach that is not in $known. Only aggregates in the
-# WITH: a constant there would be a grouping key, and a kind no account uses would return no row.
+# the size and flag of each identifier they reach that is not in $known. One expansion of each
+# account's relationships, grouped by type: a branch per type walked every account's whole
+# relationship chain once per type (Neo4j's record store has no per-type index on a node of few
+# relationships). A type no account uses returns no record (readers take it as empty).
 def _local_links(start: LiteralString) -> LiteralString:
-    """Every edge of some accounts, one record per kind (``start`` binds ``k``, an account's
-    position, and ``a``, the account), with each PAID's currency, and the size and flag of each
-    identifier they reach that is not in $known."""
-    return " UNION ALL ".join(
-        start + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) " + _links_of(k.rel, "k")
-        for k in KINDS
-        if k.rel is not None
-    )
+    """Every edge of some accounts, one record per relationship type (``start`` binds ``k``, an
+    account's position, and ``a``, the account), with each PAID's currency, and the size and
+    flag of each identifier they reach that is not in $known ($rels: the types)."""
+    return start + "MATCH (a)-[r]->(x) WHERE type(r) IN $rels " + _links_by_rel("k")
 
 
-def _links_of(rel: LiteralString, acc: LiteralString) -> LiteralString:
-    """The record ``_local_links`` returns for one relationship type, from the rows ``a``, ``r``,
-    ``x`` bound before it: ``acc`` says what names the account (its position ``k``, or
-    ``id(a)``)."""
+def _links_by_rel(acc: LiteralString) -> LiteralString:
+    """The record per relationship type that :func:`_local_links` returns, from rows ``a``,
+    ``r``, ``x`` of any type: ``acc`` names the account (its position ``k``, or ``id(a)``); PAID
+    edges carry their round count, total and currency. Within a type the edges keep the order
+    the rows came in, as the branch per type had them."""
+    paid_only = "CASE rel WHEN 'PAID' THEN {0} ELSE [] END AS {0}"
     return (
-        "WITH collect("
+        "WITH type(r) AS rel, collect("
         + acc
         + ") AS acc, collect(id(x)) AS ident, "
         + _DETECT_SEEN
-        + (
-            ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
-            "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
-            "collect(r.currency) AS currency"
-            if rel == "PAID"
-            else ""
-        )
-        + ", [x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
-        + f"RETURN '{rel}' AS rel, acc, ident, first, last, count, "
-        + (
-            "round_count, total_e4, currency, "
-            if rel == "PAID"
-            else "[] AS round_count, [] AS total_e4, [] AS currency, "
-        )
-        + "[x IN xs | id(x)] AS info_nodes, "
-        + f"[x IN xs | {_LOCAL_DEGREE[rel]}] AS degrees, "
-        + f"[x IN xs | {_LOCAL_FLAG[rel]}] AS flags"
+        + ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
+        "collect(coalesce(toFloat(r.total_amount_e4), 0.0)) AS total_e4, "
+        "collect(r.currency) AS currency, "
+        "[x IN collect(DISTINCT x) WHERE NOT id(x) IN $known] AS xs "
+        "RETURN rel, acc, ident, first, last, count, "
+        + ", ".join(paid_only.format(c) for c in ("round_count", "total_e4", "currency"))
+        + ", [x IN xs | id(x)] AS info_nodes, "
+        + f"[x IN xs | {_by_rel(_LOCAL_DEGREE)}] AS degrees, "
+        + f"[x IN xs | {_by_rel(_LOCAL_FLAG)}] AS flags"
     )
 
 
@@ -509,19 +509,13 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
 #     SCREEN_TABLE_LINKS then reads the edges of the accounts whose row is stale ($full; those
 #     on $skip, the identifiers already read whole, excepted). ``acc`` is the account's
 #     internal id here, not a position.
-def _screen_table_links(rel: LiteralString, label: LiteralString) -> LiteralString:
-    return (
-        "CALL () { "
-        f"UNWIND $expand AS node MATCH (x:{label}) WHERE id(x) = node "
-        f"MATCH (x)<-[r:{rel}]-(a:{ACCOUNT.label}) RETURN a, r, x "
-        f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r:{rel}]->(x:{label}) "
-        "WHERE id(a) = node AND NOT id(x) IN $skip RETURN a, r, x "
-        "} " + _links_of(rel, "id(a)")
-    )
-
-
-_SCREEN_TABLE_LINKS = " UNION ALL ".join(
-    _screen_table_links(k.rel, k.label) for k in KINDS if k.rel is not None
+_SCREEN_TABLE_LINKS = (
+    "CALL () { "
+    "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "
+    f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels RETURN a, r, x "
+    f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r]->(x) "
+    "WHERE id(a) = node AND type(r) IN $rels AND NOT id(x) IN $skip RETURN a, r, x "
+    "} " + _links_by_rel("id(a)")
 )
 
 
@@ -534,10 +528,6 @@ _SCREEN_TABLE_LINKS = " UNION ALL ".join(
 # store has no per-type index on a node of few relationships), 7 times the work (PROFILE: a
 # screen reading 719 accounts, 120,000 of its 225,000 db hits). Kinds the account does not use
 # give no part (the table's row holds 0 for them, and a kind only ever gains relationships).
-def _by_rel(exprs: dict[str, LiteralString]) -> LiteralString:
-    return "CASE rel " + " ".join(f"WHEN '{rel}' THEN {e}" for rel, e in exprs.items()) + " END"
-
-
 _REL_KIND: LiteralString = (
     "CASE rel "
     + " ".join(f"WHEN '{k.rel}' THEN '{k.name}'" for k in KINDS if k.rel is not None)

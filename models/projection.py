@@ -321,11 +321,10 @@ def _read_local(
     """The accounts on the identifiers of ``info`` (:func:`expand_identifiers`), plus ``me``
     (an account record, or None), with all of their edges. ``info`` gains the size and flag
     of every identifier the edges reach."""
-    rels = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
     expand = expand_identifiers(info, always, budget)
     found = {
         str(r["id"]): r
-        for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": rels})
+        for r in graph.read(cypher.LOCAL_ACCOUNTS_OF, {"nodes": expand, "rels": LINK_RELS})
     } if expand else {}  # fmt: skip
     if me is not None:
         found[str(me["id"])] = me
@@ -333,7 +332,9 @@ def _read_local(
     nodes = [int(r["node"]) for r in accounts]
     links = {
         str(r["rel"]): r
-        for r in graph.read(cypher.LOCAL_LINKS, {"nodes": nodes, "known": sorted(info)})
+        for r in graph.read(
+            cypher.LOCAL_LINKS, {"nodes": nodes, "known": sorted(info), "rels": LINK_RELS}
+        )
     }
     proj = assemble_local(accounts, links, info, data_now)
     proj.seconds["read"] = time.perf_counter() - t0
@@ -351,6 +352,16 @@ def expand_identifiers(info: dict[int, tuple[int, bool]], always: int, budget: i
             expand.append(x)
             total += degree
     return expand
+
+
+# The relationship types the local reads expand (``$rels``), and the record of a type they
+# found no edge of (the reads return none for it).
+LINK_RELS = [k.rel for k in IDENTIFIER_KINDS if k.rel is not None]
+NO_LINKS: Mapping[str, Any] = {
+    c: []
+    for c in ("acc", "ident", "first", "last", "count", "round_count", "total_e4", "currency",
+              "info_nodes", "degrees", "flags")
+}  # fmt: skip
 
 
 def assemble_local(
@@ -372,7 +383,7 @@ def assemble_local(
     )
     for kind in IDENTIFIER_KINDS:
         assert kind.rel is not None
-        r = links[kind.rel]
+        r = links.get(kind.rel, NO_LINKS)  # a type none of the accounts use has no record
         info.update(
             (int(n), (int(d), bool(f)))
             for n, d, f in zip(r["info_nodes"], r["degrees"], r["flags"], strict=True)

@@ -49,6 +49,8 @@ from ringscope.kinds import BY_NAME, IDENTIFIER_KINDS, PAYEE
 from ringscope.models.builds import BuildInfo, get_build
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
 from ringscope.models.projection import (
+    LINK_RELS,
+    NO_LINKS,
     KindEdges,
     Projection,
     assemble_local,
@@ -291,7 +293,7 @@ def screen(
     index = {a: i for i, a in enumerate(proj.ids)}
     for v in near["verdicts"]:  # investigators' verdicts count as labels, as in a rebuild
         proj.label[index[v["account"]]] = 1 if v["label"] == "fraud" else 0
-    nb = EventNeighbourhood(proj, [str(c) for c in links["PAID"]["currency"]], found)
+    nb = EventNeighbourhood(proj, [str(c) for c in links.get("PAID", NO_LINKS)["currency"]], found)
     applied = _apply(nb, ev)
     rows = table.rows(kept, _grown(proj, applied, kept), applied.now()) if table else None
     score, feats = model.assess(applied, ev.account_id, top=top, rows=rows)
@@ -345,7 +347,7 @@ def warm(graph: Graph) -> None:
     warming up by screening one leaves it to the first stale screen."""
     empty = _pad([], -1)
     graph.read(cypher.SCREEN_TABLE_LINKS, {"expand": empty, "full": empty, "skip": empty,
-                                           "known": empty})  # fmt: skip
+                                           "known": empty, "rels": LINK_RELS})  # fmt: skip
 
 
 def _table_links(
@@ -370,10 +372,11 @@ def _table_links(
                 "full": _pad(stale, -1),
                 "skip": params["expand"],
                 "known": params["known"],
+                "rels": LINK_RELS,
             },
         )[0]["links"]
         for r in more:
-            into = links[str(r["rel"])]
+            into = links.setdefault(str(r["rel"]), {c: [] for c in NO_LINKS})
             for col in ("acc", "ident", "first", "last", "count", "round_count", "total_e4",
                         "currency", "info_nodes", "degrees", "flags"):  # fmt: skip
                 into[col] = [*into[col], *r[col]]

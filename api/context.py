@@ -208,7 +208,7 @@ class RequestContext:
     models: ModelStore | None = None  # the app's; None where no model is served
     scores: ScoreCache | None = None  # the app's cache of complete builds' score chunks
     loaders: Loaders = field(init=False)
-    _build: asyncio.Task[str | None] | None = field(default=None, init=False)
+    _build: asyncio.Future[str | None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         g = self.graph
@@ -246,6 +246,18 @@ class RequestContext:
         if self._build is None:
             self._build = asyncio.ensure_future(self.run(service.current_build_id, self.graph))
         return await self._build
+
+    def build_known(self) -> bool:
+        """Whether this request has read (or is reading) its current build already."""
+        return self._build is not None
+
+    def build_is(self, build_id: str) -> None:
+        """The current build as a field read it with its own data (one transaction): the
+        request's other fields then use the same build."""
+        if self._build is None:
+            done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            done.set_result(build_id)
+            self._build = done
 
     def returned(self, kind: str, entity_id: str, field_name: str) -> None:
         self.audit.add(kind, entity_id, "returned", field_name)

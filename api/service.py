@@ -172,6 +172,14 @@ def account_risk(
     return builds.account_score(graph, list(dict.fromkeys(ids)), build_id, cache)
 
 
+def current_account_risk(
+    graph: Graph, ids: Sequence[str], cache: builds.ScoreCache | None = None
+) -> tuple[str, dict[str, float]] | None:
+    """The current build and the risk scores of accounts in it, in one read transaction;
+    None when there is no complete build."""
+    return builds.current_account_score(graph, list(dict.fromkeys(ids)), cache)
+
+
 def ring_histories(graph: Graph, ring_ids: Sequence[str]) -> dict[str, list[RingSnapshot]]:
     return builds.ring_histories(graph, ring_ids)
 

@@ -4,6 +4,7 @@ ring ids, ring history and cursor pagination."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pytest
 
@@ -211,6 +212,34 @@ def test_readers_see_the_old_build_until_the_switch(graph: Graph) -> None:
     assert builds.account_scores(graph)[1]["A020"] == 0.8
     # Build 1 is still readable by id (kept), but no longer current.
     assert [c.score for c in builds.clusters(graph, build_id=b1.id).items] == [0.9, 0.6]
+
+
+def test_the_current_build_and_its_scores_in_one_transaction(
+    graph: Graph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``current_account_score`` (the API's accountRisk) reads the current build and the scores
+    in one read transaction, and the build it names is the one the scores come from, up to and
+    across a switch."""
+    assert builds.current_account_score(graph, ["A020"]) is None
+    accounts(graph)
+    b1 = write_build(graph, det(cl(RING_X, 0.9), cl(RING_Y, 0.6)))
+    calls: list[str] = []
+    for name in ("read", "read_tx"):
+        real = getattr(graph, name)
+
+        def spy(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> Any:
+            calls.append(_name)
+            return _real(*a, **k)
+
+        monkeypatch.setattr(graph, name, spy)
+    assert builds.current_account_score(graph, ["A020", "nobody"]) == (b1.id, {"A020": 0.01})
+    assert calls == ["read_tx"]
+    writer = BuildWriter(graph)
+    b2 = writer.begin()
+    writer.write(det(cl(RING_X, 0.95), cl(RING_Z, 0.8), cl(RING_Y, 0.1)))
+    assert builds.current_account_score(graph, ["A020"]) == (b1.id, {"A020": 0.01})
+    writer.finish()
+    assert builds.current_account_score(graph, ["A020"]) == (b2, {"A020": 0.8})
 
 
 def test_failed_build_is_cleaned_up_by_the_next(

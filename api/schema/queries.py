@@ -149,10 +149,17 @@ class Query:
                 f"accountRisk takes at most {service.MAX_ACCOUNT_RISK_IDS} ids per request "
                 f"({len(wanted)} given); split the list."
             )
-        bid = await ctx.current_build_id()
-        if bid is None:
-            raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
-        found = await ctx.run(service.account_risk, ctx.graph, bid, wanted, ctx.scores)
+        if ctx.build_known():  # another field read the request's build: the same one here
+            bid = await ctx.current_build_id()
+            if bid is None:
+                raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
+            found = await ctx.run(service.account_risk, ctx.graph, bid, wanted, ctx.scores)
+        else:  # the build and the scores in one transaction (the risk engine's usual pull)
+            got = await ctx.run(service.current_account_risk, ctx.graph, wanted, ctx.scores)
+            if got is None:
+                raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
+            bid, found = got
+            ctx.build_is(bid)
         ctx.returned_many("account", wanted, "accountRisk")
         return [
             AccountRisk(id=strawberry.ID(i), risk_score=found.get(i), build_id=bid) for i in wanted

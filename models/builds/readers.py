@@ -27,7 +27,7 @@ from ringscope.models.builds.records import (
     build_info,
     cluster_info,
 )
-from ringscope.models.builds.tx import read_build
+from ringscope.models.builds.tx import read_build, read_current_build
 
 # --- builds -----------------------------------------------------------------------------------
 
@@ -228,6 +228,15 @@ def account_score(
     bid = _resolve(graph, build_id)
     ids = list(account_ids)
     return read_build(graph, bid, lambda tx: read_scores(tx, bid, ids, cache))
+
+
+def current_account_score(
+    graph: Graph, account_ids: Sequence[str], cache: ScoreCache | None = None
+) -> tuple[str, dict[str, float]] | None:
+    """The current build's id and the risk scores of some accounts in it, in one read
+    transaction (:func:`read_current_build`); None when there is no complete build."""
+    ids = list(account_ids)
+    return read_current_build(graph, lambda tx, bid: read_scores(tx, bid, ids, cache))
 
 
 def read_scores(

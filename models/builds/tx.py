@@ -1,4 +1,4 @@
-"""The build store's two transaction shapes, over :meth:`Graph.write_tx` / :meth:`Graph.read_tx`."""
+"""The build store's transaction shapes, over :meth:`Graph.write_tx` / :meth:`Graph.read_tx`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ def write_values(graph: Graph, text: LiteralString, params: Mapping[str, Any]) -
     return graph.write_tx(work)
 
 
+def _status(tx: neo4j.ManagedTransaction, build_id: str) -> str | None:
+    rec = tx.run(cypher.BUILD_STATUS, {"build_id": build_id}).single()
+    return rec["status"] if rec else None
+
+
+def _complete(build_id: str, status: str | None) -> None:
+    if status != "complete":
+        raise BuildNotFoundError(
+            f"Build {build_id} is not available (status: {status or 'deleted'}); "
+            "read the current build instead (`current_build`)."
+        )
+
+
 def read_build(graph: Graph, build_id: str, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
     """Run ``work`` in one read transaction, then check the build is still complete.
 
@@ -31,14 +44,31 @@ def read_build(graph: Graph, build_id: str, work: Callable[[neo4j.ManagedTransac
     """
 
     def tx_work(tx: neo4j.ManagedTransaction) -> tuple[T, str | None]:
-        result = work(tx)
-        rec = tx.run(cypher.BUILD_STATUS, {"build_id": build_id}).single()
-        return result, (rec["status"] if rec else None)
+        return work(tx), _status(tx, build_id)
 
     result, status = graph.read_tx(tx_work)
-    if status != "complete":
-        raise BuildNotFoundError(
-            f"Build {build_id} is not available (status: {status or 'deleted'}); "
-            "read the current build instead (`current_build`)."
-        )
+    _complete(build_id, status)
     return result
+
+
+def read_current_build(
+    graph: Graph, work: Callable[[neo4j.ManagedTransaction, str], T]
+) -> tuple[str, T] | None:
+    """:func:`read_build` of the current build, found in the same transaction: the build's id
+    and ``work(tx, build_id)``, or None when there is no current build. One transaction where
+    reading the current build first took two (a round trip of begin and commit on the risk
+    engine's most frequent pull)."""
+
+    def tx_work(tx: neo4j.ManagedTransaction) -> tuple[str, T, str | None] | None:
+        rec = tx.run(cypher.BUILD_CURRENT_ID).single()
+        if rec is None:
+            return None
+        build_id = str(rec["id"])
+        return build_id, work(tx, build_id), _status(tx, build_id)
+
+    got = graph.read_tx(tx_work)
+    if got is None:
+        return None
+    build_id, result, status = got
+    _complete(build_id, status)
+    return build_id, result

@@ -85,6 +85,16 @@ def _camel_plural(name: str) -> str:
 EVENT_FIELDS: dict[str, str] = {
     k.name: _camel_plural(k.name) for k in IDENTIFIER_KINDS if k is not PAYEE
 }
+# The contract table each kind's rows of an event go to (accounts, payments, the two tables of
+# their own, and account_identifiers for the rest).
+_OWN_TABLE: dict[str, Table] = {"account": ACCOUNTS, PAYEE.name: PAYMENTS,
+                                "device": ACCOUNT_DEVICES, "phone": ACCOUNT_PHONES}  # fmt: skip
+
+
+def _table_of(kind: str) -> Table:
+    return _OWN_TABLE.get(kind, ACCOUNT_IDENTIFIERS)
+
+
 # The most values one list of one event may carry (a device farm's sign-up names one device).
 MAX_EVENT_VALUES = 20
 EVENT_LEDGER_PREFIX = "event:"
@@ -253,13 +263,12 @@ def prepare_events(events: Sequence[Event], region: str) -> Prepared:
         return res.good
 
     # Observations: one contract row per value, kinds in the kinds table's order.
-    link_tables = {"device": ACCOUNT_DEVICES, "phone": ACCOUNT_PHONES}
     for table in (ACCOUNT_DEVICES, ACCOUNT_PHONES, ACCOUNT_IDENTIFIERS):
         raw: list[dict[str, Any]] = []
         where: list[tuple[int, str, str]] = []
         for i, ev in enumerate(events):
             for kind, list_field in EVENT_FIELDS.items():
-                if link_tables.get(kind, ACCOUNT_IDENTIFIERS) is not table:
+                if _table_of(kind) is not table:
                     continue
                 for j, v in enumerate(ev.identifiers.get(kind, ())):
                     row = {"account_id": ids[i], "seen_at": _at_text(ev.at)}
@@ -327,9 +336,7 @@ def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int
     }
     written = 0
     for k in KINDS:
-        table = (ACCOUNTS if k.rel is None else PAYMENTS if k is PAYEE
-                 else ACCOUNT_DEVICES if k.name == "device"
-                 else ACCOUNT_PHONES if k.name == "phone" else ACCOUNT_IDENTIFIERS)  # fmt: skip
+        table = _table_of(k.name)
         part = prepared.rows.get(table.name)
         if part is not None and table is ACCOUNT_IDENTIFIERS:
             part = part.filter(pa.array([v == k.name for v in part.column("kind").to_pylist()],

@@ -253,7 +253,7 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
     """
     accs: list[npt.NDArray[np.int64]] = []
     keys: list[npt.NDArray[np.int64]] = []
-    offset = 0
+    starts = [0]  # each kind's first column, and the width after the last
     for kind in KIND_NAMES:
         e = proj.kinds.get(kind)
         m = e.m if e is not None else 0
@@ -264,8 +264,9 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
                 acc, ident = acc[keep], ident[keep]
                 ident = m - 1 - ident  # sorted ascending here, read back descending below
             accs.append(acc)
-            keys.append(ident + offset)
-        offset += m
+            keys.append(ident + starts[-1])
+        starts.append(starts[-1] + m)
+    offset = starts[-1]
     if not accs:
         return sp.csr_matrix((proj.n, offset))
     acc, key = np.concatenate(accs), np.concatenate(keys)
@@ -274,12 +275,9 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
     order = order[np.r_[True, order[1:] != order[:-1]]]  # a pair once (a payee per currency)
     acc, key = order // max(offset, 1), order % max(offset, 1)
     if max_degree is not None:  # back from the reversed keys to the kind's columns
-        starts = np.zeros(len(KIND_NAMES) + 1, dtype=np.int64)
-        for j, kind in enumerate(KIND_NAMES):
-            e = proj.kinds.get(kind)
-            starts[j + 1] = starts[j] + (e.m if e is not None else 0)
-        block = np.searchsorted(starts, key, side="right") - 1
-        key = starts[block] + (starts[block + 1] - 1 - key)
+        bounds = np.asarray(starts, dtype=np.int64)
+        block = np.searchsorted(bounds, key, side="right") - 1
+        key = bounds[block] + (bounds[block + 1] - 1 - key)
     indptr = np.zeros(proj.n + 1, dtype=np.int64)
     np.cumsum(np.bincount(acc, minlength=proj.n), out=indptr[1:])
     return sp.csr_matrix((np.ones(len(key)), key, indptr), shape=(proj.n, offset))

@@ -150,16 +150,16 @@ class Query:
                 f"({len(wanted)} given); split the list."
             )
         if ctx.build_known():  # another field read the request's build: the same one here
-            bid = await ctx.current_build_id()
-            if bid is None:
-                raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
-            found = await ctx.run(service.account_risk, ctx.graph, bid, wanted, ctx.scores)
+            known = await ctx.current_build_id()
+            got = None if known is None else (known, await ctx.run(
+                service.account_risk, ctx.graph, known, wanted, ctx.scores))  # fmt: skip
         else:  # the build and the scores in one transaction (the risk engine's usual pull)
             got = await ctx.run(service.current_account_risk, ctx.graph, wanted, ctx.scores)
-            if got is None:
-                raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
-            bid, found = got
-            ctx.build_is(bid)
+            if got is not None:
+                ctx.build_is(got[0])
+        if got is None:
+            raise builds.BuildNotFoundError("No complete build yet; run the detection first.")
+        bid, found = got
         ctx.returned_many("account", wanted, "accountRisk")
         return [
             AccountRisk(id=strawberry.ID(i), risk_score=found.get(i), build_id=bid) for i in wanted

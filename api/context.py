@@ -191,7 +191,7 @@ def _loader(
 class Loaders:
     entity: DataLoader[tuple[str, str], service.EntityRecord | None]
     risk: DataLoader[tuple[str, str], float | None]  # (build id, account id)
-    clusters: DataLoader[tuple[str, str], list[ClusterInfo]]  # current build
+    clusters: DataLoader[tuple[str, str, str], list[ClusterInfo]]  # (build id, kind, id)
     account_verdicts: DataLoader[str, list[service.VerdictRecord]]
     ring_verdicts: DataLoader[str, list[service.VerdictRecord]]
     notes: DataLoader[str, list[service.NoteRecord]]
@@ -223,8 +223,20 @@ class RequestContext:
                     out[(bid, aid)] = score
             return out
 
-        def clusters(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[ClusterInfo]]:
-            return service.entity_clusters(g, keys, service.current_build_id(g))
+        def clusters(
+            keys: list[tuple[str, str, str]],
+        ) -> dict[tuple[str, str, str], list[ClusterInfo]]:
+            # By the build the field names: the request's (one read of the current build per
+            # request) or the one its entity was reached through, as ``risk`` above. Reading
+            # the current build here again could answer from a newer build than the rest.
+            by_build: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for bid, kind, eid in keys:
+                by_build[bid].append((kind, eid))
+            out: dict[tuple[str, str, str], list[ClusterInfo]] = {}
+            for bid, wanted in by_build.items():
+                for (kind, eid), found in service.entity_clusters(g, wanted, bid).items():
+                    out[(bid, kind, eid)] = found
+            return out
 
         self.loaders = Loaders(
             entity=_loader(self, lambda k: dict(service.entities(g, k)), lambda: None),

@@ -86,6 +86,20 @@ def test_pagination_across_a_build_switch(server: LiveServer, world: Any) -> Non
         all_old = [c.id for c in (*first.items, *second.items)]
         assert len(all_old) == len(set(all_old)) == 7
         assert all(i.startswith(old.id + "/") for i in all_old)
+        # The old page's members read the old build throughout: their score and their
+        # clusters alike (the clusters used to come from the current build, a newer one).
+        body = server.gql(
+            "query($after: String) { clusters(minScore: 0.5, first: 1, after: $after) { "
+            "buildId edges { node { id members { id riskScore clusters { id } } } } } }",
+            keys.investigator,
+            {"after": first.end_cursor},
+        )
+        assert "errors" not in body, body
+        page = body["data"]["clusters"]
+        assert page["buildId"] == old.id
+        for member in page["edges"][0]["node"]["members"]:
+            assert member["clusters"], member
+            assert all(c["id"].startswith(old.id + "/") for c in member["clusters"]), member
         fresh = client.clusters_page(0.5, first=50)
         assert fresh.build_id == new.id and [c.score for c in fresh.items] == [0.99, 0.98]
         # Once the old build is pruned, its cursor fails with a clear, named error.

@@ -138,14 +138,23 @@ class Entity:
             self.record = await info.context.loaders.entity.load((self.kind.value, self.raw_id))
         return self.record
 
+    async def _build(self, info: Ctx) -> str | None:
+        """The build this entity's build-dependent fields read: the one it was reached
+        through (a cluster's members), else the request's current build."""
+        return self.build_id or await info.context.current_build_id()
+
+    async def _clusters(self, info: Ctx) -> list[ClusterInfo]:
+        bid = await self._build(info)
+        if bid is None:
+            return []
+        return await info.context.loaders.clusters.load((bid, self.kind.value, self.raw_id))
+
     @typed_field(description="Account: its score in the build; identifier: riskiest ring.")
     async def risk_score(self, info: Ctx) -> float | None:
-        ctx = info.context
         if self.kind.value == ACCOUNT.name:
-            bid = self.build_id or await ctx.current_build_id()
-            return None if bid is None else await ctx.loaders.risk.load((bid, self.raw_id))
-        found = await ctx.loaders.clusters.load((self.kind.value, self.raw_id))
-        return max((c.score for c in found), default=None)
+            bid = await self._build(info)
+            return None if bid is None else await info.context.loaders.risk.load((bid, self.raw_id))
+        return max((c.score for c in await self._clusters(info)), default=None)
 
     @typed_field(description="The known label from the data (accounts): fraud or legit.")
     async def label(self, info: Ctx) -> str | None:
@@ -177,13 +186,14 @@ class Entity:
         return [Degree(kind=EntityKind(k), count=n) for k, n in rec.degrees.items()]
 
     @typed_field(
-        description="Clusters of the current build it is in or ties together, riskiest first: "
+        description="Clusters it is in or ties together, riskiest first, of the build it was "
+        "reached through (a cluster's members) or else the current build: "
         f"the first `first` ({cost.ENTITY_CLUSTERS.default} by default, at most "
         f"{cost.ENTITY_CLUSTERS.max})."
     )
     async def clusters(self, info: Ctx, first: int = cost.ENTITY_CLUSTERS.default) -> list[Cluster]:
         cost.ENTITY_CLUSTERS.check(first, "clusters")
-        found = await info.context.loaders.clusters.load((self.kind.value, self.raw_id))
+        found = await self._clusters(info)
         return [Cluster.make(info.context, c, "clusters") for c in found[:first]]
 
     @typed_field(

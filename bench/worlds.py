@@ -200,6 +200,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # Today's default less reassembly (session 17): its own effect, on the same loaded world.
     "unassembled": {"detect_reassemble": False},
+    # Today's default with the hand-set prior instead of the one learned from generated worlds
+    # (session 27, models/cluster_prior.py): the learned prior's own effect.
+    "hand_set_prior": {"cluster_prior": "hand-set"},
 }
 
 

@@ -93,6 +93,7 @@ from scipy.special import betaln
 
 from ringscope.kinds import IDENTIFIER_KINDS
 from ringscope.models import clusters as cl
+from ringscope.models.cluster_prior import BIAS, ClusterPrior
 from ringscope.models.projection import F64
 
 # The targets (labels), and the account model's in-sample scores, are not features.
@@ -214,6 +215,9 @@ class ClusterScorer:
     probability, ``decision_function`` a raw score; ``contributions`` feed the reasons."""
 
     min_positives: int = 8  # clusters with a fraud label (and with a legit one) needed to learn
+    # The prior: None for the hand-set linear one (clusters.SCORE_WEIGHTS), or one learned from
+    # generated worlds (models.cluster_prior), whose logit the fit rescales and corrects.
+    prior: ClusterPrior | None = None
     # Inverse L2 strength on the standardised deviations; None: chosen per build by CV.
     c_l2: float | None = C_L2
     seed: int = 0
@@ -271,8 +275,8 @@ class ClusterScorer:
         # deviations are mapped back to the raw signals below, which is what scoring reads.
         unit = np.maximum(x.std(axis=0), STD_FLOOR)
         x = x / unit
-        signs = Signs.of(unit)
-        z0 = self._prior_logit(full)
+        signs = Signs.of(unit) if self.prior is None else Signs.free(len(FEATURES))
+        z0 = self._prior_logit(table, full)
         model = _initial_labels(f, ll, n, cl.sigmoid(z0))
         idx = np.flatnonzero(labelled)
         fold = np.random.default_rng(self.seed).random(len(idx)) < 0.5
@@ -297,29 +301,73 @@ class ClusterScorer:
         self.source = "learned"
         return self
 
-    @staticmethod
-    def _prior_logit(x: F64) -> F64:
-        """The prior's logit on the features ``p`` reads (labels and model scores left out)."""
+    def _prior_logit(self, table: cl.ClusterTable, x: F64) -> F64:
+        """The prior's logit on the features ``p`` reads (labels and model scores left out):
+        the learned prior's, or the hand-set weights' on ``x`` (``_matrix(table)``)."""
+        if self.prior is not None:
+            return self.prior.decision_function(table)
         w = np.array([cl.SCORE_WEIGHTS.get(n, 0.0) for n in FEATURES])
         return np.asarray(cl.SCORE_BIAS + x @ w, dtype=np.float64)
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def _p_contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
-        """Per feature: ``a * prior weight + learned deviation``, times the value."""
+    def _p_parts(self, table: cl.ClusterTable) -> tuple[F64, dict[str, F64]]:
+        """``p``'s logit split: the part no feature carries, and per feature ``a * prior
+        weight + learned deviation`` times the value; with a learned prior, ``a`` times the
+        feature's TreeSHAP share of the prior's logit plus the deviation times the value."""
+        k = table.n_clusters
         x = self._matrix(table)
-        return {
-            n: (self.prior_scale * cl.SCORE_WEIGHTS.get(n, 0.0) + self._deviation(n)) * x[:, j]
-            for j, n in enumerate(FEATURES)
-        }
+        if self.prior is None:
+            bias = np.full(k, self.intercept + self.prior_scale * cl.SCORE_BIAS)
+            return bias, {
+                n: (self.prior_scale * cl.SCORE_WEIGHTS.get(n, 0.0) + self._deviation(n)) * x[:, j]
+                for j, n in enumerate(FEATURES)
+            }
+        shap = self.prior.contributions(table)
+        out = {n: self._deviation(n) * x[:, j] for j, n in enumerate(FEATURES)}
+        for n, v in shap.items():
+            if n != BIAS:
+                out[n] = out.get(n, np.zeros(k)) + self.prior_scale * v
+        return self.intercept + self.prior_scale * shap[BIAS], out
 
     def _deviation(self, name: str) -> float:
         """The learned deviation from the prior's weight, except where it is about labelling."""
         return 0.0 if name in SELECTION else self.coef[name]
 
-    def _p_logit(self, contrib: dict[str, F64], k: int) -> F64:
-        bias = self.intercept + self.prior_scale * cl.SCORE_BIAS
-        return np.asarray(bias + sum(contrib.values(), np.zeros(k)), dtype=np.float64)
+    @staticmethod
+    def _logit_of(parts: tuple[F64, dict[str, F64]]) -> F64:
+        bias, contrib = parts
+        return np.asarray(bias + sum(contrib.values(), np.zeros(len(bias))), dtype=np.float64)
+
+    def _p_logit(self, table: cl.ClusterTable) -> F64:
+        """``p``'s logit, the sum of :meth:`_p_parts` without splitting it: a learned prior's
+        TreeSHAP split costs far more than its logit, and only the reasons need it."""
+        if self.prior is None:
+            return self._logit_of(self._p_parts(table))
+        x = self._matrix(table)
+        dev = np.array([self._deviation(n) for n in FEATURES])
+        z = self.intercept + self.prior_scale * self.prior.decision_function(table) + x @ dev
+        return np.asarray(z, dtype=np.float64)
+
+    def _prior_only(self, table: cl.ClusterTable) -> tuple[F64, dict[str, F64]]:
+        """Too few labels to learn from: the prior's logit and contributions, labels included
+        (the learned prior's, with the labels at the hand-set prior's weights)."""
+        if self.prior is None:
+            score, contrib = cl.score(table)
+            return _logit(score), contrib
+        shap = self.prior.contributions(table)
+        contrib = {n: v for n, v in shap.items() if n != BIAS}
+        contrib |= self._label_terms(table)
+        return self._logit_of((shap[BIAS], contrib)), contrib
+
+    @staticmethod
+    def _label_terms(table: cl.ClusterTable) -> dict[str, F64]:
+        """The labels at the hand-set prior's weights (a learned prior reads no label)."""
+        k = table.n_clusters
+        return {
+            n: cl.SCORE_WEIGHTS[n] * np.asarray(table.features.get(n, np.zeros(k)), np.float64)
+            for n in ("fraud_label_share", "legit_label_share")
+        }
 
     def _posterior_logit(self, table: cl.ClusterTable, z: F64) -> F64:
         """The logit of P(ring | x, labels): ``z`` plus the labels' log likelihood ratio."""
@@ -331,16 +379,18 @@ class ClusterScorer:
 
     def predict_proba(self, table: cl.ClusterTable) -> F64:
         """P(ring) per cluster given its signals and its labels, or the prior's score."""
-        if self.source == "prior":
+        if self.source == "prior" and self.prior is None:
             return cl.score(table)[0]
         return cl.sigmoid(self.decision_function(table))
 
     def decision_function(self, table: cl.ClusterTable) -> F64:
         """Raw score: the logit of ``predict_proba``."""
         if self.source == "prior":
-            return _logit(cl.score(table)[0])
-        z = self._p_logit(self._p_contributions(table), table.n_clusters)
-        return self._posterior_logit(table, z)
+            if self.prior is not None:
+                z = self.prior.decision_function(table)
+                return np.asarray(z + sum(self._label_terms(table).values()), dtype=np.float64)
+            return self._prior_only(table)[0]
+        return self._posterior_logit(table, self._p_logit(table))
 
     def unlabelled_proba(self, table: cl.ClusterTable) -> F64:
         """P(ring) per cluster from its signals alone, its own labels left out: ``p`` above,
@@ -350,19 +400,21 @@ class ClusterScorer:
         posterior would carry a labelled member's own label into its neighbours' features and
         back into its own, which a new account, with no label, never has."""
         if self.source == "prior":
+            if self.prior is not None:
+                return cl.sigmoid(self.prior.decision_function(table))
             zero = np.zeros(table.n_clusters)
             blank = {n: zero if n in LEFT_OUT else v for n, v in table.features.items()}
             return cl.score(replace(table, features=blank))[0]
-        return cl.sigmoid(self._p_logit(self._p_contributions(table), table.n_clusters))
+        return cl.sigmoid(self._p_logit(table))
 
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Each signal's contribution to the score's logit, named as the reasons expect: the
         prior's weights, or the learned weights with the labels' share of the logit under
         ``fraud_label_share`` (when it raises it) or ``legit_label_share`` (when it lowers it)."""
         if self.source == "prior":
-            return cl.score(table)[1]
-        out = self._p_contributions(table)
-        z = self._p_logit(out, table.n_clusters)
+            return self._prior_only(table)[1]
+        bias, out = self._p_parts(table)
+        z = self._logit_of((bias, out))
         f, ll, _ = self._counts(table)
         rest = self._posterior_logit(table, z) - z
         out["fraud_label_share"] = np.where(f > 0, np.maximum(rest, 0.0), 0.0)
@@ -377,6 +429,9 @@ class ClusterScorer:
             "negatives": self.n_negative,
             "clusters": self.n_clusters,
             "min_positives": self.min_positives,
+            "prior": "hand-set"
+            if self.prior is None
+            else f"generated worlds ({self.prior.version})",
         }
         if self.source == "learned" and self.labels is not None:
             m = self.labels
@@ -472,6 +527,12 @@ class Signs:
 
     prior: F64
     bounds: list[tuple[float | None, float | None]]
+
+    @classmethod
+    def free(cls, n: int) -> Signs:
+        """No bound: a learned prior's deviations may point either way (its own direction is
+        kept by its monotone constraints, models.cluster_prior.DIRECTION)."""
+        return cls(np.zeros(n), [(None, None)] * n)
 
     @classmethod
     def of(cls, unit: F64) -> Signs:

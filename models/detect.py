@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from ringscope.graph.connection import Graph
 from ringscope.kinds import IDENTIFIER_KINDS
+from ringscope.models import cluster_prior
 from ringscope.models import clusters as cl
 from ringscope.models.boundaries import attached_groups, core_mask
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
@@ -121,6 +122,10 @@ class DetectConfig:
     # prior with fewer than cluster_min_positives clusters holding a fraud label, or as few
     # holding only legit labels).
     cluster_scorer: Literal["prior", "learned"] = "learned"
+    # The prior either scorer starts from: "worlds" (gradient-boosted trees learned from
+    # generated worlds, models.cluster_prior, shipped as models/cluster_prior.txt) or "hand-set"
+    # (clusters.SCORE_WEIGHTS, the only prior before session 27).
+    cluster_prior: Literal["worlds", "hand-set"] = "worlds"
     cluster_min_positives: int = 8
     # Inverse strength of the penalty on (standardised) deviations from the prior; None: chosen
     # per build by out-of-fold likelihood, which measured worse (models.cluster_score.C_L2).
@@ -405,7 +410,10 @@ def propose(
 def fit_scorer(table: cl.ClusterTable, cfg: DetectConfig) -> ClusterScorer:
     """The cluster scorer, fitted on every cluster of the graph (the labels are global)."""
     scorer = ClusterScorer(
-        min_positives=cfg.cluster_min_positives, c_l2=cfg.cluster_c_l2, seed=cfg.seed
+        min_positives=cfg.cluster_min_positives,
+        c_l2=cfg.cluster_c_l2,
+        seed=cfg.seed,
+        prior=cluster_prior.shipped() if cfg.cluster_prior == "worlds" else None,
     )
     if cfg.cluster_scorer == "learned":
         scorer.fit(table)

@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     # labels and calibrated; models/cluster_score.py), which falls back to the prior when the
     # labels are too few. The build records which was used (metrics.counts.cluster_scorer).
     cluster_scorer: Literal["prior", "learned"] = "learned"
+    # The prior the cluster score starts from: "worlds" (learned from generated worlds,
+    # models/cluster_prior.py) or "hand-set" (clusters.SCORE_WEIGHTS).
+    cluster_prior: Literal["worlds", "hand-set"] = "worlds"
     # Clusters holding a fraud label, and clusters holding only legit labels, that the learned
     # score needs (each); fewer: the prior.
     cluster_min_positives: int = 8

@@ -57,6 +57,7 @@ def test_the_wheel_installs_only_ringscope(tmp_path: Path) -> None:
     # The Spark engine compiles its GraphX helper from this source at first use.
     assert "ringscope/spark/graphx/src/io/ringscope/spark/Components.java" in names
     assert "ringscope/api/schema.graphql" in names
+    assert "ringscope/models/cluster_prior.txt" in names  # the learned cluster prior
     # The workbench and GraphiQL, built (api/static): a Python-only install serves them.
     assert "ringscope/api/static/app/index.html" in names
     assert "ringscope/api/static/graphiql/index.html" in names

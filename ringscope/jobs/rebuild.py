@@ -220,6 +220,7 @@ def rebuild(
     # detect() below runs with this config: its flag threshold goes on the build.
     config = DetectConfig(
         cluster_scorer=settings.cluster_scorer,
+        cluster_prior=settings.cluster_prior,
         cluster_min_positives=settings.cluster_min_positives,
         trim_attached=settings.detect_trim_attached,
         coactivation_weight=(

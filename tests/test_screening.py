@@ -84,8 +84,18 @@ def world(
 ) -> Iterator[tuple[Graph, Settings, Keys, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("screening")
     generate(root / "data", root / "truth", ACCOUNTS, 3)
+    # The hand-set cluster prior: these tests follow the ring priors (the previous build's
+    # label-free cluster scores) from build to model to screen, and on this 2,000-account world
+    # the model trained on the learned prior's sharper scores did not split on them at all (no
+    # ring feature had gain), which leaves nothing to follow. Which prior is better is measured
+    # across worlds (docs/detection.md), not here.
     settings = api_settings(
-        neo4j_settings, root, model_dir=root / "models", model_use_gnn=False, model_ring_prior=True
+        neo4j_settings,
+        root,
+        model_dir=root / "models",
+        model_use_gnn=False,
+        model_ring_prior=True,
+        cluster_prior="hand-set",
     )
     with connect(settings) as g:
         g.write(cypher.DELETE_ALL)

@@ -30,6 +30,7 @@ import json
 import pickle
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -62,22 +63,44 @@ def fraud_ids(truth: Path) -> set[str]:
             if str(f).strip().lower() in ("true", "1", "t", "yes")}  # fmt: skip
 
 
-def training_rows(
-    work: Path, seed: int, accounts: int, cfg: D.DetectConfig
-) -> tuple[cl.ClusterTable, F64]:
-    """A world's proposed clusters (their table) and each one's target (0/1)."""
+Rows = tuple[cl.ClusterTable, F64, list[str]]
+
+
+def training_rows(work: Path, seed: int, accounts: int, cfg: D.DetectConfig) -> Rows:
+    """A world's proposed clusters (their table), each one's target (0/1), and the typology of
+    the ring most of its members belong to ("" for none)."""
     proj, truth = _world(work, seed, accounts)
     proposal = D.propose(proj, D.link(proj, cfg), cfg, None, {})
     ids = np.asarray(proj.ids, dtype=object)
     members = [ids[g].tolist() for g in proposal.groups]
-    return proposal.table, _true_positives(members, fraud_ids(truth)).astype(np.float64)
+    rings = _read(truth / "rings.csv", ("typology", "account_id"))
+    typology = dict(zip(rings["account_id"], rings["typology"], strict=True))
+    typ = []
+    for m in members:
+        kinds = Counter(typology.get(a, "") for a in m).most_common(1)
+        typ.append(kinds[0][0] if kinds and 2 * kinds[0][1] >= len(m) else "")
+    return proposal.table, _true_positives(members, fraud_ids(truth)).astype(np.float64), typ
 
 
-def train(rows: Sequence[tuple[cl.ClusterTable, F64]]) -> cp.ClusterPrior:
-    """Every world weighs the same in total, whatever its number of clusters."""
-    total = sum(len(y) for _, y in rows)
-    weights = [np.full(len(y), total / (len(rows) * max(len(y), 1))) for _, y in rows]
-    return cp.ClusterPrior.train([t for t, _ in rows], [y for _, y in rows], weights)
+def train(rows: Sequence[Rows], without: str | None = None) -> cp.ClusterPrior:
+    """Every world weighs the same in total, whatever its number of clusters. ``without``: the
+    clusters of that typology left out, as if the generator had never made one."""
+    kept = [
+        np.array([t != without for t in typ], dtype=bool) if without else np.ones(len(y), bool)
+        for _, y, typ in rows
+    ]
+    total = sum(int(k.sum()) for k in kept)
+    weights = [np.full(int(k.sum()), total / (len(rows) * max(int(k.sum()), 1))) for k in kept]
+    tables = [_subset(t, k) for (t, _, _), k in zip(rows, kept, strict=True)]
+    targets = [y[k] for (_, y, _), k in zip(rows, kept, strict=True)]
+    return cp.ClusterPrior.train(tables, targets, weights)
+
+
+def _subset(table: cl.ClusterTable, keep: np.ndarray) -> cl.ClusterTable:
+    if keep.all():
+        return table
+    feats = {n: np.asarray(v)[keep] for n, v in table.features.items()}
+    return cl.ClusterTable(int(keep.sum()), feats, {}, [])
 
 
 def evaluate(work: Path, seed: int, accounts: int, cfg: D.DetectConfig) -> dict[str, Any]:
@@ -109,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-worlds-offline"))  # noqa: S108
     ap.add_argument("--lowo", action="store_true", help="leave-one-world-out check first")
     ap.add_argument("--no-write", action="store_true", help="do not write the model")
+    ap.add_argument(
+        "--without",
+        help="with --lowo: leave this typology's clusters out of every training set (a typology "
+        "the generator never made), to see what the prior does with rings it never saw; "
+        "writes nothing",
+    )
     args = ap.parse_args(argv)
     wo.prepare(args.worlds, args.accounts, args.work)
     cfg = D.DetectConfig()
@@ -122,32 +151,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     report: dict[str, Any] = {
         "worlds": args.worlds,
         "accounts": args.accounts,
-        "clusters": {str(s): len(y) for s, (_, y) in rows.items()},
-        "rings": {str(s): int(y.sum()) for s, (_, y) in rows.items()},
+        "clusters": {str(s): len(y) for s, (_, y, _) in rows.items()},
+        "rings": {str(s): int(y.sum()) for s, (_, y, _) in rows.items()},
         "params": {**cp.PARAMS, "rounds": cp.ROUNDS},
         "features": list(cp.FEATURES),
         "direction": cp.DIRECTION,
     }
-    shipped = D.cluster_prior.shipped
+    shipped = cp.shipped
     if args.lowo:
         learned, hand = [], []
         for seed in args.worlds:
-            prior = train([rows[s] for s in args.worlds if s != seed])
-            D.cluster_prior.shipped = lambda prior=prior: prior  # type: ignore[assignment]
+            prior = train([rows[s] for s in args.worlds if s != seed], args.without)
+            cp.shipped = lambda prior=prior: prior  # type: ignore[assignment]
             learned.append(evaluate(args.work, seed, args.accounts, cfg))
             hand.append(evaluate(args.work, seed, args.accounts,
                                  replace(cfg, cluster_prior="hand-set")))  # fmt: skip
             print(f"world {seed}: " + _line("worlds prior", learned[-1:]) + "  ||  "
                   + _line("hand-set", hand[-1:]), flush=True)  # fmt: skip
-        D.cluster_prior.shipped = shipped  # type: ignore[assignment]
-        print(_line("pooled, worlds prior (each world unseen by its prior)", learned))
+        cp.shipped = shipped
+        unseen = f", {args.without} never seen" if args.without else ""
+        print(_line(f"pooled, worlds prior (each world unseen by its prior{unseen})", learned))
         print(_line("pooled, hand-set prior", hand))
         report["lowo"] = {
             "worlds_prior": [_line(str(s), [m]) for s, m in zip(args.worlds, learned, strict=True)],
             "hand_set": [_line(str(s), [m]) for s, m in zip(args.worlds, hand, strict=True)],
             "pooled": [_line("worlds prior", learned), _line("hand-set", hand)],
         }
-    if not args.no_write:
+    if args.without:  # a check only: its record, never the model
+        report["without"] = args.without
+        out = REPO / "bench" / "results" / f"cluster-prior-without-{args.without}.json"
+        out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(f"wrote {out}")
+    elif not args.no_write:
         prior = train([rows[s] for s in args.worlds])
         prior.write()
         print(f"wrote {cp.MODEL_FILE}")

@@ -57,12 +57,6 @@ def _world(work: Path, seed: int, accounts: int) -> tuple[Projection, Path]:
     return proj, Path(truth)
 
 
-def fraud_ids(truth: Path) -> set[str]:
-    acc = _read(truth / "accounts.csv", ("account_id", "is_fraud"))
-    return {a for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
-            if str(f).strip().lower() in ("true", "1", "t", "yes")}  # fmt: skip
-
-
 Rows = tuple[cl.ClusterTable, F64, list[str]]
 
 
@@ -79,7 +73,8 @@ def training_rows(work: Path, seed: int, accounts: int, cfg: D.DetectConfig) -> 
     for m in members:
         kinds = Counter(typology.get(a, "") for a in m).most_common(1)
         typ.append(kinds[0][0] if kinds and 2 * kinds[0][1] >= len(m) else "")
-    return proposal.table, _true_positives(members, fraud_ids(truth)).astype(np.float64), typ
+    targets = _true_positives(members, wo.fraud_ids(truth)).astype(np.float64)
+    return proposal.table, targets, typ
 
 
 def train(rows: Sequence[Rows], without: str | None = None) -> cp.ClusterPrior:
@@ -110,13 +105,7 @@ def evaluate(work: Path, seed: int, accounts: int, cfg: D.DetectConfig) -> dict[
 
 
 def _line(name: str, ms: Sequence[dict[str, Any]]) -> str:
-    tot = {k: sum(m[k] for m in ms) for k in ("rings", "found", "flagged", "true")}
-    typ: dict[str, list[int]] = {}
-    for m in ms:
-        for k, (hit, n) in m["typologies"].items():
-            typ.setdefault(k, [0, 0])
-            typ[k][0] += hit
-            typ[k][1] += n
+    tot, typ = wo.pooled(ms)
     fpr = sum(m["benign_hit"] for m in ms) / max(1, sum(m["benign"] for m in ms))
     return (
         f"{name}: recall {tot['found'] / tot['rings']:.3f} precision "

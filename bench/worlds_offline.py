@@ -110,13 +110,31 @@ def detect_offline(proj: Projection, cfg: D.DetectConfig) -> tuple[list[list[str
     return [sorted(ids[g].tolist()) for g in proposal.groups], scores
 
 
+def fraud_ids(truth: Path) -> set[str]:
+    """The world's fraud accounts (its truth's ``accounts.csv``)."""
+    acc = _read(truth / "accounts.csv", ("account_id", "is_fraud"))
+    return {a for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
+            if str(f).strip().lower() in ("true", "1", "t", "yes")}  # fmt: skip
+
+
+def pooled(ms: Sequence[dict[str, Any]]) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Worlds' :func:`world_metrics` summed: ring, flagged and true-cluster counts, and per
+    typology ``[found, rings]``."""
+    total = {k: sum(m[k] for m in ms) for k in ("rings", "found", "flagged", "true")}
+    typ: dict[str, list[int]] = {}
+    for m in ms:
+        for k, (hit, n) in m["typologies"].items():
+            typ.setdefault(k, [0, 0])
+            typ[k][0] += hit
+            typ[k][1] += n
+    return total, typ
+
+
 def world_metrics(
     members: list[list[str]], scores: np.ndarray, truth: Path, flag: float
 ) -> dict[str, Any]:
     """The world's rings, benign groups and misses against ``members``/``scores``."""
-    acc = _read(truth / "accounts.csv", ("account_id", "is_fraud"))
-    fraud = {a for a, f in zip(acc["account_id"], acc["is_fraud"], strict=True)
-             if str(f).strip().lower() in ("true", "1", "t", "yes")}  # fmt: skip
+    fraud = fraud_ids(truth)
     rt = _read(truth / "rings.csv", ("ring_id", "typology", "account_id"), ("woke_together",))
     names, typ, rings = _groups(rt["ring_id"], rt["typology"], rt["account_id"])
     woke = {r for r, w in zip(rt["ring_id"], rt["woke_together"], strict=True)
@@ -153,7 +171,7 @@ def _ratio(a: float, b: float) -> float:
 
 def evaluate(seeds: Sequence[int], accounts: int, work: Path, overrides: dict[str, Any]) -> None:
     cfg = D.DetectConfig(**overrides)
-    pooled: list[dict[str, Any]] = []
+    worlds: list[dict[str, Any]] = []
     for seed in seeds:
         # Our own pickles, written by ``prepare`` under --work: not untrusted input.
         proj, truth = pickle.loads(_pickle(work, seed, accounts).read_bytes())  # noqa: S301
@@ -165,20 +183,14 @@ def evaluate(seeds: Sequence[int], accounts: int, work: Path, overrides: dict[st
               f"{_ratio(m['true'], m['flagged']):.3f} R@P0.9 {m['r90']:.3f} benign FPR "
               f"{_ratio(m['benign_hit'], m['benign']):.4f} | {typs} "
               f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
-        pooled.append(m)
-    total = {k: sum(m[k] for m in pooled) for k in ("rings", "found", "flagged", "true")}
-    typ: dict[str, list[int]] = {}
-    for m in pooled:
-        for k, (hit, n) in m["typologies"].items():
-            typ.setdefault(k, [0, 0])
-            typ[k][0] += hit
-            typ[k][1] += n
-    missed: Counter[tuple[str, str]] = sum((m["missed"] for m in pooled), Counter())
+        worlds.append(m)
+    total, typ = pooled(worlds)
+    missed: Counter[tuple[str, str]] = sum((m["missed"] for m in worlds), Counter())
     print(
-        f"pooled, {len(pooled)} worlds: recall {_ratio(total['found'], total['rings']):.3f} "
+        f"pooled, {len(worlds)} worlds: recall {_ratio(total['found'], total['rings']):.3f} "
         f"precision {_ratio(total['true'], total['flagged']):.3f} R@P0.9 (mean) "
-        f"{np.mean([m['r90'] for m in pooled]):.3f} benign FPR "
-        f"{_ratio(sum(m['benign_hit'] for m in pooled), sum(m['benign'] for m in pooled)):.4f}"
+        f"{np.mean([m['r90'] for m in worlds]):.3f} benign FPR "
+        f"{_ratio(sum(m['benign_hit'] for m in worlds), sum(m['benign'] for m in worlds)):.4f}"
     )
     print("  " + " ".join(f"{k} {v[0]}/{v[1]} ({_ratio(*v):.2f})" for k, v in sorted(typ.items())))
     print("  missed: " + ", ".join(f"{t} {w} {n}" for (t, w), n in sorted(missed.items())))

@@ -112,7 +112,7 @@ def matrix(table: cl.ClusterTable) -> F64:
     """``(k, len(FEATURES))``: the signals the prior reads (0 where a table lacks one)."""
     k = table.n_clusters
     cols = [np.asarray(table.features.get(n, np.zeros(k)), dtype=np.float64) for n in FEATURES]
-    return np.stack(cols, axis=1) if cols else np.zeros((k, 0))
+    return np.stack(cols, axis=1)
 
 
 @dataclass(frozen=True)

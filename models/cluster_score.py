@@ -351,7 +351,7 @@ class ClusterScorer:
 
     def _prior_only(self, table: cl.ClusterTable) -> tuple[F64, dict[str, F64]]:
         """Too few labels to learn from: the prior's logit and contributions, labels included
-        (the learned prior's, with the labels at the hand-set prior's weights)."""
+        (the learned prior's, with the labels and model scores at the hand-set prior's weights)."""
         if self.prior is None:
             score, contrib = cl.score(table)
             return _logit(score), contrib
@@ -362,11 +362,12 @@ class ClusterScorer:
 
     @staticmethod
     def _label_terms(table: cl.ClusterTable) -> dict[str, F64]:
-        """The labels at the hand-set prior's weights (a learned prior reads no label)."""
+        """What the learned prior does not read, at the hand-set prior's weights: the labels
+        and the account model's scores (``LEFT_OUT``), as the hand-set fallback counts them."""
         k = table.n_clusters
         return {
             n: cl.SCORE_WEIGHTS[n] * np.asarray(table.features.get(n, np.zeros(k)), np.float64)
-            for n in ("fraud_label_share", "legit_label_share")
+            for n in LEFT_OUT
         }
 
     def _posterior_logit(self, table: cl.ClusterTable, z: F64) -> F64:

@@ -422,10 +422,9 @@ def fit_scorer(table: cl.ClusterTable, cfg: DetectConfig) -> ClusterScorer:
 
 def final_scores(scorer: ClusterScorer, proposal: Proposal) -> tuple[F64, dict[str, F64]]:
     """Each cluster's score and contributions: the learned scorer's where it was fitted, the
-    prior's otherwise. Row by row, so a component's rows score as they do in the whole table."""
-    if scorer.source == "learned":
-        return scorer.predict_proba(proposal.table), scorer.contributions(proposal.table)
-    return cl.score(proposal.table)
+    configured prior's otherwise (the scorer's own fallback: the learned prior's trees, or the
+    hand-set weights). Row by row, so a component's rows score as they do in the whole table."""
+    return scorer.predict_proba(proposal.table), scorer.contributions(proposal.table)
 
 
 def merged_rows(
@@ -447,10 +446,7 @@ def merged_rows(
     if left is not None:
         sub.features["attached"] = left
         sub.features["core_share"] = sub.features["size"] / (sub.features["size"] + left)
-    if scorer.source == "learned":
-        return sub, scorer.predict_proba(sub), scorer.contributions(sub)
-    scores, contrib = cl.score(sub)
-    return sub, scores, contrib
+    return sub, scorer.predict_proba(sub), scorer.contributions(sub)
 
 
 def reassemble(

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from ringscope.graph import Graph
+from ringscope.models import cluster_prior
 from ringscope.models import clusters as cl
-from ringscope.models.cluster_score import ClusterScorer
+from ringscope.models.cluster_score import LEFT_OUT, ClusterScorer
 from ringscope.models.detect import DetectConfig, detect
 from tests.test_detect_rings import World, cash_out, household
 
@@ -101,6 +102,20 @@ def test_too_few_labels_fall_back_to_the_prior(graph: Graph) -> None:
     assert d.scorer["positives"] < 20
     prior = detect(graph, config=DetectConfig(cluster_scorer="prior"))
     assert cluster_score(d, fam) == cluster_score(prior, fam)
+    # The fallback is the configured prior: the trees learned from generated worlds (with the
+    # labels at the hand-set weights), not the hand-set weights (they were, until session 28).
+    shipped = cluster_prior.shipped()
+    assert shipped is not None and str(d.scorer["prior"]).startswith("generated worlds")
+    top = next(c for c in d.clusters if set(c.members) & set(fam))
+    feats = {n: np.array([v]) for n, v in top.features.items()}
+    one = cl.ClusterTable(1, feats, {}, [])
+    z = shipped.decision_function(one)[0] + sum(
+        cl.SCORE_WEIGHTS[n] * top.features.get(n, 0.0) for n in LEFT_OUT
+    )
+    # (a cluster's score and features are written rounded)
+    assert top.score == pytest.approx(1.0 / (1.0 + np.exp(-z)), abs=1e-3)
+    hand = detect(graph, config=DetectConfig(cluster_scorer="prior", cluster_prior="hand-set"))
+    assert cluster_score(hand, fam) != pytest.approx(top.score, abs=1e-3)
 
 
 def test_a_ring_members_family_is_not_in_the_rings_core(graph: Graph) -> None:

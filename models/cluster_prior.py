@@ -11,23 +11,28 @@ scored on the twelfth (each in turn; no label of that world read), reached 0.99:
 was in the table, in how the signals combine (accounts opened together *and* held together by
 pairwise links only; a shared place that is a home for three and a farm for sixteen).
 
-What it is: a LightGBM booster (``cluster_prior.txt`` beside this module, text format) over
+What it is: the hand-set prior's logit plus a LightGBM booster's corrections
+(``cluster_prior.txt`` beside this module, text format, behind a header line) over
 :data:`FEATURES`, scale-free signals of the cluster table (shares, ratios, 0-1 shapes; no
 absolute ages, KYC scales or payment counts, which differ by platform), trained on the clusters
 that detection proposes in generated worlds (``bench/cluster_prior.py``: which worlds, the
-parameters, the truth target), its logit the prior's. Monotone constraints keep each signal's
-direction where the hand-set prior states one (:data:`DIRECTION`): the trees say how signals
-combine, not that an emulator makes a cluster safer.
+parameters, the truth target). The trees are boosted from the hand-set logit (``init_score``),
+so that where the worlds taught them nothing the hand-set weights still speak (:data:`HEADER`).
+Monotone constraints keep each signal's direction where the hand-set prior states one
+(:data:`DIRECTION`): the trees say how signals combine, not that an emulator makes a cluster
+safer.
 
 How it is used: :class:`~models.cluster_score.ClusterScorer` fits ``a * prior + b + x @ w`` to
 the platform's labels as before, with this logit as the prior: a platform whose rings look
 unlike any generated world shrinks ``a`` and leans on its own deviations. With too few labels
-the score is this prior plus the labels' hand-set weights. The reasons read its per-cluster
-TreeSHAP contributions (LightGBM's ``pred_contrib``), scaled by ``a``, in the same sentences.
+the score is this prior plus the labels' (and model scores') hand-set weights. The reasons read
+its per-cluster split (hand-set terms plus LightGBM's TreeSHAP ``pred_contrib``), scaled by
+``a``, in the same sentences.
 
-Shapes: a table of ``k`` clusters gives :meth:`ClusterPrior.matrix` ``(k, len(FEATURES))``,
-:meth:`ClusterPrior.decision_function` ``(k,)`` (a logit) and :meth:`ClusterPrior.contributions`
-a ``(k,)`` array per feature plus ``BIAS`` (summing to the logit).
+Shapes: a table of ``k`` clusters gives :func:`matrix` ``(k, len(FEATURES))``, :func:`base_logit`
+``(k,)``, :meth:`ClusterPrior.decision_function` ``(k,)`` (a logit) and
+:meth:`ClusterPrior.contributions` a ``(k,)`` array per feature plus ``BIAS`` (summing to the
+logit).
 """
 
 from __future__ import annotations
@@ -115,10 +120,31 @@ def matrix(table: cl.ClusterTable) -> F64:
     return np.stack(cols, axis=1)
 
 
+# The trees are boosted from the hand-set prior's logit on the same signals (its weights on
+# FEATURES, its bias): they learn corrections to it, not a score from nothing. Where the training
+# worlds had no example (a typology the generator never made), the hand-set weights still speak;
+# trained from nothing, the trees called such rings safe. Development check (session 28, 18 worlds,
+# each scored by trees trained on the other 17 with one typology's clusters left out): sleeper
+# rings flagged 0.27 -> 0.41 of the unseen typology's, synthetic identities 0.37 -> 0.56; with
+# every typology seen, 0.948 -> 0.950 (precision 0.992 -> 0.987).
+BASE_WEIGHTS: dict[str, float] = {n: w for n, w in cl.SCORE_WEIGHTS.items() if n in FEATURES}
+# The model file's first line: what the trees were boosted from. A file without it was trained
+# from nothing (session 27) and would be read wrongly; ``read`` refuses it.
+HEADER = "# ringscope cluster prior: trees boosted from the hand-set prior (clusters.SCORE_WEIGHTS)"
+
+
+def base_logit(table: cl.ClusterTable) -> F64:
+    """``(k,)``: the hand-set prior's logit on :data:`FEATURES` (no labels, no model scores)."""
+    x = matrix(table)
+    w = np.array([BASE_WEIGHTS.get(n, 0.0) for n in FEATURES])
+    return np.asarray(cl.SCORE_BIAS + x @ w, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class ClusterPrior:
-    """A trained prior: ``decision_function`` is its logit, ``contributions`` its TreeSHAP
-    split of that logit."""
+    """A trained prior: ``decision_function`` is its logit (the hand-set prior's plus the trees'
+    corrections), ``contributions`` that logit split per feature (each one's hand-set term plus
+    its TreeSHAP share of the trees)."""
 
     booster: lgb.Booster
     version: str  # which trees: the model file's digest, recorded on the build
@@ -131,35 +157,45 @@ class ClusterPrior:
         x = np.concatenate([matrix(t) for t in tables])
         y = np.concatenate([np.asarray(t, dtype=np.float64) for t in targets])
         w = np.concatenate([np.asarray(t, dtype=np.float64) for t in weights])
+        base = np.concatenate([base_logit(t) for t in tables])
         params = {**PARAMS, "monotone_constraints": [DIRECTION.get(n, 0) for n in FEATURES]}
-        data = lgb.Dataset(x, y, weight=w, feature_name=list(FEATURES), free_raw_data=True)
+        data = lgb.Dataset(
+            x, y, weight=w, init_score=base, feature_name=list(FEATURES), free_raw_data=True
+        )
         booster = lgb.train(params, data, num_boost_round=ROUNDS)
         return cls(booster, f"trees={ROUNDS} leaves={PARAMS['num_leaves']}")
 
     @classmethod
     def read(cls, path: Path = MODEL_FILE) -> ClusterPrior:
-        booster = lgb.Booster(model_file=str(path))
+        text = path.read_text()
+        head, _, body = text.partition("\n")
+        if head != HEADER:
+            raise ValueError(f"{path}: not a cluster prior boosted from the hand-set prior")
+        booster = lgb.Booster(model_str=body)
         if list(booster.feature_name()) != list(FEATURES):
             raise ValueError(f"{path}: trained on other features than models.cluster_prior reads")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         return cls(booster, f"cluster_prior.txt sha256 {digest}")
 
     def write(self, path: Path = MODEL_FILE) -> None:
-        self.booster.save_model(str(path))
+        path.write_text(HEADER + "\n" + self.booster.model_to_string())
 
     def decision_function(self, table: cl.ClusterTable) -> F64:
         if table.n_clusters == 0:
             return np.zeros(0)
-        return np.asarray(self.booster.predict(matrix(table), raw_score=True), dtype=np.float64)
+        trees = np.asarray(self.booster.predict(matrix(table), raw_score=True), dtype=np.float64)
+        return base_logit(table) + trees
 
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
-        """Per feature (and ``BIAS``), its TreeSHAP share of each cluster's logit."""
+        """Per feature, its hand-set term plus its TreeSHAP share of the trees; ``BIAS``, the
+        hand-set bias plus the trees' expected value. They sum to the logit."""
         k = table.n_clusters
         if k == 0:
             return {n: np.zeros(0) for n in (*FEATURES, BIAS)}
-        shap = np.asarray(self.booster.predict(matrix(table), pred_contrib=True))
-        out = {n: shap[:, j] for j, n in enumerate(FEATURES)}
-        out[BIAS] = shap[:, -1]
+        x = matrix(table)
+        shap = np.asarray(self.booster.predict(x, pred_contrib=True))
+        out = {n: shap[:, j] + BASE_WEIGHTS.get(n, 0.0) * x[:, j] for j, n in enumerate(FEATURES)}
+        out[BIAS] = shap[:, -1] + cl.SCORE_BIAS
         return out
 
 

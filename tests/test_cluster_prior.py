@@ -63,6 +63,35 @@ def test_training_is_reproducible_and_the_feature_list_is_checked(tmp_path: obje
         cp.ClusterPrior.read(path)
 
 
+def test_the_trees_correct_the_hand_set_prior_and_keep_what_the_worlds_never_showed(
+    tmp_path: object,
+) -> None:
+    """The trees are boosted from the hand-set prior: a signal the training worlds never varied
+    (here no training cluster used an emulator, as if the generator had no device farm) still
+    counts at its hand-set weight, where trees trained from nothing were blind to it. A model
+    file without the header (trained from nothing) is refused, not read wrongly."""
+    t = table(2000, seed=5)
+    t.features["emulator_share"][:] = 0.0
+    y = (t.features["opened_together"] * t.features["sparse_structure"] > 0.3).astype(float)
+    prior = cp.ClusterPrior.train([t], [y], [np.ones(len(y))])
+    farm = table(200, seed=6)
+    farm.features["emulator_share"][:] = 1.0
+    plain = table(200, seed=6)
+    plain.features["emulator_share"][:] = 0.0
+    step = prior.decision_function(farm) - prior.decision_function(plain)
+    np.testing.assert_allclose(step, cl.SCORE_WEIGHTS["emulator_share"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        prior.decision_function(t) - cp.base_logit(t),
+        prior.booster.predict(cp.matrix(t), raw_score=True),
+        rtol=0,
+        atol=1e-9,
+    )
+    path = tmp_path / "prior.txt"  # type: ignore[operator]
+    path.write_text(prior.booster.model_to_string())
+    with pytest.raises(ValueError, match="not a cluster prior boosted"):
+        cp.ClusterPrior.read(path)
+
+
 def test_the_learned_score_rescales_the_learned_prior_and_explains_itself() -> None:
     """With labels, the score is ``a * prior + b + x @ w``; its contributions (``a`` times each
     feature's TreeSHAP share, plus the deviations, plus the labels' share) and the part no

@@ -13,8 +13,8 @@ prepare``, cached under ``--work``); detection proposes its clusters (linking, c
 splits, boundaries: ``models.detect.propose``, the clusters any scorer sees); a cluster's
 target is the evaluation's true positive (at least half its members fraud, from the world's
 truth); every world weighs the same in total. The trees (``models.cluster_prior.PARAMS``,
-deterministic) are written to ``models/cluster_prior.txt`` with the worlds recorded in
-``bench/results/cluster-prior.json``.
+deterministic, boosted from the hand-set prior's logit) are written to
+``models/cluster_prior.txt`` with the worlds recorded in ``bench/results/cluster-prior.json``.
 
 ``--lowo``: first, for every world, the prior trained on the others and detection run on it
 with that prior (rings only, the learned scorer on its own labels, reassembly: as ``bench/

@@ -133,11 +133,16 @@ BASE_WEIGHTS: dict[str, float] = {n: w for n, w in cl.SCORE_WEIGHTS.items() if n
 HEADER = "# ringscope cluster prior: trees boosted from the hand-set prior (clusters.SCORE_WEIGHTS)"
 
 
+_BASE_W = np.array([BASE_WEIGHTS.get(n, 0.0) for n in FEATURES])
+
+
 def base_logit(table: cl.ClusterTable) -> F64:
     """``(k,)``: the hand-set prior's logit on :data:`FEATURES` (no labels, no model scores)."""
-    x = matrix(table)
-    w = np.array([BASE_WEIGHTS.get(n, 0.0) for n in FEATURES])
-    return np.asarray(cl.SCORE_BIAS + x @ w, dtype=np.float64)
+    return _base(matrix(table))
+
+
+def _base(x: F64) -> F64:
+    return np.asarray(cl.SCORE_BIAS + x @ _BASE_W, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ class ClusterPrior:
         x = np.concatenate([matrix(t) for t in tables])
         y = np.concatenate([np.asarray(t, dtype=np.float64) for t in targets])
         w = np.concatenate([np.asarray(t, dtype=np.float64) for t in weights])
-        base = np.concatenate([base_logit(t) for t in tables])
+        base = _base(x)
         params = {**PARAMS, "monotone_constraints": [DIRECTION.get(n, 0) for n in FEATURES]}
         data = lgb.Dataset(
             x, y, weight=w, init_score=base, feature_name=list(FEATURES), free_raw_data=True
@@ -183,8 +188,9 @@ class ClusterPrior:
     def decision_function(self, table: cl.ClusterTable) -> F64:
         if table.n_clusters == 0:
             return np.zeros(0)
-        trees = np.asarray(self.booster.predict(matrix(table), raw_score=True), dtype=np.float64)
-        return base_logit(table) + trees
+        x = matrix(table)
+        trees = np.asarray(self.booster.predict(x, raw_score=True), dtype=np.float64)
+        return _base(x) + trees
 
     def contributions(self, table: cl.ClusterTable) -> dict[str, F64]:
         """Per feature, its hand-set term plus its TreeSHAP share of the trees; ``BIAS``, the
@@ -194,7 +200,7 @@ class ClusterPrior:
             return {n: np.zeros(0) for n in (*FEATURES, BIAS)}
         x = matrix(table)
         shap = np.asarray(self.booster.predict(x, pred_contrib=True))
-        out = {n: shap[:, j] + BASE_WEIGHTS.get(n, 0.0) * x[:, j] for j, n in enumerate(FEATURES)}
+        out = {n: shap[:, j] + _BASE_W[j] * x[:, j] for j, n in enumerate(FEATURES)}
         out[BIAS] = shap[:, -1] + cl.SCORE_BIAS
         return out
 

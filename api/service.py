@@ -24,7 +24,7 @@ import neo4j
 from ringscope.api.auth import Principal
 from ringscope.errors import RingScopeError
 from ringscope.graph import cypher
-from ringscope.graph.connection import Graph
+from ringscope.graph.connection import Graph, Reader
 from ringscope.graph.values import native
 from ringscope.ingest.events import (
     Event,
@@ -379,7 +379,7 @@ class Neighbourhood:
 
 
 def _scores(
-    tx: neo4j.ManagedTransaction,
+    tx: Reader,
     build_id: str | None,
     ids: list[str],
     cache: builds.ScoreCache | None = None,
@@ -399,25 +399,34 @@ def neighbourhood(
     min_score: float,
     hub_degree: int,
     cache: builds.ScoreCache | None = None,
+    head_hops: int = 2,
 ) -> Neighbourhood | None:
     """The subgraph within ``hops`` of an entity, hubs unexpanded, at most ``limit`` nodes.
 
-    One read transaction: the current build, the start node, then one expansion per hop (plus one
-    score lookup per hop that reaches accounts). Accounts other than the start below
+    Auto-commit reads (:meth:`Graph.read_auto`): one statement reads the current build, the
+    start node and its first ``head_hops`` hops (at most 2, and 1 when ``min_score`` may drop
+    accounts of the first hop), then one expansion per further hop; scores come from ``cache``
+    (read in Cypher on a miss).
+    ``head_hops=0`` reads every hop by its own statement, the rules written once in Python that
+    the head statement mirrors (the tests compare the two). Accounts other than the start below
     ``min_score`` are left out (and not expanded). Identifiers with more than ``hub_degree``
     accounts are returned with ``hub`` set and their degree, and never expanded. Paths lead from
     the start to each flagged account: risk at or above the build's flag threshold (the detector's,
     recorded on the build: :attr:`models.builds.BuildInfo.flag_threshold`) or a known fraud label.
     """
     kind = kind_of(kind)
+    is_account = kind == "account"
+    # Hops read by the head statement: at most two, and one when min_score may drop a hop-1
+    # account (the start is an identifier), whose survivors the second hop would start from.
+    head_hops = min(hops, head_hops, 2 if is_account or min_score <= 0 else 1)
 
-    def work(tx: neo4j.ManagedTransaction) -> Neighbourhood | None:
-        start = tx.run(cypher.API_NB_START[kind], {"id": entity_id}).single()
+    def work(tx: Reader) -> Neighbourhood | None:
+        params = {"id": entity_id, "hops": head_hops, "limit": limit, "hub": hub_degree}
+        start = tx.run(cypher.API_NB_HEAD[kind], params).single()
         if start is None:
             return None
         build_id: str | None = start["build_id"]
         threshold = builds.flag_threshold(start["flag_threshold"])
-        is_account = kind == "account"
         center = NbNode(
             start["eid"],
             kind,
@@ -441,10 +450,16 @@ def neighbourhood(
             if len(nodes) >= limit:
                 truncated = True
                 break
-            text = cypher.API_NB_FROM_ACCOUNTS if from_accounts else cypher.API_NB_FROM_IDENTIFIERS
-            params = {"eids": frontier, "seen": list(nodes), "limit": limit - len(nodes) + 1}
-            # One record, one row (a list, in the order cypher.API_NB_FROM_* give) per edge.
-            rows = tx.run(text, params).single(strict=True)["rows"]
+            # One row (a list, in the order cypher.API_NB_FROM_* give) per edge: the head's for
+            # its hops, which follow these same rules, then one statement per hop.
+            if hop <= head_hops:
+                rows = start[f"rows{hop}"]
+            else:
+                text = (
+                    cypher.API_NB_FROM_ACCOUNTS if from_accounts else cypher.API_NB_FROM_IDENTIFIERS
+                )
+                params = {"eids": frontier, "seen": list(nodes), "limit": limit - len(nodes) + 1}
+                rows = tx.run(text, params).single(strict=True)["rows"]
             scores = {} if from_accounts else _scores(tx, build_id, [r[3] for r in rows], cache)
             new: list[str] = []
             for src, eid, rel, node_id, first_ms, last_ms, count, degree, label in rows:
@@ -504,7 +519,7 @@ def neighbourhood(
             paths.append(path[::-1])
         return Neighbourhood(build_id, center, nodes, edges, paths, truncated, hops, limit, flagged)
 
-    return graph.read_tx(work)
+    return graph.read_auto(work)
 
 
 def ping(graph: Graph) -> None:

@@ -1,6 +1,6 @@
 """Neo4j: the embedded default, connections, the schema and the Cypher RingScope runs."""
 
-from ringscope.graph.connection import Graph, Target, connect, resolve_target
+from ringscope.graph.connection import Graph, Reader, Target, connect, resolve_target
 from ringscope.graph.embedded import EmbeddedNeo4j, Instance
 from ringscope.graph.schema import counts, init_schema
 
@@ -8,6 +8,7 @@ __all__ = [
     "EmbeddedNeo4j",
     "Graph",
     "Instance",
+    "Reader",
     "Target",
     "connect",
     "counts",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-from ringscope.kinds import ACCOUNT, DEVICE, KINDS
+from ringscope.kinds import ACCOUNT, DEVICE, KINDS, Kind
 
 # --- schema -----------------------------------------------------------------------------------
 
@@ -833,23 +833,83 @@ API_ENTITY_CLUSTERS: dict[str, LiteralString] = {
     for k in KINDS
 }
 
+
 # riskNeighbourhood: the current build's id and flag threshold (null for builds written before it
-# was recorded) and the start node in one statement, then one expansion per hop. Nodes are
-# carried between hops by element id (an id seek) within one read transaction; identifiers are
-# expanded only when their degree is at most $hub_degree, so a hub costs one degree count, not
-# its neighbours.
-API_NB_START: dict[str, LiteralString] = {
-    k.name: "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
-    "WITH b.id AS build_id, b.flag_threshold AS flag_threshold "
-    f"MATCH (n:{k.label} {{id: $id}}) "
-    "RETURN build_id, flag_threshold, elementId(n) AS eid, n.label AS label, "
-    + (
-        f"COUNT {{ (n)-[:{_API_ACCOUNT_RELS}]->() }} AS degree"
-        if k.rel is None
-        else f"COUNT {{ (n)<-[:{k.rel}]-() }} AS degree"
+# was recorded), the start node and its first $hops hops (0, 1 or 2) in one statement; further
+# hops one expansion each (API_NB_FROM_*). Identifiers are expanded only when their degree is at
+# most $hub, so a hub costs one degree count, not its neighbours. Why one statement: each
+# statement cost the server about 0.25 ms of driver work and Neo4j about 0.3 ms, and the start and
+# two hops are what nearly every request asks for (docs/api.md, session 29).
+#
+# The head mirrors api.service.neighbourhood's per-hop rules exactly (tested against the per-hop
+# reads, tests/test_neighbourhood_reads.py): hop 1 reads at most $limit rows, each reaching a
+# distinct node (one relationship type per identifier label); hop 2 runs only when the start and
+# those nodes are fewer than $limit (so every hop-1 row was added: a full hop 1 ends the
+# expansion, truncated), from the hop-1 nodes that are not hubs, skipping the nodes held, and
+# keeps the first $limit - held + 1 rows (a LIMIT of $limit first, so that no more rows than
+# that are projected: without it, one request through well-shared identifiers cost Neo4j twice
+# as much). The caller reads two hops here only when no row of hop 1 can be dropped by
+# min_score (the start is an account, or min_score is 0).
+def _nb_row(src: str, node: str, account_side: bool) -> str:
+    """One edge row [src, eid, rel, id, first_ms, last_ms, count, degree, label] reaching
+    ``node`` from ``src`` (an element id); ``account_side``: ``node`` is an account."""
+    degree = (
+        f"COUNT {{ ({node})-[:{_API_ACCOUNT_RELS}]->() }}, {node}.label"
+        if account_side
+        else f"COUNT {{ ({node})<--() }}, null"
     )
-    for k in KINDS
-}
+    return (
+        f"[{src}, elementId({node}), rel, {node}.id, first_seen.epochMillis, "
+        f"last_seen.epochMillis, count, {degree}]"
+    )
+
+
+_NB_AGG = (
+    "type(r) AS rel, min(r.first_seen) AS first_seen, max(r.last_seen) AS last_seen, "
+    "sum(r.count) AS count"
+)
+
+
+def _nb_head(k: Kind) -> str:
+    is_account = k.rel is None
+    degree = (
+        f"COUNT {{ (n)-[:{_API_ACCOUNT_RELS}]->() }}"
+        if is_account
+        else f"COUNT {{ (n)<-[:{k.rel}]-() }}"
+    )
+    hop1_match, hop2_match = (
+        (f"(n)-[r:{_API_ACCOUNT_RELS}]->(x)", f"(x)<-[r:{_API_ACCOUNT_RELS}]-(y:{ACCOUNT.label})")
+        if is_account
+        else (
+            f"(n)<-[r:{_API_ACCOUNT_RELS}]-(x:{ACCOUNT.label})",
+            f"(x)-[r:{_API_ACCOUNT_RELS}]->(y)",
+        )
+    )
+    frontier = (
+        "[h IN hop1 WHERE h.row[7] <= $hub | h.node]" if is_account else "[h IN hop1 | h.node]"
+    )
+    return (
+        "OPTIONAL MATCH (:CurrentBuild {id: 'current'})-[:POINTS_TO]->(b:Build) "
+        "WITH b.id AS build_id, b.flag_threshold AS flag_threshold "
+        f"MATCH (n:{k.label} {{id: $id}}) "
+        f"WITH build_id, flag_threshold, n, elementId(n) AS src, {degree} AS degree "
+        "CALL { WITH n, src, degree "
+        f"MATCH {hop1_match} WHERE $hops >= 1"
+        + ("" if is_account else " AND degree <= $hub")
+        + f" WITH src, x, {_NB_AGG} LIMIT $limit "
+        f"RETURN collect({{row: {_nb_row('src', 'x', not is_account)}, node: x}}) AS hop1 }} "
+        "WITH build_id, flag_threshold, n, src, degree, hop1, "
+        f"[src] + [h IN hop1 | h.row[1]] AS seen, {frontier} AS frontier "
+        "CALL { WITH seen, frontier WITH seen, frontier WHERE $hops >= 2 AND size(seen) < $limit "
+        f"UNWIND frontier AS x MATCH {hop2_match} WHERE NOT elementId(y) IN seen "
+        f"WITH elementId(x) AS via, y, {_NB_AGG} LIMIT $limit "
+        f"RETURN collect({_nb_row('via', 'y', is_account)}) AS hop2 }} "
+        "RETURN build_id, flag_threshold, src AS eid, n.label AS label, degree, "
+        "[h IN hop1 | h.row] AS rows1, hop2[0..$limit - size(seen) + 1] AS rows2"
+    )
+
+
+API_NB_HEAD: dict[str, LiteralString] = {k.name: _nb_head(k) for k in KINDS}
 # Times travel as epoch milliseconds: the driver's DateTime hydration is pure Python and was a
 # quarter of a neighbourhood request's CPU in the server (py-spy --gil, 100k accounts).
 # One hop: one record holding one row per edge, each a list [src, eid, rel, id, first_ms,

@@ -7,9 +7,8 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 
-import neo4j
-
 from ringscope.graph import cypher
+from ringscope.graph.connection import Reader
 
 
 class ScoreCache:
@@ -35,9 +34,7 @@ class ScoreCache:
         with self._lock:
             return sum(1 for bid, _ in self._chunks if bid == build_id)
 
-    def lookup(
-        self, tx: neo4j.ManagedTransaction, build_id: str, ids: Sequence[str]
-    ) -> dict[str, float]:
+    def lookup(self, tx: Reader, build_id: str, ids: Sequence[str]) -> dict[str, float]:
         """Scores of ``ids`` in ``build_id`` (missing ones left out), read inside ``tx``."""
         los, his, nos = self._ranges(tx, build_id)
         wanted: dict[int, list[str]] = defaultdict(list)
@@ -57,9 +54,7 @@ class ScoreCache:
                     out[a] = scores[i]
         return out
 
-    def _ranges(
-        self, tx: neo4j.ManagedTransaction, build_id: str
-    ) -> tuple[list[str], list[str], list[int]]:
+    def _ranges(self, tx: Reader, build_id: str) -> tuple[list[str], list[str], list[int]]:
         with self._lock:
             hit = self._bounds.get(build_id)
             if hit is not None:
@@ -79,7 +74,7 @@ class ScoreCache:
         return ranges
 
     def _held(
-        self, tx: neo4j.ManagedTransaction, build_id: str, nos: list[int]
+        self, tx: Reader, build_id: str, nos: list[int]
     ) -> dict[int, tuple[list[str], list[float]]]:
         out: dict[int, tuple[list[str], list[float]]] = {}
         missing: list[int] = []

@@ -11,10 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import LiteralString
 
-import neo4j
-
 from ringscope.graph import cypher
-from ringscope.graph.connection import Graph
+from ringscope.graph.connection import Graph, Reader
 from ringscope.graph.values import native
 from ringscope.models.builds.cache import ScoreCache
 from ringscope.models.builds.cursor import decode_cursor, encode_cursor
@@ -104,7 +102,7 @@ def clusters(
         "limit": first + 1,
     }
 
-    def work(tx: neo4j.ManagedTransaction) -> tuple[list[ClusterInfo], int]:
+    def work(tx: Reader) -> tuple[list[ClusterInfo], int]:
         items = [cluster_info(r["cluster"]) for r in tx.run(cypher.BUILD_CLUSTER_PAGE, params)]
         total = tx.run(cypher.BUILD_CLUSTER_TOTAL, params).single()
         return items, int(total["n"]) if total else 0
@@ -129,7 +127,7 @@ def all_clusters(
         "limit": 2**62,
     }
 
-    def work(tx: neo4j.ManagedTransaction) -> list[ClusterInfo]:
+    def work(tx: Reader) -> list[ClusterInfo]:
         res = tx.run(cypher.BUILD_CLUSTER_PAGE, params)
         return [cluster_info(r["cluster"]) for r in res]
 
@@ -183,7 +181,7 @@ def _chunk_scores(
 ) -> tuple[str, dict[str, float]]:
     bid = _resolve(graph, build_id)
 
-    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
+    def work(tx: Reader) -> dict[str, float]:
         out: dict[str, float] = {}
         for r in tx.run(query, {"build_id": bid}):
             out.update(zip(r["accounts"], r["scores"], strict=True))
@@ -196,7 +194,7 @@ def ring_priors(graph: Graph, build_id: str) -> dict[str, float]:
     """Per account, the largest label-free score of the build's clusters holding it
     (``models.features.ring_features``); accounts in no cluster are left out."""
 
-    def work(tx: neo4j.ManagedTransaction) -> dict[str, float]:
+    def work(tx: Reader) -> dict[str, float]:
         out: dict[str, float] = {}
         for r in tx.run(cypher.BUILD_RING_PRIOR, {"build_id": build_id}):
             p = float(r["prior"])
@@ -240,7 +238,7 @@ def current_account_score(
 
 
 def read_scores(
-    tx: neo4j.ManagedTransaction,
+    tx: Reader,
     build_id: str,
     ids: Sequence[str],
     cache: ScoreCache | None = None,

@@ -403,10 +403,10 @@ def neighbourhood(
 ) -> Neighbourhood | None:
     """The subgraph within ``hops`` of an entity, hubs unexpanded, at most ``limit`` nodes.
 
-    Auto-commit reads (:meth:`Graph.read_auto`): one statement reads the current build, the
-    start node and its first ``head_hops`` hops (at most 2, and 1 when ``min_score`` may drop
-    accounts of the first hop), then one expansion per further hop; scores come from ``cache``
-    (read in Cypher on a miss).
+    One statement reads the current build, the start node and its first ``head_hops`` hops (at
+    most 2, and 1 when ``min_score`` may drop accounts of the first hop), then one expansion per
+    further hop; scores come from ``cache`` (read in Cypher on a miss). When the head reads every
+    hop, its statements are auto-commit reads (:meth:`Graph.read_auto`), else one transaction.
     ``head_hops=0`` reads every hop by its own statement, the rules written once in Python that
     the head statement mirrors (the tests compare the two). Accounts other than the start below
     ``min_score`` are left out (and not expanded). Identifiers with more than ``hub_degree``
@@ -519,7 +519,9 @@ def neighbourhood(
             paths.append(path[::-1])
         return Neighbourhood(build_id, center, nodes, edges, paths, truncated, hops, limit, flagged)
 
-    return graph.read_auto(work)
+    # Element ids pass between statements only past the head: those statements share one
+    # transaction, since Neo4j promises an element id's meaning only within one.
+    return graph.read_auto(work) if head_hops >= hops else graph.read_tx(work)
 
 
 def ping(graph: Graph) -> None:

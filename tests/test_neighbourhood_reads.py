@@ -138,3 +138,30 @@ def test_auto_commit_reads_fall_back_to_a_retried_transaction(world: Graph) -> N
 
     with pytest.raises(neo4j.exceptions.CypherSyntaxError):
         world.read_auto(broken)
+
+
+def test_reads_past_the_head_share_one_transaction(world: Graph) -> None:
+    """Element ids pass from the head to a third hop's statement: those statements run in one
+    managed transaction (Neo4j promises an element id's meaning only within one); two hops from
+    an account, one statement, run as an auto-commit read."""
+    used: list[str] = []
+    real_auto, real_tx = world.read_auto, world.read_tx
+
+    def auto(work: Any) -> Any:
+        used.append("auto")
+        return real_auto(work)
+
+    def tx(work: Any) -> Any:
+        used.append("tx")
+        return real_tx(work)
+
+    world.read_auto, world.read_tx = auto, tx  # type: ignore[method-assign]
+    account = world.read("MATCH (a:Account) RETURN a.id AS id ORDER BY id LIMIT 1")[0]["id"]
+    try:
+        for hops in (2, 3):
+            service.neighbourhood(
+                world, "account", account, hops=hops, limit=100, min_score=0, hub_degree=200
+            )
+    finally:
+        del world.read_auto, world.read_tx
+    assert used == ["auto", "tx"]

@@ -1,6 +1,6 @@
 """Neo4j: the embedded default, connections, the schema and the Cypher RingScope runs."""
 
-from ringscope.graph.connection import Graph, Reader, Target, connect, resolve_target
+from ringscope.graph.connection import Graph, Reader, Reads, Target, connect, resolve_target
 from ringscope.graph.embedded import EmbeddedNeo4j, Instance
 from ringscope.graph.schema import counts, init_schema
 
@@ -9,6 +9,7 @@ __all__ = [
     "Graph",
     "Instance",
     "Reader",
+    "Reads",
     "Target",
     "connect",
     "counts",

@@ -7,7 +7,8 @@ whether to launch anything. The driver it returns is injected into the code that
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, LiteralString, Protocol, TypeVar
 
@@ -71,6 +72,27 @@ class _AutoCommit:
         return self._session.run(neo4j.Query(query, timeout=self._timeout), parameters)
 
 
+class Reads(Protocol):
+    """Statements that each return their records: :meth:`Graph.read` (each its own transaction),
+    or the reads of one open transaction (:meth:`Graph.reads`)."""
+
+    def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None
+    ) -> list[neo4j.Record]: ...
+
+
+class _TxReads:
+    """:meth:`Graph.read`'s shape over one open transaction."""
+
+    def __init__(self, tx: neo4j.Transaction) -> None:
+        self._tx = tx
+
+    def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None
+    ) -> list[neo4j.Record]:
+        return list(self._tx.run(text, dict(params or {})))
+
+
 @dataclass(frozen=True)
 class Target:
     """Where to connect and as whom. ``embedded`` says whether RingScope owns the server."""
@@ -105,7 +127,8 @@ class Graph:
     :meth:`write`, :meth:`write_records`, through ``execute_query`` and its bookmark manager),
     or a function of one managed transaction (:meth:`read_tx`, :meth:`write_tx`, in a session
     of its own) for several statements that must see the same data, or a function of a
-    :class:`Reader` whose statements each commit on their own (:meth:`read_auto`, hot reads).
+    :class:`Reader` whose statements each commit on their own (:meth:`read_auto`, hot reads), or
+    several reads in one open transaction (:meth:`reads`) where ids pass between them.
 
     With ``unavailable_hold_s`` above 0 (the API's ``api_neo4j_unavailable_hold_s``), once Neo4j
     is found unavailable every call fails at once with the same named error for that long,
@@ -215,6 +238,29 @@ class Graph:
                     raise self._unavailable() from exc
                 raise
         return self.read_tx(work)
+
+    @contextmanager
+    def reads(self) -> Iterator[Reads]:
+        """One read transaction held open for reads that pass node ids from one statement to the
+        next (an account's neighbourhood, then that neighbourhood's edges): Neo4j promises an
+        internal or element id's meaning only within one transaction. With the driver's query
+        bookmark manager, as :meth:`read` has, so a read after this process's write sees it.
+        Not retried (a retried one would rerun the caller's code in between): for request
+        paths whose client retries reads (the risk engine, the workbench).
+        """
+        self._check_available()
+        try:
+            with (
+                self.driver.session(
+                    database=self.database,
+                    default_access_mode=neo4j.READ_ACCESS,
+                    bookmark_manager=self.driver.execute_query_bookmark_manager,
+                ) as session,
+                session.begin_transaction(timeout=self.query_timeout) as tx,
+            ):
+                yield _TxReads(tx)
+        except UNAVAILABLE as exc:
+            raise self._unavailable() from exc
 
     def write_tx(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run ``work`` in one managed (retried) write transaction with the configured timeout."""

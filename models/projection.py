@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ringscope.graph import cypher
-from ringscope.graph.connection import Graph
+from ringscope.graph.connection import Graph, Reads
 from ringscope.kinds import IDENTIFIER_KINDS
 
 I64 = npt.NDArray[np.int64]
@@ -285,31 +285,34 @@ def read_local_projection(
     Four reads: the account; its identifiers with their sizes and flags; the accounts to read;
     their edges of every kind with the sizes and flags of the identifiers they reach. Sizes come
     from Neo4j's degree store (graph/cypher.py ``_LOCAL_DEGREE``), payees' by traversal. With
-    ``ring_build``, a fifth: the accounts' ring priors in that build (``Projection.ring``).
+    ``ring_build``, a fifth: the accounts' ring priors in that build (``Projection.ring``). All
+    in one transaction (:meth:`Graph.reads`), since internal node ids pass between them.
     """
     t0 = time.perf_counter()
-    rows = graph.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
-    if not rows:
-        return None
-    me = rows[0]
-    info: dict[int, tuple[int, bool]] = {
-        int(r["node"]): (int(r["degree"]), bool(r["flag"]))
-        for r in graph.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
-    }
-    proj = _read_local(graph, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
-    if ring_build is not None:
-        found = {
-            int(r["node"]): float(r["prior"])
-            for r in graph.read(
-                cypher.LOCAL_RING_PRIORS, {"nodes": proj.nodes.tolist(), "build_id": ring_build}
-            )
+    with graph.reads() as reads:  # one transaction: node ids pass from read to read
+        rows = reads.read(cypher.LOCAL_ACCOUNT, {"id": account_id})
+        if not rows:
+            return None
+        me = rows[0]
+        info: dict[int, tuple[int, bool]] = {
+            int(r["node"]): (int(r["degree"]), bool(r["flag"]))
+            for r in reads.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
         }
-        proj.ring = np.asarray([found.get(n, 0.0) for n in proj.nodes.tolist()], np.float64)
+        proj = _read_local(reads, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
+        if ring_build is not None:
+            nodes = proj.nodes.tolist()
+            found = {
+                int(r["node"]): float(r["prior"])
+                for r in reads.read(
+                    cypher.LOCAL_RING_PRIORS, {"nodes": nodes, "build_id": ring_build}
+                )
+            }
+            proj.ring = np.asarray([found.get(n, 0.0) for n in nodes], np.float64)
     return proj
 
 
 def _read_local(
-    graph: Graph,
+    graph: Reads,
     me: Any,
     info: dict[int, tuple[int, bool]],
     *,

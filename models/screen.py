@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ringscope.graph import cypher
-from ringscope.graph.connection import Graph
+from ringscope.graph.connection import Graph, Reads
 from ringscope.kinds import BY_NAME, IDENTIFIER_KINDS, PAYEE
 from ringscope.models.builds import BuildInfo, get_build
 from ringscope.models.builds.records import DEFAULT_FLAG_THRESHOLD
@@ -216,7 +216,8 @@ def screen(
     top: int = 3,
     use_table: bool = True,
 ) -> ScreenRecord:
-    """Screen one event (see the module doc). Two reads: SCREEN_START (the build, the account
+    """Screen one event (see the module doc). Two reads, in one transaction (internal node ids
+    pass between them): SCREEN_START (the build, the account
     and the identifiers it and the event use) and SCREEN_NEIGHBOURHOOD (the accounts on them
     with all of their edges, their verdicts, and the flagged clusters reached). With the
     build's feature table (``use_table``, a tree model, and a build that wrote one:
@@ -235,57 +236,59 @@ def screen(
         (f"ids_{k.name}", _pad(list(ev.values.get(k.name, ())), "", _IDS_PADDED))
         for k in IDENTIFIER_KINDS
     )
-    start = graph.read(cypher.SCREEN_START, params)[0]
-    build_id = start["build_id"]
-    facts = _build_facts(graph, build_id)
-    me = start["account"]
-    info: dict[int, tuple[int, bool]] = {}
-    names: dict[int, tuple[str, str]] = {}  # internal id -> (kind, id)
-    for r in start["mine"]:
-        info[int(r["node"])] = (int(r["degree"]), bool(r["flag"]))
-        names[int(r["node"])] = (_KIND_OF_REL[r["rel"]], str(r["id"]))
-    on = set(info)
-    found: dict[tuple[str, str], tuple[int, int, bool]] = {}
-    for r in start["found"]:
-        kind, node = _KIND_OF_REL[r["rel"]], int(r["node"])
-        found[(kind, str(r["id"]))] = (node, int(r["degree"]), bool(r["flag"]))
-        info[node] = (int(r["degree"]), bool(r["flag"]))
-        names[node] = (kind, str(r["id"]))
-    # Sizes once the event is in: one more account where the account is new to an identifier.
-    after = {n: info[n][0] + (0 if n in on else 1) for n in names}
-    is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
-    table = (
-        load_table(models.root, build_id)
-        if use_table and build_id is not None and model.choice == "tree"
-        else None
-    )
-    expand = expand_identifiers(
-        info, model.config.hub_degree, budget if model.choice != "tree" else 0
-    )
-    params = {
-        "expand": _pad(expand, -1),
-        "me": int(me["node"]) if me is not None else -1, "rels": _RELS,
-        "known": _pad(sorted(info), -1),
-        "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
-        "personal": _pad(sorted(
-            n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal
-        ), -1),
-        "min_score": facts.flag_threshold, "data_now": facts.data_now, "caps": _CAPS,
-        "rings": bool(model.config.ring_prior),  # the neighbours' ring priors, if it reads them
-    }  # fmt: skip
-    now = max(facts.data_now, ev.at)
-    kept: dict[str, Current] = {}
-    if table is None:
-        near = graph.read(cypher.SCREEN_NEIGHBOURHOOD, params)[0]
-        links = {str(r["rel"]): r for r in near["links"]}
-    else:
-        params.update(full=_pad([int(me["node"])] if me is not None else [], -1),
-                      skip=params["expand"])  # fmt: skip
-        near = graph.read(cypher.SCREEN_TABLE_NEIGHBOURHOOD, params)[0]
-        kept = table.match(near["accounts"])
-        if me is not None:
-            kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
-        links = _table_links(graph, near, kept, params)
+    # One transaction for the reads: internal node ids pass from one to the next.
+    with graph.reads() as reads:
+        start = reads.read(cypher.SCREEN_START, params)[0]
+        build_id = start["build_id"]
+        facts = _build_facts(graph, build_id)
+        me = start["account"]
+        info: dict[int, tuple[int, bool]] = {}
+        names: dict[int, tuple[str, str]] = {}  # internal id -> (kind, id)
+        for r in start["mine"]:
+            info[int(r["node"])] = (int(r["degree"]), bool(r["flag"]))
+            names[int(r["node"])] = (_KIND_OF_REL[r["rel"]], str(r["id"]))
+        on = set(info)
+        found: dict[tuple[str, str], tuple[int, int, bool]] = {}
+        for r in start["found"]:
+            kind, node = _KIND_OF_REL[r["rel"]], int(r["node"])
+            found[(kind, str(r["id"]))] = (node, int(r["degree"]), bool(r["flag"]))
+            info[node] = (int(r["degree"]), bool(r["flag"]))
+            names[node] = (kind, str(r["id"]))
+        # Sizes once the event is in: one more account where the account is new to an identifier.
+        after = {n: info[n][0] + (0 if n in on else 1) for n in names}
+        is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
+        table = (
+            load_table(models.root, build_id)
+            if use_table and build_id is not None and model.choice == "tree"
+            else None
+        )
+        expand = expand_identifiers(
+            info, model.config.hub_degree, budget if model.choice != "tree" else 0
+        )
+        params = {
+            "expand": _pad(expand, -1),
+            "me": int(me["node"]) if me is not None else -1, "rels": _RELS,
+            "known": _pad(sorted(info), -1),
+            "open": _pad(sorted(n for n in names if not is_hub[n]), -1), "build_id": build_id or "",
+            "personal": _pad(sorted(
+                n for n in names if not is_hub[n] and BY_NAME[names[n][0]].personal
+            ), -1),
+            "min_score": facts.flag_threshold, "data_now": facts.data_now, "caps": _CAPS,
+            "rings": bool(model.config.ring_prior),  # the neighbours' ring priors, if it reads them
+        }  # fmt: skip
+        now = max(facts.data_now, ev.at)
+        kept: dict[str, Current] = {}
+        if table is None:
+            near = reads.read(cypher.SCREEN_NEIGHBOURHOOD, params)[0]
+            links = {str(r["rel"]): r for r in near["links"]}
+        else:
+            params.update(full=_pad([int(me["node"])] if me is not None else [], -1),
+                          skip=params["expand"])  # fmt: skip
+            near = reads.read(cypher.SCREEN_TABLE_NEIGHBOURHOOD, params)[0]
+            kept = table.match(near["accounts"])
+            if me is not None:
+                kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
+            links = _table_links(reads, near, kept, params)
     proj = assemble_local(near["accounts"], links, info, now)
     # The current build's ring priors of the accounts read: what the next rebuild's ring
     # features read (models.features.ring_features).
@@ -351,7 +354,7 @@ def warm(graph: Graph) -> None:
 
 
 def _table_links(
-    graph: Graph, near: Mapping[str, Any], kept: dict[str, Current], params: dict[str, object]
+    graph: Reads, near: Mapping[str, Any], kept: dict[str, Current], params: dict[str, object]
 ) -> dict[str, dict[str, Any]]:
     """SCREEN_TABLE_NEIGHBOURHOOD's edges, per relationship type as ``assemble_local`` takes
     them (accounts by position in ``near["accounts"]``), with the edges of the accounts whose

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from ringscope.models.artefacts import current_model, load_model
 from ringscope.models.builds import current_build, current_build_id, model_scores, ring_priors
 from ringscope.models.explain import explain
 from ringscope.models.features import incidence
-from ringscope.models.projection import Projection, read_projection
+from ringscope.models.projection import Projection, read_local_projection, read_projection
 from ringscope.models.risk import AccountRiskModel
 from ringscope.models.screen import ScreenRecord, warm
 from ringscope.models.store import ModelStore
@@ -437,6 +438,50 @@ def test_the_build_table_scores_as_reading_every_edge(
     fast, slow = both(probe)
     assert fast.table_rows == before.table_rows - 1
     assert fast.score == pytest.approx(slow.score, abs=1e-6)
+
+
+def test_reads_that_pass_node_ids_share_one_transaction(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A screen's reads and an explanation's local reads pass internal node ids from one
+    statement to the next, and Neo4j promises an id's meaning only within one transaction: they
+    run in one (``Graph.reads``), never as ``Graph.read`` calls of their own."""
+    g, settings, _, f = world
+    passing = {
+        cypher.SCREEN_START, cypher.SCREEN_NEIGHBOURHOOD, cypher.SCREEN_TABLE_NEIGHBOURHOOD,
+        cypher.SCREEN_TABLE_LINKS, cypher.LOCAL_ACCOUNT, cypher.LOCAL_ACCOUNT_IDENTIFIERS,
+        cypher.LOCAL_ACCOUNTS_OF, cypher.LOCAL_LINKS, cypher.LOCAL_RING_PRIORS,
+    }  # fmt: skip
+    real_read, real_reads = g.read, g.reads
+    opened = 0
+
+    def read(text: Any, params: Any = None) -> Any:
+        assert text not in passing, "a read that passes node ids, in a transaction of its own"
+        return real_read(text, params)
+
+    @contextmanager
+    def reads() -> Iterator[Any]:
+        nonlocal opened
+        opened += 1
+        with real_reads() as r:
+            yield r
+
+    monkeypatch.setattr(g, "read", read)
+    monkeypatch.setattr(g, "reads", reads)
+    models = ModelStore(settings.models_dir)
+    at = f["now"] + timedelta(hours=1)
+    for i, use_table in enumerate((True, False)):
+        event = Event(f"one-tx-{i}", f["member"], at, "LOGIN", {"device": [f["device"]]})
+        record, _ = screen_event(
+            g, models, event, region=settings.default_region, budget=0, use_table=use_table
+        )
+        assert record.known_account and record.accounts_read > 1
+    build = current_build_id(g)
+    local = read_local_projection(
+        g, f["member"], data_now=int(f["now"].timestamp()), ring_build=build
+    )
+    assert local is not None and local.n > 1 and local.ring is not None
+    assert opened == 3
 
 
 def test_bad_values_are_refused_by_field_and_the_rest_is_screened(

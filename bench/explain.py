@@ -17,6 +17,7 @@ the same on both sides, or the run fails; how many accounts were read may differ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,21 @@ def worker(root: str, ids_file: str, out_file: str) -> None:
         return plain_read(*a, **k)
 
     g.read = counted  # type: ignore[method-assign]
+    if hasattr(g, "reads"):  # reads in one transaction (Graph.reads, since session 29) count too
+        plain_reads = g.reads
+
+        @contextlib.contextmanager
+        def counted_reads() -> Iterator[Any]:
+            with plain_reads() as inner:
+
+                class Counting:
+                    def read(self, *a: Any, **k: Any) -> Any:
+                        reads[0] += 1
+                        return inner.read(*a, **k)
+
+                yield Counting()
+
+        g.reads = counted_reads  # type: ignore[method-assign]
     spent = {"projection": 0.0}
     plain_local = ex.read_local_projection
 

@@ -1,14 +1,32 @@
-"""Small helpers shared by tests: run the real `ringscope` CLI in a subprocess."""
+"""Small helpers shared by tests: run the real `ringscope` CLI in a subprocess; a generated
+world loaded into the test graph."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.graph.connection import resolve_target
+from ringscope.ingest import load
 from ringscope.settings import Settings
+from ringscope.synth.generate import generate
+
+
+@contextmanager
+def generated_graph(settings: Settings, root: Path, accounts: int, seed: int) -> Iterator[Graph]:
+    """A generated world (``root/data``, its truth in ``root/truth``) loaded through ingest into
+    the emptied test graph."""
+    generate(root / "data", root / "truth", accounts, seed)
+    with connect(settings) as g:
+        g.write(cypher.DELETE_ALL)
+        init_schema(g)
+        load(root / "data", g, settings, report_dir=root / "report", progress=False)
+        yield g
 
 
 def ringscope(

@@ -22,8 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 
-from ringscope.graph import Graph, connect, cypher, init_schema
-from ringscope.ingest import load
+from ringscope.graph import Graph
 from ringscope.jobs.rebuild import RebuildError, _spark_model
 from ringscope.kinds import KINDS
 from ringscope.models import linking
@@ -56,7 +55,7 @@ from ringscope.models.risk import (
     tree_feature_names,
 )
 from ringscope.settings import Settings
-from ringscope.synth.generate import generate
+from tests.helpers import generated_graph
 
 
 def neighbour_only_graph(seed: int = 0) -> tuple[HeteroData, np.ndarray]:
@@ -161,12 +160,7 @@ ACCOUNTS = 4_000
 
 @pytest.fixture(scope="module")
 def loaded(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graph]:
-    root = tmp_path_factory.mktemp("risk-data")
-    generate(root / "data", root / "truth", ACCOUNTS, 5)
-    with connect(neo4j_settings) as g:
-        g.write(cypher.DELETE_ALL)
-        init_schema(g)
-        load(root / "data", g, neo4j_settings, report_dir=root / "report", progress=False)
+    with generated_graph(neo4j_settings, tmp_path_factory.mktemp("risk-data"), ACCOUNTS, 5) as g:
         yield g
 
 

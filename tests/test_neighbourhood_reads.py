@@ -15,13 +15,12 @@ import neo4j
 import pytest
 
 from ringscope.api import service
-from ringscope.graph import Graph, Reader, connect, cypher, init_schema
-from ringscope.ingest import load
+from ringscope.graph import Graph, Reader, cypher
 from ringscope.kinds import KINDS
 from ringscope.models.builds import ScoreCache, write_build
 from ringscope.settings import Settings
-from ringscope.synth.generate import generate
 from tests.api_support import detection
+from tests.helpers import generated_graph
 
 pytestmark = pytest.mark.neo4j
 
@@ -32,12 +31,7 @@ ACCOUNTS = 1_500
 def world(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graph]:
     """A generated world through ingest, and a build whose scores spread over 0..1, so that a
     score floor drops some accounts and keeps others."""
-    root = tmp_path_factory.mktemp("nb-reads")
-    generate(root / "data", root / "truth", ACCOUNTS, 11)
-    with connect(neo4j_settings) as g:
-        g.write(cypher.DELETE_ALL)
-        init_schema(g)
-        load(root / "data", g, neo4j_settings, report_dir=root / "report", progress=False)
+    with generated_graph(neo4j_settings, tmp_path_factory.mktemp("nb-reads"), ACCOUNTS, 11) as g:
         ids = [r["id"] for r in g.read("MATCH (a:Account) RETURN a.id AS id ORDER BY id")]
         rng = random.Random(5)
         write_build(g, detection([], {a: rng.random() for a in ids}), model_version="test-1")

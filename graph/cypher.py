@@ -915,22 +915,19 @@ API_NB_HEAD: dict[str, LiteralString] = {k.name: _nb_head(k) for k in KINDS}
 # One hop: one record holding one row per edge, each a list [src, eid, rel, id, first_ms,
 # last_ms, count, degree, label] (nulls kept), rather than one record per edge: the driver's
 # per-record work (the Bolt message, the Record, its key lookups) was a quarter of a two-hop
-# neighbourhood's Python time (docs/api.md).
+# neighbourhood's Python time (docs/api.md). The rows and their aggregation are the head's
+# (_nb_row, _NB_AGG), written once so that the two reads cannot drift apart.
 API_NB_FROM_ACCOUNTS: LiteralString = (
     "UNWIND $eids AS src MATCH (a) WHERE elementId(a) = src "
     f"MATCH (a)-[r:{_API_ACCOUNT_RELS}]->(x) WHERE NOT elementId(x) IN $seen "
-    "WITH src, x, type(r) AS rel, min(r.first_seen) AS first_seen, "
-    "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
-    "RETURN collect([src, elementId(x), rel, x.id, first_seen.epochMillis, "
-    "last_seen.epochMillis, count, COUNT { (x)<--() }, null]) AS rows"
+    f"WITH src, x, {_NB_AGG} LIMIT $limit "
+    f"RETURN collect({_nb_row('src', 'x', False)}) AS rows"
 )
 API_NB_FROM_IDENTIFIERS: LiteralString = (
     "UNWIND $eids AS src MATCH (x) WHERE elementId(x) = src "
     f"MATCH (x)<-[r:{_API_ACCOUNT_RELS}]-(a:{ACCOUNT.label}) WHERE NOT elementId(a) IN $seen "
-    "WITH src, a, type(r) AS rel, min(r.first_seen) AS first_seen, "
-    "max(r.last_seen) AS last_seen, sum(r.count) AS count LIMIT $limit "
-    "RETURN collect([src, elementId(a), rel, a.id, first_seen.epochMillis, "
-    f"last_seen.epochMillis, count, COUNT {{ (a)-[:{_API_ACCOUNT_RELS}]->() }}, a.label]) AS rows"
+    f"WITH src, a, {_NB_AGG} LIMIT $limit "
+    f"RETURN collect({_nb_row('src', 'a', True)}) AS rows"
 )
 
 # Investigators' verdicts: append-only; an account's verdict is linked to its Account node, a

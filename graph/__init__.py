@@ -2,6 +2,7 @@
 
 from ringscope.graph.connection import Graph, Reader, Reads, Target, connect, resolve_target
 from ringscope.graph.embedded import EmbeddedNeo4j, Instance
+from ringscope.graph.numbering import number_nodes
 from ringscope.graph.schema import counts, init_schema
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "connect",
     "counts",
     "init_schema",
+    "number_nodes",
     "resolve_target",
 ]

@@ -38,7 +38,57 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX cluster_build_score IF NOT EXISTS FOR (n:Cluster) ON (n.build_id, n.score)",
     "CREATE INDEX cluster_ring_id IF NOT EXISTS FOR (n:Cluster) ON (n.ring_id)",
     "CREATE INDEX scorechunk_build IF NOT EXISTS FOR (n:ScoreChunk) ON (n.build_id)",
+    # Node numbers (the numbering section below): the projection seeks accounts by ranges of
+    # them, and a cluster's reasons look identifiers up by them.
+    *(
+        f"CREATE INDEX {k.label.lower()}_seq IF NOT EXISTS FOR (n:{k.label}) ON (n.seq)"
+        for k in KINDS
+    ),
+    "CREATE CONSTRAINT sequence_id_unique IF NOT EXISTS FOR (n:Sequence) REQUIRE n.id IS UNIQUE",
 )
+
+# --- node numbers ------------------------------------------------------------------------------
+# Every account and identifier node carries ``seq``, an integer unique among them, assigned once
+# and never changed: the rebuild's projection names nodes by it across transactions and the
+# screen table keeps it from one build to the next, where Neo4j promises an internal or element
+# id's meaning only within one transaction. Writers mark a node they create ``:Unnumbered``
+# (one label write, no shared counter to lock during a load); ``graph.numbering`` numbers the
+# marked nodes from the one (:Sequence) counter before each projection. The bulk importer writes
+# ``seq`` itself. A node created any other way (an old store, a hand-written statement) is found
+# because the counter also keeps how many nodes were numbered, which the count store checks.
+UNNUMBERED: LiteralString = "Unnumbered"
+SEQUENCE_ID: LiteralString = "nodes"
+# The counter, created on first use and write-locked before it is read (the ``locked_at`` write
+# takes the lock), so two numbering transactions never hand out the same numbers.
+SEQ_LOCK: LiteralString = (
+    f"MERGE (c:Sequence {{id: '{SEQUENCE_ID}'}}) ON CREATE SET c.next = 0, c.numbered = 0 "
+    "SET c.locked_at = datetime() RETURN c.next AS next, c.numbered AS numbered"
+)
+SEQ_ADVANCE: LiteralString = f"MATCH (c:Sequence {{id: '{SEQUENCE_ID}'}}) SET c.next = c.next + $k"
+_DATA_NODES: LiteralString = " + ".join(f"COUNT {{ (:{k.label}) }}" for k in KINDS)
+SEQ_STATE: LiteralString = (
+    f"OPTIONAL MATCH (c:Sequence {{id: '{SEQUENCE_ID}'}}) "
+    f"RETURN c.numbered AS numbered, {_DATA_NODES} AS nodes, "
+    f"EXISTS {{ MATCH (n:{UNNUMBERED}) }} AS marked"
+)
+# The data nodes there are now (from the count store), recorded as numbered.
+SEQ_COUNTED: LiteralString = (
+    f"MATCH (c:Sequence {{id: '{SEQUENCE_ID}'}}) SET c.numbered = {_DATA_NODES}"
+)
+# Numbers for up to $batch nodes of a label, $next, $next + 1, ...: marked ones, or (``_ANY``)
+# any without a number, which scans the label (an old store, a node written by hand).
+SEQ_NUMBER: dict[str, LiteralString] = {
+    k.label: f"MATCH (n:{k.label}:{UNNUMBERED}) WITH n LIMIT $batch "
+    "WITH collect(n) AS ns UNWIND range(0, size(ns) - 1) AS i WITH ns[i] AS n, $next + i AS s "
+    f"SET n.seq = s REMOVE n:{UNNUMBERED} RETURN count(n) AS k"
+    for k in KINDS
+}
+SEQ_NUMBER_ANY: dict[str, LiteralString] = {
+    k.label: f"MATCH (n:{k.label}) WHERE n.seq IS NULL WITH n LIMIT $batch "
+    "WITH collect(n) AS ns UNWIND range(0, size(ns) - 1) AS i WITH ns[i] AS n, $next + i AS s "
+    f"SET n.seq = s REMOVE n:{UNNUMBERED} RETURN count(n) AS k"
+    for k in KINDS
+}
 
 SHOW_CONSTRAINTS: LiteralString = (
     "SHOW CONSTRAINTS YIELD name, labelsOrTypes, properties RETURN name, labelsOrTypes, properties"
@@ -103,7 +153,7 @@ _GUARD = (
 # Entity nodes: one MERGE per key; properties absent from the row are left as they are.
 INGEST_NODES: dict[str, LiteralString] = {
     k.label: _GUARD
-    + f"MERGE (n:{k.label} {{id: row.id}}) SET n += row.props "
+    + f"MERGE (n:{k.label} {{id: row.id}}) ON CREATE SET n:{UNNUMBERED} SET n += row.props "
     + "FOREACH (key IN keys(row.ts) | SET n[key] = datetime({epochMillis: row.ts[key]}))"
     for k in KINDS
 }
@@ -125,7 +175,7 @@ _SEEN = (
 INGEST_LINKS: dict[str, LiteralString] = {
     k.rel: _GUARD
     + f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
-    + f"MERGE (x:{k.label} {{id: row.target}}) "
+    + f"MERGE (x:{k.label} {{id: row.target}}) ON CREATE SET x:{UNNUMBERED} "
     + f"MERGE (a)-[r:{k.rel}]->(x) "
     + "SET r.count = coalesce(r.count, 0) + row.count, "
     + _SEEN
@@ -144,14 +194,15 @@ EVENT_MARK: LiteralString = (
 # existing account is left as it is (an event never rewrites when an account was opened).
 EVENT_ACCOUNTS: LiteralString = _GUARD + (
     f"MERGE (n:{ACCOUNT.label} {{id: row.id}}) "
-    "ON CREATE SET n += row.props, n.created_at = datetime({epochMillis: row.ts.created_at})"
+    f"ON CREATE SET n:{UNNUMBERED}, n += row.props, "
+    "n.created_at = datetime({epochMillis: row.ts.created_at})"
 )
 # Payments: one PAID relationship per (account, payee, currency). Money is kept exactly as
 # integers of 1/10 000 unit (*_e4) and rendered as decimal text (total_amount, max_amount).
 _DECIMAL = "toString({0} / 10000) + '.' + substring(toString(10000 + {0} % 10000), 1)"
 INGEST_PAYMENTS: LiteralString = _GUARD + (
     f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
-    "MERGE (p:Payee {id: row.target}) "
+    f"MERGE (p:Payee {{id: row.target}}) ON CREATE SET p:{UNNUMBERED} "
     "MERGE (a)-[r:PAID {currency: row.currency}]->(p) "
     # coalesce() rather than ON CREATE SET: a new relationship's properties are written once.
     "SET r.count = coalesce(r.count, 0) + row.count, "
@@ -194,35 +245,35 @@ EVENT_WRITE: LiteralString = (
 )
 
 # --- detection --------------------------------------------------------------------------------
-# The ring detector's projection (models/projection.py). Internal node ids (``id()``) are only
-# used within one read of the graph, never stored. Relationships are read per account chunk: the
-# chunk's internal ids travel as a parameter, each is found by id seek, and one record per chunk
-# carries the chunk's edges as parallel lists, so no per-edge record is ever built.
+# The ring detector's projection (models/projection.py). Nodes are named by their numbers
+# (``seq``, the node numbers section above), never by internal ids: the projection's reads run in
+# several transactions (two reader sessions) and its names outlive them (a cluster's reasons,
+# the screen table). Relationships are read per chunk of accounts, a chunk being a range of
+# account numbers sought through the ``account_seq`` index, and one record per chunk carries
+# its edges as parallel lists, so no per-edge record is ever built. A node created after the
+# numbering that preceded the read has no number yet and is left to the next build.
 
 # Accounts come back as one record per $chunk accounts, each field a list: a record per account
 # cost 23-43 s at 1M accounts in the driver, the lists 2.5 s (measured).
 DETECT_ACCOUNTS: LiteralString = (
-    f"MATCH (a:{ACCOUNT.label}) WITH collect(a) AS accs "
+    f"MATCH (a:{ACCOUNT.label}) WHERE a.seq IS NOT NULL WITH collect(a) AS accs "
     "UNWIND range(0, size(accs) - 1, $chunk) AS s WITH accs[s..s + $chunk] AS part "
-    "RETURN [x IN part | id(x)] AS node, [x IN part | x.id] AS id, "
+    "RETURN [x IN part | x.seq] AS node, [x IN part | x.id] AS id, "
     "[x IN part | coalesce(x.created_at.epochSeconds, -1)] AS created, "
     "[x IN part | coalesce(toInteger(x.kyc_level), -1)] AS kyc, "
     "[x IN part | CASE x.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END] AS label"
 )
-_DETECT_CHUNK = (
-    "UNWIND range(0, size($nodes) - 1) AS k WITH k, $nodes[k] AS node "
-    f"MATCH (a:{ACCOUNT.label}) WHERE id(a) = node "
-)
+_DETECT_CHUNK = f"MATCH (a:{ACCOUNT.label}) WHERE $low <= a.seq <= $high "
 _DETECT_SEEN = (
     "collect(coalesce(r.first_seen.epochSeconds, -1)) AS first, "
     "collect(coalesce(r.last_seen.epochSeconds, -1)) AS last, "
     "collect(coalesce(toInteger(r.count), 1)) AS count"
 )
-# Per relationship type: positions in the chunk, identifier internal ids, first/last seen, count.
+# Per relationship type: account numbers, identifier numbers, first/last seen, count.
 DETECT_LINKS: dict[str, LiteralString] = {
     k.rel: _DETECT_CHUNK
-    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) "
-    + "RETURN collect(k) AS acc, collect(id(x)) AS ident, "
+    + f"MATCH (a)-[r:{k.rel}]->(x:{k.label}) WHERE x.seq IS NOT NULL "
+    + "RETURN collect(a.seq) AS acc, collect(x.seq) AS ident, "
     + _DETECT_SEEN
     + (
         ", collect(coalesce(toInteger(r.round_count), 0)) AS round_count, "
@@ -234,10 +285,10 @@ DETECT_LINKS: dict[str, LiteralString] = {
     if k.rel is not None
 }
 DETECT_EMULATOR_DEVICES: LiteralString = (
-    "MATCH (x:Device) WHERE x.is_emulator = true RETURN collect(id(x)) AS nodes"
+    "MATCH (x:Device) WHERE x.is_emulator = true RETURN collect(x.seq) AS nodes"
 )
 DETECT_VIRTUAL_PHONES: LiteralString = (
-    "MATCH (x:Phone) WHERE x.is_virtual = true RETURN collect(id(x)) AS nodes"
+    "MATCH (x:Phone) WHERE x.is_virtual = true RETURN collect(x.seq) AS nodes"
 )
 # Accounts labelled fraud: opened and labelled, epoch seconds (models.risk.label_exposure reads
 # the delay from one to the other). Few rows: the label index finds them.
@@ -248,11 +299,16 @@ FRAUD_LABEL_TIMES: LiteralString = (
     "collect(a.labelled_at.epochSeconds) AS labelled"
 )
 DETECT_MERCHANT_PAYEES: LiteralString = (
-    "MATCH (x:Payee) WHERE x.kind = 'merchant' RETURN collect(id(x)) AS nodes"
+    "MATCH (x:Payee) WHERE x.kind = 'merchant' RETURN collect(x.seq) AS nodes"
 )
-# Business ids of a few identifiers (the ones named in a cluster's reasons).
+# Business ids of a few identifiers (the ones named in a cluster's reasons), by number: one
+# index seek per identifier label, since a number alone does not say the kind.
 DETECT_IDENTIFIER_IDS: LiteralString = (
-    "UNWIND $nodes AS node MATCH (x) WHERE id(x) = node RETURN node, x.id AS id"
+    "UNWIND $nodes AS node CALL (node) { "
+    + " UNION ".join(
+        f"MATCH (x:{k.label} {{seq: node}}) RETURN x.id AS id" for k in KINDS if k.rel is not None
+    )
+    + " } RETURN node, id"
 )
 
 # A local projection (models.projection.read_local_projection): one account, the accounts that
@@ -303,7 +359,7 @@ def _by_rel(exprs: dict[str, LiteralString]) -> LiteralString:
 # The account's own identifiers with their sizes and flags, all kinds in one read.
 LOCAL_ACCOUNT_IDENTIFIERS: LiteralString = " UNION ALL ".join(
     f"MATCH (a)-[:{k.rel}]->(x:{k.label}) WHERE id(a) = $node WITH DISTINCT x "
-    + f"RETURN '{k.rel}' AS rel, id(x) AS node, {_LOCAL_DEGREE[k.rel]} AS degree, "
+    + f"RETURN '{k.rel}' AS rel, id(x) AS node, x.id AS id, {_LOCAL_DEGREE[k.rel]} AS degree, "
     + f"{_LOCAL_FLAG[k.rel]} AS flag"
     for k in KINDS
     if k.rel is not None
@@ -345,7 +401,10 @@ def _links_by_rel(acc: LiteralString) -> LiteralString:
     )
 
 
-LOCAL_LINKS: LiteralString = _local_links(_DETECT_CHUNK)
+LOCAL_LINKS: LiteralString = _local_links(
+    "UNWIND range(0, size($nodes) - 1) AS k WITH k, $nodes[k] AS node "
+    f"MATCH (a:{ACCOUNT.label}) WHERE id(a) = node "
+)
 
 # Screening (models/screen.py) reads an event's neighbourhood in two round trips, where explain
 # takes four: on the risk engine's decision path every round trip counts.
@@ -552,7 +611,7 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     + _SCREEN_COLLECT_LINKS
     + "} CALL (accs) { UNWIND accs AS a "
     + SCREEN_SHARING
-    + "RETURN collect({node: id(a), id: a.id, "
+    + "RETURN collect({node: id(a), seq: a.seq, id: a.id, "
     "created: coalesce(a.created_at.epochSeconds, -1), "
     "kyc: coalesce(toInteger(a.kyc_level), -1), "
     "label: CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END, "
@@ -575,8 +634,8 @@ CLEAR_RELATIONSHIPS_IN_BATCHES: LiteralString = (
     "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS"
 )
 INGEST_NAIVE_DEVICE_ROW: LiteralString = (
-    f"MERGE (a:{ACCOUNT.label} {{id: $account}}) "
-    f"MERGE (d:{DEVICE.label} {{id: $device}}) "
+    f"MERGE (a:{ACCOUNT.label} {{id: $account}}) ON CREATE SET a:{UNNUMBERED} "
+    f"MERGE (d:{DEVICE.label} {{id: $device}}) ON CREATE SET d:{UNNUMBERED} "
     f"MERGE (a)-[r:{DEVICE.rel}]->(d) "
     "SET r.count = coalesce(r.count, 0) + 1, r.last_seen = $seen_at"
 )

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ringscope.graph.cypher import SEQUENCE_ID
 from ringscope.ingest.contract import IngestError
 
 INGEST_BATCH = "IngestBatch"
@@ -75,6 +76,7 @@ class ImportFiles:
         self._files: dict[tuple[str, str, str], Path] = {}
         self.bytes = 0
         self.multiline = False  # a value holds a line break: the importer must parse serially
+        self.next_seq = 0  # the next node number (graph.numbering): the importer numbers nodes
 
     def _write(self, option: str, name: str, header: list[str], t: pa.Table) -> None:
         line = ",".join(header) + "\n"
@@ -125,9 +127,16 @@ class ImportFiles:
         self.entities.setdefault(label, []).append(pc.unique(ids))
         rest = t.drop_columns(["id"])
         header, cols, values = self._properties(rest)
-        body = pa.table({"id": ids, **cols})
-        self._write("nodes", label, [f"id:ID({label})", *header], body)
+        body = pa.table({"id": ids, "seq": self._numbers(len(t)), **cols})
+        self._write("nodes", label, [f"id:ID({label})", "seq:long", *header], body)
         return values + len(t)
+
+    def _numbers(self, n: int) -> pa.Array:
+        """The next ``n`` node numbers (``seq``, graph/numbering.py): node ids are unique across
+        the importer's files (it rejects duplicates), so one running counter numbers them."""
+        out = pa.array(range(self.next_seq, self.next_seq + n), pa.int64())
+        self.next_seq += n
+        return out
 
     def relationships(self, rel: str, start: str, end: str, t: pa.Table, owner: object) -> int:
         """Reduced link rows (``account``, ``target`` plus properties). Returns properties set."""
@@ -186,10 +195,15 @@ class ImportFiles:
             if known:
                 ids = ids.filter(pc.invert(pc.is_in(ids, pa.chunked_array(known).combine_chunks())))
             if len(ids):
-                self._write("nodes", label, [f"id:ID({label})"], pa.table({"id": ids}))
+                body = pa.table({"id": ids, "seq": self._numbers(len(ids))})
+                self._write("nodes", label, [f"id:ID({label})", "seq:long"], body)
             bare[label] = len(ids)
         self.targets.clear()
         self.entities.clear()
+        # The numbering counter (graph/cypher.py SEQ_LOCK) as though it had numbered them all.
+        n = self.next_seq
+        counter = pa.table({"id": [SEQUENCE_ID], "next": [n], "numbered": [n]})
+        self._write("nodes", "Sequence", ["id:ID(Sequence)", "next:long", "numbered:long"], counter)
         return bare
 
     def write_arguments(self, report_file: Path) -> Path:

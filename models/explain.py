@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph
 from ringscope.models.builds import current_build
-from ringscope.models.projection import identifier_ids, read_local_projection, unread_identifiers
+from ringscope.models.projection import read_local_projection, unread_identifiers
 from ringscope.models.store import ModelStore
 from ringscope.models.verdicts import apply_verdicts
 
@@ -63,7 +63,9 @@ def explain(
         return None
     apply_verdicts(graph, proj, local=True)
     why = model.explain(proj, account_id, top=top)
-    names = identifier_ids(graph, [n for _, n, _ in why.identifiers])
+    # Named from the reads themselves: the local projection's keys are internal ids, which
+    # mean something only within the transaction that read them.
+    names = proj.names
     # The tree reads only identifiers it always gets whole; the GNN also reads bigger ones.
     approximate = model.choice != "tree" and unread_identifiers(proj, account_id) > 0
     return ExplanationRecord(

@@ -1,11 +1,16 @@
 """Projection: the account-identifier graph read out of Neo4j into numpy arrays.
 
 Accounts come back one row each (the only per-row Python objects, one per account). Edges are
-read per relationship type and per chunk of accounts: the chunk's internal node ids go in as a
-parameter and one record comes back carrying the chunk's edges as parallel integer lists, which
-are copied straight into preallocated-and-grown numpy arrays. Identifiers are compacted to
-``0..m-1`` per kind with ``np.unique``; their business ids are only looked up for the few that a
-cluster's reasons name (:func:`identifier_ids`).
+read per relationship type and per chunk of accounts: a chunk is a range of account numbers
+(``seq``: graph/cypher.py, "node numbers"), and one record comes back carrying the chunk's edges
+as parallel integer lists, which are copied straight into preallocated-and-grown numpy arrays.
+Identifiers are compacted to ``0..m-1`` per kind with ``np.unique``; their business ids are only
+looked up for the few that a cluster's reasons name (:func:`identifier_ids`).
+
+Nodes are named by number, not by Neo4j's internal id, because the reads run in several
+transactions (two reader sessions) and the names outlive them: Neo4j gives an internal id's
+meaning only within one transaction, and a deleted node's id is reused. The local projections
+(:func:`read_local_projection`) read in one transaction and keep internal ids within it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy.typing as npt
 
 from ringscope.graph import cypher
 from ringscope.graph.connection import Graph, Reads
+from ringscope.graph.numbering import number_nodes
 from ringscope.kinds import IDENTIFIER_KINDS
 
 I64 = npt.NDArray[np.int64]
@@ -41,7 +47,9 @@ class KindEdges:
     first: I64  # first_seen, epoch seconds (-1 unknown)
     last: I64  # last_seen, epoch seconds (-1 unknown)
     count: I64
-    nodes: I64  # compact identifier index -> Neo4j internal id
+    # compact identifier index -> the identifier's number (a whole-graph projection) or its
+    # internal id within the reading transaction (a local one)
+    nodes: I64
     flag: B  # per identifier: emulator device / virtual phone / merchant payee
     round_count: I64 | None = None  # payments only
     total: F64 | None = None  # payments only, amount in currency units
@@ -64,7 +72,7 @@ class KindEdges:
 @dataclass
 class Projection:
     ids: list[str]  # account business ids, in internal order
-    nodes: I64  # account internal ids
+    nodes: I64  # account numbers (``seq``), or internal ids in a local projection
     created: I64  # epoch seconds, -1 unknown
     kyc: I64  # -1 unknown
     label: I64  # 1 fraud, 0 legit, -1 unlabelled
@@ -75,6 +83,10 @@ class Projection:
     # graph was read (models.features.ring_features; jobs.rebuild and the local reads set it).
     # None reads as 0 for everyone: no build yet, or the feature switched off.
     ring: F64 | None = None
+    # Business ids of identifiers, by ``KindEdges.nodes`` key, where the reads brought them (a
+    # local projection: the account's own identifiers, which its explanation names, read in the
+    # transaction whose internal ids key them).
+    names: dict[int, str] = field(default_factory=dict)
 
     def ring_prior(self) -> F64:
         """``ring``, or zeros where no build's priors were read."""
@@ -100,7 +112,7 @@ class _Grow:
         self.a = np.empty(max(capacity, 16), dtype=dtype)
         self.n = 0
 
-    def extend(self, values: list[Any], offset: int = 0) -> None:
+    def extend(self, values: list[Any] | npt.NDArray[Any], offset: int = 0) -> None:
         k = len(values)
         if self.n + k > len(self.a):
             bigger = np.empty(max(2 * len(self.a), self.n + k), dtype=self.a.dtype)
@@ -139,6 +151,7 @@ def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Proj
     assembled in their own order, so the arrays do not depend on which reader finished first.
     """
     t0 = time.perf_counter()
+    number_nodes(graph)
     node_col, created_col, kyc_col, label_col = (_Grow(np.int64, 1024) for _ in range(4))
     ids: list[str] = []
     with graph.driver.session(database=graph.database) as session:
@@ -220,12 +233,25 @@ def _read_edges(
         if kind.rel is not None
         for start in range(0, proj.n, chunk)
     ]
+    # Chunks are ranges of account numbers: the k-th chunk holds the k-th ``chunk`` accounts in
+    # number order, and an edge's account number maps back to the account's position.
+    by_number = np.argsort(proj.nodes, kind="stable")
+    numbers = proj.nodes[by_number]
 
     def fetch(task: tuple[str, int]) -> dict[str, Any] | None:
         rel, start = task
-        part = proj.nodes[start : start + chunk].tolist()
-        rows = graph.read(cypher.DETECT_LINKS[rel], {"nodes": part})
+        end = min(start + chunk, proj.n) - 1
+        bounds = {"low": int(numbers[start]), "high": int(numbers[end])}
+        rows = graph.read(cypher.DETECT_LINKS[rel], bounds)
         return dict(rows[0]) if rows else None
+
+    def positions(acc: list[int]) -> tuple[I64, B | None]:
+        """Account positions of an edge list's account numbers; a mask of the edges whose
+        account the projection holds, where one does not (numbered after the accounts' read)."""
+        seq = np.asarray(acc, dtype=np.int64)
+        at = np.minimum(np.searchsorted(numbers, seq), max(proj.n - 1, 0))
+        held = numbers[at] == seq
+        return by_number[at], None if bool(held.all()) else held
 
     pool = ThreadPoolExecutor(max_workers=readers) if readers > 1 else None
     try:
@@ -238,18 +264,17 @@ def _read_edges(
             cap = max(1024, proj.n * 2)
             acc, ident, first, last, count = (_Grow(np.int64, cap) for _ in range(5))
             rnd, tot = _Grow(np.int64, cap if paid else 16), _Grow(np.float64, cap if paid else 16)
-            for start in range(0, proj.n, chunk):
+            for _ in range(0, proj.n, chunk):
                 r = next(results)
                 if r is None:
                     continue
-                acc.extend(r["acc"], offset=start)
-                ident.extend(r["ident"])
-                first.extend(r["first"])
-                last.extend(r["last"])
-                count.extend(r["count"])
+                pos, held = positions(r["acc"])
+                cols = [(acc, pos), (ident, r["ident"]), (first, r["first"]),
+                        (last, r["last"]), (count, r["count"])]  # fmt: skip
                 if paid:
-                    rnd.extend(r["round_count"])
-                    tot.extend(r["total_e4"])
+                    cols += [(rnd, r["round_count"]), (tot, r["total_e4"])]
+                for col, values in cols:
+                    col.extend(values if held is None else np.asarray(values)[held])
             proj.kinds[kind.name] = _kind_edges(
                 kind.name, acc.get(), ident.get(), first.get(), last.get(), count.get(),
                 rnd.get() if paid else None, tot.get() if paid else None, flag_of,
@@ -294,11 +319,10 @@ def read_local_projection(
         if not rows:
             return None
         me = rows[0]
-        info: dict[int, tuple[int, bool]] = {
-            int(r["node"]): (int(r["degree"]), bool(r["flag"]))
-            for r in reads.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
-        }
+        own = reads.read(cypher.LOCAL_ACCOUNT_IDENTIFIERS, {"node": int(me["node"])})
+        info = {int(r["node"]): (int(r["degree"]), bool(r["flag"])) for r in own}
         proj = _read_local(reads, me, info, data_now=data_now, always=always, budget=budget, t0=t0)
+        proj.names = {int(r["node"]): str(r["id"]) for r in own}
         if ring_build is not None:
             nodes = proj.nodes.tolist()
             found = {
@@ -422,7 +446,7 @@ def unread_identifiers(proj: Projection, account_id: str) -> int:
 
 
 def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:
-    """Business ids of a few identifiers, by internal id."""
+    """Business ids of a few identifiers of a whole-graph projection, by number (``seq``)."""
     if not nodes:
         return {}
     rows = graph.read(cypher.DETECT_IDENTIFIER_IDS, {"nodes": sorted(set(nodes))})

@@ -23,8 +23,9 @@ build moves it; an account whose fingerprint differs is stale and its edges are 
 :meth:`ScreenTable.rows`: an identifier the event joins is one account bigger, which can make it
 shared or the busiest of its kind for the accounts on it.
 
-Files: ``<models dir>/screen/<build id>/`` holds ``nodes.npy`` (account internal ids, sorted),
-``keys.npy`` (64-bit hashes of their business ids, for a node id Neo4j reused), ``x.npy``
+Files: ``<models dir>/screen/<build id>/`` holds ``nodes.npy`` (account numbers, ``seq``, as the
+build's projection names accounts; sorted), ``keys.npy`` (64-bit hashes of their business ids,
+so a store cleared and reloaded, whose numbers start again, matches nothing), ``x.npy``
 (``account_features``, float32), ``finger.npy`` and ``meta.json`` (the feature schema). Written
 whole to a temporary folder and renamed, so a killed build leaves none; loaded memory-mapped, so
 the API's processes share the pages; a rebuild keeps the tables of the builds it keeps.
@@ -109,7 +110,12 @@ class ScreenTable:
         accs = list(accounts)
         if not accs or not len(self.nodes):
             return {}
-        nodes = np.fromiter((int(a["node"]) for a in accs), dtype=np.int64, count=len(accs))
+        # An account numbered since the build, or not yet (-1), has no row.
+        nodes = np.fromiter(
+            (-1 if a["seq"] is None else int(a["seq"]) for a in accs),
+            dtype=np.int64,
+            count=len(accs),
+        )
         pos = np.minimum(np.searchsorted(self.nodes, nodes), len(self.nodes) - 1)
         held = np.flatnonzero(self.nodes[pos] == nodes)  # the rest opened since the build
         keys = self.keys[pos[held]].tolist()

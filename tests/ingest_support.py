@@ -96,18 +96,21 @@ def _plain(value: Any) -> Any:
 
 
 def dump(graph: Graph) -> tuple[list[Any], list[Any]]:
-    """Every node (labels, properties) and relationship, ledger excluded, in a stable order."""
+    """Every node (labels, properties) and relationship, ledger excluded, in a stable order.
+    Node numbers are left out (``seq``, the ``Unnumbered`` mark, the counter): they name nodes,
+    and a bulk import numbers them as it writes, a Cypher load at the next projection."""
     nodes = graph.read(
-        "MATCH (n) WHERE NOT n:IngestBatch AND NOT n:IngestFile "
-        "RETURN labels(n) AS labels, properties(n) AS props"
+        "MATCH (n) WHERE NOT n:IngestBatch AND NOT n:IngestFile AND NOT n:Sequence "
+        "RETURN [x IN labels(n) WHERE x <> 'Unnumbered'] AS labels, "
+        "properties(n) AS props"
     )
     rels = graph.read(
         "MATCH (a)-[r]->(b) RETURN labels(a)[0] AS la, a.id AS a, type(r) AS type, "
         "labels(b)[0] AS lb, b.id AS b, properties(r) AS props"
     )
     node_list = sorted(
-        json.dumps([sorted(r["labels"]), {k: _plain(v) for k, v in r["props"].items()}],
-                   sort_keys=True)
+        json.dumps([sorted(r["labels"]),
+                    {k: _plain(v) for k, v in r["props"].items() if k != "seq"}], sort_keys=True)
         for r in nodes
     )  # fmt: skip
     rel_list = sorted(

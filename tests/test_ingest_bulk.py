@@ -17,7 +17,7 @@ from helpers import ringscope
 from ingest_support import Tables, dump, ledger_batches, sample_tables, write_dataset
 
 from ringscope.errors import StoreError
-from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, cypher
+from ringscope.graph import EmbeddedNeo4j, Graph, connect, counts, cypher, number_nodes
 from ringscope.ingest import IngestError, load
 from ringscope.ingest.loader import iter_quarantine
 from ringscope.settings import Settings
@@ -99,6 +99,13 @@ def test_bulk_load_gives_the_graph_quarantine_and_ledger_of_a_cypher_load(
         assert bulk.mode == "bulk" and bulk.import_bytes > 0
         assert dump(g) == expected
         assert _pairs_linked_twice(g) == 0
+        # The importer numbers every node itself (graph/numbering.py): nothing left to number.
+        seqs = [r["seq"] for r in g.read(
+            "MATCH (n) WHERE NOT n:IngestBatch AND NOT n:IngestFile AND NOT n:Sequence "
+            "RETURN n.seq AS seq"
+        )]  # fmt: skip
+        assert sorted(seqs) == list(range(len(seqs)))
+        assert number_nodes(g) == 0
         assert ledger_batches(g) == expected_batches
         assert _quarantined(bulk.quarantine_file) == _quarantined(by_cypher.quarantine_file)
         for src in bulk.sources:

@@ -63,19 +63,20 @@ def test_a_table_loads_as_written_and_matches_by_fingerprint(tmp_path: Path) -> 
     save_table(build_table(proj, "b-1"), tmp_path)
     table = load_table(tmp_path, "b-1")
     assert table is not None
-    assert table.nodes.tolist() == [3, 5, 7]  # sorted by internal id
+    assert table.nodes.tolist() == [3, 5, 7]  # sorted by account number
     x = account_features(proj)
     np.testing.assert_array_equal(table.x[[2, 0, 1]], x)
 
-    def record(node: int, account: str, finger: list[int]) -> dict[str, object]:
+    def record(seq: int | None, account: str, finger: list[int]) -> dict[str, object]:
         parts = [["device", finger[0], finger[1], finger[2], 0, 0]]
-        return {"node": node, "id": account, "created": 0, "kyc": 0, "parts": parts}
+        return {"seq": seq, "id": account, "created": 0, "kyc": 0, "parts": parts}
 
     current = table.match([
         record(7, "a", [3, 6, 1]),  # as built
         record(3, "b", [2, 1, 1]),  # recorded since the build: a relationship more
-        record(5, "x", [1, 5, 0]),  # another account on a reused internal id
+        record(5, "x", [1, 5, 0]),  # another account on the number (a store loaded afresh)
         record(9, "d", [0, 0, 0]),  # opened since the build
+        record(None, "e", [0, 0, 0]),  # opened since the build, not numbered yet
     ])  # fmt: skip
     assert list(current) == ["a"] and current["a"].row == 2
 

@@ -537,6 +537,9 @@ def describe(
         if c in analyses:
             art = {x: i for i, x in enumerate(analyses[c].articulation_identifiers)}
             bet = analyses[c].betweenness
+            # The reasons say which identifier holds the group together (the first of these),
+            # whether or not it is among the cluster's shared identifiers.
+            wanted.extend(node for _, node in analyses[c].articulation_identifiers[:1])
         for kind, items in ev.shared.items():
             w = params.kind_weights.get(kind, 0.0)
             for node, k in items:

@@ -87,6 +87,7 @@ class Projection:
     # local projection: the account's own identifiers, which its explanation names, read in the
     # transaction whose internal ids key them).
     names: dict[int, str] = field(default_factory=dict)
+    numbered: int = 0  # nodes the read numbered first (written since the last projection)
 
     def ring_prior(self) -> F64:
         """``ring``, or zeros where no build's priors were read."""
@@ -151,7 +152,8 @@ def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Proj
     assembled in their own order, so the arrays do not depend on which reader finished first.
     """
     t0 = time.perf_counter()
-    number_nodes(graph)
+    numbered = number_nodes(graph)  # nodes written since the last projection
+    t_numbered = time.perf_counter()
     node_col, created_col, kyc_col, label_col = (_Grow(np.int64, 1024) for _ in range(4))
     ids: list[str] = []
     with graph.driver.session(database=graph.database) as session:
@@ -174,6 +176,8 @@ def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Proj
         label=label_col.get()[order],
     )
     proj.seconds["accounts"] = time.perf_counter() - t0
+    proj.seconds["numbering"] = t_numbered - t0
+    proj.numbered = numbered
 
     flags = {
         "device": _node_set(graph, cypher.DETECT_EMULATOR_DEVICES),

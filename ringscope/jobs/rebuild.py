@@ -262,6 +262,8 @@ def rebuild(
                 with step("project"):
                     proj = read_projection(graph)
                 counts["accounts"] = proj.n
+                counts["nodes_numbered"] = proj.numbered
+                counts["numbering_s"] = round(proj.seconds.get("numbering", 0.0), 3)
                 counts["identifier_edges"] = int(sum(len(e.acc) for e in proj.kinds.values()))
                 counts["data_now"] = proj.now()  # what explanations of this build measure age from
                 # Neo4j is idle from here to the write: the old builds go meanwhile.

@@ -18,6 +18,16 @@ def _unique_id(label: str) -> LiteralString:
     return f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
 
 
+# Node numbers (the numbering section below): the projection seeks accounts by ranges of them,
+# and a cluster's reasons look identifiers up by them.
+SEQ_SCHEMA: tuple[LiteralString, ...] = (
+    *(
+        f"CREATE INDEX {k.label.lower()}_seq IF NOT EXISTS FOR (n:{k.label}) ON (n.seq)"
+        for k in KINDS
+    ),
+    "CREATE CONSTRAINT sequence_id_unique IF NOT EXISTS FOR (n:Sequence) REQUIRE n.id IS UNIQUE",
+)
+
 SCHEMA: tuple[LiteralString, ...] = (
     *(_unique_id(k.label) for k in KINDS),
     f"CREATE INDEX account_label IF NOT EXISTS FOR (n:{ACCOUNT.label}) ON (n.label)",
@@ -38,13 +48,7 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX cluster_build_score IF NOT EXISTS FOR (n:Cluster) ON (n.build_id, n.score)",
     "CREATE INDEX cluster_ring_id IF NOT EXISTS FOR (n:Cluster) ON (n.ring_id)",
     "CREATE INDEX scorechunk_build IF NOT EXISTS FOR (n:ScoreChunk) ON (n.build_id)",
-    # Node numbers (the numbering section below): the projection seeks accounts by ranges of
-    # them, and a cluster's reasons look identifiers up by them.
-    *(
-        f"CREATE INDEX {k.label.lower()}_seq IF NOT EXISTS FOR (n:{k.label}) ON (n.seq)"
-        for k in KINDS
-    ),
-    "CREATE CONSTRAINT sequence_id_unique IF NOT EXISTS FOR (n:Sequence) REQUIRE n.id IS UNIQUE",
+    *SEQ_SCHEMA,
 )
 
 # --- node numbers ------------------------------------------------------------------------------
@@ -263,7 +267,13 @@ DETECT_ACCOUNTS: LiteralString = (
     "[x IN part | coalesce(toInteger(x.kyc_level), -1)] AS kyc, "
     "[x IN part | CASE x.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END] AS label"
 )
-_DETECT_CHUNK = f"MATCH (a:{ACCOUNT.label}) WHERE $low <= a.seq <= $high "
+# The index is named, not left to the planner: a plan made while the index was empty (a fresh
+# load, numbered since) scans the label instead, and edges came back in another order, so the
+# arrays depended on plan history (a chunk of all accounts against many small ones differed).
+# The range seek returns accounts in number order, so any chunking gives the same arrays.
+_DETECT_CHUNK = (
+    f"MATCH (a:{ACCOUNT.label}) USING INDEX a:{ACCOUNT.label}(seq) WHERE $low <= a.seq <= $high "
+)
 _DETECT_SEEN = (
     "collect(coalesce(r.first_seen.epochSeconds, -1)) AS first, "
     "collect(coalesce(r.last_seen.epochSeconds, -1)) AS last, "

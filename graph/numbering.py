@@ -41,6 +41,9 @@ def number_nodes(graph: Graph, batch: int = 100_000) -> int:
     complete = state["numbered"] is not None and int(state["numbered"]) == int(state["nodes"])
     if complete and not state["marked"]:
         return 0
+    if state["numbered"] is None:  # never numbered: a store from before numbers
+        for statement in cypher.SEQ_SCHEMA:
+            graph.write(statement)
     total = 0
     for kind in KINDS:
         statements = [cypher.SEQ_NUMBER[kind.label]]
@@ -53,6 +56,7 @@ def number_nodes(graph: Graph, batch: int = 100_000) -> int:
                 if k < batch:
                     break
     graph.write_tx(_count_numbered)
+    graph.write(cypher.AWAIT_INDEXES)  # the projection's range seeks name the account index
     return total
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import neo4j
 import pytest
 from ingest_support import sample_tables, write_dataset
 
@@ -158,3 +160,35 @@ def test_a_chunked_projection_equals_one_chunk(
                               strict=True)) == sorted(
                 zip(e.acc.tolist(), e.nodes[e.ident].tolist(), e.count.tolist(), strict=True)
             )  # fmt: skip
+
+
+def _operators(plan: Any) -> set[str]:
+    ops = {str(plan["operatorType"]).split("@")[0]}
+    for child in plan.get("children", []):
+        ops |= _operators(child)
+    return ops
+
+
+def test_a_chunk_read_seeks_accounts_by_number_whatever_the_statistics(
+    graph: Graph, neo4j_settings: Settings, tmp_path: Path
+) -> None:
+    """A chunk's accounts come from a range seek of the number index, which returns them in
+    number order, so the edges' order (and the arrays) depend neither on the chunking nor on
+    the plan Neo4j would pick from its statistics (it scanned the label, or started from the
+    identifiers, when the index was empty or small)."""
+    _load(graph, neo4j_settings, tmp_path, n_accounts=20)
+
+    def plans() -> dict[str, set[str]]:
+        out = {}
+        for rel, statement in cypher.DETECT_LINKS.items():
+            with graph.driver.session(database=graph.database) as session:
+                params = {"low": 0, "high": 10**9}
+                plan = session.run(neo4j.Query("EXPLAIN " + statement), params).consume().plan
+            assert plan is not None
+            out[rel] = _operators(plan)
+        return out
+
+    for when in ("before numbering: the index empty", "after"):
+        for rel, ops in plans().items():
+            assert "NodeIndexSeekByRange" in ops, (when, rel, ops)
+        number_nodes(graph)

@@ -249,12 +249,13 @@ def _read_edges(
         rows = graph.read(cypher.DETECT_LINKS[rel], bounds)
         return dict(rows[0]) if rows else None
 
-    def positions(acc: list[int]) -> tuple[I64, B | None]:
-        """Account positions of an edge list's account numbers; a mask of the edges whose
-        account the projection holds, where one does not (numbered after the accounts' read)."""
+    def positions(acc: list[int], ident: list[int]) -> tuple[I64, B | None]:
+        """Account positions of an edge list's account numbers; a mask of the edges to keep,
+        where some are not: an account the projection does not hold, or an identifier without
+        a number (both numbered after the read began)."""
         seq = np.asarray(acc, dtype=np.int64)
         at = np.minimum(np.searchsorted(numbers, seq), max(proj.n - 1, 0))
-        held = numbers[at] == seq
+        held = (numbers[at] == seq) & (np.asarray(ident, dtype=np.int64) >= 0)
         return by_number[at], None if bool(held.all()) else held
 
     pool = ThreadPoolExecutor(max_workers=readers) if readers > 1 else None
@@ -272,7 +273,7 @@ def _read_edges(
                 r = next(results)
                 if r is None:
                     continue
-                pos, held = positions(r["acc"])
+                pos, held = positions(r["acc"], r["ident"])
                 cols = [(acc, pos), (ident, r["ident"]), (first, r["first"]),
                         (last, r["last"]), (count, r["count"])]  # fmt: skip
                 if paid:

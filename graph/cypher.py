@@ -79,19 +79,23 @@ SEQ_STATE: LiteralString = (
 SEQ_COUNTED: LiteralString = (
     f"MATCH (c:Sequence {{id: '{SEQUENCE_ID}'}}) SET c.numbered = {_DATA_NODES}"
 )
+
+
 # Numbers for up to $batch nodes of a label, $next, $next + 1, ...: marked ones, or (``_ANY``)
 # any without a number, which scans the label (an old store, a node written by hand).
+def _seq_number(match: LiteralString) -> LiteralString:
+    return (
+        match + " WITH n LIMIT $batch "
+        "WITH collect(n) AS ns UNWIND range(0, size(ns) - 1) AS i WITH ns[i] AS n, $next + i AS s "
+        f"SET n.seq = s REMOVE n:{UNNUMBERED} RETURN count(n) AS k"
+    )
+
+
 SEQ_NUMBER: dict[str, LiteralString] = {
-    k.label: f"MATCH (n:{k.label}:{UNNUMBERED}) WITH n LIMIT $batch "
-    "WITH collect(n) AS ns UNWIND range(0, size(ns) - 1) AS i WITH ns[i] AS n, $next + i AS s "
-    f"SET n.seq = s REMOVE n:{UNNUMBERED} RETURN count(n) AS k"
-    for k in KINDS
+    k.label: _seq_number(f"MATCH (n:{k.label}:{UNNUMBERED})") for k in KINDS
 }
 SEQ_NUMBER_ANY: dict[str, LiteralString] = {
-    k.label: f"MATCH (n:{k.label}) WHERE n.seq IS NULL WITH n LIMIT $batch "
-    "WITH collect(n) AS ns UNWIND range(0, size(ns) - 1) AS i WITH ns[i] AS n, $next + i AS s "
-    f"SET n.seq = s REMOVE n:{UNNUMBERED} RETURN count(n) AS k"
-    for k in KINDS
+    k.label: _seq_number(f"MATCH (n:{k.label}) WHERE n.seq IS NULL") for k in KINDS
 }
 
 SHOW_CONSTRAINTS: LiteralString = (

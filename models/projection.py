@@ -113,15 +113,13 @@ class _Grow:
         self.a = np.empty(max(capacity, 16), dtype=dtype)
         self.n = 0
 
-    def extend(self, values: list[Any] | npt.NDArray[Any], offset: int = 0) -> None:
+    def extend(self, values: list[Any] | npt.NDArray[Any]) -> None:
         k = len(values)
         if self.n + k > len(self.a):
             bigger = np.empty(max(2 * len(self.a), self.n + k), dtype=self.a.dtype)
             bigger[: self.n] = self.a[: self.n]
             self.a = bigger
         self.a[self.n : self.n + k] = values
-        if offset:
-            self.a[self.n : self.n + k] += offset
         self.n += k
 
     def get(self) -> Any:

@@ -425,3 +425,46 @@ def test_cursor_pagination_within_one_build(graph: Graph) -> None:
     write_build(graph, seven(0), keep=1)
     with pytest.raises(BuildNotFoundError, match=b1.id):
         builds.clusters(graph, first=3, after=first.end_cursor)
+
+
+def test_side_by_side_cluster_writers_write_what_one_writes(graph: Graph) -> None:
+    """Cluster batches go to two transactions at once (``BuildWriter.streams``); clusters that
+    share an account go to the same writer, so no two transactions lock one account. The build
+    is the same as one writer's: every cluster, membership and member score, and the ring ids
+    a later build inherits, with the previous rings read ahead (``prefetch_previous_rings``)."""
+    ids = [f"S{i:03d}" for i in range(120)]
+    accounts(graph, ids)
+    # 30 clusters of 4; clusters 0-1 and 10-11 share an account with their neighbour.
+    groups = [ids[4 * k : 4 * k + 4] for k in range(30)]
+    groups[1] = [*groups[1], groups[0][0]]
+    groups[11] = [*groups[11], groups[10][1]]
+    d = det(*(cl(g, 0.5 + k / 100) for k, g in enumerate(groups)))
+    streams = build_writer._streams([{"members": list(c.members)} for c in d.clusters], 2)
+    assert len(streams) == 2 and sum(map(len, streams)) == 30
+    shared = {groups[0][0], groups[10][1]}
+    assert sum(bool(shared & set(r["members"])) for r in streams[0]) == 4  # all four here
+    assert not any(shared & set(r["members"]) for r in streams[1])
+
+    def written(build_id: str) -> list[tuple[str, float, tuple[str, ...], tuple[float, ...]]]:
+        rows = graph.read(
+            "MATCH (a:Account)-[m:MEMBER_OF {build_id: $b}]->(c:Cluster) "
+            "WITH c, a.id AS id, m.score AS s ORDER BY id "
+            "RETURN c.ring_id AS ring, c.score AS score, collect(id) AS ids, collect(s) AS scores",
+            {"b": build_id},
+        )
+        return sorted((r["ring"], r["score"], tuple(r["ids"]), tuple(r["scores"])) for r in rows)
+
+    def build(n: int) -> tuple[str, builds.BuildInfo]:
+        w = BuildWriter(graph, batch_rows=9, streams=n)  # many small batches on each writer
+        w.begin()
+        w.prefetch_previous_rings()
+        w.write(d)
+        info = w.finish()
+        return info.id, info
+
+    one_id, one = build(1)
+    two_id, two = build(2)
+    assert one.memberships == two.memberships == 4 * 30 + 2 and two.members_missing == 0
+    assert two.rings_kept == 30  # every ring continued the one-writer build's
+    assert written(one_id) == written(two_id)
+    assert len(written(two_id)) == 30

@@ -327,6 +327,13 @@ DETECT_IDENTIFIER_IDS: LiteralString = (
     )
     + " } RETURN node, id"
 )
+# The same where the kind is known (the whole-graph projection holds each kind's numbers): one
+# seek per identifier, not one per label (210k identifiers at 1M: 0.9-1.1 s against 6.3-6.8 s).
+DETECT_IDENTIFIER_IDS_OF: dict[str, LiteralString] = {
+    k.name: f"UNWIND $nodes AS node MATCH (x:{k.label} {{seq: node}}) RETURN node, x.id AS id"
+    for k in KINDS
+    if k.rel is not None
+}
 
 # A local projection (models.projection.read_local_projection): one account, the accounts that
 # share an identifier with it, and all their edges, for explaining or scoring one account without

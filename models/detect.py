@@ -643,7 +643,7 @@ def detect(
         scores,
         contrib,
         cfg,
-        lambda nodes: identifier_ids(graph, nodes),
+        lambda nodes: identifier_ids(graph, nodes, {k: e.nodes for k, e in proj.kinds.items()}),
         seconds,
         scorer=scorer,
     )

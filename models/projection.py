@@ -191,6 +191,20 @@ def read_projection(graph: Graph, chunk: int = 50_000, readers: int = 2) -> Proj
 _NONE = np.zeros(0, dtype=np.int64)
 
 
+def dense_unique(values: I64) -> tuple[I64, I64]:
+    """``np.unique(values, return_inverse=True)`` for node numbers: non-negative integers below
+    a bound not far above their count (numbers are dense, ``graph.numbering``), found by marking
+    a table of the range instead of sorting. Profiled: ``np.unique``'s sort of the 1M
+    projection's edges took 4.4 s; the table takes a tenth of that. Other values are sorted."""
+    if not len(values) or int(values.min()) < 0 or int(values.max()) > 16 * len(values) + (1 << 20):
+        uniq, inv = np.unique(values, return_inverse=True)
+        return uniq, inv.reshape(-1)
+    seen = np.zeros(int(values.max()) + 1, dtype=bool)
+    seen[values] = True
+    rank = np.cumsum(seen, dtype=np.int64) - 1
+    return np.flatnonzero(seen).astype(values.dtype), rank[values]
+
+
 def _kind_edges(
     kind: str,
     acc: I64,
@@ -204,7 +218,7 @@ def _kind_edges(
 ) -> KindEdges:
     """One kind's edges from what the link queries return: identifiers renumbered 0..m-1 in
     internal-id order (``nodes``), flagged by ``flag_of``; payments' totals from 1e-4 units."""
-    uniq, inv = np.unique(raw_ident, return_inverse=True)
+    uniq, inv = dense_unique(raw_ident)
     nodes = uniq.astype(np.int64)
     return KindEdges(
         kind=kind,
@@ -448,9 +462,23 @@ def unread_identifiers(proj: Projection, account_id: str) -> int:
     return unread
 
 
-def identifier_ids(graph: Graph, nodes: list[int]) -> dict[int, str]:
-    """Business ids of a few identifiers of a whole-graph projection, by number (``seq``)."""
+def identifier_ids(
+    graph: Graph, nodes: list[int], kinds: Mapping[str, I64] | None = None
+) -> dict[int, str]:
+    """Business ids of a few identifiers of a whole-graph projection, by number (``seq``).
+
+    ``kinds`` (kind -> its numbers, as ``KindEdges.nodes``) says which label to seek each
+    number in; a number in none of them, or without ``kinds``, is sought under every label."""
     if not nodes:
         return {}
-    rows = graph.read(cypher.DETECT_IDENTIFIER_IDS, {"nodes": sorted(set(nodes))})
+    left = np.unique(np.asarray(nodes, dtype=np.int64))
+    rows: list[Any] = []
+    for kind, numbers in (kinds or {}).items():
+        mine = np.isin(left, numbers)
+        if mine.any():
+            part = {"nodes": left[mine].tolist()}
+            rows += graph.read(cypher.DETECT_IDENTIFIER_IDS_OF[kind], part)
+            left = left[~mine]
+    if len(left):
+        rows += graph.read(cypher.DETECT_IDENTIFIER_IDS, {"nodes": left.tolist()})
     return {int(r["node"]): str(r["id"]) for r in rows}

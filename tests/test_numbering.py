@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import neo4j
+import numpy as np
 import pytest
 from ingest_support import sample_tables, write_dataset
 
@@ -17,7 +18,7 @@ from ringscope.graph import Graph, cypher, number_nodes
 from ringscope.ingest import load
 from ringscope.ingest.events import Event, prepare_events, record_events
 from ringscope.kinds import KINDS
-from ringscope.models.projection import identifier_ids, read_projection
+from ringscope.models.projection import dense_unique, identifier_ids, read_projection
 from ringscope.settings import Settings
 
 pytestmark = pytest.mark.neo4j
@@ -135,11 +136,22 @@ def test_the_projection_names_nodes_by_number_not_internal_id(
         assert identifier_ids(graph, e.nodes.tolist()) == {
             n: by_number[n] for n in e.nodes.tolist()
         }
+    # Told each kind's numbers, the lookup seeks one label per number (the detector's way); a
+    # number it was not told of (an account's, here) is still sought under every label.
+    kinds = {k: e.nodes for k, e in proj.kinds.items()}
+    mixed = [int(proj.kinds[k].nodes[0]) for k in ("device", "phone", "payee", "ip")]
+    want = {
+        n: next(key[1] for key, v in numbers.items() if v == n and key[0] != "Account")
+        for n in mixed
+    }
+    assert identifier_ids(graph, mixed, kinds) == want
+    assert identifier_ids(graph, [*mixed, int(proj.nodes[0])], kinds) == want
     device = proj.kinds["device"]
     flagged = {int(n) for n, f in zip(device.nodes, device.flag, strict=True) if f}
     assert flagged == {numbers[("Device", "dev-0")]}  # the emulator of sample_tables
     for statement in (cypher.DETECT_ACCOUNTS, *cypher.DETECT_LINKS.values(),
-                      cypher.DETECT_IDENTIFIER_IDS, cypher.DETECT_EMULATOR_DEVICES,
+                      cypher.DETECT_IDENTIFIER_IDS, *cypher.DETECT_IDENTIFIER_IDS_OF.values(),
+                      cypher.DETECT_EMULATOR_DEVICES,
                       cypher.DETECT_VIRTUAL_PHONES, cypher.DETECT_MERCHANT_PAYEES):  # fmt: skip
         assert "id(" not in statement.replace("elementId(", "")
 
@@ -196,3 +208,28 @@ def test_a_chunk_read_seeks_accounts_by_number_whatever_the_statistics(
             assert ops & {"NodeIndexSeekByRange", "NodeIndexScan"}, (when, rel, ops)
             assert "Expand(All)" in ops and not ops & {"CartesianProduct", "Expand(Into)"}, ops
         number_nodes(graph)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [0],
+        [5, 3, 5, 0, 3, 9],  # dense: marked in a table
+        list(range(10, 0, -1)) * 3,
+        [2**40, 7, 2**40],  # sparse: sorted
+        [-1, 4, -1],  # an unnumbered identifier's -1: sorted
+    ],
+)
+def test_dense_unique_is_numpys_unique(values: list[int]) -> None:
+    """The projection renumbers identifiers by a table of the number range where numbers are
+    dense (``dense_unique``); the result is ``np.unique``'s, values and inverse, either way."""
+    v = np.asarray(values, dtype=np.int64)
+    uniq, inv = dense_unique(v)
+    want, want_inv = np.unique(v, return_inverse=True)
+    assert uniq.dtype == want.dtype and uniq.tolist() == want.tolist()
+    assert inv.tolist() == want_inv.reshape(-1).tolist()
+    rng = np.random.default_rng(7)
+    big = rng.integers(0, 50_000, 20_000).astype(np.int64)
+    uniq, inv = dense_unique(big)
+    assert np.array_equal(uniq, np.unique(big)) and np.array_equal(uniq[inv], big)

@@ -195,8 +195,10 @@ def dense_unique(values: I64) -> tuple[I64, I64]:
     """``np.unique(values, return_inverse=True)`` for node numbers: non-negative integers below
     a bound not far above their count (numbers are dense, ``graph.numbering``), found by marking
     a table of the range instead of sorting. Profiled: ``np.unique``'s sort of the 1M
-    projection's edges took 4.4 s; the table takes a tenth of that. Other values are sorted."""
-    if not len(values) or int(values.min()) < 0 or int(values.max()) > 16 * len(values) + (1 << 20):
+    projection's edges took 4.4 s; the table takes a tenth of that. Other values, and short
+    arrays (a local projection's few edges reach internal ids up to the store's size: a table
+    of that range per kind cost a screen 2 ms), are sorted."""
+    if len(values) < 65_536 or int(values.min()) < 0 or int(values.max()) >= 8 * len(values):
         uniq, inv = np.unique(values, return_inverse=True)
         return uniq, inv.reshape(-1)
     seen = np.zeros(int(values.max()) + 1, dtype=bool)

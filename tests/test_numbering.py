@@ -230,6 +230,6 @@ def test_dense_unique_is_numpys_unique(values: list[int]) -> None:
     assert uniq.dtype == want.dtype and uniq.tolist() == want.tolist()
     assert inv.tolist() == want_inv.reshape(-1).tolist()
     rng = np.random.default_rng(7)
-    big = rng.integers(0, 50_000, 20_000).astype(np.int64)
+    big = rng.integers(0, 300_000, 100_000).astype(np.int64)  # long and dense: the table
     uniq, inv = dense_unique(big)
     assert np.array_equal(uniq, np.unique(big)) and np.array_equal(uniq[inv], big)

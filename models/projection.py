@@ -219,7 +219,9 @@ def _kind_edges(
     flag_of: Callable[[str, I64], B],
 ) -> KindEdges:
     """One kind's edges from what the link queries return: identifiers renumbered 0..m-1 in
-    internal-id order (``nodes``), flagged by ``flag_of``; payments' totals from 1e-4 units."""
+    the order of their keys (``nodes``, sorted: numbers, or internal ids in a local
+    projection), flagged by ``flag_of``; payments' totals
+    from 1e-4 units."""
     uniq, inv = dense_unique(raw_ident)
     nodes = uniq.astype(np.int64)
     return KindEdges(

@@ -355,12 +355,8 @@ def rebuild(
                         if settings.screen_table
                         else None
                     )
-                    try:
-                        with step("write"):
-                            writer.write(detection, scores)
-                    finally:
-                        if table is not None and not table.done():
-                            table.cancel()
+                    with step("write"):
+                        writer.write(detection, scores)
                     if table is not None:
                         with step("screen_table"):
                             screen_table.save_table(table.result(), settings.models_dir)

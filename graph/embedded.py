@@ -286,6 +286,8 @@ class EmbeddedNeo4j:
         ]
         if http_port is not None:
             cmd += ["--http-port", str(http_port)]
+        if not s.neo4j_tx_log_preallocate:
+            cmd += ["--tx-log-preallocate", "false"]
         started_at = time.time()
         ports = f"port {port}" + ("" if http_port is None else f", HTTP port {http_port}")
         with open(self.log_file, "ab") as log:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # connection.recv_timeout_seconds; Neo4j's default is 120): a frozen server (SIGSTOP, a
     # stalled VM) fails a read in flight within it. Takes effect when the instance starts.
     neo4j_recv_timeout: int = Field(default=4, ge=1)
+    # Whether the embedded Neo4j allocates each transaction log file whole (256 MiB, per
+    # database, so 512 MiB for an empty store) before writing it: Neo4j's default, which spares
+    # commits the file-size updates of a growing file. The tests turn it off (tests/conftest.py):
+    # dozens of throwaway stores filled the CI machine's disk. Takes effect when it starts.
+    neo4j_tx_log_preallocate: bool = True
     # Neo4j's HTTP connector, on 127.0.0.1 only, for `ringscope neo4j start --browser` (Neo4j
     # Browser at /browser/); without --browser nothing listens on it.
     neo4j_http_port: int = Field(default=7474, ge=1, le=65535)

@@ -15,6 +15,12 @@ import pytest
 from ringscope.graph import EmbeddedNeo4j, Graph, connect, cypher, init_schema
 from ringscope.settings import Settings
 
+# Settings every embedded Neo4j of the tests starts with, in this process and in the CLI
+# subprocesses that start their own: no transaction log allocated ahead (512 MiB a store; a CI
+# run makes dozens of stores, and kept them, until the machine's disk was full).
+TEST_NEO4J_ENV = {"RINGSCOPE_NEO4J_TX_LOG_PREALLOCATE": "false"}
+os.environ.update(TEST_NEO4J_ENV)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -72,6 +78,7 @@ def neo4j_env(neo4j_settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
     if neo4j_settings.neo4j_uri:
         env.update({k: v for k, v in os.environ.items() if k.startswith("NEO4J_")})
+    env.update(TEST_NEO4J_ENV)
     env["RINGSCOPE_DATA_DIR"] = str(neo4j_settings.data_dir)
     env["RINGSCOPE_CACHE_DIR"] = str(neo4j_settings.cache_dir)
     env["RINGSCOPE_NEO4J_PORT"] = str(neo4j_settings.neo4j_port)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import TEST_NEO4J_ENV, free_port
 from helpers import ringscope
 from ingest_support import Tables, dump, ledger_batches, sample_tables, write_dataset
 
@@ -155,6 +155,7 @@ def test_a_killed_bulk_import_is_refused_then_loaded_afresh(
     d = write_dataset(tmp_path / "d", sample_tables(n_accounts=200, repeat=2))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSCOPE_", "NEO4J_"))}
     env.update({
+        **TEST_NEO4J_ENV,
         "RINGSCOPE_DATA_DIR": str(bulk_settings.data_dir),
         "RINGSCOPE_CACHE_DIR": str(bulk_settings.cache_dir),
         "RINGSCOPE_NEO4J_PORT": str(bulk_settings.neo4j_port),

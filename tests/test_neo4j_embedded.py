@@ -72,6 +72,11 @@ def test_start_status_stop_start_keeps_data(tmp_path: Path, neo4j_env: dict[str,
         assert Path(status["log_file"]).is_file()
         pw_file = Path(status["data_dir"]) / "password"
         assert pw_file.stat().st_mode & 0o777 == 0o600
+        # The tests' settings (TEST_NEO4J_ENV) reach the launcher: no transaction log is
+        # allocated ahead, where Neo4j's default writes 256 MiB per database at once.
+        logs = list(Path(status["data_dir"]).rglob("neostore.transaction.db.*"))
+        sizes = {f"{p.parent.name}/{p.name}": p.stat().st_size for p in logs}
+        assert len(logs) >= 2 and max(sizes.values()) < 64 * 2**20, sizes
 
         again = ringscope("neo4j", "start", env=env)
         assert again.returncode == 0 and "already running" in again.stderr

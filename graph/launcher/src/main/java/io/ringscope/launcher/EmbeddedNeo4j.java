@@ -52,6 +52,9 @@ public final class EmbeddedNeo4j {
     int recvTimeout = Math.max(1, Integer.parseInt(opts.getOrDefault("--recv-timeout", "4")));
     String password =
         Files.readString(Path.of(require(opts, "--password-file")), StandardCharsets.UTF_8).strip();
+    // Transaction log files written whole ahead of use (Neo4j's default), unless told not to:
+    // throwaway test stores each held 512 MiB of them.
+    boolean preallocate = Boolean.parseBoolean(opts.getOrDefault("--tx-log-preallocate", "true"));
     String httpPortArg = opts.get("--http-port");
     int httpPort = httpPortArg == null ? -1 : Integer.parseInt(httpPortArg);
 
@@ -71,6 +74,7 @@ public final class EmbeddedNeo4j {
               // Netty waits a 5 s quiet period per event loop group on shutdown; nothing is in
               // flight after the databases have stopped, so one second is plenty.
               .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 1)
+              .setConfig(GraphDatabaseSettings.preallocate_logical_logs, preallocate)
               .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache));
       if (httpPort > 0) {
         enableBrowser(builder, httpPort);

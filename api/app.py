@@ -52,7 +52,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from ringscope.api import connection, service
 from ringscope.api.audit import AuditBuffer, AuditLog, AuditWriteError
-from ringscope.api.auth import KeyVerifier
+from ringscope.api.auth import UNANSWERED, KeyVerifier
 from ringscope.api.context import Masker, RequestContext, load_mask_secret
 from ringscope.api.execution import ExecutionLoops
 from ringscope.api.health import HealthProbe, api_driver_settings
@@ -496,8 +496,11 @@ class RingScopeApp:
         verifier = self._verifier
         if verifier is None:
             return _json(503, _error("The server is starting."), extra)
-        loop = asyncio.get_running_loop()
-        principal = await loop.run_in_executor(None, verifier.verify, headers.get("authorization"))
+        authorization = headers.get("authorization")
+        principal = verifier.verify_cached(authorization)
+        if principal is UNANSWERED:  # only a read of Neo4j can tell: in a worker thread
+            loop = asyncio.get_running_loop()
+            principal = await loop.run_in_executor(None, verifier.verify, authorization)
         if principal is None:
             self.metrics.auth_failures.inc()
             return _json(

@@ -147,6 +147,16 @@ def parse_bearer(header: str | None) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
+class Unanswered(enum.Enum):
+    """The type of :data:`UNANSWERED`."""
+
+    UNANSWERED = "unanswered"
+
+
+# What KeyVerifier.verify_cached returns when only a read of Neo4j can answer.
+UNANSWERED = Unanswered.UNANSWERED
+
+
 class KeyVerifier:
     """Checks presented keys against Neo4j, with a bounded cache of verified keys and a short
     negative cache of unknown key ids.
@@ -188,6 +198,7 @@ class KeyVerifier:
         self._list_lock = threading.Lock()  # one list read at a time; the others use its answer
 
     def verify(self, header: str | None) -> Principal | None:
+        """The key's principal, or None; may read Neo4j (call it from a worker thread)."""
         parsed = parse_bearer(header)
         if parsed is None:
             return None
@@ -198,20 +209,52 @@ class KeyVerifier:
         stored, principal = record
         return principal if hmac.compare_digest(stored, _hash(secret)) else None
 
+    def verify_cached(self, header: str | None) -> Principal | Unanswered | None:
+        """What :meth:`verify` would answer, from the caches alone (no read, so the server's
+        event loop may call it), or :data:`UNANSWERED` when only a read can tell. Nearly every
+        request of a busy client is answered here: sending each to a worker thread and back
+        cost more than the check (issue #21, a neighbourhood's thread hops)."""
+        parsed = parse_bearer(header)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        found, record = self._cached(key_id, time.monotonic())
+        if not found:
+            return UNANSWERED
+        if record is None:
+            return None
+        stored, principal = record
+        return principal if hmac.compare_digest(stored, _hash(secret)) else None
+
+    def _cached(self, key_id: str, now: float) -> tuple[bool, tuple[str, Principal] | None]:
+        """(True, the record or None) when the caches or a fresh list of unrevoked key ids
+        answer for ``key_id``; (False, None) when only a read can."""
+        if self.ttl <= 0:
+            return False, None
+        with self._lock:
+            hit = self._known.get(key_id)
+            if hit is not None and now - hit[0] <= self.ttl:
+                self._known.move_to_end(key_id)
+                return True, (hit[1], hit[2])
+            if hit is None:
+                seen = self._unknown.get(key_id)
+                if seen is not None and now - seen <= self.negative_ttl:
+                    return True, None
+        listed = self._listed
+        fresh = listed is not None and now - self._listed_at <= self.negative_ttl
+        if hit is None and fresh and listed is not None and key_id not in listed:
+            return True, None
+        return False, None
+
     def _record(self, key_id: str) -> tuple[str, Principal] | None:
         """The stored hash and the principal of an unrevoked key, or None."""
         if self.ttl <= 0:
             return self._read(key_id)
         now = time.monotonic()
-        with self._lock:
-            hit = self._known.get(key_id)
-            if hit is not None and now - hit[0] <= self.ttl:
-                self._known.move_to_end(key_id)
-                return hit[1], hit[2]
-            if hit is None:
-                seen = self._unknown.get(key_id)
-                if seen is not None and now - seen <= self.negative_ttl:
-                    return None
+        found, cached = self._cached(key_id, now)
+        if found:
+            return cached
+        hit = self._known.get(key_id)
         if hit is None and not self._may_exist(key_id):
             return None
         record = self._read(key_id)

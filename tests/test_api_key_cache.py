@@ -12,7 +12,7 @@ from typing import Any, LiteralString
 import neo4j
 import pytest
 
-from ringscope.api.auth import KeyVerifier, create_key, revoke_key
+from ringscope.api.auth import UNANSWERED, KeyVerifier, create_key, revoke_key
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.settings import Settings
 
@@ -124,3 +124,31 @@ def test_revoked_keys_and_many_keys(graph: CountingGraph) -> None:
     for _ in range(3):
         assert verifier.verify(bearer(other.key)) is not None
     assert graph.reads == before + 3
+
+
+def test_the_cached_answer_is_verifys_and_never_reads(graph: CountingGraph) -> None:
+    """The server asks ``verify_cached`` on its event loop and goes to a worker thread only for
+    UNANSWERED: every answer it gives must be ``verify``'s, without a read."""
+    key = create_key(graph, "investigator", "cached")
+    key_id = key.key.split("_")[1]
+    wrong = bearer(f"rsk_{key_id}_{secrets.token_urlsafe(32)}")
+    verifier = KeyVerifier(graph, 60.0, negative_ttl=60.0)
+    before = graph.reads
+    assert verifier.verify_cached(bearer(key.key)) is UNANSWERED  # nothing cached yet
+    assert verifier.verify_cached(wrong) is UNANSWERED
+    assert verifier.verify_cached(bearer(random_key())) is UNANSWERED  # no list read yet
+    assert verifier.verify_cached("Basic abc") is None  # malformed: no read needed
+    assert verifier.verify_cached(None) is None
+    assert graph.reads == before
+    unknown = bearer(random_key())
+    assert verifier.verify(unknown) is None  # reads the list of key ids
+    principal = verifier.verify(bearer(key.key))
+    assert principal is not None
+    before = graph.reads
+    assert verifier.verify_cached(bearer(key.key)) == principal
+    assert verifier.verify_cached(wrong) is None  # the cached hash still checks the secret
+    assert verifier.verify_cached(unknown) is None
+    assert verifier.verify_cached(bearer(random_key())) is None  # not in the fresh list
+    assert graph.reads == before
+    # ttl 0 (no caching): every well-formed key needs a read.
+    assert KeyVerifier(graph, 0.0).verify_cached(bearer(key.key)) is UNANSWERED

@@ -34,7 +34,6 @@ from functools import partial
 from typing import Any
 
 import orjson
-import strawberry
 import uvicorn
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,7 +56,7 @@ from ringscope.api.context import Masker, RequestContext, load_mask_secret
 from ringscope.api.execution import ExecutionLoops
 from ringscope.api.health import HealthProbe, api_driver_settings
 from ringscope.api.ratelimit import RateLimitedError
-from ringscope.api.schema import build_schema
+from ringscope.api.schema import RingScopeSchema, build_schema
 from ringscope.api.service import clip
 from ringscope.api.web import GRAPHIQL_PAGE, WORKBENCH_PAGE, StaticFiles
 from ringscope.errors import Neo4jUnavailableError, RingScopeError
@@ -269,7 +268,7 @@ class RingScopeApp:
 
     def __init__(self, settings: Settings, graph: Graph | None = None) -> None:
         self.settings = settings
-        self.schema: strawberry.Schema = build_schema(settings)
+        self.schema: RingScopeSchema = build_schema(settings)
         self._graph = graph
         self.metrics = Metrics(lambda: self._graph)
         self.audit_log = AuditLog(settings.api_audit_dir or settings.data_dir / "audit")
@@ -468,6 +467,20 @@ class RingScopeApp:
             return _json(503, {**body, "status": "unhealthy", "reason": "build_stale"})
         return _json(200, body)
 
+    def _runs_here(
+        self, query: str, operation: str | None, variables: dict[str, Any] | None
+    ) -> bool:
+        """Whether the operation runs on this loop rather than an execution thread: its cost
+        bound is known and at most ``api_inline_max_cost``. Anything this cannot tell (a text
+        that does not parse, an invalid document) goes to an execution thread, as before."""
+        limit = self.settings.api_inline_max_cost
+        if limit <= 0:
+            return False
+        cost = self.schema.costs.estimate(
+            self.schema._schema, query, operation, variables, self.settings.api_max_tokens
+        )
+        return cost is not None and cost <= limit
+
     async def _graphql(
         self, scope: Scope, receive: Receive, method: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -542,15 +555,21 @@ class RingScopeApp:
         try:
             # On an execution thread, not this loop: completing a large answer is CPU work
             # that would hold up every other request, /healthz included (api/execution.py).
-            if self._loops is None:
-                self._loops = ExecutionLoops(self.settings.api_execution_threads, self._executor)
+            # A small one (by its cost bound) runs here: the hand-over cost more than its
+            # completion (api_inline_max_cost).
+            execute = partial(
+                self.schema.execute, data["query"], variable_values=variables,
+                context_value=ctx, operation_name=operation,
+            )  # fmt: skip
             try:
-                result = await self._loops.run(
-                    partial(
-                        self.schema.execute, data["query"], variable_values=variables,
-                        context_value=ctx, operation_name=operation,
-                    )
-                )  # fmt: skip
+                if self._runs_here(data["query"], operation, variables):
+                    result = await execute()
+                else:
+                    if self._loops is None:
+                        self._loops = ExecutionLoops(
+                            self.settings.api_execution_threads, self._executor
+                        )
+                    result = await self._loops.run(execute)
             except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as e:
                 return _json(400, _error(_no_operation(e)), extra)  # before any resolver ran
             try:

@@ -27,6 +27,7 @@ bucket of them (:mod:`api.ratelimit`; refused with HTTP 429 and ``Retry-After``)
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -63,6 +64,7 @@ from graphql import (
     ValueNode,
     VariableNode,
     get_named_type,
+    parse,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -541,6 +543,39 @@ class CostModel:
             if len(self._cache) > self._maxsize:
                 self._cache.popitem(last=False)
         return found
+
+    def estimate(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        max_tokens: int,
+    ) -> int | None:
+        """The cost of a request's operation, worked out before Strawberry sees it (the server
+        decides from it where the operation runs), or None when this cannot tell: the text does
+        not parse within ``max_tokens``, names no operation it holds, or is otherwise invalid.
+        Strawberry then parses, validates and refuses it as always; this only reads."""
+        document = _parsed(query, max_tokens)
+        if document is None:
+            return None
+        operation = _operation(document, operation_name)
+        if operation is None:
+            return None
+        try:
+            return self.analyse(schema, document, operation, variables or {}).cost
+        except Exception:  # an invalid document (validation has not run): not ours to report
+            return None
+
+
+@functools.lru_cache(maxsize=1_000)
+def _parsed(query: str, max_tokens: int) -> DocumentNode | None:
+    """One parse per query text (the same document object each time, so the analyses cache
+    keyed by it hits), None for a text that does not parse."""
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except GraphQLError:
+        return None
 
 
 def _shape(value: Any) -> Any:

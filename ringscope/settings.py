@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     # Threads that run GraphQL operations (each its own event loop), so that completing a large
     # answer never blocks the server's loop: /healthz and other requests are answered meanwhile.
     api_execution_threads: int = Field(default=4, ge=1, le=64)
+    # ... except an operation whose cost bound (api/cost.py) is at most this: it runs on the
+    # server's loop, its blocking reads still in the worker threads. Handing every operation to
+    # an execution thread and back cost a two-hop neighbourhood (cost 2,266 at limit 100) a
+    # sixth of its server CPU; an answer this small completes in about a millisecond. 0 sends
+    # every operation to the execution threads.
+    api_inline_max_cost: int = Field(default=5_000, ge=0)
     # riskNeighbourhood: identifiers used by more accounts than this are hubs (not expanded);
     # `limit` is capped at api_neighbourhood_max_nodes.
     api_hub_degree: int = 50

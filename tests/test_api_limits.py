@@ -250,12 +250,7 @@ def test_healthz_and_other_requests_answer_while_an_operation_completes(
     answers: dict[str, httpx.Response] = {}
 
     def heavy() -> None:
-        answers["heavy"], _ = post(
-            server,
-            keys.investigator,
-            "query F($id: ID!) { cluster(id: $id) { members { id riskScore } } }",
-            {"id": ring_id},
-        )
+        answers["heavy"], _ = post(server, keys.investigator, HEAVY, {"id": ring_id})
 
     thread = threading.Thread(target=heavy)
     thread.start()
@@ -275,7 +270,42 @@ def test_healthz_and_other_requests_answer_while_an_operation_completes(
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert other.status_code == 200 and "errors" not in other.json()
     heavy_body = answers["heavy"].json()
-    assert "errors" not in heavy_body and len(heavy_body["data"]["cluster"]["members"]) == 26
+    assert "errors" not in heavy_body and len(heavy_body["data"]["a"]["members"]) == 26
+
+
+# Three aliased pages of 500 members: a cost bound (6,033) over api_inline_max_cost (5,000), so
+# it completes on an execution thread; each page alone (2,011) would run on the server's loop.
+HEAVY = (
+    "query F($id: ID!) { "
+    + " ".join(
+        f"{a}: cluster(id: $id) {{ members(first: 500) {{ id riskScore kycLevel createdAt }} }}"
+        for a in "abc"
+    )
+    + " }"
+)
+
+
+def test_small_operations_run_on_the_servers_loop_and_large_ones_off_it(
+    server: LiveServer, keys: Keys, ring_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where each operation completes: one whose cost bound is at most api_inline_max_cost on
+    the server's own loop (handing it to an execution thread and back cost a neighbourhood a
+    sixth of its server CPU), a larger one on an execution thread (the test above)."""
+    where: list[str] = []
+    make = schema_types.Entity.make
+
+    def noted_make(cls: type, *args: Any, **kwargs: Any) -> Any:
+        here = threading.current_thread()
+        where.append("server loop" if here is server.thread else here.name.rstrip("0123456789"))
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(schema_types.Entity, "make", classmethod(noted_make))
+    small = "query S($id: ID!) { cluster(id: $id) { members { id riskScore } } }"
+    for query, expected in ((small, "server loop"), (HEAVY, "ringscope-graphql-")):
+        where.clear()
+        resp, _ = post(server, keys.investigator, query, {"id": ring_id})
+        assert resp.status_code == 200 and "errors" not in resp.json()
+        assert where and set(where) == {expected}, (query, set(where))
 
 
 # --- MEDIUM: explain --------------------------------------------------------------------------

@@ -42,7 +42,13 @@ def should_mask(error: GraphQLError) -> bool:
 
 class RingScopeSchema(strawberry.Schema):
     """Expected errors (refusals, domain errors, invalid queries) are answers, not log noise;
-    unexpected ones are logged by :func:`should_mask` before they are masked."""
+    unexpected ones are logged by :func:`should_mask` before they are masked.
+
+    ``costs`` is the cost model its limits use; the server asks it too, before execution, where
+    to run an operation (api/app.py).
+    """
+
+    costs: CostModel
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -50,7 +56,7 @@ class RingScopeSchema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> RingScopeSchema:
     """The schema with its limits; introspection off when ``api_env`` is production; leaf-only
     objects completed by api/execution.py unless ``api_fast_leaves`` is off.
 
@@ -90,6 +96,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         execution_context_class=LeafObjectExecutionContext if s.api_fast_leaves else None,
     )
     costs.costs.update(field_costs(s, schema._schema))
+    schema.costs = costs
     return schema
 
 

@@ -11,7 +11,9 @@ graph ``Settings()`` points at must hold a loaded world with a current build (``
 makes one). Each server is ``python -m ringscope.api serve`` from its checkout's root (2
 processes x 2 threads, production settings, ``bench/servers.py``), warmed 5 s back to back,
 then driven by ``wrk`` (``bench/api.py``'s ``load_test``): 20 connections back to back, then 20
-with 100 ms think time. Writes ``bench/results/api-versions-<label>.json``.
+with 100 ms think time. Each phase also records the CPU the server's processes and the embedded
+Neo4j spent per request (``/proc``, ``bench/screen.py``'s ``measured``). Writes
+``bench/results/api-versions-<label>.json``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,21 @@ sys.path.insert(0, str(REPO / "bench"))
 from servers import Server  # noqa: E402
 
 from ringscope.api.auth import create_key  # noqa: E402
-from ringscope.graph import connect  # noqa: E402
+from ringscope.graph import EmbeddedNeo4j, connect  # noqa: E402
 from ringscope.settings import Settings  # noqa: E402
 
-# bench/api.py by path: "api" on sys.path is the repository's own API package.
-_spec = importlib.util.spec_from_file_location("bench_api", REPO / "bench" / "api.py")
-assert _spec is not None and _spec.loader is not None
-bench_api = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_api)
+
+def _module(name: str, path: Path) -> Any:
+    """A bench module by path: "api" on sys.path is the repository's own API package."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_api = _module("bench_api", REPO / "bench" / "api.py")
+bench_screen = _module("bench_screen", REPO / "bench" / "screen.py")
 
 
 def main() -> None:
@@ -49,7 +58,10 @@ def main() -> None:
     ap.add_argument("--think-ms", type=float, default=100.0)
     ap.add_argument("--label", default="now")
     args = ap.parse_args()
-    graph = connect(Settings())
+    settings = Settings()
+    graph = connect(settings)
+    neo4j = None if settings.neo4j_uri else EmbeddedNeo4j(settings).status()
+    neo4j_pid = None if neo4j is None else neo4j.pid
     key = create_key(graph, "admin", "bench").key
     ids = [r["id"] for r in graph.read("MATCH (a:Account) RETURN a.id AS id")]
     rid = random.Random(7).sample(ids, 2000)
@@ -61,11 +73,16 @@ def main() -> None:
             with Server(env, cwd=code[name]) as srv:
                 bench_api.load_test(srv.url, key, bench_api.NB, rid, 20, 5.0, 0.0)  # warm
                 for think in (0.0, args.think_ms):
-                    res = bench_api.load_test(
-                        srv.url, key, bench_api.NB, rid, 20, args.seconds, think
+                    res = bench_screen.measured(
+                        srv.proc.pid,
+                        neo4j_pid,
+                        lambda t=think: bench_api.load_test(
+                            srv.url, key, bench_api.NB, rid, 20, args.seconds, t
+                        ),
                     )
                     row = {"round": rnd, "code": name, "think_ms": think}
                     row.update({k: round(res[k], 3) for k in ("rps", "p50_ms", "p99_ms")})
+                    row["cpu_ms_per_request"] = res["cpu_ms_per_request"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     out = REPO / "bench" / "results" / f"api-versions-{args.label}.json"

@@ -30,15 +30,15 @@ from ringscope.settings import Settings
 
 def api_driver_settings(settings: Settings) -> Settings:
     """The settings the API's driver is opened with: its query timeout and its short driver
-    limits in place of the ones every other command uses; every pooled connection is checked
-    (one round trip) before it is used."""
+    limits in place of the ones every other command uses; a pooled connection idle longer than
+    ``api_neo4j_liveness_check_s`` is checked (one round trip) before it is used."""
     return settings.model_copy(
         update={
             "neo4j_query_timeout": settings.api_query_timeout,
             "neo4j_connection_timeout": settings.api_neo4j_connection_timeout,
             "neo4j_acquisition_timeout": settings.api_neo4j_acquisition_timeout,
             "neo4j_max_retry_time": settings.api_neo4j_max_retry_time,
-            "neo4j_liveness_check_timeout": 0.0,
+            "neo4j_liveness_check_timeout": settings.api_neo4j_liveness_check_s,
             "neo4j_unavailable_hold_s": settings.api_neo4j_unavailable_hold_s,
         }
     )

@@ -170,12 +170,17 @@ class Settings(BaseSettings):
     # <data_dir>/api/mask_secret (mode 0600) and reused, so tokens survive restarts.
     api_mask_secret: SecretStr | None = None
     # The API's driver limits (docs/api.md#outages), used instead of neo4j_connection_timeout,
-    # neo4j_acquisition_timeout and neo4j_max_retry_time; the API also checks every pooled
-    # connection before use. No retries: clients retry (RingScopeClient does). So with Neo4j gone
-    # or frozen a query fails in about 2 s with "Neo4j is unavailable" instead of 30-60 s.
+    # neo4j_acquisition_timeout and neo4j_max_retry_time. No retries: clients retry
+    # (RingScopeClient does). So with Neo4j gone or frozen a query fails in about 2 s with "Neo4j
+    # is unavailable" instead of 30-60 s.
     api_neo4j_connection_timeout: float = Field(default=2.0, gt=0)
     api_neo4j_acquisition_timeout: float = Field(default=2.0, gt=0)
     api_neo4j_max_retry_time: float = Field(default=0.0, ge=0)
+    # A pooled connection idle longer than this (seconds) is checked, one round trip, before the
+    # API uses it; 0 checks every use. Checking every use was a fifth of Neo4j's CPU and a tenth
+    # of the server's per neighbourhood (issue #21); a connection used within the last second
+    # is alive or fails its read within neo4j_recv_timeout (4 s) if the server froze since.
+    api_neo4j_liveness_check_s: float = Field(default=1.0, ge=0)
     # Once a call found Neo4j unavailable, the API's calls fail at once for this long instead of
     # each holding a worker thread for the acquisition timeout; the next one after it tries again.
     api_neo4j_unavailable_hold_s: float = Field(default=1.0, ge=0)

@@ -12,7 +12,8 @@ makes one). Each server is ``python -m ringscope.api serve`` from its checkout's
 processes x 2 threads, production settings, ``bench/servers.py``), warmed 5 s back to back,
 then driven by ``wrk`` (``bench/api.py``'s ``load_test``): 20 connections back to back, then 20
 with 100 ms think time. Each phase also records the CPU the server's processes and the embedded
-Neo4j spent per request (``/proc``, ``bench/screen.py``'s ``measured``). Writes
+Neo4j spent per request (``/proc``, ``bench/screen.py``'s ``measured``), and the peak RSS of the
+server's processes so far. Writes
 ``bench/results/api-versions-<label>.json``.
 """
 
@@ -71,6 +72,8 @@ def main() -> None:
         for name in ("before", "now") if rnd % 2 == 0 else ("now", "before"):
             env = {"RINGSCOPE_API_WORKERS": "2", "RINGSCOPE_API_THREADS": "2"}
             with Server(env, cwd=code[name]) as srv:
+                rss = bench_screen.RssSampler(srv.proc.pid, neo4j_pid)
+                rss.start()
                 bench_api.load_test(srv.url, key, bench_api.NB, rid, 20, 5.0, 0.0)  # warm
                 for think in (0.0, args.think_ms):
                     res = bench_screen.measured(
@@ -83,8 +86,11 @@ def main() -> None:
                     row = {"round": rnd, "code": name, "think_ms": think}
                     row.update({k: round(res[k], 3) for k in ("rps", "p50_ms", "p99_ms")})
                     row["cpu_ms_per_request"] = res["cpu_ms_per_request"]
+                    # The server's processes summed, sampled every 0.5 s since it started.
+                    row["server_peak_rss_mib"] = round(rss.peak_server / 1024, 1)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+                rss.stop.set()
     out = REPO / "bench" / "results" / f"api-versions-{args.label}.json"
     out.write_text(json.dumps({"before": str(code["before"]), "runs": rows}, indent=1))
     print(f"wrote {out}")

@@ -554,8 +554,10 @@ class CostModel:
     ) -> int | None:
         """The cost of a request's operation, worked out before Strawberry sees it (the server
         decides from it where the operation runs), or None when this cannot tell: the text does
-        not parse within ``max_tokens``, names no operation it holds, or is otherwise invalid.
-        Strawberry then parses, validates and refuses it as always; this only reads."""
+        not parse within ``max_tokens``, or names no operation it holds, or the analysis fails.
+        Not yet validated: an unknown field adds nothing to the price, and validation refuses it
+        wherever the operation runs. Strawberry then parses, validates and refuses as always;
+        this only reads."""
         document = _parsed(query, max_tokens)
         if document is None:
             return None

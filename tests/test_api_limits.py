@@ -510,6 +510,41 @@ def test_every_list_field_has_a_size() -> None:
     assert missing == []
 
 
+def test_the_price_before_execution_is_the_limits_and_none_when_it_cannot_tell() -> None:
+    """The server decides where an operation runs from ``CostModel.estimate``: the same cost the
+    limit works out during execution for a valid document, and None (an execution thread, and
+    Strawberry's own error) for anything it cannot price."""
+    from graphql import parse
+
+    from ringscope.api.cost import _operation
+    from ringscope.api.schema import build_schema
+
+    settings = Settings()
+    schema = build_schema(settings)
+    core, tokens = schema._schema, settings.api_max_tokens
+    neighbourhood = (
+        "query N($id: ID!) { riskNeighbourhood(kind: ACCOUNT, id: $id, hops: 2, limit: 100) "
+        "{ truncated nodes { key kind } edges { source target } paths { nodes via } } }"
+    )
+    for query in (neighbourhood, HEAVY, "{ currentBuild { id } }"):
+        doc = parse(query)
+        expected = schema.costs.analyse(core, doc, _operation(doc, None), {"id": "x"}).cost
+        assert expected is not None
+        assert schema.costs.estimate(core, query, None, {"id": "x"}, tokens) == expected
+    assert schema.costs.estimate(core, HEAVY, None, {"id": "x"}, tokens) > (
+        settings.api_inline_max_cost
+    )
+    # An unknown field is priced as nothing more (validation refuses it wherever it runs).
+    unknown_field = "{ currentBuild { id noSuchField { x } } }"
+    assert schema.costs.estimate(core, unknown_field, None, None, tokens) == 12
+    for query, name in (
+        ("{ currentBuild { id }", None),  # does not parse
+        ("query A { currentBuild { id } }", "B"),  # no operation of that name
+        ("{ a " + "{ b " * 400 + "}" * 401, None),  # nested too deeply for the parser
+    ):
+        assert schema.costs.estimate(core, query, name, None, tokens) is None, query
+
+
 def test_key_buckets_refill_and_forget() -> None:
     from ringscope.api.ratelimit import KeyBuckets, RateLimitedError
 

@@ -203,11 +203,7 @@ class KeyVerifier:
         if parsed is None:
             return None
         key_id, secret = parsed
-        record = self._record(key_id)
-        if record is None:
-            return None
-        stored, principal = record
-        return principal if hmac.compare_digest(stored, _hash(secret)) else None
+        return _checked(self._record(key_id), secret)
 
     def verify_cached(self, header: str | None) -> Principal | Unanswered | None:
         """What :meth:`verify` would answer, from the caches alone (no read, so the server's
@@ -219,12 +215,7 @@ class KeyVerifier:
             return None
         key_id, secret = parsed
         found, record = self._cached(key_id, time.monotonic())
-        if not found:
-            return UNANSWERED
-        if record is None:
-            return None
-        stored, principal = record
-        return principal if hmac.compare_digest(stored, _hash(secret)) else None
+        return _checked(record, secret) if found else UNANSWERED
 
     def _cached(self, key_id: str, now: float) -> tuple[bool, tuple[str, Principal] | None]:
         """(True, the record or None) when the caches or a fresh list of unrevoked key ids
@@ -241,9 +232,8 @@ class KeyVerifier:
                 if seen is not None and now - seen <= self.negative_ttl:
                     return True, None
         listed = self._listed
-        fresh = listed is not None and now - self._listed_at <= self.negative_ttl
-        if hit is None and fresh and listed is not None and key_id not in listed:
-            return True, None
+        if hit is None and listed is not None and now - self._listed_at <= self.negative_ttl:
+            return key_id not in listed, None
         return False, None
 
     def _record(self, key_id: str) -> tuple[str, Principal] | None:
@@ -286,6 +276,14 @@ class KeyVerifier:
             return None
         r = recs[0]
         return str(r["hash"]), Principal(key_id, Role(r["role"]), str(r["name"]))
+
+
+def _checked(record: tuple[str, Principal] | None, secret: str) -> Principal | None:
+    """The record's principal when ``secret`` hashes to its stored hash, else None."""
+    if record is None:
+        return None
+    stored, principal = record
+    return principal if hmac.compare_digest(stored, _hash(secret)) else None
 
 
 def _put(cache: OrderedDict[str, V], key: str, value: V, limit: int) -> None:

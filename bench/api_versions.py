@@ -13,8 +13,7 @@ processes x 2 threads, production settings, ``bench/servers.py``), warmed 5 s ba
 then driven by ``wrk`` (``bench/api.py``'s ``load_test``): 20 connections back to back, then 20
 with 100 ms think time. Each phase also records the CPU the server's processes and the embedded
 Neo4j spent per request (``/proc``, ``bench/screen.py``'s ``measured``), and the peak RSS of the
-server's processes so far. Writes
-``bench/results/api-versions-<label>.json``.
+server's processes so far. Writes ``bench/results/api-versions-<label>.json``.
 """
 
 from __future__ import annotations

@@ -220,8 +220,7 @@ def _kind_edges(
 ) -> KindEdges:
     """One kind's edges from what the link queries return: identifiers renumbered 0..m-1 in
     the order of their keys (``nodes``, sorted: numbers, or internal ids in a local
-    projection), flagged by ``flag_of``; payments' totals
-    from 1e-4 units."""
+    projection), flagged by ``flag_of``; payments' totals from 1e-4 units."""
     uniq, inv = dense_unique(raw_ident)
     nodes = uniq.astype(np.int64)
     return KindEdges(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,94 @@ VALUE_NORMALISERS: dict[str, Callable[[pa.Array], pa.Array]] = {
     "id_document": _as_given,
     "bank_card": _as_given,
 }
+
+
+# --- one plain value ---------------------------------------------------------------------------
+#
+# The rules above, for one value that is plain: ASCII letters, digits, punctuation and spaces,
+# where trimming, case and the control-character check mean the same in Python as in Arrow's
+# kernels. Each returns the value as ``normalise`` would keep it, or None where ``normalise``
+# would refuse it or could differ (a value that is not plain, an amount with an exponent): the
+# caller then takes the vectorised path, which says why. They exist for one event at decision
+# time (ingest.events), where Arrow's per-kernel cost on one-row arrays was most of the work;
+# tests/test_events.py holds them equal to ``normalise`` on generated events.
+
+
+def is_plain(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def plain_key(value: str) -> str | None:
+    """``text`` then ``_Flags.key``: trimmed, given, at most MAX_KEY_CHARS (a plain value has
+    no control character)."""
+    if not is_plain(value):
+        return None
+    value = value.strip(" ")
+    return value if value and len(value) <= MAX_KEY_CHARS else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_TS_RANGE = (datetime.fromisoformat(TIMESTAMP_MIN), datetime.fromisoformat(TIMESTAMP_MAX))
+
+
+def plain_timestamp_ms(at: datetime) -> int | None:
+    """``timestamps`` of a datetime's ISO text (naive is UTC): epoch milliseconds, truncated,
+    inside [TIMESTAMP_MIN, TIMESTAMP_MAX)."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if not _TS_RANGE[0] <= at < _TS_RANGE[1]:
+        return None
+    return int((at - _EPOCH) // _MS)
+
+
+_PLAIN_AMOUNT = re.compile(rf"[0-9]{{1,14}}(\.[0-9]{{1,{AMOUNT_SCALE}}})?")
+
+
+def plain_amount(value: str) -> int | None:
+    """``amounts`` of a non-negative plain decimal (no sign, no exponent, at most
+    AMOUNT_SCALE decimals): the count of 1/10^AMOUNT_SCALE units."""
+    value = value.strip(" ")
+    if not value.isascii() or _PLAIN_AMOUNT.fullmatch(value) is None:
+        return None
+    whole, _, frac = value.partition(".")
+    scale: int = 10**AMOUNT_SCALE
+    return int(whole) * scale + int(frac.ljust(AMOUNT_SCALE, "0"))
+
+
+_PLAIN_PHONE_RE = re.compile(_PLAIN_PHONE)
+
+
+@lru_cache(maxsize=65_536)
+def _e164_cached(raw: str, region: str) -> str | None:
+    return _e164(raw, region)
+
+
+def plain_phone(value: str, region: str) -> str | None:
+    """``phones`` of a plain key: spaces and hyphens between digits dropped, then E.164."""
+    key = plain_key(value)
+    if key is None:
+        return None
+    if _PLAIN_PHONE_RE.fullmatch(key) is not None:
+        key = re.sub(r"[ \-]", "", key)
+    return _e164_cached(key, region)
+
+
+# Each vectorised value normaliser's meaning for one plain value.
+_PLAIN_OF: dict[Callable[[pa.Array], pa.Array], Callable[[str], str]] = {
+    _as_given: lambda v: v,
+    _lower: str.lower,
+}
+
+
+def plain_identifier(kind: str, value: str) -> str | None:
+    """An ``account_identifiers`` value of ``kind`` (trimmed, checked as a key and normalised
+    by the kind's entry in VALUE_NORMALISERS); None also for a kind whose normaliser has no
+    plain meaning here."""
+    key = plain_key(value)
+    if key is None:
+        return None
+    one = _PLAIN_OF.get(VALUE_NORMALISERS.get(kind, _as_given))
+    return None if one is None else one(key)
 
 
 def property_name(column: str) -> str:

@@ -267,9 +267,10 @@ def incidence(proj: Projection, max_degree: int | None = None) -> sp.csr_matrix:
             keys.append(ident + starts[-1])
         starts.append(starts[-1] + m)
     offset = starts[-1]
-    if not accs:
+    acc = np.concatenate(accs) if accs else np.zeros(0, dtype=np.int64)
+    if not len(acc):  # no edges, or every one to a hub
         return sp.csr_matrix((proj.n, offset))
-    acc, key = np.concatenate(accs), np.concatenate(keys)
+    key = np.concatenate(keys)
     # One sort key per (account, column): row-major, then the key order within the row.
     order = np.sort(acc * max(offset, 1) + key)
     order = order[np.r_[True, order[1:] != order[:-1]]]  # a pair once (a payee per currency)

@@ -40,6 +40,7 @@ from ringscope.models.features import (
     incidence,
     label_features,
     ring_features,
+    segment_max,
     to_hetero,
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
@@ -784,8 +785,111 @@ def _identifier_parts(proj: Projection, only: str | None = None) -> dict[str, F3
 
 def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict[str, F32]) -> F32:
     """Row ``k`` of ``_tree_matrix(_tables(proj, hub_degree), proj.label)``, bit for bit, given
-    ``proj``'s account features and identifier features per kind: the identifier aggregates are
-    taken for the account's identifiers only, with the same sparse products row by row."""
+    ``proj``'s account features and identifier features per kind.
+
+    Only the account's identifiers (``cols``, the columns of its row of ``b``) and the entries
+    of ``b`` on them are touched, with numpy alone: on a screen's neighbourhood of a few dozen
+    accounts scipy's per-call cost (format checks, index dtypes, transposes) was most of the
+    row's time. Every sum is taken in the order scipy's products take it, so the row is the
+    same bit for bit (tests/test_models_risk.py): ``np.add.at`` adds its values one at a time in
+    the order given, as ``csr @ dense`` adds a row's entries (``np.add.reduceat`` and
+    ``sum`` would sum pairwise); a product of the row-normalised matrix is ``0 + w*x_1 + w*x_2
+    ...`` in float64, its rows in the reverse of the order they had before normalising (scipy's
+    sparse product emits a row's entries in reverse): an identifier's accounts descending, the
+    account's identifiers last to first. The neighbour-label and ring sums follow ``b``'s own
+    order. Maxima and integer counts do not depend on order.
+    """
+    b = incidence(proj, max_degree=hub_degree)
+    indptr, indices = b.indptr, b.indices.astype(np.int64)
+    mine = indices[indptr[k] : indptr[k + 1]]  # the account's identifiers, in b's row order
+    cols = np.unique(mine)
+    c = len(cols)
+    x_id = np.vstack([x_ids[kind] for kind in KIND_NAMES]).astype(np.float32)[cols]
+    # b's entries on the account's identifiers (identifier position in cols, account), each
+    # identifier's accounts ascending: b is row-major, so a stable sort by identifier keeps them.
+    where = np.full(b.shape[1], -1, dtype=np.int64)
+    where[cols] = np.arange(c)
+    pos_all = where[indices]
+    on = pos_all >= 0
+    acc_all = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(indptr))
+    order = np.argsort(pos_all[on], kind="stable")
+    pos, acc = pos_all[on][order], acc_all[on][order]
+    deg = np.bincount(pos, minlength=c).astype(np.float64)  # every identifier holds account k
+    # identifier_aggregates: mean and max of each identifier's accounts' features. The mean
+    # is a product of the row-normalised matrix, whose rows scipy's product left reversed.
+    down = np.lexsort((-acc, pos))
+    mean = _weighted_sums(pos[down], 1.0 / deg[pos[down]], x_acc[acc[down]], c)
+    id_mean_acc = mean.astype(np.float32)
+    id_max_acc = _maxima(pos, x_acc[acc], c)
+    # tree_rows over the account's own row: its identifiers in b's row order.
+    p = np.searchsorted(cols, mine)
+    if len(p) == 0:  # no identifier under the hub cap: every aggregate is 0
+        rest = len(tree_feature_names()) - x_acc.shape[1]
+        return np.hstack([x_acc[k : k + 1], np.zeros((1, rest), np.float32)]).astype(np.float32)
+    at = np.zeros(len(p), dtype=np.int64)
+    w = np.full(len(p), 1.0 / len(p))
+    # label_features of row k: the known fraud and legit accounts on its identifiers but itself.
+    known = proj.label[acc]
+    extra: list[float] = []
+    for own_label, value in ((proj.label[k] == 1, 1), (proj.label[k] == 0, 0)):
+        per_id = np.bincount(pos, weights=(known == value).astype(np.float64), minlength=c)
+        others = per_id[p] - float(own_label)
+        extra += [
+            float((others / np.maximum(deg[p] - 1.0, 1.0)).max()),
+            float(np.log1p(max(_in_order(others), 0.0))),
+        ]
+    # ring_features of row k (ring_tops of its identifiers: sum, largest, second largest).
+    ring = proj.ring_prior()
+    v = ring[acc]
+    total = np.zeros(c)
+    np.add.at(total, pos, v)
+    top1 = segment_max(v, pos, c)
+    by_value = np.lexsort((-v, pos))
+    first = np.ones(len(by_value), dtype=bool)
+    first[1:] = pos[by_value][1:] != pos[by_value][:-1]
+    top2 = segment_max(v[by_value[~first]], pos[by_value[~first]], c)
+    own = ring[k]
+    extra += [
+        float(np.where(own >= top1[p], top2[p], top1[p]).max()),
+        float(np.log1p(max(_in_order(np.maximum(total[p] - own, 0.0)), 0.0))),
+    ]
+    back = p[::-1]  # the row-normalised row, reversed as for the aggregates
+    row = [
+        x_acc[k : k + 1],
+        _weighted_sums(at, w, x_id[back], 1).astype(np.float32),
+        _maxima(at, x_id[p], 1),
+        _weighted_sums(at, w, id_mean_acc[back], 1).astype(np.float32),
+        _maxima(at, id_max_acc[p], 1),
+        np.asarray([extra], dtype=np.float64).astype(np.float32),
+    ]
+    return np.hstack(row).astype(np.float32)
+
+
+def _in_order(values: F64) -> float:
+    """The sum of ``values`` added one at a time, first to last (``np.bincount``'s order)."""
+    return float(np.bincount(np.zeros(len(values), dtype=np.int64), weights=values, minlength=1)[0])
+
+
+def _weighted_sums(seg: I64, w: F64, x: F32, n: int) -> F64:
+    """Per segment, ``0 + w_1*x_1 + w_2*x_2 ...`` in float64, in the order given: one row of
+    a row-normalised sparse matrix times a dense one, as scipy computes it."""
+    out = np.zeros((n, x.shape[1]), dtype=np.float64)
+    np.add.at(out, seg, w[:, None] * x.astype(np.float64))
+    return out
+
+
+def _maxima(seg: I64, x: F32, n: int) -> F32:
+    """Per segment, the column-wise max of its rows (every segment holds at least one)."""
+    out = np.full((n, x.shape[1]), -np.inf, dtype=np.float64)
+    np.maximum.at(out, seg, x.astype(np.float64))
+    return out.astype(np.float32)
+
+
+def _tree_row_scipy(
+    proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict[str, F32]
+) -> F32:
+    """:func:`_tree_row` through scipy's products, as it was written first: kept for the tests,
+    which hold the two equal bit for bit."""
     b = incidence(proj, max_degree=hub_degree)
     mine = b[k]
     cols = np.unique(mine.indices)

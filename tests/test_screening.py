@@ -241,6 +241,7 @@ CASES = [
     "old login",
     "hub",
     "verdicts since the rebuild",
+    "only a hub",
 ]
 
 
@@ -285,6 +286,10 @@ def test_screen_equals_the_rebuild_score(
         if f["hub_ip"] is None:
             pytest.skip("this world has no IP above its degree cap")
         event = _event("eq-4", "NEW-EQ-4", at, ips=[f["hub_ip"]], phones=[f["phone"]])
+    elif case == "only a hub":  # every edge of the account masked: an empty incidence
+        if f["hub_ip"] is None:
+            pytest.skip("this world has no IP above its degree cap")
+        event = _event("eq-7", "NEW-EQ-7", at, ips=[f["hub_ip"]])
     else:
         # Investigators confirm a ring (a ring verdict: linked from its members) and some
         # neighbours of an account the model is unsure of (account verdicts): the screen reads
@@ -351,6 +356,10 @@ def test_screen_equals_the_rebuild_score(
     if case == "hub":
         assert s["hubsIgnored"][0]["degree"] == f["hub_degree"] + 1
         assert s["hubsIgnored"][0]["masked"] is True  # an IP is PII for the risk engine
+    if case == "only a hub":  # it answered (an IndexError before session 33) and says why
+        assert [h["kind"] for h in s["hubsIgnored"]] == ["IP"]
+        assert s["hubsIgnored"][0]["degree"] > f["hub_degree"]
+        assert s["linkedRings"] == []
 
 
 def test_the_model_reads_the_rings_of_the_build_before(world: Any) -> None:

@@ -16,7 +16,8 @@ settings); per round and concurrency each serves ``accountRisk`` (the baseline) 
 screens, and per round each records ``--record-requests`` fresh events, one per request, one
 client. Per server and phase: wrk's requests/s, p50, p99, and the server's and Neo4j's CPU per
 request (``/proc`` before and after); the ratio now/before of screens per second, over the
-rounds. Writes JSON to ``--out`` (``bench/results/screen-versions-<accounts>.json``).
+rounds; each server's peak RSS (its processes' high-water marks, summed) and Neo4j's. Writes
+JSON to ``--out`` (``bench/results/screen-versions-<accounts>.json``).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ from screen import (  # noqa: E402
     machine,
     measured,
     prepare,
+    process_tree,
     sequential,
     summary,
+    vm_hwm_mib,
     warm_up,
     wrk,
 )
@@ -146,6 +149,11 @@ def main() -> None:
                 records[name].extend(times)
                 print(f"round {r + 1} {name} recordEvents: p50 "
                       f"{statistics.median(times):.1f} ms", flush=True)  # fmt: skip
+        # Peak memory: each server's processes' high-water RSS, summed, before they stop.
+        peak = {name: round(sum(vm_hwm_mib(p) or 0.0 for p in process_tree(srv.proc.pid)), 1)
+                for name, srv in servers.items()}  # fmt: skip
+        if neo4j_pid is not None:
+            peak["neo4j"] = round(vm_hwm_mib(neo4j_pid) or 0.0, 1)
     graph.close()
     out: dict[str, Any] = {
         "accounts": len(pool.ids),
@@ -160,6 +168,7 @@ def main() -> None:
             name: {ph: summary(rs) for ph, rs in phases.items()} for name, phases in runs.items()
         },
         "record": {name: latency(t) for name, t in records.items()},
+        "peak_rss_mib": peak,
     }
     ratio = {}
     for c in levels:
@@ -179,6 +188,7 @@ def main() -> None:
                   f"{s['p99_ms']:7.1f} ms CPU/request {s['cpu_ms_per_request']}")  # fmt: skip
         print(f"{name:7} recordEvents p50 {out['record'][name]['p50_ms']} ms, "
               f"p99 {out['record'][name]['p99_ms']} ms")  # fmt: skip
+    print(f"peak RSS MiB: {peak}")
     print(f"now/before: {ratio}; wrote {dest}")
 
 

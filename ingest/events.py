@@ -154,25 +154,83 @@ class Prepared:
 
     ``values`` holds each event's normalised identifiers (kind -> ids, in the order given,
     without repeats), which screening looks up in the graph.
+
+    The vectorised path gives Arrow tables (``tables``); the plain path (one plain event) gives
+    the same rows as Python dicts (``plain``: each table's columns, timestamps as epoch
+    milliseconds), and tables are built from them only when asked for (:attr:`rows`): a screen
+    and a record read the dicts, where building and reading back four one-row tables cost more
+    than preparing the event.
     """
 
     events: list[Event]
-    rows: dict[str, pa.Table]
+    tables: dict[str, pa.Table] | None
     values: list[dict[str, list[str]]]
     invalid: list[InvalidField]
     at_ms: list[int]
     region: str
+    plain: dict[str, list[dict[str, Any]]] | None = None
+
+    @property
+    def rows(self) -> dict[str, pa.Table]:
+        """Per table, the rows as Arrow tables (built once from ``plain`` where needed)."""
+        if self.tables is None:
+            assert self.plain is not None
+            self.tables = {
+                name: pa.Table.from_pylist(rows, schema=_SCHEMAS[name])
+                for name, rows in self.plain.items()
+            }
+        return self.tables
+
+    def writer_rows(self, table: Table, kind: str | None = None) -> list[dict[str, Any]]:
+        """One table's rows as the loader's Cypher takes them (``ingest.writer._rows_for``);
+        for ``account_identifiers``, one ``kind``'s, without the column."""
+        if self.plain is None:
+            part = self.rows.get(table.name)
+            if part is not None and kind is not None:
+                keep = pa.array([v == kind for v in part.column("kind").to_pylist()], pa.bool_())
+                part = part.filter(keep).drop_columns("kind")
+            return _rows_for(table, part) if part is not None and part.num_rows else []
+        rows = self.plain.get(table.name, [])
+        if kind is not None:
+            rows = [{c: v for c, v in r.items() if c != "kind"} for r in rows if r["kind"] == kind]
+        if not table.entity:
+            return [dict(r) for r in rows]
+        ts = [f.name for f in _SCHEMAS[table.name] if pa.types.is_timestamp(f.type)]
+        return [
+            {
+                "id": r["id"],
+                "props": {
+                    k: v for k, v in r.items() if v is not None and k != "id" and k not in ts
+                },
+                "ts": {k: r[k] for k in ts if r.get(k) is not None},
+            }
+            for r in rows
+        ]
 
     def rows_of(self, account_id: str) -> list[dict[str, Any]]:
         """One account's reduced link and payment rows, as plain values: ``kind``, ``target``,
         ``count``, ``first``/``last`` (epoch seconds, -1 unknown, as Neo4j's epochSeconds), and
         for payments ``currency``, ``round_count`` and ``total_e4``."""
         out: list[dict[str, Any]] = []
+        if self.plain is not None:
+            for name, rows in self.plain.items():
+                if name == ACCOUNTS.name:
+                    continue
+                for row in rows:
+                    if row["account"] != account_id:
+                        continue
+                    out.append({
+                        "kind": _KIND_OF_TABLE.get(name) or row["kind"], "target": row["target"],
+                        "count": row["count"], "first": row["first_seen"] // 1000,
+                        "last": row["last_seen"] // 1000, "currency": row.get("currency"),
+                        "round_count": row.get("round_count", 0),
+                        "total_e4": row.get("total_e4", 0),
+                    })  # fmt: skip
+            return out
         for table, t in self.rows.items():
             if table == ACCOUNTS.name:
                 continue
-            kind = {"account_devices": "device", "account_phones": "phone",
-                    "payments": PAYEE.name}.get(table)  # fmt: skip
+            kind = _KIND_OF_TABLE.get(table)
             for row in t.to_pylist():
                 if row["account"] != account_id:
                     continue
@@ -186,10 +244,19 @@ class Prepared:
 
     def kyc_of(self, account_id: str) -> int:
         """The KYC level the event gives a new account (-1 unknown)."""
-        for row in self.rows[ACCOUNTS.name].to_pylist():
+        accounts = (
+            self.plain[ACCOUNTS.name]
+            if self.plain is not None
+            else self.rows[ACCOUNTS.name].to_pylist()
+        )
+        for row in accounts:
             if row["id"] == account_id and row["kyc_level"] is not None:
                 return int(row["kyc_level"])
         return -1
+
+
+# The kind of each link table's rows (account_identifiers rows carry their own).
+_KIND_OF_TABLE = {"account_devices": "device", "account_phones": "phone", "payments": PAYEE.name}
 
 
 def _epoch(ts: object) -> int:
@@ -295,21 +362,16 @@ def _prepare_plain(ev: Event, region: str) -> Prepared | None:
             named = counts.setdefault(kind, {})
             named[target] = named.get(target, 0) + 1
         values[kind] = list(counts[kind])
-    rows: dict[str, pa.Table] = {}
-    at = [ms]
+    plain: dict[str, list[dict[str, Any]]] = {}
     for table in (ACCOUNT_DEVICES, ACCOUNT_PHONES, ACCOUNT_IDENTIFIERS):
         pairs = sorted((kind, target, n) for kind, named in counts.items()
                        if _table_of(kind) is table for target, n in named.items())  # fmt: skip
-        if not pairs:
-            continue
-        cols: dict[str, list[Any]] = {
-            "account": [account] * len(pairs), "target": [t for _, t, _ in pairs],
-            "count": [n for _, _, n in pairs], "first_seen": at * len(pairs),
-            "last_seen": at * len(pairs),
-        }  # fmt: skip
-        if table is ACCOUNT_IDENTIFIERS:
-            cols = {"kind": [k for k, _, _ in pairs], **cols}
-        rows[table.name] = pa.Table.from_pydict(cols, schema=_SCHEMAS[table.name])
+        if pairs:
+            plain[table.name] = [
+                {**({"kind": kind} if table is ACCOUNT_IDENTIFIERS else {}), "account": account,
+                 "target": target, "count": n, "first_seen": ms, "last_seen": ms}
+                for kind, target, n in pairs
+            ]  # fmt: skip
     if ev.payee is not None or ev.amount is not None or ev.currency is not None:
         if plain_key(ev.event_id) is None:  # the payment's id
             return None
@@ -322,19 +384,17 @@ def _prepare_plain(ev: Event, region: str) -> Prepared | None:
             if not is_plain(ev.currency):
                 return None
             currency = ev.currency.strip(" ").upper() or NO_CURRENCY
-        rows[PAYMENTS.name] = pa.Table.from_pydict(
-            {"account": [account], "target": [payee], "currency": [currency], "count": [1],
-             "total_e4": [amount], "max_e4": [amount],
-             "round_count": [int(amount > 0 and amount % _ROUND == 0)],
-             "first_seen": at, "last_seen": at},
-            schema=_SCHEMAS[PAYMENTS.name],
-        )  # fmt: skip
+        plain[PAYMENTS.name] = [
+            {"account": account, "target": payee, "currency": currency, "count": 1,
+             "total_e4": amount, "max_e4": amount,
+             "round_count": int(amount > 0 and amount % _ROUND == 0),
+             "first_seen": ms, "last_seen": ms}
+        ]  # fmt: skip
         values[PAYEE.name] = [payee]
-    rows[ACCOUNTS.name] = pa.Table.from_pydict(
-        {"id": [account], "created_at": at, "kyc_level": [ev.kyc_level], "country": [None]},
-        schema=_SCHEMAS[ACCOUNTS.name],
-    )
-    return Prepared([ev], rows, [values], [], [ms], region)
+    plain[ACCOUNTS.name] = [
+        {"id": account, "created_at": ms, "kyc_level": ev.kyc_level, "country": None}
+    ]
+    return Prepared([ev], None, [values], [], [ms], region, plain)
 
 
 def _prepare_vectorised(events: Sequence[Event], region: str) -> Prepared:
@@ -470,11 +530,7 @@ def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int
     written = 0
     for k in KINDS:
         table = _table_of(k.name)
-        part = prepared.rows.get(table.name)
-        if part is not None and table is ACCOUNT_IDENTIFIERS:
-            part = part.filter(pa.array([v == k.name for v in part.column("kind").to_pylist()],
-                                        pa.bool_())).drop_columns("kind")  # fmt: skip
-        rows = _rows_for(table, part) if part is not None and part.num_rows else []
+        rows = prepared.writer_rows(table, k.name if table is ACCOUNT_IDENTIFIERS else None)
         name = table.name + (f":{k.name}" if table is ACCOUNT_IDENTIFIERS else "")
         params[f"rows_{k.name}"] = rows
         params[f"batch_id_{k.name}"] = f"events:{digest}:{name}"

@@ -585,13 +585,18 @@ def event_input(prepared: Prepared, i: int = 0) -> screening.EventInput:
 
 
 def warm_screening(graph: Graph, models: ModelStore, region: str) -> None:
-    """Screen one made-up event (no identifiers, an account that does not exist), so that
-    Neo4j plans the screening queries at start-up rather than on the risk engine's first
-    decisions (planning them took 1-5 s on a busy 2-core machine). Reads only; any failure
-    (no model yet, Neo4j down) is left for real requests to report."""
-    event = Event("warm-up", "ringscope:warm-up", datetime.now(UTC), "LOGIN")
+    """Screen two made-up events (an account that does not exist; no identifiers, then as many
+    devices as pad the identifier lists to their longer length, ``models.screen.IDS_PADDED``),
+    so that Neo4j plans the screening queries at start-up rather than on the risk engine's
+    first decisions (planning them took 1-5 s on a busy 2-core machine). Reads only; any
+    failure (no model yet, Neo4j down) is left for real requests to report."""
+    now = datetime.now(UTC)
+    many = [f"ringscope:warm-up:{i}" for i in range(screening.IDS_PADDED[0])]
+    events = [Event("warm-up", "ringscope:warm-up", now, "LOGIN"),
+              Event("warm-up-2", "ringscope:warm-up", now, "LOGIN", {"device": many})]  # fmt: skip
     try:
-        screen_event(graph, models, event, region=region, budget=0)
+        for event in events:
+            screen_event(graph, models, event, region=region, budget=0)
         screening.warm(graph)
     except Exception:
         log.debug("screening warm-up skipped", exc_info=True)

@@ -172,8 +172,11 @@ SECOND_HOP_RINGS = 3
 SECOND_HOP_VIA = 2
 
 # An event names at most 20 values per kind (ingest.events.MAX_EVENT_VALUES): its lists are
-# padded to one length past that.
-_IDS_PADDED = 32
+# padded to one of two lengths, the first where every list of the event fits under it (the usual
+# event names a few values; each padded value is an index seek of "" per kind in SCREEN_START,
+# 8% of Neo4j's CPU a screen at 32, session 33), the second past the most. So the identifier
+# lists take two plans, both made at start-up (api.service.warm_screening).
+IDS_PADDED = (10, 32)
 
 
 def _pad(values: list[T], sentinel: T, length: int | None = None) -> list[T]:
@@ -232,8 +235,10 @@ def screen(
     # Neo4j's plan cache keys on each list's type and size bucket, and every new combination
     # (an empty list is List<Any>; 1 value and 2-10 are different buckets) planned these
     # queries again, 1-5 s each (bench/arrivals.py found 29-44 such screens per 20k world).
+    longest = max((len(v) for v in ev.values.values()), default=0)
+    padded = IDS_PADDED[0] if longest < IDS_PADDED[0] else IDS_PADDED[1]
     params.update(
-        (f"ids_{k.name}", _pad(list(ev.values.get(k.name, ())), "", _IDS_PADDED))
+        (f"ids_{k.name}", _pad(list(ev.values.get(k.name, ())), "", padded))
         for k in IDENTIFIER_KINDS
     )
     # One transaction for the reads: internal node ids pass from one to the next.

@@ -362,6 +362,38 @@ def test_screen_equals_the_rebuild_score(
         assert s["linkedRings"] == []
 
 
+def test_the_identifier_lists_take_two_shapes_and_start_up_plans_both(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCREEN_START's identifier lists are padded to one of two fixed lengths (Neo4j plans a
+    query again for each new combination of list sizes, 1-5 s a time): every list 10 long for
+    an event whose lists all hold fewer than 10 values, 32 long otherwise; the start-up warm-up
+    screens one event of each shape, so both plans exist before the risk engine's first call."""
+    from ringscope.api.service import warm_screening
+    from ringscope.graph import connection
+
+    g, settings, _, f = world
+    shapes: list[set[int]] = []
+    read = connection._TxReads.read
+
+    def spy(self: Any, text: Any, params: Any = None) -> Any:
+        if text is cypher.SCREEN_START:
+            shapes.append({len(v) for k, v in params.items() if k.startswith("ids_")})
+        return read(self, text, params)
+
+    monkeypatch.setattr(connection._TxReads, "read", spy)
+    models = ModelStore(settings.models_dir)
+    warm_screening(g, models, settings.default_region)
+    assert shapes == [{10}, {32}]
+    shapes.clear()
+    at = f["now"] + timedelta(minutes=5)
+    for devices in (3, 9, 10, 20):
+        named = {"device": [f"DEV-PAD-{i}" for i in range(devices)], "phone": [f["phone"]]}
+        event = Event(f"pad-{devices}", f"NEW-PAD-{devices}", at, "SIGNUP", named)
+        screen_event(g, models, event, region=settings.default_region, budget=0)
+    assert shapes == [{10}, {10}, {32}, {32}]
+
+
 def test_the_model_reads_the_rings_of_the_build_before(world: Any) -> None:
     """The account model trained on the ring priors of the build before it: it splits on them,
     and hiding them moves the scores of the accounts around flagged clusters, the ring

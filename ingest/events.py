@@ -69,7 +69,7 @@ from ringscope.ingest.normalise import (
     plain_phone,
     plain_timestamp_ms,
 )
-from ringscope.ingest.writer import _rows_for
+from ringscope.ingest.writer import _dicts_of, _param_rows
 from ringscope.kinds import IDENTIFIER_KINDS, KINDS, PAYEE
 
 __all__ = [
@@ -157,9 +157,10 @@ class Prepared:
 
     The vectorised path gives Arrow tables (``tables``); the plain path (one plain event) gives
     the same rows as Python dicts (``plain``: each table's columns, timestamps as epoch
-    milliseconds), and tables are built from them only when asked for (:attr:`rows`): a screen
-    and a record read the dicts, where building and reading back four one-row tables cost more
-    than preparing the event.
+    milliseconds). Each form is built once from the other when asked for (:attr:`rows`,
+    :meth:`_dicts`); a screen and a record read the dicts (:meth:`rows_of`, :meth:`kyc_of`,
+    :meth:`writer_rows`), so the plain path never builds a table: building and reading back
+    four one-row tables cost more than preparing the event.
     """
 
     events: list[Event]
@@ -181,75 +182,45 @@ class Prepared:
             }
         return self.tables
 
+    def _dicts(self) -> dict[str, list[dict[str, Any]]]:
+        """Per table, the rows as dicts (timestamps as epoch milliseconds): the plain path's
+        own, or read once from the tables."""
+        if self.plain is None:
+            assert self.tables is not None
+            self.plain = {name: _dicts_of(t)[0] for name, t in self.tables.items()}
+        return self.plain
+
     def writer_rows(self, table: Table, kind: str | None = None) -> list[dict[str, Any]]:
         """One table's rows as the loader's Cypher takes them (``ingest.writer._rows_for``);
         for ``account_identifiers``, one ``kind``'s, without the column."""
-        if self.plain is None:
-            part = self.rows.get(table.name)
-            if part is not None and kind is not None:
-                keep = pa.array([v == kind for v in part.column("kind").to_pylist()], pa.bool_())
-                part = part.filter(keep).drop_columns("kind")
-            return _rows_for(table, part) if part is not None and part.num_rows else []
-        rows = self.plain.get(table.name, [])
+        rows = self._dicts().get(table.name, [])
         if kind is not None:
             rows = [{c: v for c, v in r.items() if c != "kind"} for r in rows if r["kind"] == kind]
-        if not table.entity:
-            return [dict(r) for r in rows]
         ts = [f.name for f in _SCHEMAS[table.name] if pa.types.is_timestamp(f.type)]
-        return [
-            {
-                "id": r["id"],
-                "props": {
-                    k: v for k, v in r.items() if v is not None and k != "id" and k not in ts
-                },
-                "ts": {k: r[k] for k in ts if r.get(k) is not None},
-            }
-            for r in rows
-        ]
+        return _param_rows(table, list(rows), ts)
 
     def rows_of(self, account_id: str) -> list[dict[str, Any]]:
         """One account's reduced link and payment rows, as plain values: ``kind``, ``target``,
         ``count``, ``first``/``last`` (epoch seconds, -1 unknown, as Neo4j's epochSeconds), and
         for payments ``currency``, ``round_count`` and ``total_e4``."""
         out: list[dict[str, Any]] = []
-        if self.plain is not None:
-            for name, rows in self.plain.items():
-                if name == ACCOUNTS.name:
-                    continue
-                for row in rows:
-                    if row["account"] != account_id:
-                        continue
-                    out.append({
-                        "kind": _KIND_OF_TABLE.get(name) or row["kind"], "target": row["target"],
-                        "count": row["count"], "first": row["first_seen"] // 1000,
-                        "last": row["last_seen"] // 1000, "currency": row.get("currency"),
-                        "round_count": row.get("round_count", 0),
-                        "total_e4": row.get("total_e4", 0),
-                    })  # fmt: skip
-            return out
-        for table, t in self.rows.items():
-            if table == ACCOUNTS.name:
+        for name, rows in self._dicts().items():
+            if name == ACCOUNTS.name:
                 continue
-            kind = _KIND_OF_TABLE.get(table)
-            for row in t.to_pylist():
+            for row in rows:
                 if row["account"] != account_id:
                     continue
                 out.append({
-                    "kind": kind or row["kind"], "target": row["target"], "count": row["count"],
-                    "first": _epoch(row["first_seen"]), "last": _epoch(row["last_seen"]),
-                    "currency": row.get("currency"), "round_count": row.get("round_count", 0),
-                    "total_e4": row.get("total_e4", 0),
+                    "kind": _KIND_OF_TABLE.get(name) or row["kind"], "target": row["target"],
+                    "count": row["count"], "first": _seconds(row["first_seen"]),
+                    "last": _seconds(row["last_seen"]), "currency": row.get("currency"),
+                    "round_count": row.get("round_count", 0), "total_e4": row.get("total_e4", 0),
                 })  # fmt: skip
         return out
 
     def kyc_of(self, account_id: str) -> int:
         """The KYC level the event gives a new account (-1 unknown)."""
-        accounts = (
-            self.plain[ACCOUNTS.name]
-            if self.plain is not None
-            else self.rows[ACCOUNTS.name].to_pylist()
-        )
-        for row in accounts:
+        for row in self._dicts()[ACCOUNTS.name]:
             if row["id"] == account_id and row["kyc_level"] is not None:
                 return int(row["kyc_level"])
         return -1
@@ -259,9 +230,9 @@ class Prepared:
 _KIND_OF_TABLE = {"account_devices": "device", "account_phones": "phone", "payments": PAYEE.name}
 
 
-def _epoch(ts: object) -> int:
-    """A timestamp as Neo4j's ``epochSeconds`` gives it (floored), -1 when unknown."""
-    return int(ts.timestamp() // 1) if isinstance(ts, datetime) else -1
+def _seconds(ms: int | None) -> int:
+    """Epoch milliseconds as Neo4j's ``epochSeconds`` gives them (floored), -1 when unknown."""
+    return -1 if ms is None else ms // 1000
 
 
 @dataclass(frozen=True)

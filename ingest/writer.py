@@ -20,21 +20,34 @@ from ringscope.kinds import DEVICE, PAYEE, PHONE, Kind
 def _rows_for(table: Table, t: pa.Table) -> list[dict[str, Any]]:
     """Batch rows as driver parameters. Timestamps travel as epoch milliseconds: the driver's
     datetime packing is pure Python and cost more than everything else together (profiled)."""
+    rows, ts = _dicts_of(t)
+    return _param_rows(table, rows, ts)
+
+
+def _dicts_of(t: pa.Table) -> tuple[list[dict[str, Any]], list[str]]:
+    """A table's rows as Python values with timestamps as epoch milliseconds, and the names of
+    the timestamp columns."""
     ts = [f.name for f in t.schema if pa.types.is_timestamp(f.type)]
     for name in ts:
         col = t.column(name).cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
         t = t.set_column(t.schema.get_field_index(name), name, col)
     rows: list[dict[str, Any]] = t.to_pylist()
-    if table.entity:
-        return [
-            {
-                "id": r.pop("id"),
-                "props": {k: v for k, v in r.items() if v is not None and k not in ts},
-                "ts": {k: r[k] for k in ts if r.get(k) is not None},
-            }
-            for r in rows
-        ]
-    return rows
+    return rows, ts
+
+
+def _param_rows(table: Table, rows: list[dict[str, Any]], ts: list[str]) -> list[dict[str, Any]]:
+    """Rows of ``table`` (timestamps ``ts`` as epoch milliseconds) as its Cypher takes them: an
+    entity's as id, properties and timestamps; a link table's as they are."""
+    if not table.entity:
+        return rows
+    return [
+        {
+            "id": r["id"],
+            "props": {k: v for k, v in r.items() if v is not None and k != "id" and k not in ts},
+            "ts": {k: r[k] for k in ts if r.get(k) is not None},
+        }
+        for r in rows
+    ]
 
 
 def _link_kind(table: Table, kind: str | None) -> Kind:

@@ -288,8 +288,11 @@ def label_counts(b: sp.csr_matrix, known: I64) -> tuple[F64, F64, F64]:
     """Per identifier (column of ``b``): its accounts, its known fraud and its known legit ones
     (``known`` as in :func:`label_features`)."""
     coo = b.tocoo()
-    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    m = b.shape[1]
+    return edge_label_counts(coo.row.astype(np.int64), coo.col.astype(np.int64), known, b.shape[1])
+
+
+def edge_label_counts(acc: I64, ident: I64, known: I64, m: int) -> tuple[F64, F64, F64]:
+    """:func:`label_counts` from the edges (account, identifier) of ``m`` identifiers."""
     deg = np.bincount(ident, minlength=m).astype(np.float64)
     fraud = np.bincount(ident, weights=(known == 1).astype(np.float64)[acc], minlength=m)
     legit = np.bincount(ident, weights=(known == 0).astype(np.float64)[acc], minlength=m)
@@ -306,12 +309,21 @@ def label_features(b: sp.csr_matrix, known: I64, counts: tuple[F64, F64, F64] | 
     that holds some accounts only (the Spark engine scores accounts a bucket at a time): the
     identifiers' other accounts then count without being rows here.
     """
-    deg, fraud_per_id, legit_per_id = counts if counts is not None else label_counts(b, known)
+    coo = b.tocoo()
+    counts = counts if counts is not None else label_counts(b, known)
+    return edge_label_features(
+        coo.row.astype(np.int64), coo.col.astype(np.int64), b.shape[0], known, counts
+    )
+
+
+def edge_label_features(
+    acc: I64, ident: I64, n: int, known: I64, counts: tuple[F64, F64, F64]
+) -> F32:
+    """:func:`label_features` from the edges (account, identifier) of ``n`` accounts, in the
+    order their sums take them, and the identifiers' ``counts``."""
+    deg, fraud_per_id, legit_per_id = counts
     fraud = (known == 1).astype(np.float64)
     legit = (known == 0).astype(np.float64)
-    coo = b.tocoo()
-    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    n = b.shape[0]
     cols = []
     for lab, per_id in ((fraud, fraud_per_id), (legit, legit_per_id)):
         others = per_id[ident] - lab[acc]  # the account's own label taken out
@@ -328,8 +340,12 @@ def ring_tops(b: sp.csr_matrix, ring: F64) -> tuple[F64, F64, F64]:
     """Per identifier (column of ``b``): the sum, the largest and the second largest of its
     accounts' ring priors (the second counts a tie: two accounts at 0.9 give 0.9 and 0.9)."""
     coo = b.tocoo()
-    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    m = b.shape[1]
+    return edge_ring_tops(coo.row.astype(np.int64), coo.col.astype(np.int64), ring, b.shape[1])
+
+
+def edge_ring_tops(acc: I64, ident: I64, ring: F64, m: int) -> tuple[F64, F64, F64]:
+    """:func:`ring_tops` from the edges (account, identifier) of ``m`` identifiers, each
+    identifier's sum taken in their order."""
     v = ring[acc]
     total = np.bincount(ident, weights=v, minlength=m).astype(np.float64)
     top1 = segment_max(v, ident, m)
@@ -361,10 +377,17 @@ def ring_features(b: sp.csr_matrix, ring: F64, tops: tuple[F64, F64, F64] | None
     whole graph, per column of ``b``) is for a ``b`` that holds some accounts only.
     Shape: (n, 2) float32.
     """
-    total, top1, top2 = tops if tops is not None else ring_tops(b, ring)
     coo = b.tocoo()
-    acc, ident = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    n = b.shape[0]
+    tops = tops if tops is not None else ring_tops(b, ring)
+    return edge_ring_features(
+        coo.row.astype(np.int64), coo.col.astype(np.int64), b.shape[0], ring, tops
+    )
+
+
+def edge_ring_features(acc: I64, ident: I64, n: int, ring: F64, tops: tuple[F64, F64, F64]) -> F32:
+    """:func:`ring_features` from the edges (account, identifier) of ``n`` accounts, in the
+    order their sums take them, and the identifiers' ``tops``. Shape: (n, 2) float32."""
+    total, top1, top2 = tops
     own = ring[acc]
     # The others' max: the second largest where the account holds the largest.
     others_max = np.where(own >= top1[ident], top2[ident], top1[ident])

@@ -35,12 +35,15 @@ from ringscope.models.features import (
     LABEL_FEATURES,
     RING_FEATURES,
     account_features,
+    edge_label_counts,
+    edge_label_features,
+    edge_ring_features,
+    edge_ring_tops,
     identifier_features,
     identifier_sizes,
     incidence,
     label_features,
     ring_features,
-    segment_max,
     to_hetero,
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
@@ -814,7 +817,8 @@ def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict
     acc_all = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(indptr))
     order = np.argsort(pos_all[on], kind="stable")
     pos, acc = pos_all[on][order], acc_all[on][order]
-    deg = np.bincount(pos, minlength=c).astype(np.float64)  # every identifier holds account k
+    counts = edge_label_counts(acc, pos, proj.label, c)
+    deg = counts[0]  # each identifier's accounts (every one holds account k)
     # identifier_aggregates: mean and max of each identifier's accounts' features. The mean
     # is a product of the row-normalised matrix, whose rows scipy's product left reversed.
     down = np.lexsort((-acc, pos))
@@ -828,46 +832,21 @@ def _tree_row(proj: Projection, k: int, hub_degree: int, x_acc: F32, x_ids: dict
         return np.hstack([x_acc[k : k + 1], np.zeros((1, rest), np.float32)]).astype(np.float32)
     at = np.zeros(len(p), dtype=np.int64)
     w = np.full(len(p), 1.0 / len(p))
-    # label_features of row k: the known fraud and legit accounts on its identifiers but itself.
-    known = proj.label[acc]
-    extra: list[float] = []
-    for own_label, value in ((proj.label[k] == 1, 1), (proj.label[k] == 0, 0)):
-        per_id = np.bincount(pos, weights=(known == value).astype(np.float64), minlength=c)
-        others = per_id[p] - float(own_label)
-        extra += [
-            float((others / np.maximum(deg[p] - 1.0, 1.0)).max()),
-            float(np.log1p(max(_in_order(others), 0.0))),
-        ]
-    # ring_features of row k (ring_tops of its identifiers: sum, largest, second largest).
-    ring = proj.ring_prior()
-    v = ring[acc]
-    total = np.zeros(c)
-    np.add.at(total, pos, v)
-    top1 = segment_max(v, pos, c)
-    by_value = np.lexsort((-v, pos))
-    first = np.ones(len(by_value), dtype=bool)
-    first[1:] = pos[by_value][1:] != pos[by_value][:-1]
-    top2 = segment_max(v[by_value[~first]], pos[by_value[~first]], c)
-    own = ring[k]
-    extra += [
-        float(np.where(own >= top1[p], top2[p], top1[p]).max()),
-        float(np.log1p(max(_in_order(np.maximum(total[p] - own, 0.0)), 0.0))),
-    ]
     back = p[::-1]  # the row-normalised row, reversed as for the aggregates
+    # label_features and ring_features of row k: its entries in b's row order, the counts and
+    # tops of its identifiers from all of their entries (accounts ascending, as b's coo).
+    ring = proj.ring_prior()
+    tops = edge_ring_tops(acc, pos, ring, c)
     row = [
         x_acc[k : k + 1],
         _weighted_sums(at, w, x_id[back], 1).astype(np.float32),
         _maxima(at, x_id[p], 1),
         _weighted_sums(at, w, id_mean_acc[back], 1).astype(np.float32),
         _maxima(at, id_max_acc[p], 1),
-        np.asarray([extra], dtype=np.float64).astype(np.float32),
+        edge_label_features(at, p, 1, proj.label[k : k + 1], counts),
+        edge_ring_features(at, p, 1, ring[k : k + 1], tops),
     ]
     return np.hstack(row).astype(np.float32)
-
-
-def _in_order(values: F64) -> float:
-    """The sum of ``values`` added one at a time, first to last (``np.bincount``'s order)."""
-    return float(np.bincount(np.zeros(len(values), dtype=np.int64), weights=values, minlength=1)[0])
 
 
 def _weighted_sums(seg: I64, w: F64, x: F32, n: int) -> F64:

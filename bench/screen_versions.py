@@ -3,7 +3,8 @@ clients and ``recordEvents`` of one event, rounds alternating which server goes 
 the CPU each request cost the server and Neo4j.
 
     python bench/screen_versions.py --before /path/to/old/checkout --accounts 100000 \\
-        [--data-dir DIR --neo4j-port PORT --model-dir DIR] [--rounds 3] [--seconds 10] \\
+        [--data-dir DIR --neo4j-port PORT --model-dir DIR] [--before-model-dir DIR] \\
+        [--rounds 3] [--seconds 10] \\
         [--concurrency 1,20] [--record-requests 150] [--out FILE]
 
 Why: a change to a screen's fixed cost (normalising the event, the tree's row, the feature
@@ -71,6 +72,10 @@ def main() -> None:
     ap.add_argument("--record-requests", type=int, default=150)
     for name in ("--data-dir", "--model-dir", "--out"):
         ap.add_argument(name, type=Path)
+    ap.add_argument("--before-model-dir", type=Path,
+                    help="the models folder of the other checkout's server (default: the same); "
+                    "for a change to the feature table's files, a copy holding the build's "
+                    "table in the other checkout's form")  # fmt: skip
     for name in ("--neo4j-port", "--neo4j-http-port"):
         ap.add_argument(name, type=int)
     ap.add_argument("--neo4j-heap")
@@ -111,7 +116,10 @@ def main() -> None:
     }
     records: dict[str, list[float]] = {name: [] for name in code}
     with contextlib.ExitStack() as stack:
-        servers = {name: stack.enter_context(Server(env, cwd=path)) for name, path in code.items()}
+        own = {"before": {"RINGSCOPE_MODEL_DIR": str(args.before_model_dir)}
+               if args.before_model_dir else {}, "now": {}}  # fmt: skip
+        servers = {name: stack.enter_context(Server({**env, **own[name]}, cwd=path))
+                   for name, path in code.items()}  # fmt: skip
         http = stack.enter_context(
             httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=120)
         )

@@ -158,13 +158,84 @@ _GUARD = (
     )
     + "} AS row "
 )
-# Entity nodes: one MERGE per key; properties absent from the row are left as they are.
-INGEST_NODES: dict[str, LiteralString] = {
-    k.label: _GUARD
-    + f"MERGE (n:{k.label} {{id: row.id}}) ON CREATE SET n:{UNNUMBERED} SET n += row.props "
-    + "FOREACH (key IN keys(row.ts) | SET n[key] = datetime({epochMillis: row.ts[key]}))"
-    for k in KINDS
+# Sizes: an identifier's relationships from accounts (models.features.identifier_sizes: every
+# kind but payees has one per account, a payee one per account and currency), which Neo4j
+# answers from the node's degree store without a traversal (a carrier IP or a big merchant has
+# thousands). Flags: emulator device, virtual phone, merchant payee.
+_LOCAL_DEGREE: dict[str, LiteralString] = {
+    k.rel: f"COUNT {{ (x)<-[:{k.rel}]-() }}" for k in KINDS if k.rel is not None
 }
+_FLAG_TEST: dict[str, LiteralString] = {
+    "device": "x.is_emulator = true",
+    "phone": "x.is_virtual = true",
+    "payee": "x.kind = 'merchant'",
+}
+_LOCAL_FLAG: dict[str, LiteralString] = {
+    k.rel: "coalesce(" + _FLAG_TEST.get(k.name, "false") + ", false)"
+    for k in KINDS
+    if k.rel is not None
+}
+
+
+# What a screen's table rows depend on (models/screen_table.py). A build keeps every account's
+# feature row; a screen uses an account's row while nothing the row reads has moved since the
+# build, which it learns from one property, ``moved_at``, instead of expanding the account's
+# relationships (that expansion was three quarters of a payment screen's reads). The writers
+# below stamp it (Neo4j's clock) on an account when:
+# - they write one of its relationships (a new identifier, a count, a payment's sums);
+# - an identifier of at most MARK_DEGREE relationships gains one: every account on it (the
+#   kind's "shared" and "busiest" columns read identifier sizes). At most MARK_DEGREE + 1
+#   writes, once per new relationship; past that size the identifier is "big", and a screen
+#   reads a big identifier's size live (its accounts are never stamped for its growth: a
+#   carrier IP gains accounts all day). One that grew past the size since the build stamped
+#   its accounts as it crossed it, and accounts joining later are stamped as their own write;
+# - a device's, phone's or payee's flag (emulator, virtual, merchant) changes: every account on
+#   it.
+# A relationship is new where its count was unset before the write (every writer sets it).
+MARK_DEGREE: LiteralString = "8"
+# Neo4j's clock, which the stamps read, and when the oldest transaction running now began: a
+# build takes both before its read (models.screen_table.read_since).
+CLOCK_MS: LiteralString = "RETURN datetime().epochMillis AS ms"
+OLDEST_TRANSACTION_MS: LiteralString = (
+    "SHOW TRANSACTIONS YIELD startTime RETURN min(datetime(startTime)).epochMillis AS ms"
+)
+_STAMP: LiteralString = "moved_at = datetime()"
+
+
+def _stamp_on_growth(var: LiteralString, rel: LiteralString) -> LiteralString:
+    """Stamp the accounts on identifier ``var`` when this write gave it a relationship of type
+    ``rel`` (``created`` bound) and it is still at most MARK_DEGREE + 1 relationships."""
+    return (
+        f"WITH {var}, created WHERE created "
+        f"CALL ({var}) {{ WITH {var} WHERE COUNT {{ ({var})<-[:{rel}]-() }} <= "
+        + MARK_DEGREE
+        + f" + 1 MATCH ({var})<-[:{rel}]-(o:{ACCOUNT.label}) SET o.{_STAMP} }}"
+    )
+
+
+def _ingest_node(k: Kind) -> LiteralString:
+    """One entity row: MERGE by key, properties absent from the row left as they are; where the
+    kind has a flag, a change of it stamps the identifier's accounts."""
+    merge = f"MERGE (x:{k.label} {{id: row.id}}) ON CREATE SET x:{UNNUMBERED} "
+    write = (
+        "SET x += row.props "
+        "FOREACH (key IN keys(row.ts) | SET x[key] = datetime({epochMillis: row.ts[key]}))"
+    )
+    if k.rel is None or k.name not in _FLAG_TEST:
+        return _GUARD + merge + write
+    flag = _LOCAL_FLAG[k.rel]
+    return (
+        _GUARD
+        + merge
+        + f"WITH x, row, {flag} AS was "
+        + write
+        + f" WITH x, was WHERE {flag} <> was "
+        f"CALL (x) {{ MATCH (x)<-[:{k.rel}]-(o:{ACCOUNT.label}) SET o.{_STAMP} }}"
+    )
+
+
+# Entity nodes: one MERGE per key; properties absent from the row are left as they are.
+INGEST_NODES: dict[str, LiteralString] = {k.label: _ingest_node(k) for k in KINDS}
 # Labels: the latest labelled_at wins; at equal times, fraud wins over legit.
 INGEST_LABELS: LiteralString = _GUARD + (
     f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
@@ -185,8 +256,11 @@ INGEST_LINKS: dict[str, LiteralString] = {
     + f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
     + f"MERGE (x:{k.label} {{id: row.target}}) ON CREATE SET x:{UNNUMBERED} "
     + f"MERGE (a)-[r:{k.rel}]->(x) "
+    + "WITH a, x, r, row, r.count IS NULL AS created "
     + "SET r.count = coalesce(r.count, 0) + row.count, "
     + _SEEN
+    + f", a.{_STAMP} "
+    + _stamp_on_growth("x", k.rel)
     for k in KINDS
     if k.rel is not None
 }
@@ -212,14 +286,16 @@ INGEST_PAYMENTS: LiteralString = _GUARD + (
     f"MATCH (a:{ACCOUNT.label} {{id: row.account}}) "
     f"MERGE (p:Payee {{id: row.target}}) ON CREATE SET p:{UNNUMBERED} "
     "MERGE (a)-[r:PAID {currency: row.currency}]->(p) "
+    "WITH a, p, r, row, r.count IS NULL AS created "
     # coalesce() rather than ON CREATE SET: a new relationship's properties are written once.
     "SET r.count = coalesce(r.count, 0) + row.count, "
     "r.total_amount_e4 = coalesce(r.total_amount_e4, 0) + row.total_e4, "
     "r.max_amount_e4 = CASE WHEN r.max_amount_e4 IS NULL OR row.max_e4 > r.max_amount_e4 "
     "THEN row.max_e4 ELSE r.max_amount_e4 END, "
-    "r.round_count = coalesce(r.round_count, 0) + row.round_count, " + _SEEN + " "
-    "WITH r SET r.total_amount = " + _DECIMAL.format("r.total_amount_e4") + ", "
-    "r.max_amount = " + _DECIMAL.format("r.max_amount_e4")
+    "r.round_count = coalesce(r.round_count, 0) + row.round_count, " + _SEEN + ", "
+    "a." + _STAMP + " "
+    "WITH p, r, created SET r.total_amount = " + _DECIMAL.format("r.total_amount_e4") + ", "
+    "r.max_amount = " + _DECIMAL.format("r.max_amount_e4") + " " + _stamp_on_growth("p", "PAID")
 )
 
 
@@ -350,32 +426,12 @@ LOCAL_ACCOUNTS_OF: LiteralString = (
     f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels "
     "WITH DISTINCT a " + _ACCOUNT_ROW
 )
-# Sizes: an identifier's relationships from accounts (models.features.identifier_sizes: every
-# kind but payees has one per account, a payee one per account and currency), which Neo4j
-# answers from the node's degree store without a traversal (a carrier IP or a big merchant has
-# thousands). Flags: emulator device, virtual phone, merchant payee.
-_LOCAL_DEGREE: dict[str, LiteralString] = {
-    k.rel: f"COUNT {{ (x)<-[:{k.rel}]-() }}" for k in KINDS if k.rel is not None
-}
-_LOCAL_FLAG: dict[str, LiteralString] = {
-    k.rel: "coalesce("
-    + (
-        "x.is_emulator = true"
-        if k.name == "device"
-        else "x.is_virtual = true"
-        if k.name == "phone"
-        else "x.kind = 'merchant'"
-        if k.name == "payee"
-        else "false"
-    )
-    + ", false)"
-    for k in KINDS
-    if k.rel is not None
-}
 
 
 # An expression per relationship type, picked by the type bound to ``rel`` (one expansion of all
-# of a node's relationships instead of one per type: see SCREEN_SHARING).
+# of a node's relationships instead of one per type: a branch per type walked a node's whole
+# relationship chain once per type, Neo4j's record store having no per-type index on a node of
+# few relationships).
 def _by_rel(exprs: dict[str, LiteralString]) -> LiteralString:
     return "CASE rel " + " ".join(f"WHEN '{rel}' THEN {e}" for rel, e in exprs.items()) + " END"
 
@@ -586,9 +642,12 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
 # 2'. With the build's feature table (models/screen_table.py): the same accounts, evidence and
 #     rings, but of the accounts' edges only those on the identifiers $expand (all of their
 #     accounts') and those of $full (the event's account) elsewhere: the other accounts'
-#     features come from the table. Each account comes with what its row depends on
-#     (SCREEN_SHARING): a fingerprint the table's must equal for its row to be used, and its
-#     sharing, read live.
+#     features come from the table. Each account comes with its ``moved_at`` stamp (the
+#     writers' section above; the row is current if it is older than the build's read), one
+#     property, where a fingerprint of its relationships and their identifiers' sizes took three
+#     quarters of a payment screen's reads.
+#     SCREEN_TABLE_DEGREES then reads the sizes of the big identifiers of the accounts whose row
+#     is current (by number, one list per kind, all of one padded length).
 #     SCREEN_TABLE_LINKS then reads the edges of the accounts whose row is stale ($full; those
 #     on $skip, the identifiers already read whole, excepted). ``acc`` is the account's
 #     internal id here, not a position.
@@ -602,30 +661,6 @@ _SCREEN_TABLE_LINKS = (
 )
 
 
-# Per account and kind: its relationships, the sum of their counts and how many reach a
-# flagged identifier (the fingerprint models.screen_table.fingerprints computes from a
-# projection), and how many of its identifiers are shared and the size of the busiest, which
-# others' new relationships move and so are read live. Degrees, no edge returned. One expansion
-# of all the account's relationships, each kind's flag and degree picked by its type: a branch
-# per kind walked the whole relationship chain of every account once per kind (Neo4j's record
-# store has no per-type index on a node of few relationships), 7 times the work (PROFILE: a
-# screen reading 719 accounts, 120,000 of its 225,000 db hits). Kinds the account does not use
-# give no part (the table's row holds 0 for them, and a kind only ever gains relationships).
-_REL_KIND: LiteralString = (
-    "CASE rel "
-    + " ".join(f"WHEN '{k.rel}' THEN '{k.name}'" for k in KINDS if k.rel is not None)
-    + " END"
-)
-SCREEN_SHARING: LiteralString = (
-    "CALL (a) { "
-    "MATCH (a)-[r]->(x) WHERE type(r) IN $rels "
-    "WITH type(r) AS rel, x, count(r) AS n, sum(coalesce(toInteger(r.count), 1)) AS c "
-    f"WITH rel, n, c, {_by_rel(_LOCAL_FLAG)} AS flag, {_by_rel(_LOCAL_DEGREE)} AS s "
-    "WITH rel, sum(n) AS n, sum(c) AS c, sum(CASE WHEN flag THEN n ELSE 0 END) AS f, "
-    "sum(CASE WHEN s >= 2 THEN 1 ELSE 0 END) AS shared, coalesce(max(s), 0) AS busiest "
-    f"RETURN [{_REL_KIND}, n, c, f, shared, busiest] AS part"
-    " } WITH a, collect(part) AS parts "
-)
 SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     _SCREEN_ACCOUNTS
     + _SCREEN_EVIDENCE
@@ -634,16 +669,25 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     + " } "
     + _SCREEN_COLLECT_LINKS
     + "} CALL (accs) { UNWIND accs AS a "
-    + SCREEN_SHARING
-    + "RETURN collect({node: id(a), seq: a.seq, id: a.id, "
+    + "RETURN collect({node: id(a), seq: a.seq, id: a.id, moved: a.moved_at.epochMillis, "
     "created: coalesce(a.created_at.epochSeconds, -1), "
     "kyc: coalesce(toInteger(a.kyc_level), -1), "
     "label: CASE a.label WHEN 'fraud' THEN 1 WHEN 'legit' THEN 0 ELSE -1 END, "
-    "ring: " + _screen_ring("a") + ", parts: parts}) AS accounts } "
+    "ring: " + _screen_ring("a") + "}) AS accounts } "
     "RETURN accounts, verdicts, rings, second, links"
 )
 SCREEN_TABLE_LINKS: LiteralString = (
     "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS
+)
+SCREEN_TABLE_DEGREES: LiteralString = (
+    "CALL () { "
+    + " UNION ALL ".join(
+        f"UNWIND $big_{k.name} AS s MATCH (x:{k.label} {{seq: s}}) "
+        f"RETURN '{k.name}' AS kind, s AS seq, {_LOCAL_DEGREE[k.rel]} AS size"
+        for k in KINDS
+        if k.rel is not None
+    )
+    + " } RETURN collect([kind, seq, size]) AS sizes"
 )
 
 

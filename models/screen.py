@@ -28,7 +28,8 @@ week up to the event (the event's account included when the event is its first u
 
 With a tree model and a build that kept its feature table (:mod:`models.screen_table`), the
 accounts on the event's identifiers are not read edge by edge: their rows come from the table,
-their sharing is read live, and only an account changed since the build is read whole. The
+the sizes of their big identifiers are read live, and only an account the writers stamped since
+the build is read whole. The
 answer is the same (tested); what a screen reads is smaller.
 """
 
@@ -56,7 +57,7 @@ from ringscope.models.projection import (
     assemble_local,
     expand_identifiers,
 )
-from ringscope.models.screen_table import Current, load_table
+from ringscope.models.screen_table import Current, ScreenTable, load_table
 from ringscope.models.store import ModelStore
 
 T = TypeVar("T")
@@ -293,6 +294,7 @@ def screen(
             kept = table.match(near["accounts"])
             if me is not None:
                 kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
+            kept = _live_sharing(reads, table, kept)
             links = _table_links(reads, near, kept, params)
     proj = assemble_local(near["accounts"], links, info, now)
     # The current build's ring priors of the accounts read: what the next rebuild's ring
@@ -350,12 +352,30 @@ def screen(
 
 
 def warm(graph: Graph) -> None:
-    """Plan the read a screen makes only when a neighbour's table row is stale
-    (SCREEN_TABLE_LINKS), with lists of the usual size: a made-up event has no neighbours, so
-    warming up by screening one leaves it to the first stale screen."""
+    """Plan the reads a screen makes only when it has neighbours: the edges of those whose
+    table row is stale (SCREEN_TABLE_LINKS) and the sizes of the big identifiers of the rest
+    (SCREEN_TABLE_DEGREES), with lists of the usual sizes: a made-up event has no neighbours,
+    so warming up by screening one leaves them to the first screens that have."""
     empty = _pad([], -1)
     graph.read(cypher.SCREEN_TABLE_LINKS, {"expand": empty, "full": empty, "skip": empty,
                                            "known": empty, "rels": LINK_RELS})  # fmt: skip
+    for length in (16, 32, 64):  # the sizes of big identifiers' lists screens usually take
+        graph.read(cypher.SCREEN_TABLE_DEGREES,
+                   {f"big_{k.name}": [-1] * length for k in IDENTIFIER_KINDS})  # fmt: skip
+
+
+def _live_sharing(graph: Reads, table: ScreenTable, kept: dict[str, Current]) -> dict[str, Current]:
+    """The accounts whose table row is current, with their sharing: the sizes of their big
+    identifiers read live (SCREEN_TABLE_DEGREES, every kind's list padded to one length, so
+    one plan per size class) and put together with the build's counts
+    (:meth:`ScreenTable.sharing`)."""
+    big = table.big(kept)
+    if not big:
+        return table.sharing(kept, {})
+    length = len(_pad(max(big.values(), key=len), -1))
+    params = {f"big_{k.name}": _pad(big.get(k.name, []), -1, length) for k in IDENTIFIER_KINDS}
+    rows = graph.read(cypher.SCREEN_TABLE_DEGREES, params)[0]["sizes"]
+    return table.sharing(kept, {(str(k), int(seq)): int(size) for k, seq, size in rows})
 
 
 def _table_links(

@@ -10,23 +10,30 @@ keeps it, and a screen reads the accounts on the event's identifiers, the edges 
 identifiers, and rows.
 
 A row is as current as its build, and the graph moves between builds (``recordEvents``, ingest).
-Each account's row depends on its own edges and on the sizes of what it uses, and only two of
-its columns on the sizes: how many of its identifiers of a kind are shared, and the size of the
-busiest. Those two are read live at screen time (``SCREEN_SHARING``: degrees, no edge returned),
-so a hub that gains an account since the build (a carrier IP does all day) leaves its accounts'
-rows usable. For the rest, each row keeps a fingerprint of the account's own edges, read again
-beside the sharing: its relationships, the sum of their counts, and how many reach a flagged
-identifier. Relationships and counts only grow, so an event recorded on the account since the
-build moves it; an account whose fingerprint differs is stale and its edges are read as before
-(``SCREEN_TABLE_LINKS``). Age and KYC are recomputed from the account node and "now"
-(:func:`profile_columns`), and what the event itself adds is applied by
-:meth:`ScreenTable.rows`: an identifier the event joins is one account bigger, which can make it
-shared or the busiest of its kind for the accounts on it.
+Each account's row depends on its own edges and on the sizes and flags of what it uses (only
+two of its columns on the sizes: how many of its identifiers of a kind are shared, and the size
+of the busiest). The writers stamp ``moved_at`` on an account when any of that moves (its own
+relationships; an identifier of at most ``MARK_DEGREE`` relationships that gains one; a flag:
+``graph.cypher``, "What a screen's table rows depend on"), so a screen reads one property per
+account, not its relationships: a row is current when the account's stamp is older than the
+build's read (:attr:`ScreenTable.since_ms`, which keeps a write transaction's longest life as a
+margin). The sizes of the identifiers bigger than ``MARK_DEGREE`` at the build are not stamped
+(a carrier IP gains accounts all day): the table lists each account's big identifiers, a screen
+reads their sizes live (``SCREEN_TABLE_DEGREES``, by number) and :meth:`ScreenTable.sharing`
+puts the two columns back together from them and the build's counts over the small ones. An
+account whose row is stale has its edges read as before (``SCREEN_TABLE_LINKS``). Age and KYC
+are recomputed from the account node and "now" (:func:`profile_columns`), and what the event
+itself adds is applied by :meth:`ScreenTable.rows`: an identifier the event joins is one account
+bigger, which can make it shared or the busiest of its kind for the accounts on it. Until the
+first build after an upgrade writes a table of this form, screens read every neighbour's edges.
 
 Files: ``<models dir>/screen/<build id>/`` holds ``nodes.npy`` (account numbers, ``seq``, as the
 build's projection names accounts; sorted), ``keys.npy`` (64-bit hashes of their business ids,
 so a store cleared and reloaded, whose numbers start again, matches nothing), ``x.npy``
-(``account_features``, float32), ``finger.npy`` and ``meta.json`` (the feature schema). Written
+(``account_features``, float32), ``small.npy`` (per account and kind, the shared count and the
+busiest size over its small identifiers), ``big_ptr.npy``, ``big_kind.npy`` and ``big_seq.npy``
+(per account, its big identifiers' kinds and numbers) and ``meta.json`` (the feature schema,
+the form, ``MARK_DEGREE`` and the build's read time). Written
 whole to a temporary folder and renamed, so a killed build leaves none; loaded memory-mapped, so
 the API's processes share the pages; a rebuild keeps the tables of the builds it keeps.
 """
@@ -44,69 +51,103 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import neo4j
 import numpy as np
 import numpy.typing as npt
 
-from ringscope.models.features import F32, FEATURE_SCHEMA, account_features, profile_columns
-from ringscope.models.projection import I64, Projection
+from ringscope.graph import cypher
+from ringscope.graph.connection import Graph
+from ringscope.graph.cypher import MARK_DEGREE
+from ringscope.models.features import (
+    F32,
+    FEATURE_SCHEMA,
+    account_features,
+    identifier_sizes,
+    profile_columns,
+    segment_max,
+)
+from ringscope.models.linking import dedupe_pairs
+from ringscope.models.projection import I64, KIND_NAMES, Projection
+from ringscope.settings import Settings
 
 __all__ = [
+    "FORM",
     "Current",
     "ScreenTable",
     "build_table",
-    "fingerprints",
     "load_table",
     "prune_tables",
+    "read_since",
     "save_table",
+    "sharing_parts",
 ]
 
-_FILES = ("nodes", "keys", "x", "finger")
+FORM = 2  # the files' form: 2 reads writers' stamps (1 read a fingerprint of every neighbour)
+BIG = int(MARK_DEGREE)  # identifiers above this size are read live, not stamped
+_FILES = ("nodes", "keys", "x", "small", "big_ptr", "big_kind", "big_seq")
 _COL = {name: j for j, name in enumerate(FEATURE_SCHEMA.account)}
 _PROFILE = ("age_days_log", "created_unknown", "kyc_0", "kyc_1", "kyc_2", "kyc_3", "kyc_unknown")
+_KIND = {kind: k for k, kind in enumerate(KIND_NAMES)}
 
 
 def _key(account_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(account_id.encode(), digest_size=8).digest(), "little")
 
 
-def fingerprints(proj: Projection) -> npt.NDArray[np.int64]:
-    """Per account, (relationships, sum of their counts, how many reach a flagged identifier):
-    ``SCREEN_SHARING``'s fingerprint on the graph the projection was read from. Shape (n, 3)."""
-    out = np.zeros((proj.n, 3), dtype=np.int64)
-    for e in proj.kinds.values():
-        if not len(e.acc):
+def sharing_parts(
+    proj: Projection,
+) -> tuple[I64, I64, npt.NDArray[np.int8], I64]:
+    """What a screen needs to put the sharing columns back together, per account of a
+    whole-graph projection (projection order): ``small`` (n, kinds, 2), the shared count and
+    the busiest size over its identifiers of at most :data:`BIG` relationships; and its bigger
+    identifiers as CSR (``ptr`` (n + 1), their kind's position in ``KIND_NAMES``, their
+    numbers)."""
+    n = proj.n
+    small = np.zeros((n, len(KIND_NAMES), 2), dtype=np.int64)
+    accs: list[I64] = []
+    kinds: list[npt.NDArray[np.int8]] = []
+    seqs: list[I64] = []
+    for k, kind in enumerate(KIND_NAMES):
+        e = proj.kinds.get(kind)
+        if e is None or not len(e.acc):
             continue
-        acc = e.acc.astype(np.int64)
-        out[:, 0] += np.bincount(acc, minlength=proj.n)
-        np.add.at(out[:, 1], acc, e.count.astype(np.int64))
-        np.add.at(out[:, 2], acc, e.flag[e.ident].astype(np.int64))
-    return out
-
-
-def _parts(account: Mapping[str, Any]) -> tuple[list[int], dict[str, tuple[int, int]]]:
-    """An account record's fingerprint and, per kind, (shared, busiest) (``SCREEN_SHARING``)."""
-    finger = [0, 0, 0]
-    sharing: dict[str, tuple[int, int]] = {}
-    for kind, n, c, f, shared, busiest in account["parts"]:
-        finger = [finger[0] + int(n), finger[1] + int(c), finger[2] + int(f)]
-        sharing[str(kind)] = (int(shared), int(busiest))
-    return finger, sharing
+        acc, ident, _, _, _ = dedupe_pairs(e)
+        size = identifier_sizes(e)[ident]
+        low = size <= BIG
+        small[:, k, 0] = np.bincount(acc[low], weights=size[low] >= 2, minlength=n)
+        small[:, k, 1] = segment_max(size[low].astype(np.float64), acc[low], n)
+        accs.append(acc[~low])
+        kinds.append(np.full(int((~low).sum()), k, dtype=np.int8))
+        seqs.append(e.nodes[ident[~low]].astype(np.int64))
+    acc = np.concatenate(accs) if accs else np.zeros(0, dtype=np.int64)
+    order = np.argsort(acc, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(acc, minlength=n), out=ptr[1:])
+    kind_arr = np.concatenate(kinds)[order] if kinds else np.zeros(0, dtype=np.int8)
+    seq_arr = np.concatenate(seqs)[order] if seqs else np.zeros(0, dtype=np.int64)
+    return small, ptr, kind_arr, seq_arr
 
 
 @dataclass(frozen=True)
 class ScreenTable:
-    """One build's rows (see the module doc); arrays indexed alike, sorted by ``nodes``."""
+    """One build's rows (see the module doc); arrays indexed alike, sorted by ``nodes``; the
+    big identifiers of row ``r`` are ``big_kind``/``big_seq[big_ptr[r]:big_ptr[r + 1]]``."""
 
     build_id: str
     nodes: I64
     keys: npt.NDArray[np.uint64]
     x: F32
-    finger: npt.NDArray[np.int64]
+    small: I64
+    big_ptr: I64
+    big_kind: npt.NDArray[np.int8]
+    big_seq: I64
+    since_ms: int  # the build's read began after this (Neo4j's clock, epoch ms), margin kept
 
     def match(self, accounts: Iterable[Mapping[str, Any]]) -> dict[str, Current]:
-        """The accounts (``SCREEN_TABLE_NEIGHBOURHOOD`` records) whose row is current, with
-        what :meth:`rows` takes of them. One lookup for all of them: a screen brings up to a
-        few hundred, and a per-account search cost more than the rest of the match."""
+        """The accounts (``SCREEN_TABLE_NEIGHBOURHOOD`` records) whose row is current: in the
+        table under the same business id, and not stamped since the build. One lookup for all
+        of them: a screen brings up to a few hundred, and a per-account search cost more than
+        the rest of the match. Their sharing is put in by :meth:`sharing`."""
         accs = list(accounts)
         if not accs or not len(self.nodes):
             return {}
@@ -119,17 +160,58 @@ class ScreenTable:
         pos = np.minimum(np.searchsorted(self.nodes, nodes), len(self.nodes) - 1)
         held = np.flatnonzero(self.nodes[pos] == nodes)  # the rest opened since the build
         keys = self.keys[pos[held]].tolist()
-        fingers = self.finger[pos[held]].tolist()
         rows = pos[held].tolist()
         out: dict[str, Current] = {}
-        for j, key, finger_then, row in zip(held.tolist(), keys, fingers, rows, strict=True):
+        for j, key, row in zip(held.tolist(), keys, rows, strict=True):
             a = accs[j]
-            if key != _key(str(a["id"])):
+            moved = a["moved"]
+            if key != _key(str(a["id"])) or (moved is not None and int(moved) >= self.since_ms):
                 continue
-            finger, sharing = _parts(a)
-            if finger != finger_then:
+            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), {})
+        return out
+
+    def big(self, current: Mapping[str, Current]) -> dict[str, list[int]]:
+        """The numbers of the big identifiers of the accounts ``current`` holds, per kind."""
+        rows = np.fromiter((c.row for c in current.values()), dtype=np.int64)
+        out: dict[str, list[int]] = {}
+        starts = np.asarray(self.big_ptr[rows])
+        counts = np.asarray(self.big_ptr[rows + 1]) - starts
+        at = _spans(starts, counts, int(counts.sum()))
+        if not len(at):
+            return out
+        kinds = np.asarray(self.big_kind[at])
+        seqs = np.asarray(self.big_seq[at])
+        for k in np.unique(kinds).tolist():
+            out[KIND_NAMES[k]] = np.unique(seqs[kinds == k]).tolist()
+        return out
+
+    def sharing(
+        self, current: Mapping[str, Current], sizes: Mapping[tuple[str, int], int]
+    ) -> dict[str, Current]:
+        """``current`` with each account's sharing, per kind (shared, busiest): the build's
+        counts over its small identifiers with its big ones at their live ``sizes`` ((kind,
+        number) -> size; a big identifier is always shared). An account whose big identifier
+        was not found is left out (read from its edges instead)."""
+        out: dict[str, Current] = {}
+        for account, c in current.items():
+            small = self.small[c.row]
+            shared = small[:, 0].tolist()
+            busiest = small[:, 1].tolist()
+            lo, hi = int(self.big_ptr[c.row]), int(self.big_ptr[c.row + 1])
+            missing = False
+            for k, seq in zip(self.big_kind[lo:hi].tolist(), self.big_seq[lo:hi].tolist(),
+                              strict=True):  # fmt: skip
+                size = sizes.get((KIND_NAMES[k], seq))
+                if size is None:
+                    missing = True
+                    break
+                shared[k] += 1
+                busiest[k] = max(busiest[k], size)
+            if missing:
                 continue
-            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), sharing)
+            out[account] = Current(c.row, c.created, c.kyc, {
+                kind: (shared[k], busiest[k]) for k, kind in enumerate(KIND_NAMES) if busiest[k]
+            })  # fmt: skip
         return out
 
     def rows(
@@ -139,9 +221,9 @@ class ScreenTable:
         now: int,
     ) -> dict[str, F32]:
         """``account_features`` rows of the accounts ``current`` holds as they stand once an
-        event is applied: age and KYC at ``now``, sharing as read, and for each identifier
-        the event made bigger that the account is on (``grown``: id -> (kind, size before,
-        size after)), its kind's shared count and busiest size moved."""
+        event is applied: age and KYC at ``now``, sharing as :meth:`sharing` put it, and for
+        each identifier the event made bigger that the account is on (``grown``: id -> (kind,
+        size before, size after)), its kind's shared count and busiest size moved."""
         if not current:
             return {}
         accounts = list(current)
@@ -184,16 +266,51 @@ class Current:
     sharing: dict[str, tuple[int, int]]  # kind -> (shared identifiers, busiest one's size)
 
 
-def build_table(proj: Projection, build_id: str) -> ScreenTable:
-    """The table of a whole-graph projection (the build's)."""
+def read_since(graph: Graph, settings: Settings) -> int:
+    """The time before a build's read from which a stamp says "moved since the build" (Neo4j's
+    clock, epoch ms): now, or the start of the oldest transaction running now if earlier. A
+    write stamps with its transaction's clock, so one that began before and commits during the
+    read (which may miss it) carries a stamp at or after its own start; one that committed
+    before is in the read. Where the server will not list its transactions, now less the
+    longest a transaction lives (the larger query timeout and a minute; an hour where one is
+    unbounded)."""
+    now = int(graph.read(cypher.CLOCK_MS)[0]["ms"])
+    try:
+        oldest = graph.read(cypher.OLDEST_TRANSACTION_MS)[0]["ms"]
+    except neo4j.exceptions.ClientError:
+        timeouts = (settings.neo4j_query_timeout, settings.api_query_timeout)
+        margin_s = max(timeouts) + 60 if min(timeouts) > 0 else 3600
+        return now - int(1000 * margin_s)
+    return now if oldest is None else min(now, int(oldest))
+
+
+def _spans(starts: I64, counts: I64, total: int) -> I64:
+    """The positions ``starts[i] .. starts[i] + counts[i] - 1``, one span after another."""
+    first = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - first, counts)
+
+
+def build_table(proj: Projection, build_id: str, since_ms: int) -> ScreenTable:
+    """The table of a whole-graph projection (the build's), read after ``since_ms``."""
     order = np.argsort(proj.nodes, kind="stable")
     keys = np.asarray([_key(proj.ids[i]) for i in order.tolist()], dtype=np.uint64)
+    small, ptr, kind, seq = sharing_parts(proj)
+    # The big identifiers' CSR in the table's order (rows sorted by account number).
+    counts = np.diff(ptr)[order]
+    table_ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(counts, out=table_ptr[1:])
+    at = _spans(ptr[:-1][order], counts, int(table_ptr[-1]))
     return ScreenTable(
         build_id=build_id,
         nodes=proj.nodes[order].astype(np.int64),
         keys=keys,
         x=account_features(proj)[order],
-        finger=fingerprints(proj)[order],
+        small=small[order],
+        big_ptr=table_ptr,
+        big_kind=kind[at],
+        big_seq=seq[at],
+        since_ms=int(since_ms),
     )
 
 
@@ -210,9 +327,9 @@ def save_table(table: ScreenTable, models_dir: Path) -> Path:
     tmp.mkdir(parents=True)
     for name in _FILES:
         np.save(tmp / f"{name}.npy", getattr(table, name))
-    (tmp / "meta.json").write_text(
-        json.dumps({"build_id": table.build_id, "schema": FEATURE_SCHEMA.digest()})
-    )
+    meta = {"build_id": table.build_id, "schema": FEATURE_SCHEMA.digest(), "form": FORM,
+            "mark_degree": BIG, "since_ms": table.since_ms}  # fmt: skip
+    (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
@@ -237,7 +354,8 @@ _LOCK = threading.Lock()
 
 def load_table(models_dir: Path, build_id: str) -> ScreenTable | None:
     """The build's table, memory-mapped (once per process and build), or None where the build
-    has none or it was written for another feature schema."""
+    has none or it was written for another feature schema, form or ``MARK_DEGREE`` (the
+    writers stamp by the one in force: a table split at another size would miss a move)."""
     key = (str(models_dir), build_id)
     with _LOCK:
         if key in _CACHE:
@@ -246,9 +364,11 @@ def load_table(models_dir: Path, build_id: str) -> ScreenTable | None:
     table: ScreenTable | None = None
     try:
         meta = json.loads((path / "meta.json").read_text())
-        if meta.get("schema") == FEATURE_SCHEMA.digest():
+        if (meta.get("schema"), meta.get("form"), meta.get("mark_degree")) == (
+            FEATURE_SCHEMA.digest(), FORM, BIG
+        ):  # fmt: skip
             arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _FILES}
-            table = ScreenTable(build_id=build_id, **arrays)
+            table = ScreenTable(build_id=build_id, since_ms=int(meta["since_ms"]), **arrays)
     except (OSError, ValueError):
         table = None
     with _LOCK:

@@ -95,10 +95,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_NAMING = ("seq", "moved_at")
+
+
 def dump(graph: Graph) -> tuple[list[Any], list[Any]]:
     """Every node (labels, properties) and relationship, ledger excluded, in a stable order.
     Node numbers are left out (``seq``, the ``Unnumbered`` mark, the counter): they name nodes,
-    and a bulk import numbers them as it writes, a Cypher load at the next projection."""
+    and a bulk import numbers them as it writes, a Cypher load at the next projection. So are
+    the writers' ``moved_at`` stamps (when a write happened, for screening's table: a bulk
+    import into an empty store, which a build then reads whole, writes none)."""
     nodes = graph.read(
         "MATCH (n) WHERE NOT n:IngestBatch AND NOT n:IngestFile AND NOT n:Sequence "
         "RETURN [x IN labels(n) WHERE x <> 'Unnumbered'] AS labels, "
@@ -110,7 +115,8 @@ def dump(graph: Graph) -> tuple[list[Any], list[Any]]:
     )
     node_list = sorted(
         json.dumps([sorted(r["labels"]),
-                    {k: _plain(v) for k, v in r["props"].items() if k != "seq"}], sort_keys=True)
+                    {k: _plain(v) for k, v in r["props"].items() if k not in _NAMING}],
+                   sort_keys=True)
         for r in nodes
     )  # fmt: skip
     rel_list = sorted(

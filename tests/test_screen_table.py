@@ -1,8 +1,9 @@
 """The screening feature table's contract with its files (``models/screen_table.py``): a table
-loads back as written, one written for another feature schema is never used, a row is current
-only while its account's fingerprint holds, and pruning leaves the tables of kept builds only,
-removing what a killed build left. Screening with the table against real Neo4j is in
-``tests/test_screening.py``."""
+loads back as written, one written for another feature schema, form or stamp size is never
+used, a row is current only while its account carries no stamp from after the build's read, its
+sharing columns are put back together from the build's small identifiers and the big ones' live
+sizes, and pruning leaves the tables of kept builds only, removing what a killed build left.
+Screening with the table against real Neo4j is in ``tests/test_screening.py``."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import numpy as np
 from ringscope.models.features import FEATURE_SCHEMA, account_features
 from ringscope.models.projection import KindEdges, Projection
 from ringscope.models.screen_table import (
+    BIG,
     build_table,
-    fingerprints,
     load_table,
     prune_tables,
     save_table,
@@ -57,42 +58,104 @@ def _projection() -> Projection:
     )
 
 
-def test_a_table_loads_as_written_and_matches_by_fingerprint(tmp_path: Path) -> None:
+def _record(
+    seq: int | None, account: str, moved: int | None = None, created: int = 0, kyc: int = 0
+) -> dict[str, object]:
+    """A neighbour as SCREEN_TABLE_NEIGHBOURHOOD returns it."""
+    return {"seq": seq, "id": account, "created": created, "kyc": kyc, "moved": moved}
+
+
+def test_a_table_loads_as_written_and_matches_by_stamp(tmp_path: Path) -> None:
     proj = _projection()
-    assert fingerprints(proj).tolist() == [[3, 6, 1], [1, 1, 1], [1, 5, 0]]
-    save_table(build_table(proj, "b-1"), tmp_path)
+    save_table(build_table(proj, "b-1", since_ms=5_000), tmp_path)
     table = load_table(tmp_path, "b-1")
-    assert table is not None
+    assert table is not None and table.since_ms == 5_000
     assert table.nodes.tolist() == [3, 5, 7]  # sorted by account number
     x = account_features(proj)
     np.testing.assert_array_equal(table.x[[2, 0, 1]], x)
-
-    def record(seq: int | None, account: str, finger: list[int]) -> dict[str, object]:
-        parts = [["device", finger[0], finger[1], finger[2], 0, 0]]
-        return {"seq": seq, "id": account, "created": 0, "kyc": 0, "parts": parts}
-
     current = table.match([
-        record(7, "a", [3, 6, 1]),  # as built
-        record(3, "b", [2, 1, 1]),  # recorded since the build: a relationship more
-        record(5, "x", [1, 5, 0]),  # another account on the number (a store loaded afresh)
-        record(9, "d", [0, 0, 0]),  # opened since the build
-        record(None, "e", [0, 0, 0]),  # opened since the build, not numbered yet
+        _record(7, "a", moved=4_999),  # stamped before the build's read
+        _record(3, "b", moved=5_000),  # stamped since: a write moved something its row reads
+        _record(5, "x"),  # another account on the number (a store loaded afresh)
+        _record(9, "d"),  # opened since the build
+        _record(None, "e"),  # opened since the build, not numbered yet
     ])  # fmt: skip
     assert list(current) == ["a"] and current["a"].row == 2
+    assert table.big(current) == {}  # nothing bigger than the stamped size
+    shared = table.sharing(current, {})
+    # a: device 10 shared with b (size 2), payee 20 paid in two currencies (two relationships).
+    assert shared["a"].sharing == {"device": (1, 2), "payee": (1, 2)}
+
+
+def _on_one_ip(extra: int) -> Projection:
+    """The three accounts above and ``BIG + extra - 3`` more, all on IP 30 (``BIG + extra``
+    relationships: bigger than writers stamp for), a and b also on device 10."""
+    n = BIG + extra
+    base = _projection()
+    ip = KindEdges(
+        kind="ip",
+        acc=np.arange(n, dtype=np.int32),
+        ident=np.zeros(n, dtype=np.int32),
+        first=np.full(n, 100, dtype=np.int64),
+        last=np.full(n, 100, dtype=np.int64),
+        count=np.ones(n, dtype=np.int64),
+        nodes=np.array([30], dtype=np.int64),
+        flag=np.array([False]),
+    )
+    more = n - 3
+    return Projection(
+        ids=[*base.ids, *(f"o{i}" for i in range(more))],
+        nodes=np.r_[base.nodes, np.arange(100, 100 + more)].astype(np.int64),
+        created=np.r_[base.created, np.full(more, 50)].astype(np.int64),
+        kyc=np.r_[base.kyc, np.zeros(more)].astype(np.int64),
+        label=np.full(n, -1, dtype=np.int64),
+        kinds={**base.kinds, "ip": ip},
+    )
+
+
+def test_sharing_takes_the_big_identifiers_sizes_live(tmp_path: Path) -> None:
+    """The IP has more relationships than writers stamp for, so its growth since the build
+    stamps nobody: a screen reads its size, and the row with that size put in is the row the
+    graph with the grown IP gives (every column)."""
+    then, now = _on_one_ip(1), _on_one_ip(4)  # the IP gained three accounts since the build
+    save_table(build_table(then, "b-ip", since_ms=0), tmp_path)
+    table = load_table(tmp_path, "b-ip")
+    assert table is not None
+    current = table.match([_record(7, "a", created=50, kyc=1), _record(3, "b", created=60),
+                           _record(5, "c", created=-1, kyc=-1)])  # fmt: skip
+    assert table.big(current) == {"ip": [30]}
+    shared = table.sharing(current, {("ip", 30): BIG + 4})
+    assert shared["a"].sharing["ip"] == (1, BIG + 4)
+    assert shared["c"].sharing == {"device": (0, 1), "ip": (1, BIG + 4)}
+    when = int(now.now())
+    rows = table.rows(shared, {}, when)
+    want = account_features(now)
+    for i, account in enumerate(("a", "b", "c")):
+        np.testing.assert_array_equal(rows[account], want[i], err_msg=account)
+    # The old size leaves the IP's column as built: the row differs from the grown graph's.
+    assert not np.array_equal(table.rows(table.sharing(current, {("ip", 30): BIG + 1}), {},
+                                         when)["a"], want[0])  # fmt: skip
+    # A big identifier that could not be read leaves its accounts out (read from their edges).
+    assert table.sharing(current, {}) == {}
 
 
 def test_another_feature_schema_or_a_missing_table_is_not_used(tmp_path: Path) -> None:
-    save_table(build_table(_projection(), "b-2"), tmp_path)
+    save_table(build_table(_projection(), "b-2", since_ms=0), tmp_path)
     meta = tmp_path / "screen" / "b-2" / "meta.json"
-    meta.write_text(json.dumps({"build_id": "b-2", "schema": "0" * 16}))
+    good = json.loads(meta.read_text())
+    for wrong in ({"schema": "0" * 16}, {"form": 1}, {"mark_degree": BIG + 1}):
+        meta.write_text(json.dumps({**good, **wrong}))
+        assert load_table(tmp_path, "b-2") is None, wrong
+        load_table.__globals__["_CACHE"].clear()
     assert FEATURE_SCHEMA.digest() != "0" * 16
-    assert load_table(tmp_path, "b-2") is None
+    meta.write_text(json.dumps(good))
+    assert load_table(tmp_path, "b-2") is not None
     assert load_table(tmp_path, "b-none") is None
 
 
 def test_pruning_keeps_the_kept_builds_and_clears_a_killed_write(tmp_path: Path) -> None:
     for build in ("b-old", "b-kept", "b-current"):
-        save_table(build_table(_projection(), build), tmp_path)
+        save_table(build_table(_projection(), build, since_ms=0), tmp_path)
     (tmp_path / "screen" / ".b-killed.123.tmp").mkdir()  # what a killed rebuild leaves
     prune_tables(tmp_path, ["b-kept", "b-current"])
     assert sorted(p.name for p in (tmp_path / "screen").iterdir()) == ["b-current", "b-kept"]

@@ -35,6 +35,7 @@ from ringscope.models.features import incidence
 from ringscope.models.projection import Projection, read_local_projection, read_projection
 from ringscope.models.risk import AccountRiskModel
 from ringscope.models.screen import ScreenRecord, warm
+from ringscope.models.screen_table import load_table
 from ringscope.models.store import ModelStore
 from ringscope.models.verdicts import apply_verdicts
 from ringscope.settings import Settings
@@ -420,8 +421,35 @@ def test_the_model_reads_the_rings_of_the_build_before(world: Any) -> None:
     assert reach[moved].all()
 
 
+@pytest.fixture
+def tree_rows(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The rows the tree scores, one per screen, in order."""
+    rows: list[Any] = []
+    tree_row = risk._tree_row
+
+    def spy(*args: Any) -> Any:
+        rows.append(tree_row(*args))
+        return rows[-1]
+
+    monkeypatch.setattr(risk, "_tree_row", spy)
+    return rows
+
+
+def _fast_and_slow(
+    g: Graph, settings: Settings, models: ModelStore, rows: list[Any], event: Event
+) -> tuple[ScreenRecord, ScreenRecord]:
+    """The event screened with the build's table and by reading every neighbour's edges: the
+    tree's rows of the two are equal."""
+    region = settings.default_region
+    fast, _ = screen_event(g, models, event, region=region, budget=0, use_table=True)
+    slow, _ = screen_event(g, models, event, region=region, budget=0, use_table=False)
+    np.testing.assert_allclose(rows[-2], rows[-1], rtol=1e-6, atol=1e-6)
+    assert slow.table_rows == 0
+    return fast, slow
+
+
 def test_the_build_table_scores_as_reading_every_edge(
-    server: LiveServer, world: Any, monkeypatch: pytest.MonkeyPatch
+    server: LiveServer, world: Any, tree_rows: list[Any]
 ) -> None:
     """Screens that take the neighbours' features from the build's table (models.screen_table)
     give the tree the row, and so the score, of screens that read every neighbour's edges, with
@@ -431,14 +459,6 @@ def test_the_build_table_scores_as_reading_every_edge(
     g, settings, keys, f = world
     warm(g)  # the server's start-up plans the stale path's read: it runs on an empty list
     models = ModelStore(settings.models_dir)
-    tree_rows: list[Any] = []  # the row the tree scored, per screen
-    tree_row = risk._tree_row
-
-    def spy(*args: Any) -> Any:
-        tree_rows.append(tree_row(*args))
-        return tree_rows[-1]
-
-    monkeypatch.setattr(risk, "_tree_row", spy)
     groups = [
         r
         for sizes in ([1], [2, 3, 4, 5])
@@ -453,11 +473,7 @@ def test_the_build_table_scores_as_reading_every_edge(
     at = f["now"] + timedelta(hours=3)
 
     def both(event: Event) -> tuple[ScreenRecord, ScreenRecord]:
-        region = settings.default_region
-        fast, _ = screen_event(g, models, event, region=region, budget=0, use_table=True)
-        slow, _ = screen_event(g, models, event, region=region, budget=0, use_table=False)
-        np.testing.assert_allclose(tree_rows[-2], tree_rows[-1], rtol=1e-6, atol=1e-6)
-        return fast, slow
+        return _fast_and_slow(g, settings, models, tree_rows, event)
 
     used = 0
     for i, r in enumerate(groups):
@@ -479,6 +495,86 @@ def test_the_build_table_scores_as_reading_every_edge(
     fast, slow = both(probe)
     assert fast.table_rows == before.table_rows - 1
     assert fast.score == pytest.approx(slow.score, abs=1e-6)
+
+
+def test_writers_stamp_what_a_table_row_reads(
+    server: LiveServer, world: Any, tree_rows: list[Any]
+) -> None:
+    """A table row is used while its account carries no stamp from after the build's read
+    (graph.cypher, "What a screen's table rows depend on"; the loader stamped every account,
+    before the build). A new account on a neighbour's
+    phone of one account (small: the phone becomes shared) stamps the neighbour, whose edges are
+    then read; a new account behind a neighbour's IP of more than MARK_DEGREE accounts stamps
+    nobody, and the screen reads the IP's new size; a device turned emulator by an ingested row
+    stamps its accounts. Each time the screen with the table scores as reading every edge."""
+    g, settings, keys, f = world
+    models = ModelStore(settings.models_dir)
+    at = f["now"] + timedelta(hours=4)
+    big = int(cypher.MARK_DEGREE)
+    build = current_build_id(g)
+    assert build is not None
+    table = load_table(settings.models_dir, build)
+    assert table is not None
+    since = table.since_ms  # the loader stamped every account, before the build's read
+
+    def device_with(pattern: str, where: str) -> dict[str, Any]:
+        """A device of 2-5 build-time accounts, no emulator, none stamped, one of which
+        (``holder``) matches ``pattern`` (from ``a``, binding ``y``) where ``where`` holds."""
+        rows = g.read(
+            "MATCH (d:Device)<-[:USES_DEVICE]-(m:Account) WHERE NOT m.id STARTS WITH 'NEW-' "
+            "AND coalesce(d.is_emulator, false) = false "
+            "WITH d, collect(m) AS ms WHERE 2 <= size(ms) <= 5 "
+            "AND all(m IN ms WHERE m.moved_at.epochMillis < $since) "
+            "UNWIND ms AS a "
+            f"MATCH {pattern} WHERE {where} "
+            "RETURN d.id AS device, a.id AS holder, y.id AS y, size(ms) AS n "
+            "ORDER BY d.id LIMIT 1",
+            {"since": since},
+        )
+        assert rows, where
+        return dict(rows[0])
+
+    def probe(name: str, device: str) -> Event:
+        return Event(f"st-{name}", f"NEW-ST-{name.upper()}", at, "SIGNUP", {"device": [device]})
+
+    def stamped(account: str) -> bool:
+        rows = g.read("MATCH (a:Account {id: $id}) RETURN a.moved_at.epochMillis >= $t AS s",
+                      {"id": account, "t": since})  # fmt: skip
+        return bool(rows[0]["s"])
+
+    def both(event: Event) -> ScreenRecord:
+        fast, slow = _fast_and_slow(g, settings, models, tree_rows, event)
+        assert fast.score == pytest.approx(slow.score, abs=1e-6)
+        return fast
+
+    # A phone of one account gains a second: its holder's "shared phones" moves.
+    lone = device_with("(a)-[:HAS_PHONE]->(y:Phone)", "COUNT { (y)<-[:HAS_PHONE]-() } = 1")
+    # (a phone of one account: no device mate on it)
+    before = both(probe("phone", lone["device"]))
+    assert before.table_rows == lone["n"]  # every device mate's row, as built
+    _record(server, keys.risk_engine, [_event("st-join-phone", "NEW-ST-JOINER-1", f["now"],
+                                              phones=[lone["y"]])])  # fmt: skip
+    assert stamped(lone["holder"])
+    assert both(probe("phone-2", lone["device"])).table_rows == lone["n"] - 1
+    # An IP bigger than the stamped size gains an account: nobody is stamped, its size is read.
+    wide = device_with(
+        "(a)-[:USES_IP]->(y:IP)",
+        f"{big} < COUNT {{ (y)<-[:USES_IP]-() }} <= 400 AND all(z IN [(a)-[:USES_IP]->(z) | z] "
+        "WHERE COUNT { (z)<-[:USES_IP]-() } <= COUNT { (y)<-[:USES_IP]-() })",  # its busiest
+    )
+    before = both(probe("ip", wide["device"]))
+    _record(server, keys.risk_engine, [_event("st-join-ip", "NEW-ST-JOINER-2", f["now"],
+                                              ips=[wide["y"]])])  # fmt: skip
+    assert not stamped(wide["holder"])
+    assert both(probe("ip-2", wide["device"])).table_rows == before.table_rows
+    # A device turned emulator (an ingested device row): its accounts are stamped.
+    farm = device_with("(a)-[:HAS_PHONE]->(y:Phone)", "true")
+    g.write(cypher.INGEST_NODES["Device"], {
+        "batch_id": "st-emulator", "file_id": "st", "batch_no": 0,
+        "rows": [{"id": farm["device"], "props": {"is_emulator": True}, "ts": {}}],
+    })  # fmt: skip
+    assert stamped(farm["holder"])
+    assert both(probe("emulator", farm["device"])).table_rows == 0
 
 
 def test_reads_that_pass_node_ids_share_one_transaction(

@@ -264,6 +264,7 @@ def rebuild(
                     graph, settings, input_dir, config, writer, step, counts, policy
                 )
             else:
+                since_ms = screen_table.read_since(graph, settings)
                 with step("project"):
                     proj = read_projection(graph)
                 counts["accounts"] = proj.n
@@ -351,7 +352,7 @@ def rebuild(
                     # from the projection while the write waits on Neo4j, saved whole before
                     # the switch, so a current build always has its table.
                     table = (
-                        pool.submit(screen_table.build_table, proj, build_id)
+                        pool.submit(screen_table.build_table, proj, build_id, since_ms)
                         if settings.screen_table
                         else None
                     )

@@ -647,7 +647,11 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
 #     property, where a fingerprint of its relationships and their identifiers' sizes took three
 #     quarters of a payment screen's reads.
 #     SCREEN_TABLE_DEGREES then reads the sizes of the big identifiers of the accounts whose row
-#     is current (by number, one list per kind, all of one padded length).
+#     is current, by internal id (the build's table keeps them; one list, padded: one plan per
+#     size class), each with its number, which the table checks (an id Neo4j reused after a
+#     delete names another node). By number, a list per kind, the lists' size classes made a
+#     plan per combination; one list with a branch per kind sought every value in every
+#     kind's index.
 #     SCREEN_TABLE_LINKS then reads the edges of the accounts whose row is stale ($full; those
 #     on $skip, the identifiers already read whole, excepted). ``acc`` is the account's
 #     internal id here, not a position.
@@ -679,16 +683,17 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
 SCREEN_TABLE_LINKS: LiteralString = (
     "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS
 )
+_IDENTIFIER_RELS: LiteralString = "|".join(k.rel for k in KINDS if k.rel is not None)
 SCREEN_TABLE_DEGREES: LiteralString = (
-    "CALL () { "
-    + " UNION ALL ".join(
-        f"UNWIND $big_{k.name} AS s MATCH (x:{k.label} {{seq: s}}) "
-        f"RETURN '{k.name}' AS kind, s AS seq, {_LOCAL_DEGREE[k.rel]} AS size"
-        for k in KINDS
-        if k.rel is not None
-    )
-    + " } RETURN collect([kind, seq, size]) AS sizes"
+    "UNWIND $big AS node MATCH (x) WHERE id(x) = node "
+    f"RETURN collect(x.seq) AS seqs, collect(COUNT {{ (x)<-[:{_IDENTIFIER_RELS}]-() }}) AS sizes"
 )
+# A build's big identifiers' internal ids (models.screen_table.build_table), by number.
+TABLE_NODE_IDS: dict[str, LiteralString] = {
+    k.name: f"UNWIND $nodes AS node MATCH (x:{k.label} {{seq: node}}) RETURN node, id(x) AS id"
+    for k in KINDS
+    if k.rel is not None
+}
 
 
 # Benchmark helpers (bench/ingest.py): emptying a large graph in batches (auto-commit only),

@@ -359,23 +359,19 @@ def warm(graph: Graph) -> None:
     empty = _pad([], -1)
     graph.read(cypher.SCREEN_TABLE_LINKS, {"expand": empty, "full": empty, "skip": empty,
                                            "known": empty, "rels": LINK_RELS})  # fmt: skip
-    for length in (16, 32, 64):  # the sizes of big identifiers' lists screens usually take
-        graph.read(cypher.SCREEN_TABLE_DEGREES,
-                   {f"big_{k.name}": [-1] * length for k in IDENTIFIER_KINDS})  # fmt: skip
+    for length in (16, 32, 64, 128, 256, 512, 1024):  # big identifiers' lists of screens
+        graph.read(cypher.SCREEN_TABLE_DEGREES, {"big": [-1] * length})
 
 
 def _live_sharing(graph: Reads, table: ScreenTable, kept: dict[str, Current]) -> dict[str, Current]:
     """The accounts whose table row is current, with their sharing: the sizes of their big
-    identifiers read live (SCREEN_TABLE_DEGREES, every kind's list padded to one length, so
-    one plan per size class) and put together with the build's counts
-    (:meth:`ScreenTable.sharing`)."""
+    identifiers read live (SCREEN_TABLE_DEGREES, by internal id, padded to a size class) and
+    put together with the build's counts (:meth:`ScreenTable.sharing`)."""
     big = table.big(kept)
     if not big:
-        return table.sharing(kept, {})
-    length = len(_pad(max(big.values(), key=len), -1))
-    params = {f"big_{k.name}": _pad(big.get(k.name, []), -1, length) for k in IDENTIFIER_KINDS}
-    rows = graph.read(cypher.SCREEN_TABLE_DEGREES, params)[0]["sizes"]
-    return table.sharing(kept, {(str(k), int(seq)): int(size) for k, seq, size in rows})
+        return table.sharing(kept, ([], []))
+    got = graph.read(cypher.SCREEN_TABLE_DEGREES, {"big": _pad(big, -1)})[0]
+    return table.sharing(kept, (got["seqs"], got["sizes"]))
 
 
 def _table_links(

@@ -31,11 +31,12 @@ Files: ``<models dir>/screen/<build id>/`` holds ``nodes.npy`` (account numbers,
 build's projection names accounts; sorted), ``keys.npy`` (64-bit hashes of their business ids,
 so a store cleared and reloaded, whose numbers start again, matches nothing), ``x.npy``
 (``account_features``, float32), ``small.npy`` (per account and kind, the shared count and the
-busiest size over its small identifiers), ``big_ptr.npy``, ``big_kind.npy`` and ``big_seq.npy``
-(per account, its big identifiers' kinds and numbers) and ``meta.json`` (the feature schema,
-the form, ``MARK_DEGREE`` and the build's read time). Written
-whole to a temporary folder and renamed, so a killed build leaves none; loaded memory-mapped, so
-the API's processes share the pages; a rebuild keeps the tables of the builds it keeps.
+busiest size over its small identifiers), ``big_ptr.npy``, ``big_kind.npy``, ``big_seq.npy``
+and ``big_node.npy`` (per account, its big identifiers' kinds, numbers and internal ids) and
+``meta.json`` (the feature schema, the form, ``MARK_DEGREE`` and the build's read time).
+Written whole to a temporary folder and renamed, so a killed build leaves none; loaded
+memory-mapped, so the API's processes share the pages; a rebuild keeps the tables of the builds
+it keeps.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import os
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,17 +78,21 @@ __all__ = [
     "build_table",
     "load_table",
     "prune_tables",
+    "read_node_ids",
     "read_since",
     "save_table",
     "sharing_parts",
 ]
 
-FORM = 2  # the files' form: 2 reads writers' stamps (1 read a fingerprint of every neighbour)
+FORM = 3  # the files' form: 3 reads writers' stamps (1 read a fingerprint of every neighbour)
 BIG = int(MARK_DEGREE)  # identifiers above this size are read live, not stamped
-_FILES = ("nodes", "keys", "x", "small", "big_ptr", "big_kind", "big_seq")
+_FILES = ("nodes", "keys", "x", "small", "big_ptr", "big_kind", "big_seq", "big_node")
 _COL = {name: j for j, name in enumerate(FEATURE_SCHEMA.account)}
 _PROFILE = ("age_days_log", "created_unknown", "kyc_0", "kyc_1", "kyc_2", "kyc_3", "kyc_unknown")
 _KIND = {kind: k for k, kind in enumerate(KIND_NAMES)}
+_SHARED = [_COL[f"shared_{kind}"] for kind in KIND_NAMES]
+_BUSIEST = [_COL[f"hub_{kind}"] for kind in KIND_NAMES]
+_NO_SHARING = np.zeros((len(KIND_NAMES), 2), dtype=np.int64)  # until ScreenTable.sharing
 
 
 def _key(account_id: str) -> int:
@@ -141,6 +146,7 @@ class ScreenTable:
     big_ptr: I64
     big_kind: npt.NDArray[np.int8]
     big_seq: I64
+    big_node: I64  # their internal ids, which a screen seeks (checked against big_seq)
     since_ms: int  # the build's read began after this (Neo4j's clock, epoch ms), margin kept
 
     def match(self, accounts: Iterable[Mapping[str, Any]]) -> dict[str, Current]:
@@ -167,52 +173,54 @@ class ScreenTable:
             moved = a["moved"]
             if key != _key(str(a["id"])) or (moved is not None and int(moved) >= self.since_ms):
                 continue
-            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), {})
+            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), _NO_SHARING)
         return out
 
-    def big(self, current: Mapping[str, Current]) -> dict[str, list[int]]:
-        """The numbers of the big identifiers of the accounts ``current`` holds, per kind."""
+    def big(self, current: Mapping[str, Current]) -> list[int]:
+        """The internal ids of the big identifiers of the accounts ``current`` holds."""
         rows = np.fromiter((c.row for c in current.values()), dtype=np.int64)
-        out: dict[str, list[int]] = {}
         starts = np.asarray(self.big_ptr[rows])
         counts = np.asarray(self.big_ptr[rows + 1]) - starts
         at = _spans(starts, counts, int(counts.sum()))
-        if not len(at):
-            return out
-        kinds = np.asarray(self.big_kind[at])
-        seqs = np.asarray(self.big_seq[at])
-        for k in np.unique(kinds).tolist():
-            out[KIND_NAMES[k]] = np.unique(seqs[kinds == k]).tolist()
-        return out
+        return np.unique(np.asarray(self.big_node[at])).tolist() if len(at) else []
 
     def sharing(
-        self, current: Mapping[str, Current], sizes: Mapping[tuple[str, int], int]
+        self, current: Mapping[str, Current], sizes: tuple[Sequence[int], Sequence[int]]
     ) -> dict[str, Current]:
-        """``current`` with each account's sharing, per kind (shared, busiest): the build's
-        counts over its small identifiers with its big ones at their live ``sizes`` ((kind,
-        number) -> size; a big identifier is always shared). An account whose big identifier
-        was not found is left out (read from its edges instead)."""
-        out: dict[str, Current] = {}
-        for account, c in current.items():
-            small = self.small[c.row]
-            shared = small[:, 0].tolist()
-            busiest = small[:, 1].tolist()
-            lo, hi = int(self.big_ptr[c.row]), int(self.big_ptr[c.row + 1])
-            missing = False
-            for k, seq in zip(self.big_kind[lo:hi].tolist(), self.big_seq[lo:hi].tolist(),
-                              strict=True):  # fmt: skip
-                size = sizes.get((KIND_NAMES[k], seq))
-                if size is None:
-                    missing = True
-                    break
-                shared[k] += 1
-                busiest[k] = max(busiest[k], size)
-            if missing:
-                continue
-            out[account] = Current(c.row, c.created, c.kyc, {
-                kind: (shared[k], busiest[k]) for k, kind in enumerate(KIND_NAMES) if busiest[k]
-            })  # fmt: skip
-        return out
+        """``current`` with each account's sharing (per kind: shared count, busiest size): the
+        build's counts over its small identifiers with its big ones at their live ``sizes``
+        (numbers and sizes, as SCREEN_TABLE_DEGREES returns them; a big identifier is always
+        shared). An account whose big identifier was not found under its number is left out
+        (read from its edges instead). All accounts at once: a payment's screen brings a few
+        hundred big identifiers of a hundred accounts."""
+        if not current:
+            return {}
+        accounts = list(current)
+        rows = np.fromiter((current[a].row for a in accounts), dtype=np.int64, count=len(accounts))
+        out = np.array(self.small[rows], dtype=np.int64)  # (m, kinds, 2)
+        starts = np.asarray(self.big_ptr[rows])
+        counts = np.asarray(self.big_ptr[rows + 1]) - starts
+        at = _spans(starts, counts, int(counts.sum()))
+        found = np.ones(len(accounts), dtype=bool)
+        if len(at):
+            owner = np.repeat(np.arange(len(accounts)), counts)
+            kind = np.asarray(self.big_kind[at], dtype=np.int64)
+            want = np.asarray(self.big_seq[at], dtype=np.int64)
+            seqs, live = sizes
+            have = np.asarray(seqs, dtype=np.int64)  # numbers are unique among data nodes
+            order = np.argsort(have)
+            have, by_seq = have[order], np.asarray(live, dtype=np.int64)[order]
+            pos = np.minimum(np.searchsorted(have, want), max(len(have) - 1, 0))
+            hit = have[pos] == want if len(have) else np.zeros(len(want), dtype=bool)
+            found[owner[~hit]] = False
+            size = np.where(hit, by_seq[pos] if len(have) else 0, 0)
+            np.add.at(out[:, :, 0], (owner, kind), 1)
+            np.maximum.at(out[:, :, 1], (owner, kind), size)
+        return {
+            a: Current(current[a].row, current[a].created, current[a].kyc, out[i])
+            for i, a in enumerate(accounts)
+            if found[i]
+        }
 
     def rows(
         self,
@@ -235,24 +243,16 @@ class ScreenTable:
         )
         for name in _PROFILE:
             x[:, _COL[name]] = prof[name].astype(np.float32)
-        # The live sharing columns, gathered and written at once (log1p as account_features).
-        at: list[int] = []
-        cols: list[int] = []
-        values: list[float] = []
+        share = np.stack([current[a].sharing for a in accounts])  # (m, kinds, 2)
         for r, account in enumerate(accounts):
-            sharing = current[account].sharing
-            moved = grown.get(account)
-            if moved:
-                sharing = dict(sharing)
-                for kind, before, after in moved:
-                    shared, busiest = sharing.get(kind, (0, 0))
-                    sharing[kind] = (shared + (before < 2 <= after), max(busiest, after))
-            for kind, (shared, busiest) in sharing.items():
-                at += (r, r)
-                cols += (_COL[f"shared_{kind}"], _COL[f"hub_{kind}"])
-                values += (float(shared), float(busiest))
-        if at:
-            x[at, cols] = np.log1p(np.asarray(values, dtype=np.float64)).astype(np.float32)
+            for kind, before, after in grown.get(account, ()):
+                k = _KIND[kind]
+                share[r, k, 0] += before < 2 <= after
+                share[r, k, 1] = max(share[r, k, 1], after)
+        # The sharing columns, written at once (log1p as account_features; a kind the account
+        # does not use holds 0 in both, as its row does).
+        x[:, _SHARED] = np.log1p(share[:, :, 0].astype(np.float64)).astype(np.float32)
+        x[:, _BUSIEST] = np.log1p(share[:, :, 1].astype(np.float64)).astype(np.float32)
         return dict(zip(accounts, x, strict=True))
 
 
@@ -263,7 +263,8 @@ class Current:
     row: int
     created: int
     kyc: int
-    sharing: dict[str, tuple[int, int]]  # kind -> (shared identifiers, busiest one's size)
+    # Per kind (KIND_NAMES order): shared identifiers, the busiest one's size; (kinds, 2).
+    sharing: I64
 
 
 def read_since(graph: Graph, settings: Settings) -> int:
@@ -291,8 +292,15 @@ def _spans(starts: I64, counts: I64, total: int) -> I64:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - first, counts)
 
 
-def build_table(proj: Projection, build_id: str, since_ms: int) -> ScreenTable:
-    """The table of a whole-graph projection (the build's), read after ``since_ms``."""
+def build_table(
+    proj: Projection,
+    build_id: str,
+    since_ms: int,
+    node_ids: Callable[[str, list[int]], Mapping[int, int]],
+) -> ScreenTable:
+    """The table of a whole-graph projection (the build's), read after ``since_ms``;
+    ``node_ids(kind, numbers)`` gives the internal ids of identifiers of a kind by number
+    (:func:`read_node_ids`), which a screen seeks its big identifiers by."""
     order = np.argsort(proj.nodes, kind="stable")
     keys = np.asarray([_key(proj.ids[i]) for i in order.tolist()], dtype=np.uint64)
     small, ptr, kind, seq = sharing_parts(proj)
@@ -301,6 +309,13 @@ def build_table(proj: Projection, build_id: str, since_ms: int) -> ScreenTable:
     table_ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(counts, out=table_ptr[1:])
     at = _spans(ptr[:-1][order], counts, int(table_ptr[-1]))
+    node = np.full(len(seq), -1, dtype=np.int64)
+    for k in np.unique(kind).tolist():
+        mine = kind == k
+        wanted = np.unique(seq[mine])
+        found = node_ids(KIND_NAMES[k], wanted.tolist())
+        ids = np.fromiter((found.get(s, -1) for s in wanted.tolist()), dtype=np.int64)
+        node[mine] = ids[np.searchsorted(wanted, seq[mine])]
     return ScreenTable(
         build_id=build_id,
         nodes=proj.nodes[order].astype(np.int64),
@@ -310,8 +325,19 @@ def build_table(proj: Projection, build_id: str, since_ms: int) -> ScreenTable:
         big_ptr=table_ptr,
         big_kind=kind[at],
         big_seq=seq[at],
+        big_node=node[at],
         since_ms=int(since_ms),
     )
+
+
+def read_node_ids(graph: Graph, kind: str, numbers: list[int]) -> dict[int, int]:
+    """The internal ids of identifiers of ``kind`` by number (a build's big identifiers: a few
+    thousand at 100k accounts), in batches."""
+    out: dict[int, int] = {}
+    for i in range(0, len(numbers), 20_000):
+        rows = graph.read(cypher.TABLE_NODE_IDS[kind], {"nodes": numbers[i : i + 20_000]})
+        out.update((int(r["node"]), int(r["id"])) for r in rows)
+    return out
 
 
 def _root(models_dir: Path) -> Path:

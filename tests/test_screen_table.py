@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ringscope.models.features import FEATURE_SCHEMA, account_features
-from ringscope.models.projection import KindEdges, Projection
+from ringscope.models.projection import KIND_NAMES, KindEdges, Projection
 from ringscope.models.screen_table import (
     BIG,
     build_table,
@@ -58,6 +59,12 @@ def _projection() -> Projection:
     )
 
 
+def _same(kind: str, numbers: list[int]) -> dict[int, int]:
+    """Internal ids of identifiers by number, as the build reads them: 1,000 more here."""
+    del kind
+    return {n: n + 1000 for n in numbers}
+
+
 def _record(
     seq: int | None, account: str, moved: int | None = None, created: int = 0, kyc: int = 0
 ) -> dict[str, object]:
@@ -67,7 +74,7 @@ def _record(
 
 def test_a_table_loads_as_written_and_matches_by_stamp(tmp_path: Path) -> None:
     proj = _projection()
-    save_table(build_table(proj, "b-1", since_ms=5_000), tmp_path)
+    save_table(build_table(proj, "b-1", since_ms=5_000, node_ids=_same), tmp_path)
     table = load_table(tmp_path, "b-1")
     assert table is not None and table.since_ms == 5_000
     assert table.nodes.tolist() == [3, 5, 7]  # sorted by account number
@@ -81,10 +88,16 @@ def test_a_table_loads_as_written_and_matches_by_stamp(tmp_path: Path) -> None:
         _record(None, "e"),  # opened since the build, not numbered yet
     ])  # fmt: skip
     assert list(current) == ["a"] and current["a"].row == 2
-    assert table.big(current) == {}  # nothing bigger than the stamped size
-    shared = table.sharing(current, {})
+    assert table.big(current) == []  # nothing bigger than the stamped size
+    shared = table.sharing(current, ([], []))
     # a: device 10 shared with b (size 2), payee 20 paid in two currencies (two relationships).
-    assert shared["a"].sharing == {"device": (1, 2), "payee": (1, 2)}
+    assert _used(shared["a"].sharing) == {"device": (1, 2), "payee": (1, 2)}
+
+
+def _used(sharing: np.ndarray[Any, Any]) -> dict[str, tuple[int, int]]:
+    """Per kind the account uses: (shared identifiers, the busiest one's size)."""
+    return {kind: (int(sharing[k, 0]), int(sharing[k, 1]))
+            for k, kind in enumerate(KIND_NAMES) if sharing[k, 1]}  # fmt: skip
 
 
 def _on_one_ip(extra: int) -> Projection:
@@ -118,29 +131,31 @@ def test_sharing_takes_the_big_identifiers_sizes_live(tmp_path: Path) -> None:
     stamps nobody: a screen reads its size, and the row with that size put in is the row the
     graph with the grown IP gives (every column)."""
     then, now = _on_one_ip(1), _on_one_ip(4)  # the IP gained three accounts since the build
-    save_table(build_table(then, "b-ip", since_ms=0), tmp_path)
+    save_table(build_table(then, "b-ip", since_ms=0, node_ids=_same), tmp_path)
     table = load_table(tmp_path, "b-ip")
     assert table is not None
     current = table.match([_record(7, "a", created=50, kyc=1), _record(3, "b", created=60),
                            _record(5, "c", created=-1, kyc=-1)])  # fmt: skip
-    assert table.big(current) == {"ip": [30]}
-    shared = table.sharing(current, {("ip", 30): BIG + 4})
-    assert shared["a"].sharing["ip"] == (1, BIG + 4)
-    assert shared["c"].sharing == {"device": (0, 1), "ip": (1, BIG + 4)}
+    assert table.big(current) == [1030]  # its internal id
+    shared = table.sharing(current, ([30], [BIG + 4]))
+    assert _used(shared["a"].sharing)["ip"] == (1, BIG + 4)
+    assert _used(shared["c"].sharing) == {"device": (0, 1), "ip": (1, BIG + 4)}
     when = int(now.now())
     rows = table.rows(shared, {}, when)
     want = account_features(now)
     for i, account in enumerate(("a", "b", "c")):
         np.testing.assert_array_equal(rows[account], want[i], err_msg=account)
     # The old size leaves the IP's column as built: the row differs from the grown graph's.
-    assert not np.array_equal(table.rows(table.sharing(current, {("ip", 30): BIG + 1}), {},
+    assert not np.array_equal(table.rows(table.sharing(current, ([30], [BIG + 1])), {},
                                          when)["a"], want[0])  # fmt: skip
     # A big identifier that could not be read leaves its accounts out (read from their edges).
-    assert table.sharing(current, {}) == {}
+    assert table.sharing(current, ([], [])) == {}
+    # An id Neo4j gave another node (its number is not the one the build saw): the same.
+    assert table.sharing(current, ([31], [BIG + 4])) == {}
 
 
 def test_another_feature_schema_or_a_missing_table_is_not_used(tmp_path: Path) -> None:
-    save_table(build_table(_projection(), "b-2", since_ms=0), tmp_path)
+    save_table(build_table(_projection(), "b-2", since_ms=0, node_ids=_same), tmp_path)
     meta = tmp_path / "screen" / "b-2" / "meta.json"
     good = json.loads(meta.read_text())
     for wrong in ({"schema": "0" * 16}, {"form": 1}, {"mark_degree": BIG + 1}):
@@ -155,7 +170,7 @@ def test_another_feature_schema_or_a_missing_table_is_not_used(tmp_path: Path) -
 
 def test_pruning_keeps_the_kept_builds_and_clears_a_killed_write(tmp_path: Path) -> None:
     for build in ("b-old", "b-kept", "b-current"):
-        save_table(build_table(_projection(), build, since_ms=0), tmp_path)
+        save_table(build_table(_projection(), build, since_ms=0, node_ids=_same), tmp_path)
     (tmp_path / "screen" / ".b-killed.123.tmp").mkdir()  # what a killed rebuild leaves
     prune_tables(tmp_path, ["b-kept", "b-current"])
     assert sorted(p.name for p in (tmp_path / "screen").iterdir()) == ["b-current", "b-kept"]

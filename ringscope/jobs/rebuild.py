@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -352,7 +353,13 @@ def rebuild(
                     # from the projection while the write waits on Neo4j, saved whole before
                     # the switch, so a current build always has its table.
                     table = (
-                        pool.submit(screen_table.build_table, proj, build_id, since_ms)
+                        pool.submit(
+                            screen_table.build_table,
+                            proj,
+                            build_id,
+                            since_ms,
+                            partial(screen_table.read_node_ids, graph),
+                        )
                         if settings.screen_table
                         else None
                     )

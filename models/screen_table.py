@@ -101,14 +101,14 @@ def _key(account_id: str) -> int:
 
 def sharing_parts(
     proj: Projection,
-) -> tuple[I64, I64, npt.NDArray[np.int8], I64]:
+) -> tuple[npt.NDArray[np.int32], I64, npt.NDArray[np.int8], I64]:
     """What a screen needs to put the sharing columns back together, per account of a
     whole-graph projection (projection order): ``small`` (n, kinds, 2), the shared count and
     the busiest size over its identifiers of at most :data:`BIG` relationships; and its bigger
     identifiers as CSR (``ptr`` (n + 1), their kind's position in ``KIND_NAMES``, their
     numbers)."""
     n = proj.n
-    small = np.zeros((n, len(KIND_NAMES), 2), dtype=np.int64)
+    small = np.zeros((n, len(KIND_NAMES), 2), dtype=np.int32)  # small numbers
     accs: list[I64] = []
     kinds: list[npt.NDArray[np.int8]] = []
     seqs: list[I64] = []
@@ -142,7 +142,7 @@ class ScreenTable:
     nodes: I64
     keys: npt.NDArray[np.uint64]
     x: F32
-    small: I64
+    small: npt.NDArray[np.int32]
     big_ptr: I64
     big_kind: npt.NDArray[np.int8]
     big_seq: I64

@@ -48,6 +48,7 @@ from ringscope.models.projection import (
 from ringscope.models.risk import (
     AccountRiskModel,
     Explanation,
+    _account_rows,
     _identifier_parts,
     _neighbourhood,
     _tables,
@@ -540,6 +541,25 @@ def test_the_tree_row_in_numpy_is_scipys_bit_for_bit(proj: Projection) -> None:
             np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
             if cap == 0:  # no identifier under the cap: every aggregate is 0
                 assert not got[0, x_acc.shape[1] :].any()
+
+
+def test_rows_given_leave_the_rest_of_the_account_features_as_computed(proj: Projection) -> None:
+    """``_account_rows`` (a screen's, with the build's table rows) computes the features of the
+    accounts no row is given for from them alone: bit for bit those of the whole neighbourhood,
+    and the given rows (never the account's own) in place, on 100 neighbourhoods with a random
+    half of the rows given."""
+    rng = np.random.default_rng(5)
+    hub = AccountRiskModel().config.hub_degree
+    for i in rng.choice(proj.n, 100, replace=False).tolist():
+        near, k = _neighbourhood(proj, i, hub, proj.now())
+        whole = account_features(near)
+        given = {a: np.full(whole.shape[1], 7.0, dtype=np.float32)
+                 for j, a in enumerate(near.ids) if rng.random() < 0.5}  # fmt: skip
+        got = _account_rows(near, k, given)
+        for j, a in enumerate(near.ids):
+            want = given[a] if a in given and j != k else whole[j]
+            np.testing.assert_array_equal(got[j].view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(_account_rows(near, k, None), whole)
 
 
 @pytest.mark.neo4j

@@ -29,8 +29,7 @@ week up to the event (the event's account included when the event is its first u
 With a tree model and a build that kept its feature table (:mod:`models.screen_table`), the
 accounts on the event's identifiers are not read edge by edge: their rows come from the table,
 the sizes of their big identifiers are read live, and only an account the writers stamped since
-the build is read whole. The
-answer is the same (tested); what a screen reads is smaller.
+the build is read whole. The answer is the same (tested); what a screen reads is smaller.
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ of the busiest). The writers stamp ``moved_at`` on an account when any of that m
 relationships; an identifier of at most ``MARK_DEGREE`` relationships that gains one; a flag:
 ``graph.cypher``, "What a screen's table rows depend on"), so a screen reads one property per
 account, not its relationships: a row is current when the account's stamp is older than the
-build's read (:attr:`ScreenTable.since_ms`, which keeps a write transaction's longest life as a
-margin). The sizes of the identifiers bigger than ``MARK_DEGREE`` at the build are not stamped
-(a carrier IP gains accounts all day): the table lists each account's big identifiers, a screen
-reads their sizes live (``SCREEN_TABLE_DEGREES``, by number) and :meth:`ScreenTable.sharing`
+build's read (:attr:`ScreenTable.since_ms`, :func:`read_since`: the read's start, or the start
+of the oldest transaction then running). The sizes of the identifiers bigger than
+``MARK_DEGREE`` at the build are not stamped (a carrier IP gains accounts all day): the table
+lists each account's big identifiers, a screen reads their sizes live
+(``SCREEN_TABLE_DEGREES``, by internal id, checked by number) and :meth:`ScreenTable.sharing`
 puts the two columns back together from them and the build's counts over the small ones. An
 account whose row is stale has its edges read as before (``SCREEN_TABLE_LINKS``). Age and KYC
 are recomputed from the account node and "now" (:func:`profile_columns`), and what the event
@@ -147,7 +148,7 @@ class ScreenTable:
     big_kind: npt.NDArray[np.int8]
     big_seq: I64
     big_node: I64  # their internal ids, which a screen seeks (checked against big_seq)
-    since_ms: int  # the build's read began after this (Neo4j's clock, epoch ms), margin kept
+    since_ms: int  # a stamp from this on is a move since the build (read_since, epoch ms)
 
     def match(self, accounts: Iterable[Mapping[str, Any]]) -> dict[str, Current]:
         """The accounts (``SCREEN_TABLE_NEIGHBOURHOOD`` records) whose row is current: in the

@@ -20,6 +20,7 @@ from ringscope.kinds import PAYEE
 from ringscope.models.projection import F64, I64, KindEdges, Projection
 
 DAY = 86_400
+_INT64_MAX = np.iinfo(np.int64).max  # "no first use yet" while taking minima
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,13 @@ def dedupe_pairs(edges: KindEdges) -> tuple[I64, I64, I64, I64, I64]:
         return empty, empty.copy(), empty.copy(), empty.copy(), empty.copy()
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    start = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    new = np.empty(len(sorted_key), dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
+    start = np.flatnonzero(new)
     uniq = sorted_key[start]
-    big = np.iinfo(np.int64).max
-    first = np.minimum.reduceat(np.where(edges.first < 0, big, edges.first)[order], start)
-    first = np.where(first == big, -1, first)
+    first = np.minimum.reduceat(np.where(edges.first < 0, _INT64_MAX, edges.first)[order], start)
+    first = np.where(first == _INT64_MAX, -1, first)
     last = np.maximum.reduceat(edges.last[order], start)
     count = np.add.reduceat(edges.count[order].astype(np.int64), start)
     return uniq // m, uniq % m, first, last, count

@@ -17,6 +17,7 @@ def init_schema(graph: Graph) -> list[str]:
         graph.write(statement)
     graph.write(cypher.AWAIT_INDEXES)
     graph.write(cypher.API_VERDICT_LINK_MEMBERS)  # ring verdicts given before they were linked
+    graph.write(cypher.API_VERDICT_MARK_ACCOUNTS)  # accounts linked before the label existed
     return sorted(r["name"] for r in graph.read(cypher.SHOW_CONSTRAINTS))
 
 

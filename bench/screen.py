@@ -36,6 +36,15 @@ sum of requests over the summed time, the mean of the phases' p50s and the worst
 (the duplicate path: nothing written), with ``accountRisk`` through the same client beside them
 as the client's own share. Recording writes into the graph (new accounts, links, ledger rows).
 
+With ``--offered R1,R2``: after those, the same two operations at each offered load, alternated
+``--rounds`` times: the last concurrency's connections (20), each waiting after every answer an
+exponential think time of mean ``connections * 1000 / R`` ms before its next request, so that the
+clients together offer about R requests a second while answers take much less than the think time
+(a closed loop with think time: a slow answer delays its client's next request, so the rate
+reached, reported beside the latencies, is what was offered in the end). Back to back, 20 clients
+with p99 under 30 ms need over 667 answers a second; this says what a risk engine whose 20
+threads decide at a given rate sees.
+
 Also: the peak RSS of the server (its processes summed, sampled every 0.5 s, and each process's
 VmHWM) and of Neo4j (sampled, and the JVM's VmHWM since it started), the machine's load average
 before and after, and the goals below. Writes ``bench/results/screen-<accounts>.json`` and prints
@@ -341,12 +350,15 @@ class Pool:
 # --- load generation and measurement -------------------------------------------------------------
 
 
-def wrk(url: str, key: str, bodies: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` wrk connections for ``seconds``, cycling through ``bodies``."""
+def wrk(
+    url: str, key: str, bodies: list[str], clients: int, seconds: float, think_ms: float = 0.0
+) -> dict[str, Any]:
+    """``clients`` wrk connections for ``seconds``, cycling through ``bodies``; with
+    ``think_ms``, each connection waits an exponential time of that mean after each answer."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
         f.write("\n".join(bodies) + "\n")
         f.flush()
-        env = {**os.environ, "WRK_BODIES": f.name, "WRK_KEY": key,
+        env = {**os.environ, "WRK_BODIES": f.name, "WRK_KEY": key, "WRK_THINK_MS": f"{think_ms:g}",
                "WRK_STAMP": f"{time.time_ns() % 10**12:x}"}  # fmt: skip
         cmd = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "30s",
                "-s", str(WRK_SCRIPT), url]  # fmt: skip
@@ -555,6 +567,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="per phase")
     ap.add_argument("--rounds", type=int, default=2, help="baseline/screen alternations")
     ap.add_argument("--concurrency", default="1,20", help="wrk connections, comma-separated")
+    ap.add_argument(
+        "--offered",
+        default="",
+        help="requests/s, comma-separated: phases where the last concurrency's connections "
+        "think between requests (see the module doc)",
+    )
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of each op first")
     ap.add_argument("--pool", type=int, default=5000, help="distinct screen events, cycled")
     ap.add_argument("--record-requests", type=int, default=300)
@@ -687,6 +705,29 @@ def main() -> None:
                         flush=True,
                     )
             results[f"c{c}"] = {op: summary(done) for op, done in runs.items()}
+        offered = [float(x) for x in args.offered.split(",") if x.strip()]
+        for rate in offered:
+            c = levels[-1]
+            think = 1000.0 * c / rate
+            runs = {"accountRisk": [], "screen": []}
+            for r in range(args.rounds):
+                for op, bodies in (("accountRisk", base_bodies), ("screen", screen_bodies)):
+                    res = measured(
+                        srv.proc.pid, neo4j.pid if neo4j else None,
+                        lambda b=bodies, n=c, t=think: wrk(srv.url, key, b, n, args.seconds, t),
+                    )  # fmt: skip
+                    runs[op].append(res)
+                    print(
+                        f"offered {rate:g}/s (c={c}, think {think:.0f} ms) round {r + 1} {op}: "
+                        f"{res['rps']:.0f}/s p50 {res['p50_ms']:.1f} ms p90 "
+                        f"{res['p90_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms",
+                        flush=True,
+                    )
+            results.setdefault("offered", {})[f"{rate:g}"] = {
+                "clients": c,
+                "think_ms_mean": round(think, 1),
+                **{op: summary(done) for op, done in runs.items()},
+            }
         # recordEvents, one event per request, one client; then the same again (duplicates).
         record_bodies = [{"query": RECORD, "variables": {"events": [e]}} for e in record_events]
         client_base = [{"query": BASELINE, "variables": {"id": a}} for a in base_ids]
@@ -756,6 +797,11 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
                         f">=200/s {'met' if ok_rps else 'MISSED'}")  # fmt: skip
             t.add_row(op, str(c), f"{s['rps']:.0f}", f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}",
                       str(s["failed"]), goal)  # fmt: skip
+    for rate, o in results.get("offered", {}).items():
+        for op in ("accountRisk", "screen"):
+            s = o[op]
+            t.add_row(f"{op}, {rate} offered/s", str(o["clients"]), f"{s['rps']:.0f}",
+                      f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}", str(s["failed"]), "")  # fmt: skip
     rec = results["record"]
     for name, label in (("fresh", "recordEvents"), ("duplicate", "recordEvents duplicate"),
                         ("accountRisk_same_client", "accountRisk, httpx")):  # fmt: skip

@@ -2,7 +2,10 @@
 -- WRK_BODIES: a file of request bodies, one a line, cycled through (each connection thread
 -- from its own offset); every "__EID__" in a body is replaced by a number unique to the
 -- request (fresh event and account ids on every request, however often the file cycles).
--- WRK_KEY: the API key. Counts answers that are not GraphQL data (an "errors" key, or no
+-- WRK_KEY: the API key. WRK_THINK_MS (optional): each connection waits a random time, exponential
+-- with this mean, after an answer before it sends its next request (a client that thinks: the
+-- offered load is about connections * 1000 / WRK_THINK_MS requests a second while answers are
+-- much faster than that; unset or 0, back to back). Counts answers that are not GraphQL data (an "errors" key, or no
 -- "data") and prints one RESULT line of JSON at the end.
 local key = os.getenv("WRK_KEY")
 local bodies = {}
@@ -24,6 +27,15 @@ end
 
 function init(args)
   n = offset or 0
+  math.randomseed((id or 1) * 104729 + tonumber(stamp, 16) % 1000003)
+end
+
+local think = tonumber(os.getenv("WRK_THINK_MS") or "0")
+if think > 0 then
+  -- wrk calls delay() before each request when the script defines it: milliseconds to wait.
+  function delay()
+    return math.floor(-think * math.log(1 - math.random()) + 0.5)
+  end
 end
 
 wrk.method = "POST"

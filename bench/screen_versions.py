@@ -5,7 +5,7 @@ the CPU each request cost the server and Neo4j.
     python bench/screen_versions.py --before /path/to/old/checkout --accounts 100000 \\
         [--data-dir DIR --neo4j-port PORT --model-dir DIR] [--before-model-dir DIR] \\
         [--rounds 3] [--seconds 10] \\
-        [--concurrency 1,20] [--record-requests 150] [--out FILE]
+        [--concurrency 1,20] [--offered 40,80] [--record-requests 150] [--out FILE]
 
 Why: a change to a screen's fixed cost (normalising the event, the tree's row, the feature
 table) is judged against the code before it on the same data in the same run, since this
@@ -15,10 +15,12 @@ events (its pool and mix, every request a fresh event id). Both servers run at o
 -m ringscope.api serve`` from each checkout's root, 2 processes x 2 threads, production
 settings); per round and concurrency each serves ``accountRisk`` (the baseline) and then the
 screens, and per round each records ``--record-requests`` fresh events, one per request, one
-client. Per server and phase: wrk's requests/s, p50, p99, and the server's and Neo4j's CPU per
-request (``/proc`` before and after); the ratio now/before of screens per second, over the
-rounds; each server's peak RSS (its processes' high-water marks, summed) and Neo4j's. Writes
-JSON to ``--out`` (``bench/results/screen-versions-<accounts>.json``).
+client; with ``--offered``, per round each also serves screens at those offered loads (20
+clients thinking between requests, as ``bench/screen.py --offered``). Per server and phase:
+wrk's requests/s, p50, p99, and the server's and Neo4j's CPU per request (``/proc`` before and
+after); the ratio now/before of screens per second, over the rounds; each server's peak RSS
+(its processes' high-water marks, summed) and Neo4j's. Writes JSON to ``--out``
+(``bench/results/screen-versions-<accounts>.json``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", default="1,20")
+    ap.add_argument(
+        "--offered",
+        default="",
+        help="requests/s, comma-separated: screens by the last concurrency's clients "
+        "thinking between requests (bench/screen.py --offered)",
+    )
     ap.add_argument("--pool", type=int, default=5000)
     ap.add_argument("--record-requests", type=int, default=150)
     for name in ("--data-dir", "--model-dir", "--out"):
@@ -110,8 +118,12 @@ def main() -> None:
            "RINGSCOPE_API_MAX_BUILD_AGE_S": "0"}  # fmt: skip
     code = {"before": args.before.resolve(), "now": REPO}
     levels = [int(c) for c in args.concurrency.split(",")]
+    offered = [float(x) for x in args.offered.split(",") if x.strip()]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {f"{op}-c{c}": [] for c in levels for op in ("accountRisk", "screen")}
+        name: {
+            **{f"{op}-c{c}": [] for c in levels for op in ("accountRisk", "screen")},
+            **{f"screen-offered-{rate:g}": [] for rate in offered},
+        }
         for name in code
     }
     records: dict[str, list[float]] = {name: [] for name in code}
@@ -144,6 +156,20 @@ def main() -> None:
                               f"{res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms; CPU/request "
                               f"server {cpu['server']} ms, Neo4j {cpu['neo4j']} ms",
                               flush=True)  # fmt: skip
+            for rate in offered:  # the last concurrency's clients, thinking (bench/screen.py)
+                think = 1000.0 * levels[-1] / rate
+                for name in order:
+                    srv = servers[name]
+                    res = measured(
+                        srv.proc.pid, neo4j_pid,
+                        lambda b=bodies["screen"], u=srv.url, t=think: wrk(
+                            u, key, b, levels[-1], args.seconds, t
+                        ),
+                    )  # fmt: skip
+                    runs[name][f"screen-offered-{rate:g}"].append(res)
+                    print(f"round {r + 1} {name} screen offered {rate:g}/s: {res['rps']:.0f}/s "
+                          f"p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms",
+                          flush=True)  # fmt: skip
             for name in order:
                 fresh = [
                     {"query": RECORD, "variables": {"events": [

@@ -48,6 +48,7 @@ from ringscope.models.features import (
 )
 from ringscope.models.gnn import GNNClassifier, GNNConfig, MeanAdjacency
 from ringscope.models.projection import F64, I64, KIND_NAMES, KindEdges, Projection
+from ringscope.models.screen_table import TableRows
 from ringscope.models.tabular import segment_reduce
 
 __all__ = [
@@ -734,8 +735,10 @@ def _neighbourhood(proj: Projection, i: int, hub_degree: int, now: int) -> tuple
         on = np.zeros(e.m, dtype=bool)
         on[ids[deg[ids] <= hub_degree]] = True
         near[e.acc[on[e.ident]]] = True
-    sub = _restrict(replace(proj, kinds=sized, data_now=now), near)
-    return sub, int(np.count_nonzero(near[:i]))
+    whole = replace(proj, kinds=sized, data_now=now)
+    if near.all():  # a screen reads just this neighbourhood: nothing to take out
+        return whole, i
+    return _restrict(whole, near), int(np.count_nonzero(near[:i]))
 
 
 def _account_rows(near: Projection, k: int, rows: Mapping[str, F32] | None) -> F32:
@@ -746,14 +749,23 @@ def _account_rows(near: Projection, k: int, rows: Mapping[str, F32] | None) -> F
     sizes the projection carries: :func:`_restrict`)."""
     if not rows:
         return account_features(near)
-    given = np.fromiter(
-        (j != k and a in rows for j, a in enumerate(near.ids)), dtype=bool, count=near.n
-    )
+    if isinstance(rows, TableRows):  # one matrix: its rows taken in one indexing
+        at = np.fromiter((rows.at.get(a, -1) for a in near.ids), dtype=np.int64, count=near.n)
+        at[k] = -1
+        given = at >= 0
+    else:
+        given = np.fromiter(
+            (j != k and a in rows for j, a in enumerate(near.ids)), dtype=bool, count=near.n
+        )
     x = np.empty((near.n, len(FEATURE_SCHEMA.account)), dtype=np.float32)
     if not given.all():
         x[~given] = account_features(_restrict(near, ~given))
     if given.any():
-        x[given] = np.stack([rows[a] for a, g in zip(near.ids, given.tolist(), strict=True) if g])
+        x[given] = (
+            rows.x[at[given]]
+            if isinstance(rows, TableRows)
+            else np.stack([rows[a] for a, g in zip(near.ids, given.tolist(), strict=True) if g])
+        )
     return x
 
 

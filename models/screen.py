@@ -56,7 +56,7 @@ from ringscope.models.projection import (
     assemble_local,
     expand_identifiers,
 )
-from ringscope.models.screen_table import Current, ScreenTable, load_table
+from ringscope.models.screen_table import Kept, ScreenTable, load_table
 from ringscope.models.store import ModelStore
 
 T = TypeVar("T")
@@ -282,7 +282,7 @@ def screen(
             "rings": bool(model.config.ring_prior),  # the neighbours' ring priors, if it reads them
         }  # fmt: skip
         now = max(facts.data_now, ev.at)
-        kept: dict[str, Current] = {}
+        kept = Kept.empty()
         if table is None:
             near = reads.read(cypher.SCREEN_NEIGHBOURHOOD, params)[0]
             links = {str(r["rel"]): r for r in near["links"]}
@@ -292,7 +292,7 @@ def screen(
             near = reads.read(cypher.SCREEN_TABLE_NEIGHBOURHOOD, params)[0]
             kept = table.match(near["accounts"])
             if me is not None:
-                kept.pop(str(me["id"]), None)  # the event's account: its own edges were read
+                kept = kept.without(str(me["id"]))  # the event's account: its edges were read
             kept = _live_sharing(reads, table, kept)
             links = _table_links(reads, near, kept, params)
     proj = assemble_local(near["accounts"], links, info, now)
@@ -362,7 +362,7 @@ def warm(graph: Graph) -> None:
         graph.read(cypher.SCREEN_TABLE_DEGREES, {"big": [-1] * length})
 
 
-def _live_sharing(graph: Reads, table: ScreenTable, kept: dict[str, Current]) -> dict[str, Current]:
+def _live_sharing(graph: Reads, table: ScreenTable, kept: Kept) -> Kept:
     """The accounts whose table row is current, with their sharing: the sizes of their big
     identifiers read live (SCREEN_TABLE_DEGREES, by internal id, padded to a size class) and
     put together with the build's counts (:meth:`ScreenTable.sharing`)."""
@@ -374,7 +374,7 @@ def _live_sharing(graph: Reads, table: ScreenTable, kept: dict[str, Current]) ->
 
 
 def _table_links(
-    graph: Reads, near: Mapping[str, Any], kept: dict[str, Current], params: dict[str, object]
+    graph: Reads, near: Mapping[str, Any], kept: Kept, params: dict[str, object]
 ) -> dict[str, dict[str, Any]]:
     """SCREEN_TABLE_NEIGHBOURHOOD's edges, per relationship type as ``assemble_local`` takes
     them (accounts by position in ``near["accounts"]``), with the edges of the accounts whose
@@ -409,7 +409,7 @@ def _table_links(
 
 
 def _grown(
-    before: Projection, after: Projection, accounts: dict[str, Current]
+    before: Projection, after: Projection, accounts: Kept
 ) -> dict[str, list[tuple[str, int, int]]]:
     """Per account of ``accounts``, the identifiers the event made bigger that it is on:
     (kind, size before, size after)."""

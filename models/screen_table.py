@@ -48,7 +48,7 @@ import os
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,9 @@ from ringscope.settings import Settings
 __all__ = [
     "FORM",
     "Current",
+    "Kept",
     "ScreenTable",
+    "TableRows",
     "build_table",
     "load_table",
     "prune_tables",
@@ -93,7 +95,6 @@ _PROFILE = ("age_days_log", "created_unknown", "kyc_0", "kyc_1", "kyc_2", "kyc_3
 _KIND = {kind: k for k, kind in enumerate(KIND_NAMES)}
 _SHARED = [_COL[f"shared_{kind}"] for kind in KIND_NAMES]
 _BUSIEST = [_COL[f"hub_{kind}"] for kind in KIND_NAMES]
-_NO_SHARING = np.zeros((len(KIND_NAMES), 2), dtype=np.int64)  # until ScreenTable.sharing
 
 
 def _key(account_id: str) -> int:
@@ -150,14 +151,15 @@ class ScreenTable:
     big_node: I64  # their internal ids, which a screen seeks (checked against big_seq)
     since_ms: int  # a stamp from this on is a move since the build (read_since, epoch ms)
 
-    def match(self, accounts: Iterable[Mapping[str, Any]]) -> dict[str, Current]:
+    def match(self, accounts: Iterable[Mapping[str, Any]]) -> Kept:
         """The accounts (``SCREEN_TABLE_NEIGHBOURHOOD`` records) whose row is current: in the
         table under the same business id, and not stamped since the build. One lookup for all
-        of them: a screen brings up to a few hundred, and a per-account search cost more than
-        the rest of the match. Their sharing is put in by :meth:`sharing`."""
+        of them, in arrays: a screen brings up to a few thousand, and a search or an object per
+        account cost more than the rest of the match. Their sharing is put in by
+        :meth:`sharing`."""
         accs = list(accounts)
         if not accs or not len(self.nodes):
-            return {}
+            return Kept.empty()
         # An account numbered since the build, or not yet (-1), has no row.
         nodes = np.fromiter(
             (-1 if a["seq"] is None else int(a["seq"]) for a in accs),
@@ -165,29 +167,33 @@ class ScreenTable:
             count=len(accs),
         )
         pos = np.minimum(np.searchsorted(self.nodes, nodes), len(self.nodes) - 1)
-        held = np.flatnonzero(self.nodes[pos] == nodes)  # the rest opened since the build
-        keys = self.keys[pos[held]].tolist()
-        rows = pos[held].tolist()
-        out: dict[str, Current] = {}
-        for j, key, row in zip(held.tolist(), keys, rows, strict=True):
-            a = accs[j]
-            moved = a["moved"]
-            if key != _key(str(a["id"])) or (moved is not None and int(moved) >= self.since_ms):
-                continue
-            out[str(a["id"])] = Current(row, int(a["created"]), int(a["kyc"]), _NO_SHARING)
-        return out
+        held = np.flatnonzero(self.nodes[pos] == nodes).tolist()  # the rest opened since
+        near = [accs[j] for j in held]
+        ids = [str(a["id"]) for a in near]
+        n = len(ids)
+        keys = np.fromiter((_key(a) for a in ids), dtype=np.uint64, count=n)
+        moved = np.fromiter(
+            (-1 if a["moved"] is None else int(a["moved"]) for a in near), dtype=np.int64, count=n
+        )
+        rows = pos[held]
+        ok = (keys == self.keys[rows]) & ((moved < 0) | (moved < self.since_ms))
+        keep = np.flatnonzero(ok).tolist()
+        return Kept(
+            [ids[j] for j in keep],
+            rows[keep],
+            np.fromiter((int(near[j]["created"]) for j in keep), dtype=np.int64, count=len(keep)),
+            np.fromiter((int(near[j]["kyc"]) for j in keep), dtype=np.int64, count=len(keep)),
+        )
 
-    def big(self, current: Mapping[str, Current]) -> list[int]:
+    def big(self, current: Kept) -> list[int]:
         """The internal ids of the big identifiers of the accounts ``current`` holds."""
-        rows = np.fromiter((c.row for c in current.values()), dtype=np.int64)
+        rows = current.rows
         starts = np.asarray(self.big_ptr[rows])
         counts = np.asarray(self.big_ptr[rows + 1]) - starts
         at = _spans(starts, counts, int(counts.sum()))
         return np.unique(np.asarray(self.big_node[at])).tolist() if len(at) else []
 
-    def sharing(
-        self, current: Mapping[str, Current], sizes: tuple[Sequence[int], Sequence[int]]
-    ) -> dict[str, Current]:
+    def sharing(self, current: Kept, sizes: tuple[Sequence[int], Sequence[int]]) -> Kept:
         """``current`` with each account's sharing (per kind: shared count, busiest size): the
         build's counts over its small identifiers with its big ones at their live ``sizes``
         (numbers and sizes, as SCREEN_TABLE_DEGREES returns them; a big identifier is always
@@ -195,16 +201,15 @@ class ScreenTable:
         (read from its edges instead). All accounts at once: a payment's screen brings a few
         hundred big identifiers of a hundred accounts."""
         if not current:
-            return {}
-        accounts = list(current)
-        rows = np.fromiter((current[a].row for a in accounts), dtype=np.int64, count=len(accounts))
+            return current
+        rows = current.rows
         out = np.array(self.small[rows], dtype=np.int64)  # (m, kinds, 2)
         starts = np.asarray(self.big_ptr[rows])
         counts = np.asarray(self.big_ptr[rows + 1]) - starts
         at = _spans(starts, counts, int(counts.sum()))
-        found = np.ones(len(accounts), dtype=bool)
+        found = np.ones(len(current), dtype=bool)
         if len(at):
-            owner = np.repeat(np.arange(len(accounts)), counts)
+            owner = np.repeat(np.arange(len(current)), counts)
             kind = np.asarray(self.big_kind[at], dtype=np.int64)
             want = np.asarray(self.big_seq[at], dtype=np.int64)
             seqs, live = sizes
@@ -217,36 +222,30 @@ class ScreenTable:
             size = np.where(hit, by_seq[pos] if len(have) else 0, 0)
             np.add.at(out[:, :, 0], (owner, kind), 1)
             np.maximum.at(out[:, :, 1], (owner, kind), size)
-        return {
-            a: Current(current[a].row, current[a].created, current[a].kyc, out[i])
-            for i, a in enumerate(accounts)
-            if found[i]
-        }
+        return current.with_sharing(out).take(found)
 
     def rows(
         self,
-        current: Mapping[str, Current],
+        current: Kept,
         grown: Mapping[str, Sequence[tuple[str, int, int]]],
         now: int,
-    ) -> dict[str, F32]:
+    ) -> TableRows:
         """``account_features`` rows of the accounts ``current`` holds as they stand once an
         event is applied: age and KYC at ``now``, sharing as :meth:`sharing` put it, and for
         each identifier the event made bigger that the account is on (``grown``: id -> (kind,
         size before, size after)), its kind's shared count and busiest size moved."""
+        x = np.array(self.x[current.rows], dtype=np.float32)
         if not current:
-            return {}
-        accounts = list(current)
-        x = np.array(self.x[[current[a].row for a in accounts]], dtype=np.float32)
-        prof = profile_columns(
-            np.asarray([current[a].created for a in accounts], dtype=np.int64),
-            np.asarray([current[a].kyc for a in accounts], dtype=np.int64),
-            now,
-        )
+            return TableRows(current.at, x)
+        prof = profile_columns(current.created, current.kyc, now)
         for name in _PROFILE:
             x[:, _COL[name]] = prof[name].astype(np.float32)
-        share = np.stack([current[a].sharing for a in accounts])  # (m, kinds, 2)
-        for r, account in enumerate(accounts):
-            for kind, before, after in grown.get(account, ()):
+        share = current.sharing.copy()  # (m, kinds, 2)
+        for account, changes in grown.items():
+            r = current.at.get(account)
+            if r is None:
+                continue
+            for kind, before, after in changes:
                 k = _KIND[kind]
                 share[r, k, 0] += before < 2 <= after
                 share[r, k, 1] = max(share[r, k, 1], after)
@@ -254,7 +253,7 @@ class ScreenTable:
         # does not use holds 0 in both, as its row does).
         x[:, _SHARED] = np.log1p(share[:, :, 0].astype(np.float64)).astype(np.float32)
         x[:, _BUSIEST] = np.log1p(share[:, :, 1].astype(np.float64)).astype(np.float32)
-        return dict(zip(accounts, x, strict=True))
+        return TableRows(current.at, x)
 
 
 @dataclass(frozen=True)
@@ -266,6 +265,87 @@ class Current:
     kyc: int
     # Per kind (KIND_NAMES order): shared identifiers, the busiest one's size; (kinds, 2).
     sharing: I64
+
+
+class Kept(Mapping[str, Current]):
+    """The accounts whose table row is current (:meth:`ScreenTable.match`), by business id,
+    held as arrays (position ``at[id]``): their rows, opening times, KYC levels and sharing
+    (per kind: shared count, busiest size; zeros until :meth:`ScreenTable.sharing`)."""
+
+    __slots__ = ("at", "created", "ids", "kyc", "rows", "sharing")
+
+    def __init__(
+        self, ids: list[str], rows: I64, created: I64, kyc: I64, sharing: I64 | None = None
+    ) -> None:
+        self.ids = ids
+        self.at = {a: i for i, a in enumerate(ids)}
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.created = np.asarray(created, dtype=np.int64)
+        self.kyc = np.asarray(kyc, dtype=np.int64)
+        self.sharing = (
+            np.zeros((len(ids), len(KIND_NAMES), 2), dtype=np.int64) if sharing is None else sharing
+        )
+
+    @classmethod
+    def empty(cls) -> Kept:
+        none = np.zeros(0, dtype=np.int64)
+        return cls([], none, none, none)
+
+    def __getitem__(self, account: str) -> Current:
+        i = self.at[account]
+        return Current(int(self.rows[i]), int(self.created[i]), int(self.kyc[i]), self.sharing[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, account: object) -> bool:
+        return account in self.at
+
+    def take(self, keep: npt.NDArray[np.bool_]) -> Kept:
+        """The accounts ``keep`` marks."""
+        if keep.all():
+            return self
+        j = np.flatnonzero(keep)
+        return Kept([self.ids[i] for i in j.tolist()], self.rows[j], self.created[j],
+                    self.kyc[j], self.sharing[j])  # fmt: skip
+
+    def without(self, account: str) -> Kept:
+        """All but ``account``."""
+        if account not in self.at:
+            return self
+        keep = np.ones(len(self.ids), dtype=bool)
+        keep[self.at[account]] = False
+        return self.take(keep)
+
+    def with_sharing(self, sharing: I64) -> Kept:
+        return Kept(self.ids, self.rows, self.created, self.kyc, sharing)
+
+
+class TableRows(Mapping[str, F32]):
+    """``account_features`` rows by business id (:meth:`ScreenTable.rows`): one matrix, row
+    ``at[id]``, so a neighbourhood of a few thousand takes its rows in one indexing."""
+
+    __slots__ = ("at", "x")
+
+    def __init__(self, at: dict[str, int], x: F32) -> None:
+        self.at = at
+        self.x = x
+
+    def __getitem__(self, account: str) -> F32:
+        row: F32 = self.x[self.at[account]]
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.at)
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __contains__(self, account: object) -> bool:
+        return account in self.at
 
 
 def read_since(graph: Graph, settings: Settings) -> int:

@@ -684,9 +684,7 @@ _SCREEN_TABLE_ON = (
     "WITH a ORDER BY a.id RETURN collect(a) AS accs } "
 )
 SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
-    _SCREEN_TABLE_ON
-    + _SCREEN_EVIDENCE
-    + "CALL (onx) { CALL (onx) { CALL (onx) { "
+    _SCREEN_TABLE_ON + _SCREEN_EVIDENCE + "CALL (onx) { CALL (onx) { CALL (onx) { "
     "UNWIND onx AS t WITH t[0] AS a, t[1] AS r, t[2] AS x RETURN a, r, x "
     f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r]->(x) "
     "WHERE id(a) = node AND type(r) IN $rels AND NOT id(x) IN $skip RETURN a, r, x "

@@ -662,13 +662,9 @@ SCREEN_NEIGHBOURHOOD: LiteralString = (
 #     SCREEN_TABLE_LINKS then reads the edges of the accounts whose row is stale ($full; those
 #     on $skip, the identifiers already read whole, excepted). ``acc`` is the account's
 #     internal id here, not a position.
-_SCREEN_TABLE_LINKS = (
-    "CALL () { "
-    "UNWIND $expand AS node MATCH (x) WHERE id(x) = node "
-    f"MATCH (x)<-[r]-(a:{ACCOUNT.label}) WHERE type(r) IN $rels RETURN a, r, x "
-    f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r]->(x) "
+_SCREEN_FULL_EDGES = (
+    f"UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r]->(x) "
     "WHERE id(a) = node AND type(r) IN $rels AND NOT id(x) IN $skip RETURN a, r, x "
-    "} " + _links_by_rel("id(a)")
 )
 
 
@@ -686,9 +682,9 @@ _SCREEN_TABLE_ON = (
 SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     _SCREEN_TABLE_ON + _SCREEN_EVIDENCE + "CALL (onx) { CALL (onx) { CALL (onx) { "
     "UNWIND onx AS t WITH t[0] AS a, t[1] AS r, t[2] AS x RETURN a, r, x "
-    f"UNION ALL UNWIND $full AS node MATCH (a:{ACCOUNT.label})-[r]->(x) "
-    "WHERE id(a) = node AND type(r) IN $rels AND NOT id(x) IN $skip RETURN a, r, x "
-    "} "
+    "UNION ALL "
+    + _SCREEN_FULL_EDGES
+    + "} "
     + _links_by_rel("id(a)")
     + " } "
     + _SCREEN_COLLECT_LINKS
@@ -701,7 +697,12 @@ SCREEN_TABLE_NEIGHBOURHOOD: LiteralString = (
     "RETURN accounts, verdicts, rings, second, links"
 )
 SCREEN_TABLE_LINKS: LiteralString = (
-    "CALL () { " + _SCREEN_TABLE_LINKS + " } " + _SCREEN_COLLECT_LINKS
+    "CALL () { CALL () { "
+    + _SCREEN_FULL_EDGES
+    + "} "
+    + _links_by_rel("id(a)")
+    + " } "
+    + _SCREEN_COLLECT_LINKS
 )
 # Each identifier's size is its own kind's relationships, picked by its label (a free test):
 # counting every kind's, one degree lookup a kind, was 11,000 of 13,000 db hits for a screen's

@@ -749,23 +749,16 @@ def _account_rows(near: Projection, k: int, rows: Mapping[str, F32] | None) -> F
     sizes the projection carries: :func:`_restrict`)."""
     if not rows:
         return account_features(near)
-    if isinstance(rows, TableRows):  # one matrix: its rows taken in one indexing
-        at = np.fromiter((rows.at.get(a, -1) for a in near.ids), dtype=np.int64, count=near.n)
-        at[k] = -1
-        given = at >= 0
-    else:
-        given = np.fromiter(
-            (j != k and a in rows for j, a in enumerate(near.ids)), dtype=bool, count=near.n
-        )
+    if not isinstance(rows, TableRows):  # one matrix: its rows taken in one indexing
+        rows = TableRows({a: i for i, a in enumerate(rows)}, np.stack(list(rows.values())))
+    at = np.fromiter((rows.at.get(a, -1) for a in near.ids), dtype=np.int64, count=near.n)
+    at[k] = -1
+    given = at >= 0
     x = np.empty((near.n, len(FEATURE_SCHEMA.account)), dtype=np.float32)
     if not given.all():
         x[~given] = account_features(_restrict(near, ~given))
     if given.any():
-        x[given] = (
-            rows.x[at[given]]
-            if isinstance(rows, TableRows)
-            else np.stack([rows[a] for a, g in zip(near.ids, given.tolist(), strict=True) if g])
-        )
+        x[given] = rows.x[at[given]]
     return x
 
 

@@ -356,8 +356,8 @@ def warm(graph: Graph) -> None:
     (SCREEN_TABLE_DEGREES), with lists of the usual sizes: a made-up event has no neighbours,
     so warming up by screening one leaves them to the first screens that have."""
     empty = _pad([], -1)
-    graph.read(cypher.SCREEN_TABLE_LINKS, {"expand": empty, "full": empty, "skip": empty,
-                                           "known": empty, "rels": LINK_RELS})  # fmt: skip
+    graph.read(cypher.SCREEN_TABLE_LINKS, {"full": empty, "skip": empty, "known": empty,
+                                           "rels": LINK_RELS})  # fmt: skip
     for length in (16, 32, 64, 128, 256, 512, 1024):  # big identifiers' lists of screens
         graph.read(cypher.SCREEN_TABLE_DEGREES, {"big": [-1] * length})
 
@@ -391,7 +391,6 @@ def _table_links(
         more = graph.read(
             cypher.SCREEN_TABLE_LINKS,
             {
-                "expand": _pad([], -1),
                 "full": _pad(stale, -1),
                 "skip": params["expand"],
                 "known": params["known"],

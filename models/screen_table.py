@@ -42,6 +42,7 @@ it keeps.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -321,7 +322,10 @@ class Kept(Mapping[str, Current]):
         return self.take(keep)
 
     def with_sharing(self, sharing: I64) -> Kept:
-        return Kept(self.ids, self.rows, self.created, self.kyc, sharing)
+        """The same accounts with ``sharing`` put in (their positions kept)."""
+        out = copy.copy(self)
+        out.sharing = sharing
+        return out
 
 
 class TableRows(Mapping[str, F32]):

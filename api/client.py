@@ -116,6 +116,10 @@ class ScreenEventData:
     amount: str | None = None
     currency: str | None = None
     kyc_level: int | None = None
+    # The caller's device fingerprint and phone lookup: (device, os, is emulator) and (phone,
+    # carrier, is virtual), each naming one of the event's own; None leaves a value unsaid.
+    device_details: tuple[tuple[str, str | None, bool | None], ...] = ()
+    phone_details: tuple[tuple[str, str | None, bool | None], ...] = ()
 
     def variables(self) -> dict[str, Any]:
         if self.at.tzinfo is None:
@@ -126,6 +130,10 @@ class ScreenEventData:
             "devices": list(self.devices), "phones": list(self.phones), "ips": list(self.ips),
             "emails": list(self.emails), "idDocuments": list(self.id_documents),
             "bankCards": list(self.bank_cards),
+            "deviceDetails": [{"deviceId": d, "os": o, "isEmulator": e}
+                              for d, o, e in self.device_details],
+            "phoneDetails": [{"phone": p, "carrier": c, "isVirtual": v}
+                             for p, c, v in self.phone_details],
         }  # fmt: skip
         for name, value in (("payee", self.payee), ("amount", self.amount),
                             ("currency", self.currency), ("kycLevel", self.kyc_level)):  # fmt: skip

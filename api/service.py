@@ -581,6 +581,7 @@ def event_input(prepared: Prepared, i: int = 0) -> screening.EventInput:
         kyc=prepared.kyc_of(ev.account_id),
         values=prepared.values[i],
         rows=tuple(screening.EventRow(**r) for r in prepared.rows_of(ev.account_id)),
+        flags=prepared.flags(),
     )
 
 

@@ -117,7 +117,7 @@ from ringscope.api import service
 from ringscope.api.service import record_events, screen_event
 from ringscope.graph import EmbeddedNeo4j, Graph, connect, init_schema
 from ringscope.ingest import load
-from ringscope.ingest.events import MAX_EVENT_VALUES, Event
+from ringscope.ingest.events import DETAIL_FIELDS, MAX_EVENT_VALUES, Event
 from ringscope.ingest.normalise import VALUE_NORMALISERS, Context, phones
 from ringscope.jobs.rebuild import rebuild
 from ringscope.kinds import BY_NAME
@@ -375,10 +375,51 @@ def _at(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
 
 
+# kind -> normalised id -> the entity table's row (raw key left out): what a risk engine's
+# device fingerprint and phone lookup say of an identifier (``--details on``).
+Described = dict[str, dict[str, dict[str, Any]]]
+
+
+def described(tables: dict[str, pa.Table]) -> Described:
+    """The world's devices and phones tables, by normalised id, as the events' details."""
+    ctx = Context(REGION, None, lambda ids: np.ones(len(ids), dtype=bool))
+    out: Described = {}
+    for kind, d in DETAIL_FIELDS.items():
+        t = tables.get(d.table.name)
+        if t is None:
+            continue
+        key, *rest = d.table.columns
+        ids = normalised(kind, t.column(key), ctx).to_pylist()
+        cols = {c: t.column(c).to_pylist() for c in rest}
+        out[kind] = {v: {c: cols[c][i] for c in rest} for i, v in enumerate(ids) if v is not None}
+    return out
+
+
+def _details(rows: Sequence[Row], about: Described) -> dict[str, list[dict[str, Any]]]:
+    """The event's details: for each device and phone it carries that the world describes,
+    the entity table's row with the value spelt as the event spells it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, d in DETAIL_FIELDS.items():
+        seen: set[str] = set()
+        for r in sorted(rows, key=lambda r: r.t):
+            row = about.get(kind, {}).get(r.norm or "")
+            if r.kind == kind and row is not None and r.raw not in seen:
+                seen.add(r.raw)
+                out.setdefault(kind, []).append({d.table.columns[0]: r.raw, **row})
+    return {k: v[:MAX_EVENT_VALUES] for k, v in out.items()}
+
+
 def plan_events(
-    account: str, created: int, kyc: int | None, rows: list[Row], signup_hours: float, cap: int
+    account: str,
+    created: int,
+    kyc: int | None,
+    rows: list[Row],
+    signup_hours: float,
+    cap: int,
+    about: Described | None = None,
 ) -> list[Planned]:
-    """One arrival's first ``cap`` events (see the module doc)."""
+    """One arrival's first ``cap`` events (see the module doc); with ``about``, each carries
+    the details of its devices and phones."""
     window = created + int(signup_hours * HOUR_US)
     signup = [r for r in rows if r.payment is None and r.t < window]
     rest = [r for r in rows if not (r.payment is None and r.t < window)]
@@ -419,6 +460,7 @@ def plan_events(
             amount=amount,
             currency=currency,
             kyc_level=kyc if typ == "SIGNUP" else None,
+            details=_details(ids, about) if about is not None else {},
         )
         out.append(Planned(ev, account, created, s, norms))
     return out
@@ -592,9 +634,16 @@ def run_world(
     rows = rows_by_account(obs, arr_set)
     planned: list[Planned] = []
     bare = {"fraud": 0, "honest": 0}
+    about = described(tables) if args.details == "on" else None
     for a in arrivals:
         evs = plan_events(
-            a, split.created[a], split.kyc[a], rows.get(a, []), args.signup_hours, args.events
+            a,
+            split.created[a],
+            split.kyc[a],
+            rows.get(a, []),
+            args.signup_hours,
+            args.events,
+            about,
         )
         if not evs[0].event.identifiers:
             bare["fraud" if truth.fraud.get(a) else "honest"] += 1
@@ -1192,6 +1241,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         on = bool(Settings.model_fields[setting].default)
         ap.add_argument(f"--{flag}", choices=["on", "off"], default="on" if on else "off",
                         help=f"{what} (RINGSCOPE_{setting.upper()})")  # fmt: skip
+    ap.add_argument(
+        "--details",
+        choices=["on", "off"],
+        default="off",
+        help="events carry their devices' and phones' details (emulator, virtual number)",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-arrivals"))  # noqa: S108
     ap.add_argument("--reuse", action="store_true", help="reuse generated worlds under --work")
     ap.add_argument("--trace", type=Path, default=None, help="per-event JSON lines here")
@@ -1252,6 +1307,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "budget": args.budget,
             "entities": args.entities,
             "ring_return_share": args.ring_return_share,
+            "details": args.details,
             **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in MODEL_SWITCHES},
             "primed": True,  # a rings-only build before each training one
         },

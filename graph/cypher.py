@@ -310,20 +310,20 @@ def _event_part(kind: LiteralString, query: LiteralString) -> LiteralString:
     return "CALL () { WITH 1 AS go WHERE size($rows_" + kind + ") > 0 " + scoped + " } "
 
 
+# An event's details (a device's emulator flag, a phone's virtual one: ingest.events
+# DETAIL_FIELDS) are rows of the kinds' entity tables, written by the loader's entity statement
+# after the accounts and before the links ($rows_node_<kind>), as the loader writes the files.
+EVENT_DETAIL_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k.name in _FLAG_TEST)
 EVENT_WRITE: LiteralString = (
     "CALL () { "
     + EVENT_MARK
     + " } "
+    + _event_part(ACCOUNT.name, EVENT_ACCOUNTS)
+    + "".join(_event_part("node_" + k.name, INGEST_NODES[k.label]) for k in EVENT_DETAIL_KINDS)
     + "".join(
-        _event_part(
-            k.name,
-            EVENT_ACCOUNTS
-            if k.rel is None
-            else INGEST_PAYMENTS
-            if k.rel == "PAID"
-            else INGEST_LINKS[k.rel],
-        )
+        _event_part(k.name, INGEST_PAYMENTS if k.rel == "PAID" else INGEST_LINKS[k.rel])
         for k in KINDS
+        if k.rel is not None
     )
     + "RETURN 1 AS done"
 )

@@ -51,8 +51,10 @@ from ringscope.ingest.contract import (
     ACCOUNT_PHONES,
     ACCOUNTS,
     AMOUNT_SCALE,
+    DEVICES,
     KYC_LEVELS,
     PAYMENTS,
+    PHONES,
     ROUND_UNIT,
     Reason,
     Table,
@@ -73,6 +75,7 @@ from ringscope.ingest.writer import _dicts_of, _param_rows
 from ringscope.kinds import IDENTIFIER_KINDS, KINDS, PAYEE
 
 __all__ = [
+    "DETAIL_FIELDS",
     "EVENT_FIELDS",
     "EVENT_TYPES",
     "MAX_EVENT_VALUES",
@@ -108,6 +111,26 @@ def _table_of(kind: str) -> Table:
     return _OWN_TABLE.get(kind, ACCOUNT_IDENTIFIERS)
 
 
+@dataclass(frozen=True)
+class Detail:
+    """What an event may say about one kind of identifier it used, beyond its value: a row of
+    the kind's entity table of the data contract, as the files would carry it."""
+
+    table: Table  # the contract's entity table (its key column first)
+    field: str  # the event's list of such rows (``deviceDetails``)
+    flag: str  # the boolean column the account model reads (graph.cypher's flag tests)
+
+
+# The caller's device fingerprint (an emulator?) and phone lookup (a virtual number?): what a
+# risk engine knows at the moment of a sign-up, and what the model weighs most among the
+# identifiers' own attributes. A detail names one of the event's own identifiers of its kind.
+DETAIL_FIELDS: dict[str, Detail] = {
+    "device": Detail(DEVICES, "deviceDetails", "is_emulator"),
+    "phone": Detail(PHONES, "phoneDetails", "is_virtual"),
+}
+NOT_THE_EVENTS = "not one of the event's {}"
+
+
 # The most values one list of one event may carry (a device farm's sign-up names one device).
 MAX_EVENT_VALUES = 20
 EVENT_LEDGER_PREFIX = "event:"
@@ -136,6 +159,9 @@ class Event:
     amount: str | None = None  # a decimal string
     currency: str | None = None
     kyc_level: int | None = None  # only used when the event opens the account
+    # kind -> rows of the kind's entity table (DETAIL_FIELDS), values as given: a device's
+    # {"device_id", "os", "is_emulator"}, a phone's {"phone", "carrier", "is_virtual"}.
+    details: Mapping[str, Sequence[Mapping[str, str | bool | None]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,7 +231,7 @@ class Prepared:
         for payments ``currency``, ``round_count`` and ``total_e4``."""
         out: list[dict[str, Any]] = []
         for name, rows in self._dicts().items():
-            if name == ACCOUNTS.name:
+            if name == ACCOUNTS.name or name in _DETAIL_TABLES:
                 continue
             for row in rows:
                 if row["account"] != account_id:
@@ -218,6 +244,16 @@ class Prepared:
                 })  # fmt: skip
         return out
 
+    def flags(self) -> dict[tuple[str, str], bool]:
+        """The flags the events' details state (:data:`DETAIL_FIELDS`): (kind, normalised
+        id) -> emulator device, virtual phone. A detail that leaves the flag out states none."""
+        out: dict[tuple[str, str], bool] = {}
+        for kind, d in DETAIL_FIELDS.items():
+            for row in self._dicts().get(d.table.name, []):
+                if row[d.flag] is not None:
+                    out[(kind, str(row["id"]))] = bool(row[d.flag])
+        return out
+
     def kyc_of(self, account_id: str) -> int:
         """The KYC level the event gives a new account (-1 unknown)."""
         for row in self._dicts()[ACCOUNTS.name]:
@@ -226,6 +262,8 @@ class Prepared:
         return -1
 
 
+# The entity tables an event's details go to.
+_DETAIL_TABLES = frozenset(d.table.name for d in DETAIL_FIELDS.values())
 # The kind of each link table's rows (account_identifiers rows carry their own).
 _KIND_OF_TABLE = {"account_devices": "device", "account_phones": "phone", "payments": PAYEE.name}
 
@@ -283,6 +321,12 @@ _SCHEMAS: dict[str, pa.Schema] = {
     ACCOUNT_DEVICES.name: pa.schema(_LINK_SCHEMA),
     ACCOUNT_PHONES.name: pa.schema(_LINK_SCHEMA),
     ACCOUNT_IDENTIFIERS.name: pa.schema([("kind", pa.string()), *_LINK_SCHEMA]),
+    DEVICES.name: pa.schema(
+        [("id", pa.string()), ("os", pa.string()), ("is_emulator", pa.bool_())]
+    ),
+    PHONES.name: pa.schema(
+        [("id", pa.string()), ("carrier", pa.string()), ("is_virtual", pa.bool_())]
+    ),
     PAYMENTS.name: pa.schema(
         [
             ("account", pa.string()),
@@ -303,8 +347,10 @@ def _prepare_plain(ev: Event, region: str) -> Prepared | None:
     once with how often the event named it, first and last seen at the event's time. None
     when a value is not plain or would be refused (the vectorised path then says why);
     tests/test_events.py holds the two paths equal."""
-    if ev.type not in EVENT_TYPES or any(len(v) > MAX_EVENT_VALUES
-                                         for v in ev.identifiers.values()):  # fmt: skip
+    lists = [*ev.identifiers.values(), *ev.details.values()]
+    if ev.type not in EVENT_TYPES or any(len(v) > MAX_EVENT_VALUES for v in lists):
+        return None
+    if any(kind not in DETAIL_FIELDS for kind in ev.details):
         return None
     if ev.kyc_level is not None and (type(ev.kyc_level) is not int
                                      or ev.kyc_level not in KYC_LEVELS):  # fmt: skip
@@ -362,10 +408,43 @@ def _prepare_plain(ev: Event, region: str) -> Prepared | None:
              "first_seen": ms, "last_seen": ms}
         ]  # fmt: skip
         values[PAYEE.name] = [payee]
+    for kind, d in DETAIL_FIELDS.items():
+        described = _plain_details(kind, d, ev.details.get(kind, ()), counts.get(kind, {}), region)
+        if described is None:
+            return None
+        if described:
+            plain[d.table.name] = [described[k] for k in sorted(described)]
     plain[ACCOUNTS.name] = [
         {"id": account, "created_at": ms, "kyc_level": ev.kyc_level, "country": None}
     ]
     return Prepared([ev], None, [values], [], [ms], region, plain)
+
+
+def _plain_details(
+    kind: str,
+    d: Detail,
+    given: Sequence[Mapping[str, str | bool | None]],
+    used: Mapping[str, int],
+    region: str,
+) -> dict[str, dict[str, Any]] | None:
+    """One kind's details by the entity table's rules, one value at a time: the key as the
+    event's list normalises it, text trimmed (empty is none), the flag a boolean or none; the
+    last detail of an identifier wins. None when a value is not plain or would be refused."""
+    out: dict[str, dict[str, Any]] = {}
+    key, text_col = d.table.columns[0], d.table.columns[1]
+    for row in given:
+        raw, note, flag = row.get(key), row.get(text_col), row.get(d.flag)
+        if not isinstance(raw, str) or not (flag is None or isinstance(flag, bool)):
+            return None
+        target = plain_phone(raw, region) if kind == "phone" else plain_key(raw)
+        if target is None or target not in used:
+            return None
+        if note is not None:
+            if not isinstance(note, str) or not is_plain(note):
+                return None
+            note = note.strip(" ") or None
+        out[target] = {"id": target, text_col: note, d.flag: flag}
+    return out
 
 
 def _prepare_vectorised(events: Sequence[Event], region: str) -> Prepared:
@@ -382,6 +461,12 @@ def _prepare_vectorised(events: Sequence[Event], region: str) -> Prepared:
                     ev.event_id, EVENT_FIELDS.get(kind, kind),
                     f"at most {MAX_EVENT_VALUES} values per list",
                 )  # fmt: skip
+        for kind, described in ev.details.items():
+            if kind not in DETAIL_FIELDS:
+                raise EventError(ev.event_id, kind, "no details of this kind")
+            if len(described) > MAX_EVENT_VALUES:
+                raise EventError(ev.event_id, DETAIL_FIELDS[kind].field,
+                                 f"at most {MAX_EVENT_VALUES} values per list")  # fmt: skip
     invalid: list[InvalidField] = []
     kyc: list[str | None] = []
     for ev in events:
@@ -451,6 +536,15 @@ def _prepare_vectorised(events: Sequence[Event], region: str) -> Prepared:
                 # (each pair once, the same columns), sorted as _reduce sorts.
                 keys = _link_keys(table)
                 rows[table.name] = _sorted(_aggregate_links(good, keys, partial=True), keys)
+    # Details: rows of the kinds' entity tables, each naming one of its event's identifiers.
+    for kind, d in DETAIL_FIELDS.items():
+        raw = [{c: _detail_text(row.get(c)) for c in d.table.columns}
+               for ev in events for row in ev.details.get(kind, ())]  # fmt: skip
+        spots = [
+            (i, j) for i, ev in enumerate(events) for j in range(len(ev.details.get(kind, ())))
+        ]
+        if raw:
+            rows.update(_details(kind, d, raw, spots, events, values, ctx, invalid))
     # Payments: the event's own id is the payment id (a re-sent event is one payment).
     raw, where = [], []
     for i, ev in enumerate(events):
@@ -484,6 +578,56 @@ def _prepare_vectorised(events: Sequence[Event], region: str) -> Prepared:
     return Prepared(list(events), rows, values, invalid, [int(t) for t in at_ms], region)
 
 
+def _detail_text(value: object) -> str | None:
+    """A detail's value as a file's cell: booleans spelt as the files spell them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _text(value)
+
+
+def _camel(column: str) -> str:
+    head, *rest = column.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _details(
+    kind: str,
+    d: Detail,
+    raw: list[dict[str, str | None]],
+    spots: list[tuple[int, int]],
+    events: Sequence[Event],
+    values: list[dict[str, list[str]]],
+    ctx: Context,
+    invalid: list[InvalidField],
+) -> dict[str, pa.Table]:
+    """One kind's details (``raw``, each at ``spots``: event, position) through the entity
+    table's normaliser; a refused value, or a detail of an identifier its event did not use, is
+    named (``deviceDetails[0].isEmulator``) and the detail left out. The rest reduced as the
+    loader reduces an entity table (the last row of a key wins)."""
+    batch = pa.RecordBatch.from_pylist(
+        raw, schema=pa.schema([(c, pa.string()) for c in d.table.columns])
+    )
+    res = normalise(d.table, batch, ctx)
+    for r in res.refused:
+        i, j = spots[r.index]
+        invalid.append(InvalidField(events[i].event_id, f"{d.field}[{j}].{_camel(r.field)}",
+                                    r.reason.value))  # fmt: skip
+    keep = []
+    for pos, value in zip(res.index.tolist(), res.good.column("id").to_pylist(), strict=True):
+        i, j = spots[pos]
+        used = value in values[i].get(kind, ())
+        keep.append(used)
+        if not used:
+            name = f"{d.field}[{j}].{_camel(d.table.keys[0])}"
+            reason = NOT_THE_EVENTS.format(EVENT_FIELDS[kind])
+            invalid.append(InvalidField(events[i].event_id, name, reason))
+    good = res.good.append_column("_row", pa.array(res.index, pa.int64()))
+    good = good.filter(pa.array(keep, pa.bool_()))
+    if not good.num_rows:
+        return {}
+    return {d.table.name: _reduce(d.table, good).select(_SCHEMAS[d.table.name].names)}
+
+
 def _ledger_id(event_id: str) -> str:
     return EVENT_LEDGER_PREFIX + event_id
 
@@ -505,6 +649,12 @@ def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int
         name = table.name + (f":{k.name}" if table is ACCOUNT_IDENTIFIERS else "")
         params[f"rows_{k.name}"] = rows
         params[f"batch_id_{k.name}"] = f"events:{digest}:{name}"
+        written += len(rows)
+    for k in cypher.EVENT_DETAIL_KINDS:
+        d = DETAIL_FIELDS.get(k.name)
+        rows = prepared.writer_rows(d.table) if d is not None else []
+        params[f"rows_node_{k.name}"] = rows
+        params[f"batch_id_node_{k.name}"] = f"events:{digest}:{k.name}s"
         written += len(rows)
     tx.run(cypher.EVENT_WRITE, params).consume()
     return written

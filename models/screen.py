@@ -93,6 +93,9 @@ class EventInput:
     kyc: int
     values: dict[str, list[str]]
     rows: tuple[EventRow, ...]
+    # What the event's details state (ingest.events.DETAIL_FIELDS): (kind, id) -> emulator
+    # device, virtual phone; recording writes them to the identifier, as a file's row would.
+    flags: Mapping[tuple[str, str], bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -262,9 +265,16 @@ def screen(
         # Sizes once the event is in: one more account where the account is new to an identifier.
         after = {n: info[n][0] + (0 if n in on else 1) for n in names}
         is_hub = {n: after[n] > BY_NAME[names[n][0]].degree_cap for n in names}
+        # A detail that changes a known identifier's flag changes the features of every
+        # account on it, whose table rows then no longer hold: such a (rare) screen reads every
+        # neighbour whole, as without a table.
+        flips = any(
+            (kind, value) in found and found[(kind, value)][2] != flag
+            for (kind, value), flag in ev.flags.items()
+        )
         table = (
             load_table(models.root, build_id)
-            if use_table and build_id is not None and model.choice == "tree"
+            if use_table and build_id is not None and model.choice == "tree" and not flips
             else None
         )
         expand = expand_identifiers(
@@ -509,7 +519,7 @@ def _apply(nb: EventNeighbourhood, ev: EventInput) -> Projection:
         edits[row.kind].append(row)
     for kind, rows in edits.items():
         currency = nb.currency if kind == PAYEE.name else None
-        kinds[kind] = _apply_kind(kinds[kind], kind, rows, k, nb, currency)
+        kinds[kind] = _apply_kind(kinds[kind], kind, rows, k, nb, currency, ev.flags)
     return replace(proj, kinds=kinds, data_now=max(proj.now(), ev.at))
 
 
@@ -520,11 +530,13 @@ def _apply_kind(
     k: int,
     nb: EventNeighbourhood,
     currency: list[str] | None,
+    flags: Mapping[tuple[str, str], bool],
 ) -> KindEdges:
     """One kind's rows of the event applied to its edges (see :func:`_apply`): a pair seen
     before gains the count and widens its first/last seen (INGEST_LINKS, INGEST_PAYMENTS per
     currency), a new relationship grows its identifier's size by one (models.features
-    identifier_sizes), a new identifier has one."""
+    identifier_sizes), a new identifier has one. A flag the event's details state (``flags``)
+    is the identifier's, as recording writes it."""
     acc, ident = list(e.acc.tolist()), list(e.ident.tolist())
     first, last, count = list(e.first.tolist()), list(e.last.tolist()), list(e.count.tolist())
     rnd = list(e.round_count.tolist()) if e.round_count is not None else None
@@ -550,6 +562,9 @@ def _apply_kind(
             flag.append(is_flagged)
             degree.append(size)
             j = len(nodes) - 1
+        stated = flags.get((kind, row.target))
+        if stated is not None:  # the event's detail, as INGEST_NODES writes it
+            flag[j] = stated
         pair = [r for r in range(len(acc)) if acc[r] == k and ident[r] == j]
         match = [r for r in pair if cur is None or cur[r] == row.currency]
         if match:

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from ringscope.ingest import events as ev_mod
 from ringscope.ingest.contract import ACCOUNT_IDENTIFIERS
-from ringscope.ingest.events import EVENT_FIELDS, EVENT_TYPES, Event, Prepared, prepare_events
+from ringscope.ingest.events import (
+    DETAIL_FIELDS,
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    Event,
+    Prepared,
+    prepare_events,
+)
 from ringscope.ingest.normalise import is_plain, plain_amount
 from ringscope.kinds import KINDS
 
@@ -61,6 +68,16 @@ def _events(draw: st.DrawFn) -> Event:
         k: draw(st.lists(_PHONE if k == "phone" else _TEXT, min_size=0, max_size=3)) for k in kinds
     }
     pays = draw(st.booleans())
+    details: dict[str, list[dict[str, str | bool | None]]] = {}
+    for kind, d in DETAIL_FIELDS.items():
+        key, note, flag = d.table.columns
+        used = identifiers.get(kind, [])
+        picks = st.one_of(st.sampled_from(used), _TEXT) if used else _TEXT
+        details[kind] = draw(st.lists(st.fixed_dictionaries({
+            key: picks,
+            note: st.one_of(st.none(), _TEXT),
+            flag: st.one_of(st.none(), st.booleans(), st.sampled_from(["true", "no", "maybe"])),
+        }), max_size=2))  # fmt: skip
     return Event(
         event_id=draw(st.one_of(st.just("e-1"), _PLAIN, _TEXT)),
         account_id=draw(st.one_of(st.just("acc-1"), _PLAIN, _TEXT)),
@@ -71,6 +88,7 @@ def _events(draw: st.DrawFn) -> Event:
         amount=draw(st.one_of(st.none(), _AMOUNT)) if pays else None,
         currency=draw(st.one_of(st.none(), st.sampled_from(["cny", " usd ", "", "\u00e9ur"]))),
         kyc_level=draw(st.one_of(st.none(), st.sampled_from([0, 1, 3, 4, -1]))),
+        details={k: v for k, v in details.items() if v},
     )
 
 
@@ -91,6 +109,9 @@ def _same(plain: Prepared, vectorised: Prepared) -> None:
         table = ev_mod._table_of(kind.name)
         of = kind.name if table is ACCOUNT_IDENTIFIERS else None
         assert plain.writer_rows(table, of) == vectorised.writer_rows(table, of), kind.name
+    for d in DETAIL_FIELDS.values():
+        assert plain.writer_rows(d.table) == vectorised.writer_rows(d.table), d.table.name
+    assert plain.flags() == vectorised.flags()
     account = vectorised.events[0].account_id.strip()
     assert plain.rows_of(account) == vectorised.rows_of(account)
     assert plain.kyc_of(account) == vectorised.kyc_of(account)
@@ -113,11 +134,18 @@ def test_the_plain_path_declines_or_agrees_with_the_vectorised_one(event: Event)
         pays = (event.payee, event.amount, event.currency) != (None, None, None)
         values = [event.account_id, event.payee or "", event.amount or "", event.currency or "",
                   *([event.event_id] if pays else []),
-                  *(v for vs in event.identifiers.values() for v in vs)]  # fmt: skip
+                  *(v for vs in event.identifiers.values() for v in vs),
+                  *(v for rows in event.details.values() for row in rows
+                    for v in row.values() if isinstance(v, str))]  # fmt: skip
         declined_for_a_reason = (
             not all(is_plain(v) for v in values)
             or (event.amount is not None and plain_amount(event.amount) is None)
             or (event.payee is None and (event.amount or event.currency) is not None)
+            or any(
+                isinstance(row.get(DETAIL_FIELDS[k].flag), str)  # a flag spelt as text
+                for k, rows in event.details.items()
+                for row in rows
+            )
         )
         assert declined_for_a_reason, event
 
@@ -152,3 +180,35 @@ def test_a_value_to_refuse_takes_the_vectorised_path_and_is_named() -> None:
     prepared = prepare_events([event], REGION)
     assert [(i.field, i.reason) for i in prepared.invalid] == [("phones[0]", "unparseable phone")]
     assert prepared.values == [{"device": ["dev-1"]}]
+
+
+def test_details_are_the_contract_rows_of_the_events_own_identifiers() -> None:
+    """A device fingerprint and a phone lookup (``deviceDetails``, ``phoneDetails``): each names
+    one of the event's identifiers, spelt as the event spells it or not (a phone with spaces, a
+    device with a space), and becomes the contract row a devices or phones file would carry,
+    which recording writes and screening applies (``flags``). A detail of an identifier the
+    event did not use, or with a value the contract refuses, is named; the rest counts."""
+    event = Event("e-9", "acc-9", datetime(2026, 3, 1, tzinfo=UTC), "SIGNUP",
+                  {"device": ["dev-1", "dev-2"], "phone": ["159 1040 5939"]},
+                  details={
+                      "device": [{"device_id": " dev-1", "os": " android ", "is_emulator": True},
+                                 {"device_id": "dev-3", "is_emulator": True},
+                                 {"device_id": "dev-2", "is_emulator": "maybe"}],
+                      "phone": [{"phone": "+86 159-1040-5939", "is_virtual": True}]})  # fmt: skip
+    prepared = prepare_events([event], REGION)
+    assert [(i.field, i.reason) for i in prepared.invalid] == [
+        ("deviceDetails[2].isEmulator", "invalid value"),
+        ("deviceDetails[1].deviceId", "not one of the event's devices"),
+    ]
+    assert prepared.flags() == {("device", "dev-1"): True, ("phone", "+8615910405939"): True}
+    assert prepared.writer_rows(ev_mod.DEVICES) == [
+        {"id": "dev-1", "props": {"os": "android", "is_emulator": True}, "ts": {}}
+    ]
+    assert prepared.values == [{"device": ["dev-1", "dev-2"], "phone": ["+8615910405939"]}]
+    # The usual case, every value valid and plain, is the plain path's, with the same rows.
+    ok = replace(event, details={"device": [event.details["device"][0]],
+                                 "phone": event.details["phone"]})  # fmt: skip
+    plain = ev_mod._prepare_plain(ok, REGION)
+    assert plain is not None
+    _same(plain, ev_mod._prepare_vectorised([ok], REGION))
+    assert plain.flags() == prepared.flags()

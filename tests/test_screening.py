@@ -243,6 +243,8 @@ CASES = [
     "hub",
     "verdicts since the rebuild",
     "only a hub",
+    "an emulator and a virtual number, new",
+    "a known device turns emulator",
 ]
 
 
@@ -291,6 +293,24 @@ def test_screen_equals_the_rebuild_score(
         if f["hub_ip"] is None:
             pytest.skip("this world has no IP above its degree cap")
         event = _event("eq-7", "NEW-EQ-7", at, ips=[f["hub_ip"]])
+    elif case == "an emulator and a virtual number, new":  # the caller's fingerprint says so
+        event = _event("eq-8", "NEW-EQ-8", at, devices=["DEV-EQ-EMU"], phones=["+8613700001111"],
+                       deviceDetails=[{"deviceId": "DEV-EQ-EMU", "os": "android",
+                                       "isEmulator": True}],
+                       phoneDetails=[{"phone": "137 0000 1111", "isVirtual": True}])  # fmt: skip
+        plain = {k: v for k, v in event.items() if not k.endswith("Details")}
+        _screen(server, keys.risk_engine, plain)
+        unsaid = seen[-1]
+    elif case == "a known device turns emulator":
+        # A shared device the graph holds as no emulator: the detail changes the features of
+        # every account on it, whose table rows the screen then does not use.
+        shared = g.read(
+            "MATCH (d:Device) WHERE coalesce(d.is_emulator, false) = false "
+            "WITH d, COUNT { (d)<-[:USES_DEVICE]-() } AS n WHERE 3 <= n <= 8 "
+            "RETURN d.id AS id ORDER BY n DESC, id LIMIT 1"
+        )[0]["id"]
+        event = _event("eq-9", "NEW-EQ-9", at, devices=[shared],
+                       deviceDetails=[{"deviceId": shared, "isEmulator": True}])  # fmt: skip
     else:
         # Investigators confirm a ring (a ring verdict: linked from its members) and some
         # neighbours of an account the model is unsure of (account verdicts): the screen reads
@@ -352,6 +372,19 @@ def test_screen_equals_the_rebuild_score(
         assert prior > 0 and prior == _ring_priors(g, near)[near.ids.index(f["member"])]
         farm = next(v for v in s["velocity"] if v["id"] == "DEV-EQ-FARM")
         assert (farm["accounts"], farm["lastHour"]) == (2, 2)
+    if case == "an emulator and a virtual number, new":
+        for proj, said in ((unsaid, False), (seen[-1], True)):  # what the fingerprint says
+            k = proj.ids.index("NEW-EQ-8")
+            for kind in ("device", "phone"):
+                e = proj.kinds[kind]
+                assert e.flag[e.ident[e.acc == k]].tolist() == [said], kind
+        node = g.read("MATCH (d:Device {id: 'DEV-EQ-EMU'}) RETURN d.os AS os, d.is_emulator AS e")
+        assert (node[0]["os"], node[0]["e"]) == ("android", True)  # recorded as a file's row
+        phone = g.read("MATCH (p:Phone {id: '+8613700001111'}) RETURN p.is_virtual AS v")
+        assert phone[0]["v"] is True
+    if case == "a known device turns emulator":
+        assert table_rows[-1] == 0  # every neighbour read whole
+        assert seen[-1].n > 3
     if case == "verdicts since the rebuild":  # the screen read them as labels
         assert [seen[-1].label[seen[-1].ids.index(m)] for m in mates] == [1] * len(mates)
     if case == "hub":
@@ -774,18 +807,26 @@ def test_roles_masking_and_audit(server: LiveServer, world: Any) -> None:
 
 
 def test_the_client_screens_and_records(server: LiveServer, world: Any) -> None:
-    _, _, keys, f = world
-    event = ScreenEventData("cli-1", "NEW-CLI-1", f["now"], "signup", devices=(f["device"],),
-                            phones=("bad",), amount="1.00", payee="P-CLI")  # fmt: skip
+    g, _, keys, f = world
+    event = ScreenEventData("cli-1", "NEW-CLI-1", f["now"], "signup",
+                            devices=(f["device"], "DEV-CLI-EMU"), phones=("bad",), amount="1.00",
+                            payee="P-CLI", device_details=(("DEV-CLI-EMU", "android", True),),
+                            phone_details=(("bad", None, True),))  # fmt: skip
     with RingScopeClient(server.url, keys.risk_engine, timeout=30) as client:
         a = client.screen(event)
         assert a.event_id == "cli-1" and 0 <= a.score <= 1
         assert a.linked_rings[0].ring_id == f["ring"]
         assert a.linked_rings[0].via == (("device", f["device"]),)
         assert a.linked_rings[0].hops == 1
-        assert a.invalid_fields == (("phones[0]", "unparseable phone"),)
+        assert a.invalid_fields == (
+            ("phones[0]", "unparseable phone"),
+            ("phoneDetails[0].phone", "unparseable phone"),
+        )
         r = client.record_events([event])
-        assert r.recorded == ("cli-1",) and r.rows_written == 3  # account, device, payment
+        # the account, two devices, the emulator's row of the devices table, the payment
+        assert r.recorded == ("cli-1",) and r.rows_written == 5
+        emu = g.read("MATCH (d:Device {id: 'DEV-CLI-EMU'}) RETURN d.is_emulator AS e")
+        assert emu[0]["e"] is True
         assert client.record_events([event]).duplicates == ("cli-1",)
 
 

@@ -15,7 +15,13 @@ import strawberry
 from ringscope.api.context import RequestContext
 from ringscope.api.schema.enums import EntityKind
 from ringscope.api.service import MAX_SCREEN_REASONS
-from ringscope.ingest.events import EVENT_FIELDS, Event, InvalidField, RecordOutcome
+from ringscope.ingest.events import (
+    DETAIL_FIELDS,
+    EVENT_FIELDS,
+    Event,
+    InvalidField,
+    RecordOutcome,
+)
 from ringscope.kinds import BY_NAME
 from ringscope.models.screen import ScreenRecord
 
@@ -27,6 +33,34 @@ class ScreenEventType(enum.Enum):
     PAYMENT = "PAYMENT"
     LOGIN = "LOGIN"
     BIND_CARD = "BIND_CARD"
+
+
+@strawberry.input(
+    description="What the caller's device fingerprint says of a device the event used: a row "
+    "of the data contract's devices table, written to the device when the event is recorded."
+)
+class DeviceDetails:
+    device_id: str = strawberry.field(description="One of the event's devices.")
+    os: str | None = None
+    is_emulator: bool | None = strawberry.field(
+        default=None, description="An emulator or a device farm's virtual device."
+    )
+
+
+@strawberry.input(
+    description="What the caller's phone lookup says of a number the event used: a row of the "
+    "data contract's phones table, written to the number when the event is recorded."
+)
+class PhoneDetails:
+    phone: str = strawberry.field(description="One of the event's phones, spelt as there.")
+    carrier: str | None = None
+    is_virtual: bool | None = strawberry.field(
+        default=None, description="A virtual (VoIP or rented) number."
+    )
+
+
+# The event's detail lists (ingest.events.DETAIL_FIELDS), each a contract table's row type.
+_DETAIL_INPUTS: dict[str, type] = {"device": DeviceDetails, "phone": PhoneDetails}
 
 
 def _snake(camel: str) -> str:
@@ -48,6 +82,12 @@ def _screen_event() -> type:
         notes[_snake(name)] = list[str]
         fields[_snake(name)] = strawberry.field(
             default_factory=list, description=f"The {BY_NAME[kind].words[1]} the event used."
+        )
+    for kind, d in DETAIL_FIELDS.items():
+        notes[_snake(d.field)] = list[_DETAIL_INPUTS[kind]]  # type: ignore[valid-type]
+        fields[_snake(d.field)] = strawberry.field(
+            default_factory=list,
+            description=f"What the caller knows of the event's {BY_NAME[kind].words[1]}.",
         )
     notes.update(payee=str | None, amount=str | None, currency=str | None, kyc_level=int | None)
     fields.update(
@@ -96,6 +136,12 @@ def to_event(e: ScreenEvent) -> Event:
         amount=e.amount,
         currency=e.currency,
         kyc_level=e.kyc_level,
+        details={
+            k: [
+                {c: getattr(row, c) for c in d.table.columns} for row in getattr(e, _snake(d.field))
+            ]
+            for k, d in DETAIL_FIELDS.items()
+        },
     )
 
 

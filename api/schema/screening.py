@@ -35,32 +35,37 @@ class ScreenEventType(enum.Enum):
     BIND_CARD = "BIND_CARD"
 
 
-@strawberry.input(
-    description="What the caller's device fingerprint says of a device the event used: a row "
-    "of the data contract's devices table, written to the device when the event is recorded."
-)
-class DeviceDetails:
-    device_id: str = strawberry.field(description="One of the event's devices.")
-    os: str | None = None
-    is_emulator: bool | None = strawberry.field(
-        default=None, description="An emulator or a device farm's virtual device."
+# What each detail is and what its flag means, in the schema's words.
+_DETAIL_WORDS: dict[str, tuple[str, str, str]] = {
+    "device": ("DeviceDetails", "device fingerprint", "An emulator or a farm's virtual device."),
+    "phone": ("PhoneDetails", "phone number lookup", "A virtual (VoIP or rented) number."),
+}
+
+
+def _detail_input(kind: str) -> type:
+    """One detail's input type, from its contract table (``ingest.events.DETAIL_FIELDS``): the
+    key column, required, then the table's other columns, optional (the flag a boolean)."""
+    d = DETAIL_FIELDS[kind]
+    name, source, flag_words = _DETAIL_WORDS[kind]
+    key, *rest = d.table.columns
+    notes: dict[str, Any] = {key: str}
+    fields: dict[str, Any] = {
+        key: strawberry.field(description=f"One of the event's {BY_NAME[kind].words[1]}.")
+    }
+    for c in rest:
+        notes[c] = bool | None if c == d.flag else str | None
+        fields[c] = strawberry.field(default=None, description=flag_words if c == d.flag else None)
+    cls = type(name, (), {"__annotations__": notes, **fields})
+    return strawberry.input(
+        cls,
+        description=f"What the caller's {source} says of one of the event's "
+        f"{BY_NAME[kind].words[1]}: a row of the data contract's {d.table.name} table, written "
+        "to it when the event is recorded.",
     )
 
 
-@strawberry.input(
-    description="What the caller's phone lookup says of a number the event used: a row of the "
-    "data contract's phones table, written to the number when the event is recorded."
-)
-class PhoneDetails:
-    phone: str = strawberry.field(description="One of the event's phones, spelt as there.")
-    carrier: str | None = None
-    is_virtual: bool | None = strawberry.field(
-        default=None, description="A virtual (VoIP or rented) number."
-    )
-
-
-# The event's detail lists (ingest.events.DETAIL_FIELDS), each a contract table's row type.
-_DETAIL_INPUTS: dict[str, type] = {"device": DeviceDetails, "phone": PhoneDetails}
+# The event's detail lists, each a contract table's row type.
+_DETAIL_INPUTS: dict[str, type] = {kind: _detail_input(kind) for kind in DETAIL_FIELDS}
 
 
 def _snake(camel: str) -> str:

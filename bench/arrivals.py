@@ -66,7 +66,12 @@ value once) and its first payment (a ``PAYMENT``; else a ``BIND_CARD`` when it b
 else a ``LOGIN``); each further payment of the hour is a ``PAYMENT`` event of its own at its
 ``paid_at``. An account's first ``--events`` (3) events, sign-up included, are screened and
 recorded; the rest of its rows are not used (they are in the ceiling). Repeated sightings of
-one value within an event count once, so the recorded counts are below the files'.
+one value within an event count once, so the recorded counts are below the files'. With
+``--details on`` each event also carries, for the devices and phones it names, the world's
+``devices`` and ``phones`` rows (os and emulator flag, carrier and virtual flag) as
+``deviceDetails`` and ``phoneDetails``: what a risk engine's device fingerprint and number
+lookup know at that moment. Off, a new device or number is screened and recorded without them
+(only the ceiling, which loads every row, knows its flag).
 
 Diagnostics in the JSON: per eligible arrival, whether its ring was found before T (a flagged
 cluster mapped to it), whether a pre-T holder of the shared identifier is in that cluster (then

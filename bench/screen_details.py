@@ -25,7 +25,6 @@ Writes JSON to ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -40,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from screen import Pool, configure  # noqa: E402
-from screen_table import FIELDS, pct  # noqa: E402
+from screen import Pool  # noqa: E402
+from screen_table import FIELDS, pct, world_args  # noqa: E402
 
 FLAGS_OF: dict[str, str] = {  # kind -> the graph's flag read for the variants' details
     "device": "MATCH (x:Device {id: i}) RETURN x.id AS id, coalesce(x.is_emulator, false) AS f",
@@ -50,19 +49,7 @@ FLAGS_OF: dict[str, str] = {  # kind -> the graph's flag read for the variants' 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=400)
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=23)
-    for name in ("--data-dir", "--model-dir"):
-        ap.add_argument(name, type=Path)
-    for name in ("--neo4j-port", "--neo4j-http-port"):
-        ap.add_argument(name, type=int)
-    ap.add_argument("--neo4j-heap")
-    ap.add_argument("--neo4j-pagecache")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-    configure(args)
+    args = world_args(__doc__ or "", rounds=4, seed=23)
 
     from ringscope.api.service import screen_event
     from ringscope.graph import connect

@@ -48,11 +48,13 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def world_args(doc: str, rounds: int, seed: int) -> argparse.Namespace:
+    """The in-process benches' options: the events and rounds, and the world as
+    ``bench/screen.py`` names it (made ``RINGSCOPE_*`` variables by ``configure``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=400)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--seed", type=int, default=seed)
     for name in ("--data-dir", "--model-dir"):
         ap.add_argument(name, type=Path)
     for name in ("--neo4j-port", "--neo4j-http-port"):
@@ -62,6 +64,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     configure(args)
+    return args
+
+
+def main() -> None:
+    args = world_args(__doc__ or "", rounds=2, seed=11)
 
     from ringscope.api.service import screen_event
     from ringscope.graph import connect

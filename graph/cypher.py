@@ -165,9 +165,8 @@ _GUARD = (
 _LOCAL_DEGREE: dict[str, LiteralString] = {
     k.rel: f"COUNT {{ (x)<-[:{k.rel}]-() }}" for k in KINDS if k.rel is not None
 }
-_FLAG_TEST: dict[str, LiteralString] = {
-    "device": "x.is_emulator = true",
-    "phone": "x.is_virtual = true",
+_FLAG_TEST: dict[str, str] = {
+    **{k.name: f"x.{k.flag} = true" for k in KINDS if k.flag is not None},
     "payee": "x.kind = 'merchant'",
 }
 _LOCAL_FLAG: dict[str, LiteralString] = {
@@ -313,7 +312,7 @@ def _event_part(kind: LiteralString, query: LiteralString) -> LiteralString:
 # An event's details (a device's emulator flag, a phone's virtual one: ingest.events
 # DETAIL_FIELDS) are rows of the kinds' entity tables, written by the loader's entity statement
 # after the accounts and before the links ($rows_node_<kind>), as the loader writes the files.
-EVENT_DETAIL_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k.name in _FLAG_TEST)
+EVENT_DETAIL_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k.flag is not None)
 EVENT_WRITE: LiteralString = (
     "CALL () { "
     + EVENT_MARK

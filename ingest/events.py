@@ -91,9 +91,14 @@ __all__ = [
 EVENT_TYPES = ("SIGNUP", "APPLICATION", "PAYMENT", "LOGIN", "BIND_CARD")
 
 
-def _camel_plural(name: str) -> str:
+def _camel(name: str) -> str:
+    """A snake_case name as the API spells it (``id_document`` -> ``idDocument``)."""
     head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest) + "s"
+    return head + "".join(p.title() for p in rest)
+
+
+def _camel_plural(name: str) -> str:
+    return _camel(name) + "s"
 
 
 # The event's list field of each identifier kind but payees (an event pays at most one payee,
@@ -118,15 +123,18 @@ class Detail:
 
     table: Table  # the contract's entity table (its key column first)
     field: str  # the event's list of such rows (``deviceDetails``)
-    flag: str  # the boolean column the account model reads (graph.cypher's flag tests)
+    flag: str  # the boolean column the account model reads (the kinds table's ``flag``)
 
 
 # The caller's device fingerprint (an emulator?) and phone lookup (a virtual number?): what a
 # risk engine knows at the moment of a sign-up, and what the model weighs most among the
-# identifiers' own attributes. A detail names one of the event's own identifiers of its kind.
+# identifiers' own attributes. One per kind with a flag (cypher.EVENT_DETAIL_KINDS writes
+# them); a detail names one of the event's own identifiers of its kind.
+_ENTITY_TABLE: dict[str, Table] = {"device": DEVICES, "phone": PHONES}
 DETAIL_FIELDS: dict[str, Detail] = {
-    "device": Detail(DEVICES, "deviceDetails", "is_emulator"),
-    "phone": Detail(PHONES, "phoneDetails", "is_virtual"),
+    k.name: Detail(_ENTITY_TABLE[k.name], _camel(k.name) + "Details", k.flag)
+    for k in cypher.EVENT_DETAIL_KINDS
+    if k.flag is not None
 }
 NOT_THE_EVENTS = "not one of the event's {}"
 
@@ -585,11 +593,6 @@ def _detail_text(value: object) -> str | None:
     return _text(value)
 
 
-def _camel(column: str) -> str:
-    head, *rest = column.split("_")
-    return head + "".join(p.title() for p in rest)
-
-
 def _details(
     kind: str,
     d: Detail,
@@ -651,8 +654,7 @@ def _write(tx: neo4j.ManagedTransaction, prepared: Prepared, digest: str) -> int
         params[f"batch_id_{k.name}"] = f"events:{digest}:{name}"
         written += len(rows)
     for k in cypher.EVENT_DETAIL_KINDS:
-        d = DETAIL_FIELDS.get(k.name)
-        rows = prepared.writer_rows(d.table) if d is not None else []
+        rows = prepared.writer_rows(DETAIL_FIELDS[k.name].table)
         params[f"rows_node_{k.name}"] = rows
         params[f"batch_id_node_{k.name}"] = f"events:{digest}:{k.name}s"
         written += len(rows)

@@ -749,7 +749,7 @@ def _account_rows(near: Projection, k: int, rows: Mapping[str, F32] | None) -> F
     sizes the projection carries: :func:`_restrict`)."""
     if not rows:
         return account_features(near)
-    if not isinstance(rows, TableRows):  # one matrix: its rows taken in one indexing
+    if not isinstance(rows, TableRows):  # a plain mapping: one matrix, taken in one indexing
         rows = TableRows({a: i for i, a in enumerate(rows)}, np.stack(list(rows.values())))
     at = np.fromiter((rows.at.get(a, -1) for a in near.ids), dtype=np.int64, count=near.n)
     at[k] = -1

@@ -61,6 +61,9 @@ class Kind:
     # Where the kind's sentence comes among a cluster's shared-identifier reasons (lower first):
     # the tangible things an investigator can check (a device, a number) lead.
     cite_rank: int = 0
+    # The entity table's boolean column that marks the identifier for the account model (an
+    # emulator device, a virtual number): what a screening event's details may state.
+    flag: str | None = None
 
 
 ACCOUNT = Kind("account", "Account", None, pii=False, words=("account", "accounts"))
@@ -76,6 +79,7 @@ DEVICE = Kind(
     time_floor=0.4,
     place=True,
     cite_rank=0,
+    flag="is_emulator",
 )
 PHONE = Kind(
     "phone",
@@ -88,6 +92,7 @@ PHONE = Kind(
     degree_cap=50,
     time_floor=0.2,
     cite_rank=1,
+    flag="is_virtual",
 )
 PAYEE = Kind(
     "payee",

@@ -1209,6 +1209,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 MODEL_SWITCHES: dict[str, tuple[str, str]] = {
     "ring-prior": ("model_ring_prior", "train the account model with the ring features"),
     "label-frequency": ("model_label_frequency", "the account model's label frequency"),
+    "ring-soft": ("model_ring_soft_labels", "train with the clusters' members as soft fraud"),
 }
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "TreeScorer",
     "identifier_aggregates",
     "label_exposure",
+    "ring_soft_labels",
     "tree_feature_names",
     "tree_rows",
 ]
@@ -95,6 +96,10 @@ class RiskConfig:
     # label-free cluster scores around each account. Off, it reads zeros (and never splits on
     # them), whatever the projection carries. Settings.model_ring_prior sets it.
     ring_prior: bool = False
+    # Ring soft labels (:func:`ring_soft_labels`): an unlabelled member of a cluster of the
+    # previous build counts as fraud with that cluster's label-free probability of being a ring
+    # (its ring prior), not as a plain negative. Settings.model_ring_soft_labels sets it.
+    ring_soft_labels: bool = False
 
 
 def tree_feature_names() -> list[str]:
@@ -302,6 +307,7 @@ class AccountRiskModel:
         """
         c = self.config
         t0 = time.perf_counter()
+        soft = ring_soft_labels(proj) if c.ring_soft_labels else None
         proj = self._ringed(proj)
         tr, va, y, w = self._split(proj)
         if y[tr].sum() < 2 or y[va].sum() < 1:
@@ -318,12 +324,20 @@ class AccountRiskModel:
                     created, labelled, proj.created, proj.now(), c.exposure_bin_days
                 )
         if exposure is not None:
-            self.booster, val, info = self._fit_exposed(x, y, w, tr, va, proj.label, exposure)
+            self.booster, val, info = self._fit_exposed(x, y, w, tr, va, proj.label, exposure, soft)
+        elif soft is not None:
+            self.booster, val = self._fit_soft(x, y, w, tr, va, soft)
+            info = None
         else:
             (self.booster, val), info = self._fit_tree(x, y, w, tr, va), None
         self._fit_rest(proj, x, y, w, tr, va, t0, val)
         if info is not None:
             self.metrics["label_exposure"] = info
+        if soft is not None:
+            self.metrics["ring_soft_labels"] = {
+                "accounts": int((soft > SOFT_MIN).sum()),
+                "soft_positives_train": round(float((w[tr] * soft[tr]).sum()), 2),
+            }
         return self
 
     def _ringed(self, proj: Projection) -> Projection:
@@ -384,8 +398,26 @@ class AccountRiskModel:
         booster = self._train(x, tr, y[tr], w[tr], x[va], y[va], w[va])
         return booster, _Validation(y[va], w[va])
 
+    def _fit_soft(
+        self, x: F32, y: F64, w: F64, tr: I64, va: I64, soft: F64
+    ) -> tuple[lgb.Booster, _Validation]:
+        """One booster with the unlabelled accounts split by ``soft`` (:func:`ring_soft_labels`):
+        a negative of weight ``w (1 - r)`` and a positive of weight ``w r``; validation alike."""
+        tr1, y_tr, w_tr = _soft_rows(tr, y, w, soft[tr])
+        va1, y_va, w_va = _soft_rows(va, y, w, soft[va])
+        booster = self._train(x, tr1, y_tr, w_tr, x[va1], y_va, w_va)
+        return booster, _Validation(y_va, w_va, np.searchsorted(va, va1))
+
     def _fit_exposed(
-        self, x: F32, y: F64, w: F64, tr: I64, va: I64, label: I64, exposure: F64
+        self,
+        x: F32,
+        y: F64,
+        w: F64,
+        tr: I64,
+        va: I64,
+        label: I64,
+        exposure: F64,
+        ring_soft: F64 | None = None,
     ) -> tuple[lgb.Booster, _Validation, dict[str, Any]]:
         """Two boosters (see :func:`label_exposure`). The first learns from the accounts whose
         labels have had time to arrive (labelled ones, and unlabelled ones with exposure of at
@@ -395,7 +427,8 @@ class AccountRiskModel:
         much evidence), and the second booster learns from every account, an unlabelled one as a
         negative of weight ``w (1 - r)`` and a positive of weight ``w r``. Calibration and early
         stopping use the validation accounts the same way. Returns the kept booster, its
-        validation rows and what the fit did (``metrics["label_exposure"]``)."""
+        validation rows and what the fit did (``metrics["label_exposure"]``). With ``ring_soft``
+        (:func:`ring_soft_labels`), an unlabelled account's ``r`` is the larger of the two."""
         unl = label == -1
         seen = ~unl | (exposure >= EXPOSED)
         tr0, va0 = tr[seen[tr]], va[seen[va]]
@@ -409,7 +442,10 @@ class AccountRiskModel:
         )
         rounds = int(first.best_iteration or self.config.tree_rounds)
         if rounds < MIN_FIRST_ROUNDS:  # it learnt nothing to correct with: fit as without
-            booster, val = self._fit_tree(x, y, w, tr, va)
+            if ring_soft is not None:
+                booster, val = self._fit_soft(x, y, w, tr, va, ring_soft)
+            else:
+                booster, val = self._fit_tree(x, y, w, tr, va)
             return booster, val, {"abandoned": f"first booster stopped at round {rounds}"}
         raw0 = np.asarray(first.predict(x[va0], num_iteration=first.best_iteration))
         platt0 = _platt(raw0.astype(np.float64), y[va0], w[va0], self.config.seed)
@@ -427,12 +463,9 @@ class AccountRiskModel:
                 q = np.minimum(q / freq, 1.0 - 1e-6)
             f = exposure[rows] * freq
             r = np.where(unl[rows], q * (1 - f) / np.maximum(1 - q * f, 1e-9), 0.0)
-            r = np.where(r > SOFT_MIN, r, 0.0)
-            dup = rows[r > 0]
-            idx = np.concatenate([rows, dup])
-            yy = np.concatenate([y[rows], np.ones(len(dup))])
-            ww = np.concatenate([w[rows] * (1 - r), w[dup] * r[r > 0]])
-            return idx, yy, ww
+            if ring_soft is not None:
+                r = np.maximum(r, ring_soft[rows])
+            return _soft_rows(rows, y, w, r)
 
         tr1, y_tr, w_tr = soft(tr)
         va1, y_va, w_va = soft(va)
@@ -943,6 +976,36 @@ def _without(proj: Projection, kind: str, keep: npt.NDArray[np.bool_]) -> Projec
         total=e.total[keep] if e.total is not None else None,
     )
     return replace(proj, kinds={**proj.kinds, kind: sub})
+
+
+def _soft_rows(rows: I64, y: F64, w: F64, r: F64) -> tuple[I64, F64, F64]:
+    """``rows`` with each row of soft label ``r > SOFT_MIN`` (unlabelled ones only: 0
+    elsewhere) split in two: itself as a negative of weight ``w (1 - r)`` and a copy after them
+    as a positive of weight ``w r``. Returns the rows, their labels and weights."""
+    r = np.where(r > SOFT_MIN, r, 0.0)
+    dup = rows[r > 0]
+    idx = np.concatenate([rows, dup])
+    yy = np.concatenate([y[rows], np.ones(len(dup))])
+    ww = np.concatenate([w[rows] * (1 - r), w[dup] * r[r > 0]])
+    return idx, yy, ww
+
+
+def ring_soft_labels(proj: Projection) -> F64:
+    """Per account, the chance that an unlabelled one is fraud as the previous build's rings
+    tell it: its ring prior (``Projection.ring``: the label-free probability, learned from the
+    platform's labels and calibrated, that its cluster is a ring; 0 outside any cluster); 0 for
+    a labelled account, whose label stands, and for all where no build's priors were read.
+
+    Why: the account model learns labels, and most members of a ring the detector found carry
+    none yet (labels come months late, and some rings are never worked). As plain negatives they
+    teach the model that an account next to a flagged ring is as safe as any unlabelled one,
+    and an arriving member on the ring's device (its ring features say so) scores low although
+    the screen links it to the ring (docs/screening.md, session 25). Counted as fraud with the
+    cluster's probability, they teach it what the detector knows, at the strength the labels
+    calibrated. The cluster score does not read the account model, so no loop. Shape: (n,)."""
+    if proj.ring is None:
+        return np.zeros(proj.n, dtype=np.float64)
+    return np.where(proj.label == -1, np.clip(proj.ring, 0.0, 1.0), 0.0).astype(np.float64)
 
 
 # Label exposure: an unlabelled account whose fraud label would have arrived by now with at

@@ -212,6 +212,10 @@ class Settings(BaseSettings):
     # account on its farm device). A model keeps the choice it was trained with. Off by
     # default: on arrivals it did not raise decision-time quality (docs/screening.md, session 25).
     model_ring_prior: bool = False
+    # Ring soft labels (models.risk.ring_soft_labels): a model trained from now on counts each
+    # unlabelled member of the current build's clusters as fraud with its cluster's label-free
+    # probability of being a ring, not as a plain negative (docs/screening.md, session 37).
+    model_ring_soft_labels: bool = False
     # Screening's feature table (models/screen_table.py): an in-process rebuild keeps every
     # account's feature row, and screens read rows instead of every neighbour's edges.
     screen_table: bool = True

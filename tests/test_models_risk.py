@@ -56,6 +56,7 @@ from ringscope.models.risk import (
     _tree_row,
     _tree_row_scipy,
     label_exposure,
+    ring_soft_labels,
     tree_feature_names,
 )
 from ringscope.settings import Settings
@@ -605,3 +606,47 @@ def test_label_frequency_reads_old_unlabelled_look_alikes_as_partly_fraud(
     p0 = exposed.predict_proba(proj)
     top = np.flatnonzero(old)[np.argsort(-p0[old])[: max(5, int(old.sum()) // 100)]]
     assert float(np.median(freq.predict_proba(proj)[top])) > float(np.median(p0[top]))
+
+
+def _unlabelled_farms(proj: Projection, most: int = 40) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Accounts on devices of 3 to 8 accounts none of which is labelled: a stand-in for the
+    members of rings a build found and no label has reached."""
+    e = proj.kinds["device"]
+    size = np.bincount(e.ident, minlength=e.m)
+    labelled = np.bincount(e.ident, weights=(proj.label[e.acc] != -1), minlength=e.m)
+    farms = np.flatnonzero((size >= 3) & (size <= 8) & (labelled == 0))[:most]
+    members = np.zeros(proj.n, dtype=bool)
+    members[e.acc[np.isin(e.ident, farms)]] = True
+    return members
+
+
+@pytest.mark.neo4j
+def test_ring_soft_labels_teach_the_model_what_the_builds_rings_know(
+    loaded: Graph, proj: Projection
+) -> None:
+    """Unlabelled members of the previous build's clusters count as fraud with their cluster's
+    probability (``ring_soft_labels``), not as plain negatives. Here 0.9 is put on the accounts
+    of unlabelled devices of 3-8 accounts: read with the ring features, a model trained without
+    soft labels learns nothing from them (every such member is a negative), one trained with
+    them scores the members far higher, on both fits (with label exposure and without), and the
+    fit says how many accounts it softened. A labelled account's label stands."""
+    members = _unlabelled_farms(proj)
+    assert members.sum() >= 60
+    ring = np.where(members, 0.9, 0.0)
+    ringed = replace(proj, ring=ring)
+    labelled = replace(ringed, label=np.where(members, 0, ringed.label))
+    soft = ring_soft_labels(ringed)
+    np.testing.assert_array_equal(soft, np.where(members, 0.9, 0.0))
+    assert not ring_soft_labels(labelled).any()  # labelled: the label stands
+    assert not ring_soft_labels(proj).any()  # no build's priors read: nothing to soften
+    times = read_fraud_label_times(loaded)
+    for exposure in (False, True):
+        kw: dict[str, Any] = {"seed": 0, "use_gnn": False, "ring_prior": True}
+        kw.update(label_exposure=exposure, exposure_min_labels=20)
+        plain = AccountRiskModel(**kw).fit(ringed, times)
+        taught = AccountRiskModel(**kw, ring_soft_labels=True).fit(ringed, times)
+        assert "ring_soft_labels" not in plain.metrics
+        info = taught.metrics["ring_soft_labels"]
+        assert info["accounts"] == int(members.sum()) and info["soft_positives_train"] > 0
+        p0, p1 = plain.predict_proba(ringed)[members], taught.predict_proba(ringed)[members]
+        assert float(np.median(p1)) > 3 * float(np.median(p0)), (exposure, p0, p1)

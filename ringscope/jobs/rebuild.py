@@ -300,7 +300,7 @@ def rebuild(
                             )
                         reads_rings = (
                             model.config.ring_prior if model is not None
-                            else settings.model_ring_prior
+                            else settings.model_ring_prior or settings.model_ring_soft_labels
                         )  # fmt: skip
                         if reads_rings and writer.previous_build is not None:
                             # The ring prior (models.features.ring_features): the current
@@ -318,6 +318,7 @@ def rebuild(
                                 label_exposure=settings.model_label_exposure,
                                 label_frequency=settings.model_label_frequency,
                                 ring_prior=settings.model_ring_prior,
+                                ring_soft_labels=settings.model_ring_soft_labels,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,
                                     "min_epochs": settings.model_gnn_min_epochs,

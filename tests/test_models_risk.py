@@ -23,10 +23,9 @@ from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 
 from ringscope.graph import Graph
-from ringscope.jobs.rebuild import RebuildError, _spark_model
 from ringscope.kinds import KINDS
 from ringscope.models import linking
-from ringscope.models.artefacts import ModelSchemaError, load_model, save_model, set_current_model
+from ringscope.models.artefacts import ModelSchemaError, load_model, save_model
 from ringscope.models.features import (
     FEATURE_SCHEMA,
     account_features,
@@ -561,29 +560,6 @@ def test_rows_given_leave_the_rest_of_the_account_features_as_computed(proj: Pro
             want = given[a] if a in given and j != k else whole[j]
             np.testing.assert_array_equal(got[j].view(np.uint32), want.view(np.uint32))
     np.testing.assert_array_equal(_account_rows(near, k, None), whole)
-
-
-@pytest.mark.neo4j
-def test_the_spark_engine_refuses_a_model_that_reads_ring_priors(
-    model: AccountRiskModel, neo4j_settings: Settings, tmp_path: Path
-) -> None:
-    """The Spark engine does not compute the ring features: a model trained with them is not
-    scored there with zeros in their place. ``auto`` builds rings only and says why;
-    ``score-only`` fails with the same reason."""
-    ringed = copy.deepcopy(model)
-    ringed.config.ring_prior = True
-    save_model(ringed, tmp_path / "risk-ringed", version="risk-ringed")
-    set_current_model(tmp_path, "risk-ringed")
-    settings = neo4j_settings.model_copy(update={"model_dir": tmp_path})
-    scorer, about = _spark_model(settings, "auto")
-    assert scorer is None and about["scored_with"] == "none"
-    assert "ring features" in about["why"]
-    with pytest.raises(RebuildError, match="ring features"):
-        _spark_model(settings, "score-only")
-    # Without them it scores there, as before.
-    save_model(model, tmp_path / "risk-plain", version="risk-plain")
-    set_current_model(tmp_path, "risk-plain")
-    assert _spark_model(settings, "auto")[0] is not None
 
 
 @pytest.mark.neo4j

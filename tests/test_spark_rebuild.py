@@ -14,7 +14,8 @@ import pytest
 
 from ringscope.graph import Graph, connect, cypher, init_schema
 from ringscope.jobs.rebuild import RebuildError, rebuild
-from ringscope.models.builds import all_clusters, current_build, list_builds
+from ringscope.models.artefacts import load_model
+from ringscope.models.builds import all_clusters, current_build, list_builds, ring_priors
 from ringscope.settings import Settings
 from ringscope.synth.generate import generate
 from tests.helpers import cli_env, ringscope
@@ -103,8 +104,22 @@ def clusters_of(graph: Graph, build_id: str) -> dict[frozenset[str], tuple[float
 def test_spark_rebuild_equals_the_in_process_one(
     fresh: Graph, spark_settings: Settings, parity_data: Path
 ) -> None:
-    local = rebuild(fresh, spark_settings, input_dir=parity_data, retrain=True)
+    """With a model that reads the ring features, trained on a rings-only build's priors (the
+    soft labels make its trees split on them): the Spark build reads the previous build's
+    priors as the in-process one did, and scores alike."""
+    spark_settings = spark_settings.model_copy(
+        update={"model_ring_prior": True, "model_ring_soft_labels": True}
+    )
+    prime = rebuild(fresh, spark_settings, input_dir=parity_data, use_model=False)
+    local = rebuild(fresh, spark_settings, input_dir=parity_data, retrain=True, load_input=False)
     assert local.retrained and local.model_version is not None
+    model = load_model(spark_settings.models_dir / local.model_version)
+    assert model.config.ring_prior and model.booster is not None
+    gain = dict(zip(model.booster.feature_name(), model.booster.feature_importance(), strict=True))
+    assert gain["ring_nbr_max"] + gain["ring_nbr_log"] > 0  # the trees read them
+    # The priors the local scores read (the rings-only build's) are the ones Spark will read
+    # (the local build's): detection does not depend on the account model.
+    assert ring_priors(fresh, prime.build.id) == ring_priors(fresh, local.build.id)
     spark = rebuild(fresh, spark_settings, input_dir=parity_data, engine="spark", load_input=False)
     assert spark.build.previous_build == local.build.id
     assert spark.build.metrics["engine"] == "spark"
@@ -134,6 +149,7 @@ def test_spark_rebuild_equals_the_in_process_one(
     assert counts["accounts"] == PARITY_ACCOUNTS
     assert counts["account_model"]["scored_with"] == "tree"
     assert counts["account_model"]["version"] == local.model_version
+    assert counts["account_model"]["ring_prior"] and counts["ring_prior_accounts"] > 0
 
 
 def test_spark_needs_the_input_files(fresh: Graph, spark_settings: Settings) -> None:

@@ -419,11 +419,6 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
         try:
             model = artefacts.load_model(current)
             scorer = model.tree_scorer()
-            if model.config.ring_prior:
-                raise ValueError(
-                    f"model {model.version} reads the ring features, which the Spark engine does "
-                    "not compute yet; retrain in-process with RINGSCOPE_MODEL_RING_PRIOR=false"
-                )
         except (artefacts.ModelSchemaError, ValueError) as exc:
             why = str(exc)
         else:
@@ -436,6 +431,7 @@ def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None,
             return scorer, {
                 "scored_with": "tree",
                 "version": model.version,
+                "ring_prior": model.config.ring_prior,
                 "gnn": gnn,
                 "platt": list(scorer.platt),
                 "hub_degree": scorer.hub_degree,
@@ -473,11 +469,18 @@ def _spark_steps(
     counts["account_model"] = about
     version: str | None = about.get("version")
     writer.model_version = version
+    rings = None
+    if about.get("ring_prior") and writer.previous_build is not None:
+        with step("ring_priors"):  # what the in-process rebuild reads (models.features)
+            rings = ring_priors(graph, writer.previous_build)
+        counts["ring_prior_accounts"] = len(rings)
     spark = spark_session(settings)
     try:
         with step("detect"):
             tables = read_tables(spark, input_dir, settings)
-            detection = detect_spark(spark, tables, config, verdicts=verdicts, model=scorer)
+            detection = detect_spark(
+                spark, tables, config, verdicts=verdicts, model=scorer, rings=rings
+            )
         counts.update(detection.counts)
         counts["cluster_scorer"] = detection.scorer
         counts["spark"] = {"master": settings.spark_master, "steps": detection.stage_seconds}

@@ -8,9 +8,11 @@ three grouped passes, each running the in-process functions on a bucket's rows::
                     whole-graph identifier sizes
     identifier x    per bucket of identifiers: their edges          features.identifier_features
     identifier      per bucket of identifiers (hubs left out):      risk.identifier_aggregates,
-    aggregates      their accounts' x, their label counts           features.label_counts
+    aggregates      their accounts' x, their label counts, the      features.label_counts,
+                    tops of their accounts' ring priors             features.edge_ring_tops
     score           per bucket of accounts: their own x, and per     risk.tree_rows,
                     identifier it uses its x and aggregates          features.label_features,
+                                                                     features.edge_ring_features,
                                                                      risk.TreeScorer
 
 A bucket holds every row its step needs (an identifier's bucket all of its accounts; an
@@ -18,6 +20,10 @@ account's bucket every identifier it uses, with whole-graph values), so each row
 the in-process model makes it. The sums of floats over an account's identifiers run in another
 order than in-process (identifiers are numbered by Neo4j node there): the float64 sums may
 differ in the last bit, below the float32 the tree reads.
+
+The ring features (``features.ring_features``) read each account's ring prior, the ``ring``
+column of ``accounts`` (the previous build's, read by the driver; 0 outside any cluster): a
+model trained without them reads zeros there and never splits on them.
 
 The GNN does not run here: at this scale the account model is its tree, with the tree's own
 calibration (``TreeScorer``); the build records it (``jobs.rebuild``).
@@ -33,6 +39,8 @@ import scipy.sparse as sp
 from ringscope.models.features import (
     FEATURE_SCHEMA,
     account_features,
+    edge_ring_features,
+    edge_ring_tops,
     identifier_features,
     label_counts,
     label_features,
@@ -49,7 +57,8 @@ __all__ = ["tree_scores"]
 ACCOUNT_X = "account string, xa array<float>"
 IDENTIFIER_X = "kind string, ident string, xi array<float>"
 AGGREGATES = (
-    "kind string, ident string, im array<float>, ix array<float>, nb long, fraud long, legit long"
+    "kind string, ident string, im array<float>, ix array<float>, nb long, fraud long, legit long, "
+    "rs double, r1 double, r2 double"
 )
 SCORED = "account string, model double"
 KIND_ORDER = {k: i for i, k in enumerate(KIND_NAMES)}
@@ -102,8 +111,9 @@ def _identifier_x(now: int) -> Any:
 
 
 def _aggregates(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Per identifier of the bucket: the mean and max of its accounts' x, its accounts and its
-    known fraud and legit ones (rows: kind, ident, account, xa, label; hubs already out)."""
+    """Per identifier of the bucket: the mean and max of its accounts' x, its accounts, its
+    known fraud and legit ones, and the sum, largest and second largest of its accounts' ring
+    priors (rows: kind, ident, account, xa, label, ring; hubs already out)."""
     import pandas as pd
 
     width = len(FEATURE_SCHEMA.account)
@@ -113,11 +123,13 @@ def _aggregates(pdf: pd.DataFrame) -> pd.DataFrame:
     first = np.unique(acc, return_index=True)[1]
     x_acc = _stack(pdf["xa"].to_numpy()[first], width)
     label = pdf["label"].to_numpy(dtype=np.int64)[first]
+    ring = pdf["ring"].to_numpy(dtype=np.float64)[first]
     bt = sp.csr_matrix(
         (np.ones(len(acc)), (ident, acc.ravel())), shape=(int(new.sum()), len(accounts))
     )
     mean, mx = identifier_aggregates(bt, x_acc)
     deg, fraud, legit = label_counts(bt.T.tocsr(), label)
+    total, top1, top2 = edge_ring_tops(acc.ravel().astype(np.int64), ident, ring, int(new.sum()))
     heads = pdf[new]
     return pd.DataFrame(
         {
@@ -128,6 +140,9 @@ def _aggregates(pdf: pd.DataFrame) -> pd.DataFrame:
             "nb": deg.astype(np.int64),
             "fraud": fraud.astype(np.int64),
             "legit": legit.astype(np.int64),
+            "rs": total,
+            "r1": top1,
+            "r2": top2,
         }
     )
 
@@ -152,6 +167,7 @@ def _score(scorer: Any) -> Any:
         index = {a: i for i, a in enumerate(ids)}
         x_acc = _stack(acc_rows["xa"].to_numpy(), a_width)
         label = acc_rows["label"].to_numpy(dtype=np.int64)
+        ring = acc_rows["ring"].to_numpy(dtype=np.float64)
         e = pdf[pdf["rec"] == EDGE].copy()
         # Identifiers in the whole graph's column order as far as it is known here: by kind.
         e["k"] = e["kind"].map(KIND_ORDER)
@@ -160,6 +176,11 @@ def _score(scorer: Any) -> Any:
         heads = e[new]
         row = np.asarray([index[a] for a in e["account"].astype(str)], dtype=np.int64)
         b = sp.csr_matrix((np.ones(len(row)), (row, col)), shape=(len(ids), int(new.sum())))
+        tops = (
+            heads["rs"].to_numpy(dtype=np.float64),
+            heads["r1"].to_numpy(dtype=np.float64),
+            heads["r2"].to_numpy(dtype=np.float64),
+        )
         counts = (
             heads["nb"].to_numpy(dtype=np.float64),
             heads["fraud"].to_numpy(dtype=np.float64),
@@ -172,6 +193,7 @@ def _score(scorer: Any) -> Any:
             _stack(heads["im"].to_numpy(), a_width),
             _stack(heads["ix"].to_numpy(), a_width),
             label_features(b, label, counts),
+            edge_ring_features(row, col.astype(np.int64), len(ids), ring, tops),
         )
         p = scorer.value.predict_proba(x) if len(ids) else np.zeros(0)
         return pd.DataFrame({"account": ids, "model": np.round(p, 6)})
@@ -188,11 +210,14 @@ def tree_scores(
 ) -> DataFrame:
     """Every account's probability from ``scorer`` (``account string, model double``, rounded
     to 6 places as the rebuild writes them). ``accounts``: account, created, kyc, label (the
-    verdicts applied); ``edges``: the engine's edges with whole-graph ``degree`` and ``flag``.
-    Identifiers on more accounts than the model's ``hub_degree`` are left out of its aggregates."""
+    verdicts applied), ring (the ring prior; 0 where the column is missing); ``edges``: the
+    engine's edges with whole-graph ``degree`` and ``flag``. Identifiers on more accounts than
+    the model's ``hub_degree`` are left out of its aggregates."""
     from pyspark.sql import functions as F
 
     spark = accounts.sparkSession
+    if "ring" not in accounts.columns:
+        accounts = accounts.withColumn("ring", F.lit(0.0))
     by_account = F.abs(F.hash("account")) % buckets
     by_ident = F.abs(F.hash("kind", "ident")) % buckets
     own = wide(accounts.withColumn("comp", by_account), ACCOUNT).unionByName(
@@ -205,7 +230,7 @@ def tree_scores(
         .groupBy("comp")
         .applyInPandas(_identifier_x(now), IDENTIFIER_X)
     )
-    labels = accounts.select("account", "label")
+    labels = accounts.select("account", "label", "ring")
     used = (
         edges.where(F.col("degree") <= scorer.hub_degree)
         .select("account", "kind", "ident")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,12 +225,15 @@ def detect_spark(
     verdicts: dict[str, int] | None = None,
     buckets: int = 0,
     model: TreeScorer | None = None,
+    rings: Mapping[str, float] | None = None,
 ) -> SparkDetection:
     """Detect rings in ``tables`` on Spark (see the module doc). ``verdicts`` (account -> 1
     fraud / 0 legit) override the imported labels, as ``models.verdicts.apply_verdicts`` does
     in-process; ``buckets`` is how many groups the components and the accounts are handed to
     the Python workers in (default: four per shuffle partition). ``model``: the saved account
-    model's tree (``spark.account_model``), whose scores the detector then reads as in-process."""
+    model's tree (``spark.account_model``), whose scores the detector then reads as in-process;
+    ``rings`` (account -> ring prior, the previous build's: ``models.builds.ring_priors``) for a
+    model that reads the ring features, 0 for an account not in it."""
     from pyspark.sql import functions as F
 
     from ringscope.spark.components import connected_components
@@ -282,7 +285,13 @@ def detect_spark(
     if model is not None:
         from ringscope.spark.account_model import tree_scores
 
-        scored = cut(tree_scores(accounts, edges, now, model, n_buckets))
+        ringed = accounts
+        if rings:
+            priors = spark.createDataFrame(list(rings.items()), "account string, ring double")
+            ringed = accounts.join(priors, on="account", how="left").withColumn(
+                "ring", F.coalesce(F.col("ring"), F.lit(0.0))
+            )
+        scored = cut(tree_scores(ringed, edges, now, model, n_buckets))
         accounts = cut(accounts.join(scored, "account", "left"))
         counts["accounts_model_scored"] = scored.count()
         t = lap("account_model", t)

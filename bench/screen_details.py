@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from screen import Pool  # noqa: E402
-from screen_table import FIELDS, pct, world_args  # noqa: E402
+from screen_table import pct, pool_events, rotate, world_args  # noqa: E402
 
 FLAGS_OF: dict[str, str] = {  # kind -> the graph's flag read for the variants' details
     "device": "MATCH (x:Device {id: i}) RETURN x.id AS id, coalesce(x.is_emulator, false) AS f",
@@ -51,7 +50,6 @@ FLAGS_OF: dict[str, str] = {  # kind -> the graph's flag read for the variants' 
 def main() -> None:
     args = world_args(__doc__ or "", rounds=4, seed=23)
 
-    from ringscope.api.service import screen_event
     from ringscope.graph import connect
     from ringscope.ingest.events import DETAIL_FIELDS, Event, prepare_events
     from ringscope.models.store import ModelStore
@@ -61,13 +59,7 @@ def main() -> None:
     region = settings.default_region
     graph = connect(settings)
     pool = Pool(graph, args.seed, "det")
-    plain: list[Event] = []
-    for i, kind in enumerate(pool.kinds(args.events)):
-        d = pool.event(kind, f"det-{i}", f"NEW-DET-{i}")
-        ids = {FIELDS[k]: v for k, v in d.items() if k in FIELDS and v}
-        plain.append(Event(d["eventId"], d["accountId"], datetime.fromisoformat(d["at"]),
-                           d["type"], ids, d.get("payee"), d.get("amount"), d.get("currency"),
-                           d.get("kycLevel")))  # fmt: skip
+    plain: list[Event] = [e for _, e in pool_events(pool, args.events, "det")]
     held: dict[str, dict[str, bool]] = {}
     for kind, query in FLAGS_OF.items():
         values = sorted({v for e in plain for v in e.identifiers.get(kind, ())})
@@ -89,28 +81,17 @@ def main() -> None:
         "flipping": [detailed(e, True) for e in plain],
     }
     models = ModelStore(settings.models_dir)
-    for batch in variants.values():  # warm: plans, the model, the table's pages
-        for e in batch[:50]:
-            screen_event(graph, models, e, region=region, budget=0)
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
     prep: dict[str, list[float]] = {k: [] for k in variants}
-    walls: dict[str, list[float]] = {k: [] for k in variants}
-    scores: dict[str, dict[str, float]] = {k: {} for k in variants}
-    names = list(variants)
-    for r in range(args.rounds):
-        for name in names[r % 3 :] + names[: r % 3]:
-            batch = variants[name]
-            t = time.process_time()
-            for e in batch:
-                w = time.perf_counter()
-                rec, _ = screen_event(graph, models, e, region=region, budget=0)
-                walls[name].append(1000 * (time.perf_counter() - w))
-                scores[name][e.event_id] = rec.score
-            cpu[name].append(1000 * (time.process_time() - t) / len(batch))
-            t = time.process_time()
-            for e in batch:
-                prepare_events([e], region)
-            prep[name].append(1000 * (time.process_time() - t) / len(batch))
+
+    def prepare(name: str, batch: list[Event]) -> None:
+        t = time.process_time()
+        for e in batch:
+            prepare_events([e], region)
+        prep[name].append(1000 * (time.process_time() - t) / len(batch))
+
+    rot = rotate(graph, {k: (models, b) for k, b in variants.items()}, args.rounds, region,
+                 after=prepare)  # fmt: skip
+    cpu, walls, scores = rot.cpu, rot.walls, rot.scores
     base = statistics.mean(cpu["plain"])
     out: dict[str, Any] = {"events": len(plain), "rounds": args.rounds, "variants": {}}
     for name, batch in variants.items():

@@ -27,8 +27,6 @@ import json
 import resource
 import statistics
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from screen import Pool, cpu_seconds  # noqa: E402
-from screen_table import FIELDS, pct, world_args  # noqa: E402
+from screen import Pool  # noqa: E402
+from screen_table import pct, pool_events, rotate, world_args  # noqa: E402
 
 
 def main() -> None:
     args = world_args(__doc__ or "", rounds=4, seed=29)
 
-    from ringscope.api.service import screen_event
     from ringscope.graph import EmbeddedNeo4j, connect
     from ringscope.ingest.events import Event
     from ringscope.models.risk import AccountRiskModel
@@ -66,32 +63,10 @@ def main() -> None:
     neo4j = None if settings.neo4j_uri else EmbeddedNeo4j(settings).status()
     pids = [neo4j.pid] if neo4j is not None and neo4j.pid else []
     pool = Pool(graph, args.seed, "rings")
-    events: list[Event] = []
-    for i, kind in enumerate(pool.kinds(args.events)):
-        d = pool.event(kind, f"rings-{i}", f"NEW-RINGS-{i}")
-        ids = {FIELDS[k]: v for k, v in d.items() if k in FIELDS and v}
-        events.append(Event(d["eventId"], d["accountId"], datetime.fromisoformat(d["at"]),
-                            d["type"], ids, d.get("payee"), d.get("amount"), d.get("currency"),
-                            d.get("kycLevel")))  # fmt: skip
+    events: list[Event] = [e for _, e in pool_events(pool, args.events, "rings")]
     stores = {"plain": ModelStore(settings.models_dir), "ring-read": RingRead(settings.models_dir)}
-    for store in stores.values():  # warm: plans, the model, the table's pages
-        for e in events[:50]:
-            screen_event(graph, store, e, region=region, budget=0)
-    cpu: dict[str, list[float]] = {k: [] for k in stores}
-    db: dict[str, list[float]] = {k: [] for k in stores}
-    walls: dict[str, list[float]] = {k: [] for k in stores}
-    scores: dict[str, dict[str, float]] = {k: {} for k in stores}
-    names = list(stores)
-    for r in range(args.rounds):
-        for name in names[r % 2 :] + names[: r % 2]:
-            t, n0 = time.process_time(), cpu_seconds(pids)
-            for e in events:
-                w = time.perf_counter()
-                rec, _ = screen_event(graph, stores[name], e, region=region, budget=0)
-                walls[name].append(1000 * (time.perf_counter() - w))
-                scores[name][e.event_id] = rec.score
-            cpu[name].append(1000 * (time.process_time() - t) / len(events))
-            db[name].append(1000 * (cpu_seconds(pids) - n0) / len(events))
+    rot = rotate(graph, {k: (m, events) for k, m in stores.items()}, args.rounds, region, pids)
+    cpu, db, walls, scores = rot.cpu, rot.db, rot.walls, rot.scores
     out: dict[str, Any] = {"events": len(events), "rounds": args.rounds, "variants": {}}
     for name in stores:
         out["variants"][name] = {

@@ -27,7 +27,8 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from screen import Pool, configure  # noqa: E402
+from screen import Pool, configure, cpu_seconds  # noqa: E402
 
 # ScreenEvent's list fields -> identifier kinds (api/schema/screening.py EVENT_FIELDS).
 FIELDS = {"devices": "device", "phones": "phone", "ips": "ip", "emails": "email",
@@ -46,6 +47,69 @@ FIELDS = {"devices": "device", "phones": "phone", "ips": "ip", "emails": "email"
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def pool_events(pool: Pool, n: int, tag: str) -> list[tuple[str, Any]]:
+    """``n`` events of ``bench/screen.py``'s pool and mix, each with its kind, as the loader's
+    ``ingest.events.Event`` (event ids ``<tag>-i``, new accounts ``NEW-<TAG>-i``): what the
+    in-process benches screen."""
+    from ringscope.ingest.events import Event
+
+    out: list[tuple[str, Any]] = []
+    for i, kind in enumerate(pool.kinds(n)):
+        d = pool.event(kind, f"{tag}-{i}", f"NEW-{tag.upper()}-{i}")
+        ids = {FIELDS[k]: v for k, v in d.items() if k in FIELDS and v}
+        at = datetime.fromisoformat(d["at"])
+        ev = Event(d["eventId"], d["accountId"], at, d["type"], ids, d.get("payee"),
+                   d.get("amount"), d.get("currency"), d.get("kycLevel"))  # fmt: skip
+        out.append((kind, ev))
+    return out
+
+
+@dataclass
+class Rotation:
+    """Per variant: the mean CPU a screen of each round, Python (this process) and Neo4j (the
+    pids given), each screen's wall time, and each event's score."""
+
+    cpu: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    db: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    walls: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    scores: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+
+
+def rotate(
+    graph: Any,
+    variants: dict[str, tuple[Any, list[Any]]],
+    rounds: int,
+    region: str,
+    pids: Sequence[int] = (),
+    after: Callable[[str, list[Any]], None] | None = None,
+) -> Rotation:
+    """Screen each variant's events (``name -> (model store, events)``) in process, first 50 of
+    each to warm (plans, the model, the table's pages), then ``rounds`` times, the variants'
+    order rotated each round so that drift in the machine's speed shows in all; ``after(name,
+    events)`` runs after each variant's turn (more timings of the same events)."""
+    from ringscope.api.service import screen_event
+
+    for store, events in variants.values():
+        for e in events[:50]:
+            screen_event(graph, store, e, region=region, budget=0)
+    out = Rotation()
+    names = list(variants)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            store, events = variants[name]
+            t, n0 = time.process_time(), cpu_seconds(list(pids))
+            for e in events:
+                w = time.perf_counter()
+                rec, _ = screen_event(graph, store, e, region=region, budget=0)
+                out.walls[name].append(1000 * (time.perf_counter() - w))
+                out.scores[name][e.event_id] = rec.score
+            out.cpu[name].append(1000 * (time.process_time() - t) / len(events))
+            out.db[name].append(1000 * (cpu_seconds(list(pids)) - n0) / len(events))
+            if after is not None:
+                after(name, events)
+    return out
 
 
 def world_args(doc: str, rounds: int, seed: int) -> argparse.Namespace:
@@ -72,21 +136,13 @@ def main() -> None:
 
     from ringscope.api.service import screen_event
     from ringscope.graph import connect
-    from ringscope.ingest.events import Event
     from ringscope.models.store import ModelStore
     from ringscope.settings import Settings
 
     settings = Settings()
     graph = connect(settings)
     pool = Pool(graph, args.seed, "tbl")
-    events: list[tuple[str, Event]] = []
-    for i, kind in enumerate(pool.kinds(args.events)):
-        d = pool.event(kind, f"st-{i}", f"NEW-ST-{i}")
-        ids = {FIELDS[k]: v for k, v in d.items() if k in FIELDS and v}
-        at = datetime.fromisoformat(d["at"])
-        ev = Event(d["eventId"], d["accountId"], at, d["type"], ids, d.get("payee"),
-                   d.get("amount"), d.get("currency"), d.get("kycLevel"))  # fmt: skip
-        events.append((kind, ev))
+    events = pool_events(pool, args.events, "st")
     models = ModelStore(settings.models_dir)
     read_s = [0.0]
     plain = graph.read

@@ -17,7 +17,7 @@ import pytest
 from ringscope.api.auth import Principal
 from ringscope.api.service import label_account
 from ringscope.graph import Graph, connect, cypher, init_schema
-from ringscope.jobs.rebuild import STEPS
+from ringscope.jobs.rebuild import STEPS, rebuild
 from ringscope.models.builds import all_clusters, current_build, list_builds
 from ringscope.models.screen_table import load_table
 from ringscope.models.verdicts import verdict_labels
@@ -240,3 +240,26 @@ def test_scheduler_publishes_a_build_per_cycle(
         (b for b in list_builds(fresh) if b.status == "complete"), key=lambda b: b.id
     )[:2]
     assert second.model_version == first.model_version  # trained once, then reused
+
+
+def test_ring_soft_labels_need_cluster_scores_learned_from_the_platforms_labels(
+    fresh: Graph, neo4j_settings: Settings, dataset: Path, tmp_path: Path
+) -> None:
+    """A model trains with ring soft labels only where the previous build's cluster scores
+    were learned from this platform's labels: after a build scored by the prior (as with too
+    few labelled clusters), the retrain leaves them off, its manifest says so, and the build
+    says why. The ring features are still read."""
+    settings = neo4j_settings.model_copy(
+        update={"model_dir": tmp_path / "models", "model_use_gnn": False}
+    )
+    rebuild(fresh, settings.model_copy(update={"cluster_scorer": "prior"}), input_dir=dataset,
+            use_model=False)  # fmt: skip
+    res = rebuild(fresh, settings, retrain=True)
+    counts = res.build.metrics["counts"]
+    assert "the prior scorer's" in counts["ring_soft_labels"]
+    assert counts["ring_prior_accounts"] > 0  # the ring features read the priors all the same
+    manifest = json.loads(
+        (settings.models_dir / str(res.model_version) / "manifest.json").read_text()
+    )
+    assert manifest["config"]["ring_prior"] is True
+    assert manifest["config"]["ring_soft_labels"] is False

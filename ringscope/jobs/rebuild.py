@@ -53,7 +53,7 @@ from ringscope.errors import RingScopeError
 from ringscope.graph.connection import Graph
 from ringscope.ingest import load
 from ringscope.models import screen_table
-from ringscope.models.builds import BuildInfo, BuildWriter, list_builds, ring_priors
+from ringscope.models.builds import BuildInfo, BuildWriter, get_build, list_builds, ring_priors
 from ringscope.models.detect import DetectConfig, detect
 from ringscope.models.projection import read_fraud_label_times, read_projection
 from ringscope.models.verdicts import apply_verdicts
@@ -310,6 +310,9 @@ def rebuild(
                                 [priors.get(a, 0.0) for a in proj.ids], dtype=np.float64
                             )
                             counts["ring_prior_accounts"] = len(priors)
+                        soft = settings.model_ring_soft_labels and _learned_rings(
+                            graph, writer.previous_build, counts
+                        )
                         if model is None:
                             model = AccountRiskModel(
                                 seed=settings.model_seed,
@@ -318,7 +321,7 @@ def rebuild(
                                 label_exposure=settings.model_label_exposure,
                                 label_frequency=settings.model_label_frequency,
                                 ring_prior=settings.model_ring_prior,
-                                ring_soft_labels=settings.model_ring_soft_labels,
+                                ring_soft_labels=soft,
                                 gnn={
                                     "max_seconds": settings.model_gnn_max_seconds or None,
                                     "min_epochs": settings.model_gnn_min_epochs,
@@ -398,6 +401,26 @@ def rebuild(
         artefacts.set_current_model(settings.models_dir, version)
     log.info("rebuild finished", extra={"build_id": info.id, "steps": steps})
     return RebuildResult(info, version, retrained, steps, counts, model_metrics)
+
+
+def _learned_rings(graph: Graph, previous: str | None, counts: dict[str, Any]) -> bool:
+    """Whether the previous build's cluster scores were learned from this platform's labels,
+    the condition for training with ring soft labels (``models.risk.ring_soft_labels``): with
+    too few labelled clusters the scorer falls back to its prior (the generated worlds' or the
+    hand-set weights), whose probabilities would teach the account model a view no label of
+    this platform backs. Otherwise the build says why they were off (``counts``)."""
+    if previous is None:
+        return False  # no build, no priors: nothing to soften
+    info = get_build(graph, previous)
+    scorer = ((info.metrics.get("counts") or {}).get("cluster_scorer") if info else None) or {}
+    source = scorer.get("source") if isinstance(scorer, dict) else None
+    if source == "learned":
+        return True
+    counts["ring_soft_labels"] = (
+        f"off: build {previous}'s cluster scores are the {source or 'unknown'} scorer's, not "
+        "learned from this platform's labels"
+    )
+    return False
 
 
 def _spark_model(settings: Settings, policy: Policy) -> tuple[TreeScorer | None, Any]:

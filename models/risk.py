@@ -325,11 +325,8 @@ class AccountRiskModel:
                 )
         if exposure is not None:
             self.booster, val, info = self._fit_exposed(x, y, w, tr, va, proj.label, exposure, soft)
-        elif soft is not None:
-            self.booster, val = self._fit_soft(x, y, w, tr, va, soft)
-            info = None
         else:
-            (self.booster, val), info = self._fit_tree(x, y, w, tr, va), None
+            (self.booster, val), info = self._fit_soft(x, y, w, tr, va, soft), None
         self._fit_rest(proj, x, y, w, tr, va, t0, val)
         if info is not None:
             self.metrics["label_exposure"] = info
@@ -399,10 +396,13 @@ class AccountRiskModel:
         return booster, _Validation(y[va], w[va])
 
     def _fit_soft(
-        self, x: F32, y: F64, w: F64, tr: I64, va: I64, soft: F64
+        self, x: F32, y: F64, w: F64, tr: I64, va: I64, soft: F64 | None
     ) -> tuple[lgb.Booster, _Validation]:
         """One booster with the unlabelled accounts split by ``soft`` (:func:`ring_soft_labels`):
-        a negative of weight ``w (1 - r)`` and a positive of weight ``w r``; validation alike."""
+        a negative of weight ``w (1 - r)`` and a positive of weight ``w r``; validation alike.
+        Without ``soft``, :meth:`_fit_tree`."""
+        if soft is None:
+            return self._fit_tree(x, y, w, tr, va)
         tr1, y_tr, w_tr = _soft_rows(tr, y, w, soft[tr])
         va1, y_va, w_va = _soft_rows(va, y, w, soft[va])
         booster = self._train(x, tr1, y_tr, w_tr, x[va1], y_va, w_va)
@@ -442,10 +442,7 @@ class AccountRiskModel:
         )
         rounds = int(first.best_iteration or self.config.tree_rounds)
         if rounds < MIN_FIRST_ROUNDS:  # it learnt nothing to correct with: fit as without
-            if ring_soft is not None:
-                booster, val = self._fit_soft(x, y, w, tr, va, ring_soft)
-            else:
-                booster, val = self._fit_tree(x, y, w, tr, va)
+            booster, val = self._fit_soft(x, y, w, tr, va, ring_soft)
             return booster, val, {"abandoned": f"first booster stopped at round {rounds}"}
         raw0 = np.asarray(first.predict(x[va0], num_iteration=first.best_iteration))
         platt0 = _platt(raw0.astype(np.float64), y[va0], w[va0], self.config.seed)
@@ -1000,9 +997,10 @@ def ring_soft_labels(proj: Projection) -> F64:
     none yet (labels come months late, and some rings are never worked). As plain negatives they
     teach the model that an account next to a flagged ring is as safe as any unlabelled one,
     and an arriving member on the ring's device (its ring features say so) scores low although
-    the screen links it to the ring (docs/screening.md, session 25). Counted as fraud with the
-    cluster's probability, they teach it what the detector knows, at the strength the labels
-    calibrated. The cluster score does not read the account model, so no loop. Shape: (n,)."""
+    the screen links it to the ring (docs/screening.md, sessions 25 and 37). Counted as fraud
+    with the cluster's probability, they teach it what the detector knows, at the strength the
+    labels calibrated. The cluster score does not read the account model, so no loop (the
+    rebuild trains with them only on cluster scores learned from the labels). Shape: (n,)."""
     if proj.ring is None:
         return np.zeros(proj.n, dtype=np.float64)
     return np.where(proj.label == -1, np.clip(proj.ring, 0.0, 1.0), 0.0).astype(np.float64)

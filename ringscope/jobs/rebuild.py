@@ -298,9 +298,15 @@ def rebuild(
                                 "--score-only needs a trained model, and none is current in "
                                 f"{settings.models_dir}; run with --retrain"
                             )
+                        # Soft labels only for a model trained here, and only on cluster
+                        # scores learned from this platform's labels (one read of that build).
+                        soft = (
+                            model is None and settings.model_ring_soft_labels
+                            and _learned_rings(graph, writer.previous_build, counts)
+                        )  # fmt: skip
                         reads_rings = (
                             model.config.ring_prior if model is not None
-                            else settings.model_ring_prior or settings.model_ring_soft_labels
+                            else settings.model_ring_prior or soft
                         )  # fmt: skip
                         if reads_rings and writer.previous_build is not None:
                             # The ring prior (models.features.ring_features): the current
@@ -310,9 +316,6 @@ def rebuild(
                                 [priors.get(a, 0.0) for a in proj.ids], dtype=np.float64
                             )
                             counts["ring_prior_accounts"] = len(priors)
-                        soft = settings.model_ring_soft_labels and _learned_rings(
-                            graph, writer.previous_build, counts
-                        )
                         if model is None:
                             model = AccountRiskModel(
                                 seed=settings.model_seed,

@@ -25,6 +25,18 @@ so every pair in one cohort gets ``weight`` (default 0.3, above the strong-link 
 0.25: one shared burst links, however big the cohort, since a bigger synchronised wake is more
 suspicious, not less) and pairs that woke together on several payees get that many times it.
 
+**Onboarding cohorts** (cash-out rings) are the same idea at the other end of an account's life.
+A cash-out ring opens its accounts within days and each spends its credit at once at the one
+colluding merchant, which exists for the ring: its payers are all new, and paid it in their first
+days. Honest sign-ups do pay on their first day, but at shops that strangers also pay (a big
+merchant is a hub, left out), or each at its own shop. An onboarding cohort of payee ``p`` is the
+set of its payers whose first payment to ``p`` came within ``fresh_days`` of the account's
+opening and within ``fresh_burst_days`` of ``t0(p)``, kept under the same rules of size and
+birth (small payee, at least ``min_members``, at least ``born_share`` of its payers). Its pairs
+get ``fresh_weight`` each, like a wake's. They are links only: the cluster features' cohorts
+(``coactivation_share``, the days quiet) stay the sleepers', whose meaning the cluster prior
+learned.
+
 Shapes: ``Projection`` of ``n`` accounts -> ``Cohorts`` with ``members (n, m)`` sparse 0/1,
 ``payee (m,)`` payee indices into the payee kind, ``quiet_days (n,)`` the least days an account
 was open before its burst (-1 for accounts in no cohort); ``coactivation_matrix -> (n, n)``.
@@ -49,6 +61,9 @@ class CoactivationParams:
     born_share: float = 0.5
     min_members: int = 3
     weight: float = 0.3
+    fresh_days: int = 7
+    fresh_burst_days: int = 30
+    fresh_weight: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,11 @@ def _empty(n: int) -> Cohorts:
     )
 
 
-def burst_cohorts(proj: Projection, link: LinkParams, params: CoactivationParams) -> Cohorts:
-    """Every payee's burst cohort (see the module doc), vectorised over all payments."""
+def burst_cohorts(
+    proj: Projection, link: LinkParams, params: CoactivationParams, *, fresh: bool = False
+) -> Cohorts:
+    """Every payee's burst cohort (see the module doc), vectorised over all payments; with
+    ``fresh``, its onboarding cohort instead (payers new to the platform, not dormant ones)."""
     n = proj.n
     edges = proj.kinds.get(PAYEE.name)
     if edges is None or not len(edges.acc):
@@ -83,11 +101,15 @@ def burst_cohorts(proj: Projection, link: LinkParams, params: CoactivationParams
         return _empty(n)
     t0 = np.full(edges.m, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(t0, payee, first)
-    in_burst = first <= t0[payee] + params.burst_days * DAY
     payers = np.bincount(payee, minlength=edges.m)
     created = proj.created[acc]
     quiet = np.where(created >= 0, (first - created) / DAY, -1.0)
-    member = in_burst & (quiet >= params.quiet_days)
+    if fresh:
+        in_burst = first <= t0[payee] + params.fresh_burst_days * DAY
+        member = in_burst & (quiet >= 0) & (quiet <= params.fresh_days)  # -1: not known
+    else:
+        in_burst = first <= t0[payee] + params.burst_days * DAY
+        member = in_burst & (quiet >= params.quiet_days)
     size = np.bincount(payee[member], minlength=edges.m)
     good = (size >= params.min_members) & (size >= params.born_share * np.maximum(payers, 1))
     keep = member & good[payee]
@@ -104,10 +126,13 @@ def burst_cohorts(proj: Projection, link: LinkParams, params: CoactivationParams
     return Cohorts(members, used.astype(np.int64), np.where(np.isinf(least), -1.0, least))
 
 
-def coactivation_matrix(cohorts: Cohorts, params: CoactivationParams) -> sp.csr_matrix:
-    """``weight * C Cᵀ`` without the diagonal: the links of accounts that woke together."""
+def coactivation_matrix(
+    cohorts: Cohorts, params: CoactivationParams, *, fresh: bool = False
+) -> sp.csr_matrix:
+    """``weight * C Cᵀ`` without the diagonal: the links of accounts that woke together (with
+    ``fresh``, that arrived together: ``fresh_weight``)."""
     c = cohorts.members
-    a = sp.csr_matrix(params.weight * (c @ c.T))
+    a = sp.csr_matrix((params.fresh_weight if fresh else params.weight) * (c @ c.T))
     a.setdiag(0.0)
     a.eliminate_zeros()
     return a

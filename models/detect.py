@@ -141,6 +141,12 @@ class DetectConfig:
     coactivation_weight: float = 0.3
     burst_days: int = 3
     quiet_days: int = 21
+    # Onboarding cohorts (models.coactivation): accounts that first paid the same new small payee
+    # within fresh_days of opening, within fresh_burst_days of its first payment, are linked with
+    # this weight (0: off). A cash-out ring's colluding merchant.
+    fresh_weight: float = 0.3
+    fresh_days: int = 7
+    fresh_burst_days: int = 30
     # Reassembly (models.reassembly): flagged clusters that share an identifier with at least
     # this share of its accounts in them are one ring (0: off).
     reassemble_share: float = 0.8
@@ -182,6 +188,9 @@ class DetectConfig:
             quiet_days=self.quiet_days,
             min_members=self.min_cluster_size,
             weight=self.coactivation_weight,
+            fresh_days=self.fresh_days,
+            fresh_burst_days=self.fresh_burst_days,
+            fresh_weight=self.fresh_weight,
         )
 
 
@@ -282,6 +291,14 @@ def link(proj: Projection, cfg: DetectConfig) -> Links:
         cohorts = burst_cohorts(proj, params, cparams)
         if cohorts.n_cohorts:
             co = coactivation_matrix(cohorts, cparams)
+            s = sp.csr_matrix(s + co)
+            arrival = sp.csr_matrix(arrival + co)
+    if cfg.fresh_weight > 0:
+        # Arriving together on a new payee is a wave too; its cohorts feed no cluster feature.
+        cparams = cfg.coactivation_params()
+        fresh = burst_cohorts(proj, params, cparams, fresh=True)
+        if fresh.n_cohorts:
+            co = coactivation_matrix(fresh, cparams, fresh=True)
             s = sp.csr_matrix(s + co)
             arrival = sp.csr_matrix(arrival + co)
     return Links(s, arrival, cohorts)

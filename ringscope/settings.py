@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     # Co-activation (models/coactivation.py): accounts quiet for weeks that first pay the same
     # new payee within days of each other are linked (sleeper rings). Off: identifiers only.
     detect_coactivation: bool = True
+    # Onboarding cohorts (models/coactivation.py): accounts that first paid the same new small
+    # payee within days of opening, its payers from its start, are linked (cash-out rings on a
+    # colluding merchant, found before their devices and numbers are). Off: not linked.
+    detect_onboarding: bool = True
     # Reassembly (models/reassembly.py): flagged clusters of one component that share an
     # identifier used (mostly) by them alone, a ring's drain payee or merchant, are one ring.
     detect_reassemble: bool = True

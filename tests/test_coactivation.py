@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from ringscope.graph import Graph
+from ringscope.graph import Graph, cypher
 from ringscope.models.detect import DetectConfig, detect
-from tests.test_detect_rings import World, household
+from tests.test_detect_rings import World, clusters_with, household
 
 pytestmark = pytest.mark.neo4j
 
@@ -66,3 +66,60 @@ def test_payers_arriving_over_months_are_not_a_wake(graph: Graph) -> None:
     w.write(graph)
     d = detect(graph)
     assert not [c for c in d.clusters if len(set(c.members) & set(ring)) >= 2]
+
+
+def onboarders(w: World, prefix: str, opened: list[str], lag_days: list[int]) -> list[str]:
+    """Accounts each on its own phone and device, opened at ``opened[i]`` (dates in 2025), that
+    first pay merchant M-NEW ``lag_days[i]`` days after opening, in round sums."""
+    out = []
+    for i, day in enumerate(opened):
+        created = f"2025-{day}T08:00:00Z"
+        a = w.account(f"{prefix}{i}", created, kyc=i % 2)
+        w.link("device", a, f"DEV-{prefix}{i}", created)
+        w.link("phone", a, f"+86137666{prefix}{i:04d}", created)
+        month, dom = (int(x) for x in day.split("-"))
+        dom += lag_days[i]
+        month, dom = month + (dom - 1) // 28, 1 + (dom - 1) % 28
+        w.link(
+            "payee", a, "M-NEW", f"2025-{month:02d}-{dom:02d}T20:00:00Z",
+            count=2, round_count=2, total=4000.0,
+        )  # fmt: skip
+        out.append(a)
+    return out
+
+
+def test_a_cash_out_ring_is_found_from_its_merchant_alone(graph: Graph) -> None:
+    """Eight new accounts opened over ten days, sharing no device, number or address, each
+    spending at once at one new merchant (its only payers): the onboarding cohort links them.
+    Before onboarding cohorts the merchant (eight payers: 0.11 + the co-arrival bonus) linked
+    nothing and the ring was in no cluster."""
+    w = World()
+    w.background(30)
+    household(w, "H", size=4)
+    days = [f"05-{d:02d}" for d in (1, 2, 2, 4, 5, 7, 9, 10)]
+    ring = onboarders(w, "N", days, [1, 0, 3, 2, 6, 1, 4, 0])
+    w.write(graph)
+
+    d = detect(graph)
+    assert clusters_with(d, ring) == [tuple(sorted(ring))]
+    plain = detect(graph, config=DetectConfig(fresh_weight=0.0))
+    assert not [c for c in plain.clusters if len(set(c.members) & set(ring)) >= 2]
+
+
+def test_sign_ups_spread_over_months_or_paying_late_are_not_a_cohort(graph: Graph) -> None:
+    """The same merchant's payers, each paying on its first days but opened weeks apart (a
+    neighbourhood shop's new customers), or opened together but paying it only after weeks: no
+    onboarding cohort, no link."""
+    w = World()
+    w.background(30)
+    spread = onboarders(w, "S", [f"{m:02d}-05" for m in range(1, 9)], [1] * SIZE)
+    w.write(graph)
+    assert not clusters_with(detect(graph), spread)
+
+    w2 = World()
+    w2.background(30)
+    days = [f"05-{d:02d}" for d in (1, 2, 2, 4, 5, 7, 9, 10)]
+    late = onboarders(w2, "L", days, [12, 10, 15, 9, 11, 20, 8, 14])
+    graph.write(cypher.DELETE_ALL)
+    w2.write(graph)
+    assert not clusters_with(detect(graph), late)

@@ -24,14 +24,12 @@ from pyspark.sql import types as T
 
 from ringscope.kinds import IDENTIFIER_KINDS, PAYEE
 from ringscope.models.coactivation import (
-    CoactivationParams,
     burst_cohorts,
     coactivation_matrix,
 )
-from ringscope.models.detect import DetectConfig
+from ringscope.models.detect import DetectConfig, link
 from ringscope.models.linking import (
     DAY,
-    LinkParams,
     dedupe_pairs,
     identifier_weights,
     link_matrix,
@@ -173,6 +171,7 @@ def world(seed: int, n: int, caps: dict[str, int]) -> World:
                         first, last = _times(rng, start, False)
                     rows.add(a, j, first, last, ("CNY", "USD", "EUR")[c])
     _plant_bursts(rng, kinds[PAYEE.name], flags[PAYEE.name], created, n)
+    _plant_onboarding(rng, kinds[PAYEE.name], flags[PAYEE.name], created)
     # A ring sharing a device, a phone and a card, arriving on them in neighbouring weeks.
     for kind in ("device", "phone", "bank_card"):
         j = len(flags[kind])
@@ -239,6 +238,35 @@ def _plant_bursts(
             for a in rng.choice(n, int(rng.integers(1, 8)), replace=False).tolist():
                 if a not in who:
                     rows.add(a, j, wake + int(rng.integers(10, 90)) * DAY, wake + 100 * DAY, "CNY")
+
+
+def _plant_onboarding(
+    rng: np.random.Generator, rows: _Rows, flags: list[bool], created: np.ndarray
+) -> None:
+    """New payees whose payers paid them in their first days (onboarding cohorts), at the edges
+    of the rules: days open, days after the payee's first payment, unknown or later creation."""
+    p = DetectConfig().coactivation_params()
+    pool = list(range(190, 240))
+    for case in range(10):
+        j = len(flags)
+        flags.append(case % 4 == 3)
+        t0 = T0 + int(rng.integers(30, 400)) * DAY
+        who = [pool[(5 * case + i) % len(pool)] for i in range(int(rng.integers(3, 7)))]
+        for i, a in enumerate(who):
+            first = t0 if i == 0 else t0 + int(rng.integers(0, 20 * DAY))
+            if i == 1:
+                first = t0 + p.fresh_burst_days * DAY + (case % 2)  # on the edge; one second late
+            created[a] = first - int(rng.integers(0, p.fresh_days * DAY))
+            if i == 2 and case % 3 == 0:
+                created[a] = first - p.fresh_days * DAY - (case % 2)  # a week; a second over
+            elif i == 2 and case % 3 == 1:
+                created[a] = first + DAY  # paid before it opened: not new
+            elif i == 3 and case % 5 == 2:
+                created[a] = -1
+            rows.add(a, j, first, first + int(rng.integers(0, 30)) * DAY, "CNY")
+        if case % 4 == 1:  # later payers: the cohort may fall under the born share
+            for a in range(20, 20 + int(rng.integers(1, 6))):
+                rows.add(a, j, t0 + int(rng.integers(40, 90)) * DAY, t0 + 100 * DAY, "CNY")
 
 
 # --- to Spark ---------------------------------------------------------------------------------
@@ -315,16 +343,10 @@ def assert_same(
     assert worst[0] <= TOL, f"largest difference {worst}"
 
 
-def detect_links(
-    proj: Projection, link: LinkParams, co: CoactivationParams
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """``detect``'s linking stage, as it combines them."""
-    s, arrival = link_matrix(proj, link)
-    cohorts = burst_cohorts(proj, link, co)
-    if co.weight > 0 and cohorts.n_cohorts:
-        c = coactivation_matrix(cohorts, co)
-        s, arrival = sp.csr_matrix(s + c), sp.csr_matrix(arrival + c)
-    return s, arrival
+def detect_links(proj: Projection, cfg: DetectConfig) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``detect``'s linking stage itself (identifiers, wakes, onboarding cohorts)."""
+    links = link(proj, cfg)
+    return links.s, links.arrival
 
 
 # --- parameters -------------------------------------------------------------------------------
@@ -441,10 +463,10 @@ def test_cohorts_and_all_links_equal_detect(
 ) -> None:
     seed, cfg = CASES[case]
     w = worlds[seed]
-    link, co = cfg.link_params(), cfg.coactivation_params()
+    params, co = cfg.link_params(), cfg.coactivation_params()
     edges, idents, accounts = tables(spark, w)
 
-    cohorts = burst_cohorts(w.proj, link, co)
+    cohorts = burst_cohorts(w.proj, params, co)
     pay = w.proj.kinds[PAYEE.name]
     members = sp.coo_matrix(cohorts.members)
     want_members = {
@@ -457,7 +479,7 @@ def test_cohorts_and_all_links_equal_detect(
         (w.proj.ids[int(a)], ident_id(PAYEE.name, int(j))): (f - w.proj.created[a]) / DAY
         for a, j, f in zip(acc, ident, first, strict=True)
     }
-    cohort_df = sl.burst_cohorts(edges, idents, accounts, link, co).cache()
+    cohort_df = sl.burst_cohorts(edges, idents, accounts, params, co).cache()
     rows = cohort_df.collect()
     got_members = {(r["account"], r["payee"]) for r in rows}
     assert got_members == want_members
@@ -472,18 +494,35 @@ def test_cohorts_and_all_links_equal_detect(
     )
     cohort_df.unpersist()
 
-    s, arrival = detect_links(w.proj, link, co)
+    # Onboarding cohorts (cash-out payers new to the platform): the same members and links.
+    fresh = burst_cohorts(w.proj, params, co, fresh=True)
+    fm = sp.coo_matrix(fresh.members)
+    want_fresh = {
+        (w.proj.ids[i], ident_id(PAYEE.name, int(fresh.payee[c])))
+        for i, c in zip(fm.row.tolist(), fm.col.tolist(), strict=True)
+    }
+    assert fresh.n_cohorts >= 4
+    fresh_df = sl.burst_cohorts(edges, idents, accounts, params, co, fresh=True).cache()
+    assert {(r["account"], r["payee"]) for r in fresh_df.collect()} == want_fresh
+    assert_same(
+        upper(w.proj.ids, coactivation_matrix(fresh, co, fresh=True)),
+        collected(sl.coactivation_pairs(fresh_df, co, fresh=True), "w"),
+    )
+    fresh_df.unpersist()
+
+    s, arrival = detect_links(w.proj, cfg)
     assert_same(
         upper(w.proj.ids, s, arrival),
-        collected(sl.all_links(edges, idents, accounts, link, co), "s", "arrival"),
+        collected(sl.all_links(edges, idents, accounts, params, co), "s", "arrival"),
     )
     if case == "small caps":
-        # Co-activation off: the link pairs alone, as detect with coactivation_weight 0.
-        off = replace(co, weight=0.0)
-        s, arrival = detect_links(w.proj, link, off)
+        # Cohorts off: the link pairs alone, as detect with both weights 0.
+        off_cfg = replace(cfg, coactivation_weight=0.0, fresh_weight=0.0)
+        off = off_cfg.coactivation_params()
+        s, arrival = detect_links(w.proj, off_cfg)
         assert_same(
             upper(w.proj.ids, s, arrival),
-            collected(sl.all_links(edges, idents, accounts, link, off), "s", "arrival"),
+            collected(sl.all_links(edges, idents, accounts, params, off), "s", "arrival"),
         )
 
 

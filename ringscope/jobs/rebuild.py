@@ -232,6 +232,7 @@ def rebuild(
         coactivation_weight=(
             DetectConfig().coactivation_weight if settings.detect_coactivation else 0.0
         ),
+        fresh_weight=DetectConfig().fresh_weight if settings.detect_onboarding else 0.0,
         reassemble_share=DetectConfig().reassemble_share if settings.detect_reassemble else 0.0,
     )
     writer = BuildWriter(

@@ -237,7 +237,7 @@ def detect_spark(
     from pyspark.sql import functions as F
 
     from ringscope.spark.components import connected_components
-    from ringscope.spark.linking import burst_cohorts, coactivation_pairs, link_pairs
+    from ringscope.spark.linking import burst_cohorts, link_pairs, with_cohort_links
 
     cfg = config or DetectConfig()
     params = cfg.link_params()
@@ -298,17 +298,10 @@ def detect_spark(
 
     pairs = link_pairs(base, identifiers, params)
     cohorts = None
+    cparams = cfg.coactivation_params()
     if cfg.coactivation_weight > 0:
-        cohorts = cut(burst_cohorts(base, identifiers, accounts, params, cfg.coactivation_params()))
-        co = coactivation_pairs(cohorts, cfg.coactivation_params())
-        pairs = (
-            pairs.unionByName(
-                co.select("a", "b", F.col("w").alias("s"), F.col("w").alias("arrival"))
-            )
-            .groupBy("a", "b")
-            .agg(F.sum("s").alias("s"), F.sum("arrival").alias("arrival"))
-        )
-    pairs = cut(pairs)
+        cohorts = cut(burst_cohorts(base, identifiers, accounts, params, cparams))
+    pairs = cut(with_cohort_links(pairs, base, identifiers, accounts, params, cparams, cohorts))
     counts["links"] = pairs.count()
     t = lap("linking", t)
 

@@ -54,8 +54,10 @@ Co-activation (``models.coactivation``, whose module doc says why): a payee's bu
 its payers (known first payment, payee eligible) whose first payment is within ``burst_days``
 of the payee's first ``t0``, who had been open at least ``quiet_days``; kept when it has at
 least ``min_members`` and at least ``born_share`` of the payee's payers. Every pair in a cohort
-gets ``weight`` per shared cohort (``weight * C C^T``). ``detect`` adds that matrix to both
-``s`` and ``arrival``; :func:`all_links` does the same.
+gets ``weight`` per shared cohort (``weight * C C^T``). Onboarding cohorts are the same with
+the rule ``first <= t0 + fresh_burst_days`` and ``0 <= quiet <= fresh_days`` and
+``fresh_weight``. ``detect`` adds both matrices to both ``s`` and ``arrival``;
+:func:`all_links` (:func:`with_cohort_links`) does the same.
 
 Not reproduced: for a first seen in the week of 1970-01-01 (``first // A == 0``) the in-process
 co-arrival key of the bucket below wraps to the previous identifier's column and takes its
@@ -80,6 +82,7 @@ __all__ = [
     "dedupe",
     "identifier_weights",
     "link_pairs",
+    "with_cohort_links",
 ]
 
 
@@ -263,8 +266,12 @@ def burst_cohorts(
     accounts: DataFrame,
     link: LinkParams,
     params: CoactivationParams,
+    *,
+    fresh: bool = False,
 ) -> DataFrame:
-    """Every payee's burst cohort, as ``coactivation.burst_cohorts`` (rules in its module doc).
+    """Every payee's burst cohort, as ``coactivation.burst_cohorts`` (rules in its module doc);
+    with ``fresh`` its onboarding cohort (``first <= t0 + fresh_burst_days * DAY`` and
+    ``0 <= quiet <= fresh_days``).
 
     Per eligible payee ``p`` over its folded payments with a known first payment:
     ``t0(p) = min first``, ``payers(p)`` = their count; a payer is a member when
@@ -293,10 +300,17 @@ def burst_cohorts(
         F.coalesce(F.col("created"), F.lit(-1)) >= 0,
         (F.col("first") - F.col("created")).cast("double") / float(DAY),
     ).otherwise(-1.0)
-    members = rows.withColumn("quiet_days", quiet).where(
-        (F.col("first") <= F.col("t0") + params.burst_days * DAY)
-        & (F.col("quiet_days") >= float(params.quiet_days))
-    )
+    if fresh:
+        rule = (
+            (F.col("first") <= F.col("t0") + params.fresh_burst_days * DAY)
+            & (F.col("quiet_days") >= 0.0)
+            & (F.col("quiet_days") <= float(params.fresh_days))
+        )
+    else:
+        rule = (F.col("first") <= F.col("t0") + params.burst_days * DAY) & (
+            F.col("quiet_days") >= float(params.quiet_days)
+        )
+    members = rows.withColumn("quiet_days", quiet).where(rule)
     size = members.groupBy("ident", "payers").agg(F.count(F.lit(1)).alias("size"))
     good = size.where(
         (F.col("size") >= params.min_members)
@@ -311,12 +325,15 @@ def burst_cohorts(
     )
 
 
-def coactivation_pairs(cohorts: DataFrame, params: CoactivationParams) -> DataFrame:
-    """``coactivation.coactivation_matrix``'s upper triangle: ``weight`` times the number of
-    cohorts a pair shares (``weight * C C^T``), by a self-join of :func:`burst_cohorts`' rows
-    on the payee.
+def coactivation_pairs(
+    cohorts: DataFrame, params: CoactivationParams, *, fresh: bool = False
+) -> DataFrame:
+    """``coactivation.coactivation_matrix``'s upper triangle: ``weight`` (with ``fresh``,
+    ``fresh_weight``) times the number of cohorts a pair shares (``weight * C C^T``), by a
+    self-join of :func:`burst_cohorts`' rows on the payee.
 
     -> a string, b string (a < b), w double; pairs with ``w == 0`` (weight 0) dropped."""
+    weight = params.fresh_weight if fresh else params.weight
     left = cohorts.select("payee", F.col("account").alias("a"))
     right = cohorts.select("payee", F.col("account").alias("b"))
     return (
@@ -324,7 +341,7 @@ def coactivation_pairs(cohorts: DataFrame, params: CoactivationParams) -> DataFr
         .where(F.col("a") < F.col("b"))
         .groupBy("a", "b")
         .agg(F.count(F.lit(1)).alias("shared"))
-        .select("a", "b", (F.lit(float(params.weight)) * F.col("shared")).alias("w"))
+        .select("a", "b", (F.lit(float(weight)) * F.col("shared")).alias("w"))
         .where(F.col("w") != 0.0)
     )
 
@@ -336,18 +353,44 @@ def all_links(
     link: LinkParams,
     coactivation: CoactivationParams | None,
 ) -> DataFrame:
-    """Every link ``detect`` works from: :func:`link_pairs` plus co-activation, added to both
-    the link weight and the arrival part (``s + co``, ``arrival + co``), as ``detect`` does when
-    ``coactivation_weight > 0``. ``coactivation`` None (or of weight <= 0) leaves it out.
+    """Every link ``detect`` works from: :func:`link_pairs` plus co-activation and onboarding
+    cohorts, added to both the link weight and the arrival part (``s + co``, ``arrival + co``),
+    as ``detect`` does when ``coactivation_weight > 0`` (``fresh_weight > 0``). ``coactivation``
+    None (or of weights <= 0) leaves them out.
 
     -> a string, b string (a < b), s double, arrival double; one row per linked pair."""
     pairs = link_pairs(edges, identifiers, link)
-    if coactivation is None or coactivation.weight <= 0:
+    if coactivation is None:
         return pairs
-    co = coactivation_pairs(
-        burst_cohorts(edges, identifiers, accounts, link, coactivation), coactivation
-    )
-    both = pairs.unionByName(
-        co.select("a", "b", F.col("w").alias("s"), F.col("w").alias("arrival"))
-    )
-    return both.groupBy("a", "b").agg(F.sum("s").alias("s"), F.sum("arrival").alias("arrival"))
+    return with_cohort_links(pairs, edges, identifiers, accounts, link, coactivation)
+
+
+def with_cohort_links(
+    pairs: DataFrame,
+    edges: DataFrame,
+    identifiers: DataFrame,
+    accounts: DataFrame,
+    link: LinkParams,
+    params: CoactivationParams,
+    cohorts: DataFrame | None = None,
+) -> DataFrame:
+    """``pairs`` (a, b, s, arrival) plus the wake cohorts' links (``cohorts``, computed here
+    when None) and the onboarding cohorts' links, each where its weight is positive."""
+    extra = []
+    if params.weight > 0:
+        wake = (
+            cohorts
+            if cohorts is not None
+            else burst_cohorts(edges, identifiers, accounts, link, params)
+        )
+        extra.append(coactivation_pairs(wake, params))
+    if params.fresh_weight > 0:
+        fresh = burst_cohorts(edges, identifiers, accounts, link, params, fresh=True)
+        extra.append(coactivation_pairs(fresh, params, fresh=True))
+    if not extra:
+        return pairs
+    for co in extra:
+        pairs = pairs.unionByName(
+            co.select("a", "b", F.col("w").alias("s"), F.col("w").alias("arrival"))
+        )
+    return pairs.groupBy("a", "b").agg(F.sum("s").alias("s"), F.sum("arrival").alias("arrival"))

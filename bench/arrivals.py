@@ -1204,12 +1204,13 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-# The account model's switches the bench can flip, on and off side by side: flag -> (setting,
-# what it does). Their defaults are the settings'.
-MODEL_SWITCHES: dict[str, tuple[str, str]] = {
+# The account model's and the detector's switches the bench can flip, on and off side by side:
+# flag -> (setting, what it does). Their defaults are the settings'.
+SWITCHES: dict[str, tuple[str, str]] = {
     "ring-prior": ("model_ring_prior", "train the account model with the ring features"),
     "label-frequency": ("model_label_frequency", "the account model's label frequency"),
     "ring-soft": ("model_ring_soft_labels", "train with the clusters' members as soft fraud"),
+    "onboarding": ("detect_onboarding", "link new accounts that first paid a new payee together"),
 }
 
 
@@ -1243,7 +1244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0.0,
         help="share of rings whose last-opened quarter comes back after the ring struck",
     )
-    for flag, (setting, what) in MODEL_SWITCHES.items():
+    for flag, (setting, what) in SWITCHES.items():
         on = bool(Settings.model_fields[setting].default)
         ap.add_argument(f"--{flag}", choices=["on", "off"], default="on" if on else "off",
                         help=f"{what} (RINGSCOPE_{setting.upper()})")  # fmt: skip
@@ -1277,7 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         neo4j_heap="1g",
         neo4j_pagecache="1g",
         model_use_gnn=False,
-        **{f: getattr(args, k.replace("-", "_")) == "on" for k, (f, _) in MODEL_SWITCHES.items()},
+        **{f: getattr(args, k.replace("-", "_")) == "on" for k, (f, _) in SWITCHES.items()},
     )
     code = code_state()  # at the start: the code this process imported
     reports: list[dict[str, Any]] = []
@@ -1314,7 +1315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "entities": args.entities,
             "ring_return_share": args.ring_return_share,
             "details": args.details,
-            **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in MODEL_SWITCHES},
+            **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in SWITCHES},
             "primed": True,  # a rings-only build before each training one
         },
         "goals": {

@@ -117,13 +117,15 @@ def fraud_ids(truth: Path) -> set[str]:
             if str(f).strip().lower() in ("true", "1", "t", "yes")}  # fmt: skip
 
 
-def pooled(ms: Sequence[dict[str, Any]]) -> tuple[dict[str, int], dict[str, list[int]]]:
+def pooled(
+    ms: Sequence[dict[str, Any]], key: str = "typologies"
+) -> tuple[dict[str, int], dict[str, list[int]]]:
     """Worlds' :func:`world_metrics` summed: ring, flagged and true-cluster counts, and per
-    typology ``[found, rings]``."""
+    typology ``[found, rings]`` (``key="members"``: ``[members flagged, members]``)."""
     total = {k: sum(m[k] for m in ms) for k in ("rings", "found", "flagged", "true")}
     typ: dict[str, list[int]] = {}
     for m in ms:
-        for k, (hit, n) in m["typologies"].items():
+        for k, (hit, n) in m[key].items():
             typ.setdefault(k, [0, 0])
             typ[k][0] += hit
             typ[k][1] += n
@@ -151,6 +153,13 @@ def world_metrics(
     b_hit = [bool(h) or sum(a in inside for a in g) > BENIGN_INSIDE_SHARE * len(g)
              for h, g in zip(g_hit, benign, strict=True)]  # fmt: skip
     r90, _ = recall_at_precision_of(members, scores.tolist(), fraud, rings, precision=0.9)
+    # Members: how much of each ring the flagged clusters hold (a ring "found" through three of
+    # its eight members leaves five that a screen cannot attribute to it).
+    by_members: dict[str, list[int]] = {}
+    for t, g in zip(typ, rings, strict=True):
+        by_members.setdefault(t, [0, 0])
+        by_members[t][0] += sum(a in inside for a in g)
+        by_members[t][1] += len(g)
     by_typ: dict[str, list[int]] = {}
     for t, n, hit in zip(typ, names, found.tolist(), strict=True):
         for key in (t, "sleeper_chain") if t == "sleeper" and n not in woke else (t,):
@@ -160,7 +169,7 @@ def world_metrics(
     return {
         "rings": len(rings), "found": int(found.sum()), "flagged": int(flagged_mask.sum()),
         "true": int(tp[flagged_mask].sum()), "r90": r90, "benign": len(benign),
-        "benign_hit": int(sum(b_hit)), "typologies": by_typ,
+        "benign_hit": int(sum(b_hit)), "typologies": by_typ, "members": by_members,
         "missed": Counter((t, w) for t, w in zip(typ, why, strict=True) if w),
     }  # fmt: skip
 
@@ -194,6 +203,10 @@ def evaluate(seeds: Sequence[int], accounts: int, work: Path, overrides: dict[st
     )
     print("  " + " ".join(f"{k} {v[0]}/{v[1]} ({_ratio(*v):.2f})" for k, v in sorted(typ.items())))
     print("  missed: " + ", ".join(f"{t} {w} {n}" for (t, w), n in sorted(missed.items())))
+    _, flagged_members = pooled(worlds, "members")
+    print("  ring members in flagged clusters: " + " ".join(
+        f"{k} {v[0]}/{v[1]} ({_ratio(*v):.2f})" for k, v in sorted(flagged_members.items())
+    ))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

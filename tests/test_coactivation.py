@@ -8,10 +8,15 @@ co-arrival bonus, under the 0.25 threshold), so only the synchronised wake can f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ringscope.graph import Graph, cypher
+from ringscope.jobs.rebuild import rebuild
+from ringscope.models.builds import all_clusters, current_build
 from ringscope.models.detect import DetectConfig, detect
+from ringscope.settings import Settings
 from tests.test_detect_rings import World, clusters_with, household
 
 pytestmark = pytest.mark.neo4j
@@ -123,3 +128,26 @@ def test_sign_ups_spread_over_months_or_paying_late_are_not_a_cohort(graph: Grap
     graph.write(cypher.DELETE_ALL)
     w2.write(graph)
     assert not clusters_with(detect(graph), late)
+
+
+def test_the_rebuild_links_onboarding_cohorts_unless_the_setting_is_off(
+    graph: Graph, neo4j_settings: Settings, tmp_path: Path
+) -> None:
+    """``RINGSCOPE_DETECT_ONBOARDING`` reaches the rebuild's detector: on (the default), the
+    build's clusters hold the ring; off, none holds two of its members."""
+    w = World()
+    w.background(30)
+    days = [f"05-{d:02d}" for d in (1, 2, 2, 4, 5, 7, 9, 10)]
+    ring = set(onboarders(w, "N", days, [1, 0, 3, 2, 6, 1, 4, 0]))
+    w.write(graph)
+    base = neo4j_settings.model_copy(update={"model_dir": tmp_path / "models"})
+    assert base.detect_onboarding
+
+    def clusters_holding_two() -> list[set[str]]:
+        _, found = all_clusters(graph, current_build(graph).id)
+        return [set(c.members) & ring for c in found if len(set(c.members) & ring) >= 2]
+
+    rebuild(graph, base, use_model=False)
+    assert clusters_holding_two() == [ring]
+    rebuild(graph, base.model_copy(update={"detect_onboarding": False}), use_model=False)
+    assert clusters_holding_two() == []
